@@ -1,0 +1,290 @@
+//! The JSON contract between the operator and the render pod.
+//!
+//! - [`ShardSpec`]: what one render pod renders (`render-pod render --spec JSON`).
+//! - [`MergeSpec`]: what the merge pod stitches (`render-pod merge --spec JSON`).
+//! - [`ShardManifest`]: written LAST by a render pod, beside its objects; a shard counts as
+//!   rendered only when its manifest exists and its objects match it.
+//! - [`JobManifest`]: written by the merge pod: every frame, its inputs and checksums.
+//! - [`exit`]: exit codes, which tell the operator whether a retry can help.
+//!
+//! Storage layout under the job's output prefix (DESIGN §5):
+//!
+//! ```text
+//! <prefix>/<job-uid>/shards/<i>/<attempt>/...            tile/sample pixels
+//! <prefix>/<job-uid>/shards/<i>/<attempt>/manifest.json  written last
+//! <prefix>/frames/<job>.<frame>.exr|png                   merged frames
+//! <prefix>/<job-uid>/job-manifest.json                    every frame and its inputs
+//! ```
+//!
+//! Field names are camelCase, like the Kubernetes objects around them. `version` lets a newer
+//! pod refuse a spec it does not understand instead of guessing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attempt_map::AttemptMap;
+use crate::plan::{SampleRange, TileRect};
+
+/// The contract version this build writes and reads.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// Output image formats the merge writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Exr,
+    Png,
+}
+
+impl ImageFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Exr => "exr",
+            ImageFormat::Png => "png",
+        }
+    }
+}
+
+/// Settings shared by every shard of a job; part of both specs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderSettings {
+    /// Scene URL: `file://`, `s3://`, `gs://`, `az://`, `http(s)://`.
+    pub scene: String,
+    /// Camera name; `None` means the first camera of the scene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    /// Samples per pixel of the whole frame (all sample splits together).
+    pub samples_per_pixel: u32,
+    pub max_bounces: u32,
+    /// Constant environment radiance, linear RGB.
+    #[serde(default)]
+    pub background: [f32; 3],
+    pub seed: u64,
+}
+
+/// One shard attempt, as the operator hands it to a render pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardSpec {
+    pub version: u32,
+    pub job: String,
+    pub namespace: String,
+    pub job_uid: String,
+    pub shard: u32,
+    pub attempt: u32,
+    pub settings: RenderSettings,
+    /// The frames this shard renders, in order.
+    pub frames: Vec<i64>,
+    pub tile: TileRect,
+    pub samples: SampleRange,
+    /// Output prefix URL, without a trailing slash.
+    pub output: String,
+}
+
+impl ShardSpec {
+    /// `<prefix>/<job-uid>/shards/<i>/<attempt>`
+    pub fn shard_prefix(&self) -> String {
+        shard_prefix(&self.output, &self.job_uid, self.shard, self.attempt)
+    }
+}
+
+/// The merge: which attempt of every shard to read, and where the frames go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeSpec {
+    pub version: u32,
+    pub job: String,
+    pub namespace: String,
+    pub job_uid: String,
+    pub settings: RenderSettings,
+    /// The job's frame list in render-farm syntax (re-planned by the merge, never expanded here).
+    pub frames: String,
+    pub frames_per_shard: u32,
+    pub tiles_x: u32,
+    pub tiles_y: u32,
+    pub sample_splits: u32,
+    /// The attempt to read for each shard; shards not listed use attempt 0.
+    pub attempts: AttemptMap,
+    pub formats: Vec<ImageFormat>,
+    pub output: String,
+}
+
+/// One object a pod wrote, relative to its prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestFile {
+    pub path: String,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the object's bytes.
+    pub sha256: String,
+}
+
+/// What a render took; for status, metrics and benchmarks.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderStats {
+    pub render_seconds: f64,
+    pub total_seconds: f64,
+    pub samples_per_second: f64,
+    /// `adapter.get_info()` of the GPU (or lavapipe) that rendered.
+    pub adapter: String,
+}
+
+/// Written last by a render pod, at `<shard prefix>/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardManifest {
+    pub version: u32,
+    pub job_uid: String,
+    pub shard: u32,
+    pub attempt: u32,
+    pub frames: Vec<i64>,
+    pub tile: TileRect,
+    pub samples: SampleRange,
+    pub files: Vec<ManifestFile>,
+    pub stats: RenderStats,
+}
+
+/// One merged frame in the job manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrameRecord {
+    pub frame: i64,
+    /// Paths relative to the output prefix.
+    pub files: Vec<ManifestFile>,
+    /// The shard attempts this frame was merged from: shard index → attempt.
+    pub inputs: BTreeMap<u32, u32>,
+}
+
+/// Written by the merge pod at `<prefix>/<job-uid>/job-manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobManifest {
+    pub version: u32,
+    pub job: String,
+    pub namespace: String,
+    pub job_uid: String,
+    pub frames: Vec<FrameRecord>,
+}
+
+/// What a merge pod that found bad shard outputs writes to its termination message
+/// (`/dev/termination-log`), so the operator re-renders exactly those shards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidShards {
+    /// Shards whose manifest is missing, or whose objects do not match it.
+    pub shards: crate::index_set::IndexSet,
+    pub reason: String,
+}
+
+/// `<prefix>/<job-uid>/shards/<i>/<attempt>`
+pub fn shard_prefix(output: &str, job_uid: &str, shard: u32, attempt: u32) -> String {
+    format!(
+        "{}/{job_uid}/shards/{shard}/{attempt}",
+        output.trim_end_matches('/')
+    )
+}
+
+/// `<prefix>/frames/<job>.<frame>.<ext>`, the frame number zero-padded to 4 digits.
+pub fn frame_path(output: &str, job: &str, frame: i64, format: ImageFormat) -> String {
+    format!(
+        "{}/frames/{job}.{frame:04}.{}",
+        output.trim_end_matches('/'),
+        format.extension()
+    )
+}
+
+/// `<prefix>/<job-uid>/job-manifest.json`
+pub fn job_manifest_path(output: &str, job_uid: &str) -> String {
+    format!("{}/{job_uid}/job-manifest.json", output.trim_end_matches('/'))
+}
+
+/// The file name of a shard manifest inside its shard prefix.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Exit codes of `render-pod`. The operator reads them from the pod's container status.
+pub mod exit {
+    /// Rendered and written.
+    pub const OK: i32 = 0;
+    /// Something that may pass on a retry (storage hiccup, GPU lost, out of memory on this node).
+    pub const TRANSIENT: i32 = 1;
+    /// The command line was wrong (clap's usage error code); no retry helps.
+    pub const USAGE: i32 = 2;
+    /// The scene or the spec is invalid (unreadable glTF, no camera, spec of another version);
+    /// no retry helps.
+    pub const BAD_INPUT: i32 = 3;
+    /// Merge only: some shard outputs are missing or corrupt; the termination message holds
+    /// an [`InvalidShards`](super::InvalidShards) naming them.
+    pub const INVALID_SHARDS: i32 = 4;
+    /// No GPU adapter was found on this node; another node may have one.
+    pub const NO_ADAPTER: i32 = 5;
+
+    /// What a failed exit code means for the operator.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FailureKind {
+        /// Retry, perhaps on another node.
+        Retryable,
+        /// Fail the shard at once.
+        Permanent,
+        /// Re-render the shards named in the termination message, then merge again.
+        InvalidShards,
+    }
+
+    pub fn classify(code: i32) -> FailureKind {
+        match code {
+            USAGE | BAD_INPUT => FailureKind::Permanent,
+            INVALID_SHARDS => FailureKind::InvalidShards,
+            _ => FailureKind::Retryable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARD_SPEC_FIXTURE: &str = include_str!("../fixtures/shard-spec.json");
+    const MERGE_SPEC_FIXTURE: &str = include_str!("../fixtures/merge-spec.json");
+    const MANIFEST_FIXTURE: &str = include_str!("../fixtures/shard-manifest.json");
+
+    #[test]
+    fn fixtures_parse_and_round_trip() {
+        let spec: ShardSpec = serde_json::from_str(SHARD_SPEC_FIXTURE).unwrap();
+        assert_eq!(spec.version, CONTRACT_VERSION);
+        assert_eq!(spec.tile, TileRect { x: 64, y: 0, width: 64, height: 48 });
+        assert_eq!(spec.shard_prefix(), "file:///data/out/2a8f/shards/5/1");
+        let again: ShardSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(again, spec);
+
+        let merge: MergeSpec = serde_json::from_str(MERGE_SPEC_FIXTURE).unwrap();
+        assert_eq!(merge.attempts.get(5), 1);
+        assert_eq!(merge.attempts.get(4), 0);
+
+        let manifest: ShardManifest = serde_json::from_str(MANIFEST_FIXTURE).unwrap();
+        assert_eq!(manifest.files.len(), 1);
+        assert_eq!(manifest.shard, spec.shard);
+    }
+
+    #[test]
+    fn paths_follow_the_storage_layout() {
+        assert_eq!(shard_prefix("s3://b/p/", "u", 3, 0), "s3://b/p/u/shards/3/0");
+        assert_eq!(frame_path("s3://b/p", "shot", 7, ImageFormat::Exr), "s3://b/p/frames/shot.0007.exr");
+        assert_eq!(frame_path("s3://b/p", "shot", -7, ImageFormat::Png), "s3://b/p/frames/shot.-007.png");
+        assert_eq!(job_manifest_path("file:///o", "u"), "file:///o/u/job-manifest.json");
+    }
+
+    #[test]
+    fn exit_codes_say_whether_a_retry_helps() {
+        use exit::*;
+        assert_eq!(classify(TRANSIENT), FailureKind::Retryable);
+        assert_eq!(classify(NO_ADAPTER), FailureKind::Retryable);
+        assert_eq!(classify(137), FailureKind::Retryable);
+        assert_eq!(classify(BAD_INPUT), FailureKind::Permanent);
+        assert_eq!(classify(USAGE), FailureKind::Permanent);
+        assert_eq!(classify(INVALID_SHARDS), FailureKind::InvalidShards);
+    }
+}
