@@ -1,0 +1,453 @@
+//! `RenderJob`: what to render. Namespaced, owned by an artist or a CI pipeline.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tessera_shard::{AttemptMap, IndexSet};
+
+/// The frame-list syntax the API server accepts: `1-100`, `1-100x2`, `1,5,10-20`, `-10--1`.
+/// The operator's parser (tessera_shard::frames) accepts the same and also refuses backwards
+/// ranges and duplicates, which a regular expression cannot see.
+pub const FRAMES_PATTERN: &str = r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?)*$";
+
+/// A render of a glTF scene over a list of frames, split into shards that run on a RenderPool.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "tessera.dev",
+    version = "v1alpha1",
+    kind = "RenderJob",
+    namespaced,
+    shortname = "rj",
+    status = "RenderJobStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress"}"#,
+    printcolumn = r#"{"name":"Done","type":"integer","jsonPath":".status.shards.succeeded"}"#,
+    printcolumn = r#"{"name":"Total","type":"integer","jsonPath":".status.shards.total"}"#,
+    printcolumn = r#"{"name":"ETA","type":"date","jsonPath":".status.estimatedCompletionTime","priority":1}"#,
+    printcolumn = r#"{"name":"Pool","type":"string","jsonPath":".spec.pool","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new(
+        "!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.frames == oldSelf.spec.frames && self.spec.sharding == oldSelf.spec.sharding && self.spec.resolution == oldSelf.spec.resolution && self.spec.samplesPerPixel == oldSelf.spec.samplesPerPixel)"
+    ).message("spec.frames, spec.sharding, spec.resolution and spec.samplesPerPixel cannot change once rendering has started (status.startTime is set); create a new RenderJob instead")
+)]
+#[x_kube(
+    validation = Rule::new("self.sharding.tiles.x <= self.resolution.width").message("spec.sharding.tiles.x must not exceed spec.resolution.width"),
+    validation = Rule::new("self.sharding.tiles.y <= self.resolution.height").message("spec.sharding.tiles.y must not exceed spec.resolution.height"),
+    validation = Rule::new("self.sharding.sampleSplits <= self.samplesPerPixel").message("spec.sharding.sampleSplits must not exceed spec.samplesPerPixel"),
+    validation = Rule::new("!has(self.retry) || !has(self.retry.maxBackoffSeconds) || !has(self.retry.backoffSeconds) || self.retry.backoffSeconds <= self.retry.maxBackoffSeconds").message("spec.retry.backoffSeconds must not exceed spec.retry.maxBackoffSeconds")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderJobSpec {
+    /// The RenderPool whose nodes render this job.
+    #[schemars(length(min = 1, max = 253))]
+    pub pool: String,
+
+    /// Where the glTF 2.0 scene (.gltf with embedded buffers, or .glb) comes from.
+    pub scene: SceneSource,
+
+    /// Name of the camera to render through. Default: the scene's first camera.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+
+    /// Frames in render-farm syntax: `1-100`, `1-100x2` (every second frame), `1,5,10-20`,
+    /// negative frames `-10--1`. Frames render in the order listed.
+    #[schemars(length(min = 1, max = 4096), regex(pattern = r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?)*$"))]
+    pub frames: String,
+
+    /// Output image size in pixels.
+    pub resolution: Resolution,
+
+    /// Path-tracing samples per pixel of each finished frame.
+    #[schemars(range(min = 1, max = 1048576))]
+    pub samples_per_pixel: u32,
+
+    /// Bounces after the camera hit, with light sampled at every vertex (Cycles `max_bounces`).
+    #[serde(default = "default_max_bounces")]
+    #[schemars(range(min = 0, max = 64))]
+    pub max_bounces: u32,
+
+    /// Constant environment radiance, linear RGB. Default black.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 3))]
+    pub background: Option<Vec<f32>>,
+
+    /// Seed of the random sequences; the same seed gives the same pixels.
+    #[serde(default)]
+    pub seed: u64,
+
+    /// How the job is cut into shards.
+    #[serde(default)]
+    pub sharding: Sharding,
+
+    /// Where the frames go. Default: the pool's storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
+
+    /// Higher runs first when jobs compete for a pool; ties share the pool fairly across
+    /// namespaces, then first come first served.
+    #[serde(default)]
+    #[schemars(range(min = -1000, max = 1000))]
+    pub priority: i32,
+
+    /// What happens when shards fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+
+    /// Stop starting shards and delete the pods that have not started running. Running shards
+    /// finish. Set back to false to resume.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Seconds after the job started rendering before it is failed with reason
+    /// DeadlineExceeded and its pods deleted, as for Kubernetes Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+
+    /// Seconds after the job finished (Complete or Failed) before the RenderJob and its pods
+    /// are deleted, as for Kubernetes Jobs. Outputs in storage stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i64>,
+}
+
+fn default_max_bounces() -> u32 {
+    4
+}
+
+/// The scene: exactly one of `url` and `configMap`.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.url) != has(self.configMap)").message("set exactly one of spec.scene.url and spec.scene.configMap"))]
+#[serde(rename_all = "camelCase")]
+pub struct SceneSource {
+    /// Object-store or HTTP(S) URL of the scene: `s3://…`, `gs://…`, `az://…`, `file:///…`,
+    /// `https://…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(s3|gs|az|file|http|https)://.+$"))]
+    pub url: Option<String>,
+
+    /// A ConfigMap key in the job's namespace holding the scene (binaryData for .glb).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapKey>,
+}
+
+/// A key of a ConfigMap.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct ConfigMapKey {
+    /// ConfigMap name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key within the ConfigMap, for example `shot010.glb`.
+    #[schemars(length(min = 1), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// Image size in pixels.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Resolution {
+    #[schemars(range(min = 1, max = 32768))]
+    pub width: u32,
+    #[schemars(range(min = 1, max = 32768))]
+    pub height: u32,
+}
+
+/// How a job is cut into shards: frame chunks × tiles × sample splits.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sharding {
+    /// Consecutive frames (in list order) one shard renders.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub frames_per_shard: u32,
+
+    /// Each frame is cut into `x` × `y` tiles rendered by separate shards; merged frames are
+    /// bit-identical to whole-frame renders.
+    #[serde(default)]
+    pub tiles: Tiles,
+
+    /// Each pixel's samples are split into this many ranges rendered by separate shards and
+    /// averaged when merging.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub sample_splits: u32,
+}
+
+impl Default for Sharding {
+    fn default() -> Self {
+        Self {
+            frames_per_shard: 1,
+            tiles: Tiles::default(),
+            sample_splits: 1,
+        }
+    }
+}
+
+/// Tiles per frame.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Tiles {
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 256))]
+    pub x: u32,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 256))]
+    pub y: u32,
+}
+
+impl Default for Tiles {
+    fn default() -> Self {
+        Self { x: 1, y: 1 }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where outputs go.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputSpec {
+    /// Output prefix URL (`s3://bucket/shots/010`, `file:///data/out`). Default: the pool's
+    /// storage URL followed by `/<namespace>/<job>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(s3|gs|az|file)://.+$"))]
+    pub url: Option<String>,
+
+    /// Secret (in this namespace) with storage credentials. Default: the pool's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// Formats of the merged frames.
+    #[serde(default = "default_formats")]
+    #[schemars(length(min = 1, max = 2))]
+    pub formats: Vec<OutputFormat>,
+}
+
+fn default_formats() -> Vec<OutputFormat> {
+    vec![OutputFormat::Exr, OutputFormat::Png]
+}
+
+/// A merged-frame format.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OutputFormat {
+    /// Linear RGB, 32-bit float OpenEXR.
+    #[serde(rename = "EXR")]
+    Exr,
+    /// Tone-mapped sRGB, 8-bit PNG.
+    #[serde(rename = "PNG")]
+    Png,
+}
+
+/// Retries and failure budgets.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Attempts per shard, the first included, before the shard fails. Evictions, preemption
+    /// and lost nodes do not count.
+    #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1, max = 20))]
+    pub attempts_per_shard: u32,
+
+    /// Delay before the first retry of a shard; doubles with each further failure.
+    #[serde(default = "default_backoff")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub backoff_seconds: u32,
+
+    /// Upper bound of the retry delay.
+    #[serde(default = "default_max_backoff")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub max_backoff_seconds: u32,
+
+    /// Shards that may fail for good before the job fails at once (like the Job controller's
+    /// maxFailedIndexes). The job still cannot complete with a failed shard; the budget lets
+    /// the rest of the job finish so that one bad frame does not hide others.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_failed_shards: u32,
+
+    /// Failed shard attempts, over the whole job, after which the job fails (Deadline's job
+    /// error limit). Unset: no limit beyond attemptsPerShard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub failure_limit: Option<u32>,
+
+    /// Failed shard attempts on one node after which this job stops using that node
+    /// (Flamenco's worker blocklist).
+    #[serde(default = "default_node_threshold")]
+    #[schemars(range(min = 1, max = 100))]
+    pub node_failure_threshold: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts_per_shard: default_attempts(),
+            backoff_seconds: default_backoff(),
+            max_backoff_seconds: default_max_backoff(),
+            max_failed_shards: 0,
+            failure_limit: None,
+            node_failure_threshold: default_node_threshold(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+fn default_backoff() -> u32 {
+    10
+}
+fn default_max_backoff() -> u32 {
+    300
+}
+fn default_node_threshold() -> u32 {
+    3
+}
+
+/// The life of a job, for humans; conditions are the machine-readable truth.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum JobPhase {
+    /// Accepted, waiting for pool capacity.
+    Queued,
+    /// Shards are running.
+    Rendering,
+    /// Every shard rendered; the merge pod is stitching frames.
+    Merging,
+    /// Frames are written.
+    Complete,
+    /// The job failed; see the Failed condition.
+    Failed,
+    /// spec.suspend is set.
+    Suspended,
+}
+
+/// What the operator observed and decided.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderJobStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<JobPhase>,
+
+    /// Accepted, Rendering, Merging, Complete, Failed, Suspended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Shards by state.
+    #[serde(default)]
+    pub shards: ShardCounts,
+
+    /// Shards that rendered and were verified, as an index set (`0-41,43-99`).
+    #[serde(default, skip_serializing_if = "IndexSet::is_empty")]
+    #[schemars(with = "String")]
+    pub succeeded_shards: IndexSet,
+
+    /// Shards that failed for good.
+    #[serde(default, skip_serializing_if = "IndexSet::is_empty")]
+    #[schemars(with = "String")]
+    pub failed_shards: IndexSet,
+
+    /// The current attempt of every shard not on its first (`17:2,40-45:1`); the merge reads
+    /// exactly these attempts.
+    #[serde(default, skip_serializing_if = "AttemptMap::is_empty")]
+    #[schemars(with = "String")]
+    pub shard_attempts: AttemptMap,
+
+    /// Shards running now (at most 50 listed; `shards.active` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_shards: Vec<ActiveShard>,
+
+    /// Failed attempts per node, for nodes with at least one; nodes at the retry policy's
+    /// nodeFailureThreshold are no longer used by this job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_failures: Vec<NodeFailures>,
+
+    /// The most recent failure, for a human to start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<ShardFailure>,
+
+    /// Percentage of shards done, for `kubectl get` (e.g. `42%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+
+    /// When the remaining shards should be done at the current pace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_completion_time: Option<Time>,
+
+    /// GPU time spent by this job's pods (finished and running), in seconds.
+    #[serde(default)]
+    pub gpu_seconds: f64,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+
+    /// Where the frames are (or will be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputStatus>,
+}
+
+/// Shards by state.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub struct ShardCounts {
+    #[serde(default)]
+    pub total: u32,
+    #[serde(default)]
+    pub succeeded: u32,
+    #[serde(default)]
+    pub failed: u32,
+    /// Pods pending or running.
+    #[serde(default)]
+    pub active: u32,
+    /// Not started, or waiting to retry.
+    #[serde(default)]
+    pub waiting: u32,
+}
+
+/// A shard running now.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveShard {
+    pub shard: u32,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+}
+
+/// Failed attempts of this job on one node.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct NodeFailures {
+    pub node: String,
+    pub failures: u32,
+}
+
+/// One failed shard attempt.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ShardFailure {
+    pub shard: u32,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// PascalCase reason, e.g. `BadScene`, `Error`, `OOMKilled`, `OutputCorrupt`.
+    pub reason: String,
+    pub message: String,
+}
+
+/// Output locations.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputStatus {
+    /// The merged frames, `<prefix>/frames/<job>.####.<ext>`.
+    pub frames: String,
+    /// The job manifest listing every frame, its inputs and checksums.
+    pub manifest: String,
+}

@@ -1,0 +1,78 @@
+//! Names and labels of the objects the operator creates. Deterministic names make creation
+//! idempotent: a second create of the same attempt answers `AlreadyExists`, which is success.
+
+use sha2::{Digest, Sha256};
+
+pub const JOB: &str = "tessera.dev/job";
+pub const JOB_UID: &str = "tessera.dev/job-uid";
+pub const SHARD: &str = "tessera.dev/shard";
+pub const ATTEMPT: &str = "tessera.dev/attempt";
+pub const ROLE: &str = "tessera.dev/role";
+pub const POOL: &str = "tessera.dev/pool";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGER: &str = "tessera-operator";
+/// Annotation on merge pods: the attempt map the merge read, so a failed merge's verdict is
+/// applied to exactly those attempts.
+pub const MERGE_ATTEMPTS: &str = "tessera.dev/merge-attempts";
+
+pub const ROLE_SHARD: &str = "shard";
+pub const ROLE_MERGE: &str = "merge";
+
+/// Kubernetes label values and host names stop at 63 characters.
+const MAX_NAME: usize = 63;
+
+/// `<job>-<shard>-<attempt>`, shortened with a hash of the job name when too long.
+pub fn shard_pod_name(job: &str, shard: u32, attempt: u32) -> String {
+    fit(job, &format!("-{shard}-{attempt}"))
+}
+
+/// `<job>-merge-<attempt>`.
+pub fn merge_pod_name(job: &str, attempt: u32) -> String {
+    fit(job, &format!("-merge-{attempt}"))
+}
+
+/// The job name as a label value (label values stop at 63 characters).
+pub fn job_label_value(job: &str) -> String {
+    fit(job, "")
+}
+
+fn fit(stem: &str, suffix: &str) -> String {
+    if stem.len() + suffix.len() <= MAX_NAME {
+        return format!("{stem}{suffix}");
+    }
+    let hash = hex8(stem);
+    let keep = MAX_NAME - suffix.len() - hash.len() - 1;
+    let prefix = stem[..keep.min(stem.len())].trim_end_matches(['-', '.']);
+    format!("{prefix}-{hash}{suffix}")
+}
+
+fn hex8(text: &str) -> String {
+    Sha256::digest(text.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_kept() {
+        assert_eq!(shard_pod_name("shot010", 12, 0), "shot010-12-0");
+        assert_eq!(merge_pod_name("shot010", 1), "shot010-merge-1");
+        assert_eq!(job_label_value("shot010"), "shot010");
+    }
+
+    #[test]
+    fn long_names_are_shortened_deterministically_and_stay_distinct() {
+        let long = "a".repeat(60) + "-lighting-pass";
+        let name = shard_pod_name(&long, 99999, 19);
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("-99999-19"));
+        assert_eq!(name, shard_pod_name(&long, 99999, 19));
+        let other = "a".repeat(60) + "-lighting-pasS";
+        assert_ne!(shard_pod_name(&other, 99999, 19), name);
+        assert!(job_label_value(&long).len() <= 63);
+    }
+}

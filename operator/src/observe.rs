@@ -1,0 +1,366 @@
+//! Observe: a job's pods (from the shared reflector) → what happened to each shard attempt.
+//!
+//! Pure. The only inputs are the pods, the Ready state of their nodes, and the time; the
+//! operator keeps no state of its own, so a restarted operator observes exactly the same.
+
+use std::collections::{BTreeMap, HashSet};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use tessera_shard::contract::{InvalidShards, exit};
+use tessera_shard::{AttemptMap, IndexSet};
+
+use crate::labels;
+
+/// How an attempt's pod ended, or that it has not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptState {
+    /// Not yet running (unscheduled, pulling, starting).
+    Pending,
+    Running,
+    Succeeded,
+    Failed(Failure),
+}
+
+/// Why an attempt failed, and what it means for the shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// PascalCase.
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Counts against the shard's attempts; a retry may help.
+    Retryable,
+    /// No retry can help (bad scene or spec): the shard fails at once.
+    Permanent,
+    /// Evicted, preempted, or its node was lost: retried without counting.
+    Disruption,
+    /// A merge that found bad shard outputs; they must be rendered again.
+    InvalidShards(IndexSet),
+}
+
+/// One pod: one attempt of a shard, or of the merge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub pod: String,
+    pub attempt: u32,
+    pub node: Option<String>,
+    pub state: AttemptState,
+    pub started: Option<Timestamp>,
+    pub finished: Option<Timestamp>,
+    /// GPUs the pod requested; for GPU-seconds.
+    pub gpus: u32,
+    /// Deletion requested; the pod still exists.
+    pub terminating: bool,
+    /// Merge pods only: the shard attempts the merge read.
+    pub merge_inputs: Option<AttemptMap>,
+}
+
+impl Attempt {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, AttemptState::Succeeded | AttemptState::Failed(_))
+    }
+
+    /// Holds a pool slot: not finished, and not a terminating pod on a dead node.
+    pub fn is_active(&self) -> bool {
+        !self.is_finished()
+    }
+}
+
+/// Everything observed of one job.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Attempts per shard, sorted by attempt.
+    pub shards: BTreeMap<u32, Vec<Attempt>>,
+    /// Merge attempts, sorted.
+    pub merges: Vec<Attempt>,
+}
+
+/// Groups a job's pods by shard and reads each one's outcome. `node_ready` answers whether a
+/// node exists and is Ready; pods on lost nodes are reported as disrupted.
+pub fn observe<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    node_ready: &dyn Fn(&str) -> bool,
+    gpu_resource: &str,
+) -> Observed {
+    let mut observed = Observed::default();
+    for pod in pods {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let Some(attempt) = labels.get(labels::ATTEMPT).and_then(|a| a.parse().ok()) else {
+            continue;
+        };
+        let view = read_attempt(pod, attempt, node_ready, gpu_resource);
+        match labels.get(labels::ROLE).map(String::as_str) {
+            Some(labels::ROLE_MERGE) => observed.merges.push(view),
+            _ => {
+                if let Some(shard) = labels.get(labels::SHARD).and_then(|s| s.parse().ok()) {
+                    observed.shards.entry(shard).or_default().push(view);
+                }
+            }
+        }
+    }
+    for attempts in observed.shards.values_mut() {
+        attempts.sort_by_key(|a| a.attempt);
+    }
+    observed.merges.sort_by_key(|a| a.attempt);
+    observed
+}
+
+fn read_attempt(
+    pod: &Pod,
+    attempt: u32,
+    node_ready: &dyn Fn(&str) -> bool,
+    gpu_resource: &str,
+) -> Attempt {
+    let status = pod.status.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let node = spec.node_name.clone();
+    let terminated = status
+        .container_statuses
+        .as_ref()
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.clone());
+    let started = status
+        .start_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| terminated.as_ref().and_then(|t| t.started_at.as_ref().map(|t| t.0)));
+    let finished = terminated
+        .as_ref()
+        .and_then(|t| t.finished_at.as_ref().map(|t| t.0));
+    let terminating = pod.metadata.deletion_timestamp.is_some();
+    let phase = status.phase.as_deref().unwrap_or("Pending");
+    let node_lost = node.as_deref().is_some_and(|n| !node_ready(n));
+
+    let state = match phase {
+        "Succeeded" => AttemptState::Succeeded,
+        "Failed" => AttemptState::Failed(classify_failure(&status, terminated.as_ref())),
+        // A pod that is going away before it finished, on a node that no longer answers, will
+        // never report; treat its shard as disrupted so it runs elsewhere.
+        _ if terminating && node_lost => AttemptState::Failed(Failure {
+            kind: FailureKind::Disruption,
+            reason: "NodeLost".into(),
+            message: format!(
+                "node {} stopped answering while the shard ran",
+                node.as_deref().unwrap_or("?")
+            ),
+        }),
+        "Running" => AttemptState::Running,
+        _ => AttemptState::Pending,
+    };
+    let gpus = spec
+        .containers
+        .first()
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get(gpu_resource))
+        .and_then(|q| q.0.parse().ok())
+        .unwrap_or(0);
+    let merge_inputs = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::MERGE_ATTEMPTS))
+        .and_then(|text| AttemptMap::parse(text).ok());
+    Attempt {
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        attempt,
+        node,
+        state,
+        started,
+        finished,
+        gpus,
+        terminating,
+        merge_inputs,
+    }
+}
+
+/// Reads why a pod failed: disruption (eviction, preemption, node loss) first, then the render
+/// pod's exit code, which says whether a retry can help.
+fn classify_failure(
+    status: &k8s_openapi::api::core::v1::PodStatus,
+    terminated: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>,
+) -> Failure {
+    let disrupted = status.conditions.iter().flatten().any(|c| {
+        c.type_ == "DisruptionTarget" && c.status == "True"
+    }) || matches!(
+        status.reason.as_deref(),
+        Some("Evicted" | "Preempting" | "NodeLost" | "Shutdown" | "Terminated" | "UnexpectedAdmissionError")
+    );
+    if disrupted {
+        return Failure {
+            kind: FailureKind::Disruption,
+            reason: status.reason.clone().unwrap_or_else(|| "Disrupted".into()),
+            message: status
+                .message
+                .clone()
+                .unwrap_or_else(|| "the pod was evicted or preempted".into()),
+        };
+    }
+    let Some(terminated) = terminated else {
+        return Failure {
+            kind: FailureKind::Retryable,
+            reason: status.reason.clone().unwrap_or_else(|| "Failed".into()),
+            message: status.message.clone().unwrap_or_else(|| "the pod failed".into()),
+        };
+    };
+    let code = terminated.exit_code;
+    let message = terminated.message.clone().unwrap_or_default();
+    let reason = terminated.reason.clone().unwrap_or_else(|| "Error".into());
+    match exit::classify(code) {
+        exit::FailureKind::Permanent => Failure {
+            kind: FailureKind::Permanent,
+            reason: if code == exit::BAD_INPUT { "BadInput".into() } else { "BadUsage".into() },
+            message: with_exit_code(code, &message),
+        },
+        exit::FailureKind::InvalidShards => match serde_json::from_str::<InvalidShards>(message.trim()) {
+            Ok(invalid) => Failure {
+                kind: FailureKind::InvalidShards(invalid.shards),
+                reason: "OutputCorrupt".into(),
+                message: invalid.reason,
+            },
+            Err(_) => Failure {
+                kind: FailureKind::Retryable,
+                reason: "OutputCorrupt".into(),
+                message: with_exit_code(code, &message),
+            },
+        },
+        exit::FailureKind::Retryable => Failure {
+            kind: FailureKind::Retryable,
+            reason: if code == exit::NO_ADAPTER { "NoGpu".into() } else { reason },
+            message: with_exit_code(code, &message),
+        },
+    }
+}
+
+fn with_exit_code(code: i32, message: &str) -> String {
+    let message = message.trim();
+    // Termination messages can be long logs; status keeps the tail a human needs.
+    let tail: String = message.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+    if tail.is_empty() {
+        format!("exit code {code}")
+    } else {
+        format!("exit code {code}: {tail}")
+    }
+}
+
+/// Nodes (by name) where attempts of any shard of this job failed, with counts; disruptions
+/// are not the node's fault... unless the node was lost, which is.
+pub fn failures_by_node(observed: &Observed) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for attempt in observed.shards.values().flatten() {
+        if let (AttemptState::Failed(failure), Some(node)) = (&attempt.state, &attempt.node) {
+            let counts_against_node = matches!(failure.kind, FailureKind::Retryable)
+                || failure.reason == "NodeLost";
+            if counts_against_node {
+                *counts.entry(node.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Nodes a shard's earlier attempts failed on.
+pub fn nodes_failed_for(attempts: &[Attempt]) -> HashSet<String> {
+    attempts
+        .iter()
+        .filter(|a| matches!(a.state, AttemptState::Failed(_)))
+        .filter_map(|a| a.node.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn shard_pod(shard: u32, attempt: u32, status: serde_json::Value) -> Pod {
+        pod(json!({
+            "metadata": {"name": format!("j-{shard}-{attempt}"), "labels": {
+                "tessera.dev/role": "shard", "tessera.dev/shard": shard.to_string(),
+                "tessera.dev/attempt": attempt.to_string()}},
+            "spec": {"nodeName": "gpu-1", "containers": [{"name": "render",
+                "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
+            "status": status,
+        }))
+    }
+
+    fn terminated(code: i32, message: &str) -> serde_json::Value {
+        json!({"phase": if code == 0 {"Succeeded"} else {"Failed"}, "containerStatuses": [{
+            "name": "render", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": code, "message": message, "reason": "Error",
+                "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:00Z"}}}]})
+    }
+
+    fn state_of(pod: Pod) -> AttemptState {
+        let observed = observe([&pod], &|_| true, "nvidia.com/gpu");
+        observed.shards.values().next().unwrap()[0].state.clone()
+    }
+
+    #[test]
+    fn exit_codes_decide_whether_to_retry() {
+        assert_eq!(state_of(shard_pod(1, 0, terminated(0, ""))), AttemptState::Succeeded);
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(1, "s3 timeout"))) else { panic!() };
+        assert_eq!((f.kind, f.message.as_str()), (FailureKind::Retryable, "exit code 1: s3 timeout"));
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(3, "no camera in scene"))) else { panic!() };
+        assert_eq!((f.kind, f.reason.as_str()), (FailureKind::Permanent, "BadInput"));
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(137, ""))) else { panic!() };
+        assert_eq!(f.kind, FailureKind::Retryable);
+    }
+
+    #[test]
+    fn evictions_do_not_count() {
+        let status = json!({"phase": "Failed", "reason": "Evicted", "message": "node out of memory"});
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, status)) else { panic!() };
+        assert_eq!(f.kind, FailureKind::Disruption);
+        let status = json!({"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True"}]});
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, status)) else { panic!() };
+        assert_eq!(f.kind, FailureKind::Disruption);
+    }
+
+    #[test]
+    fn a_terminating_pod_on_a_lost_node_is_disrupted() {
+        let mut p = shard_pod(4, 0, json!({"phase": "Running"}));
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH));
+        let observed = observe([&p], &|_| false, "nvidia.com/gpu");
+        let AttemptState::Failed(f) = &observed.shards[&4][0].state else { panic!() };
+        assert_eq!(f.reason, "NodeLost");
+        assert_eq!(failures_by_node(&observed).get("gpu-1"), Some(&1));
+        // The same pod on a live node is still running (being deleted normally).
+        let observed = observe([&p], &|_| true, "nvidia.com/gpu");
+        assert_eq!(observed.shards[&4][0].state, AttemptState::Running);
+    }
+
+    #[test]
+    fn merge_failures_name_the_shards_to_render_again() {
+        let p = pod(json!({
+            "metadata": {"name": "j-merge-0", "labels": {"tessera.dev/role": "merge", "tessera.dev/attempt": "0"},
+                "annotations": {"tessera.dev/merge-attempts": "3:1"}},
+            "status": terminated(4, r#"{"shards": "3,7-8", "reason": "sha256 mismatch in shard 3"}"#),
+        }));
+        let observed = observe([&p], &|_| true, "nvidia.com/gpu");
+        let merge = &observed.merges[0];
+        assert_eq!(merge.merge_inputs.as_ref().unwrap().get(3), 1);
+        let AttemptState::Failed(f) = &merge.state else { panic!() };
+        assert_eq!(f.kind, FailureKind::InvalidShards(IndexSet::parse("3,7-8").unwrap()));
+    }
+
+    #[test]
+    fn attempts_are_grouped_and_sorted_and_gpus_read() {
+        let pods = [shard_pod(2, 1, json!({"phase": "Running"})), shard_pod(2, 0, terminated(1, "")), shard_pod(0, 0, json!({}))];
+        let observed = observe(pods.iter(), &|_| true, "nvidia.com/gpu");
+        assert_eq!(observed.shards[&2].iter().map(|a| a.attempt).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(observed.shards[&2][1].gpus, 2);
+        assert_eq!(observed.shards[&0][0].state, AttemptState::Pending);
+        assert_eq!(nodes_failed_for(&observed.shards[&2]).len(), 1);
+    }
+}

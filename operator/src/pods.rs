@@ -1,0 +1,345 @@
+//! Pod builder: the shard and merge pods, as pure functions of the job, the pool and the spec.
+//!
+//! Every pod: deterministic name, the job's labels, a controller owner reference to the
+//! RenderJob (the garbage collector deletes pods with their job), `restartPolicy: Never` (the
+//! operator decides about retries), the restricted Pod Security profile, no service-account
+//! token and no service links. The shard spec travels as the container's arguments, so
+//! `kubectl describe pod` shows exactly what a pod rendered.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvFromSource, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource,
+    Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::ObjectMeta;
+use kube::Resource;
+use tessera_shard::contract::{MergeSpec, ShardSpec};
+
+use crate::api::{RenderJob, RenderPool};
+use crate::job_plan::SCENE_MOUNT;
+use crate::labels;
+
+/// The user every Tessera container runs as (the distroless `nonroot` user).
+const NON_ROOT_UID: i64 = 65532;
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// The pod for one attempt of one shard. `avoid` lists nodes this attempt must not use.
+pub fn shard_pod(job: &RenderJob, pool: &RenderPool, spec: &ShardSpec, avoid: &BTreeSet<String>, storage_secret: Option<&str>) -> Pod {
+    let job_name = job.metadata.name.clone().unwrap_or_default();
+    let mut labels = job_labels(job, labels::ROLE_SHARD);
+    labels.insert(labels::SHARD.into(), spec.shard.to_string());
+    labels.insert(labels::ATTEMPT.into(), spec.attempt.to_string());
+    labels.insert(labels::POOL.into(), labels::job_label_value(&job.spec.pool));
+
+    let gpu = &pool.spec.gpu;
+    let limits = BTreeMap::from([
+        (gpu.resource_name.clone(), Quantity(gpu.count.to_string())),
+        ("cpu".to_string(), pool.spec.shard_resources.cpu.clone().unwrap_or_else(|| Quantity("2".into()))),
+        ("memory".to_string(), pool.spec.shard_resources.memory.clone().unwrap_or_else(|| Quantity("8Gi".into()))),
+    ]);
+    // Requests equal limits: a shard gets exactly what it asked for (Guaranteed QoS).
+    let requests = limits.clone();
+
+    let container = Container {
+        name: "render".into(),
+        image: Some(pool.spec.image.clone()),
+        args: Some(vec![
+            "render".into(),
+            "--spec".into(),
+            serde_json::to_string(spec).expect("a shard spec always serializes"),
+        ]),
+        resources: Some(ResourceRequirements {
+            limits: Some(limits),
+            requests: Some(requests),
+            ..Default::default()
+        }),
+        ..base_container(job, pool, storage_secret)
+    };
+
+    let mut tolerations = pool.spec.tolerations.clone();
+    tolerations.extend(node_lost_tolerations(pool.spec.node_lost_toleration_seconds));
+
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(labels::shard_pod_name(&job_name, spec.shard, spec.attempt)),
+            namespace: job.metadata.namespace.clone(),
+            labels: Some(labels),
+            owner_references: job.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![container],
+            node_selector: (!pool.spec.node_selector.is_empty()).then(|| pool.spec.node_selector.clone()),
+            affinity: avoid_nodes(pool.spec.affinity.clone(), avoid),
+            tolerations: Some(tolerations),
+            priority_class_name: pool.spec.priority_class_name.clone(),
+            ..base_pod_spec(job, pool)
+        }),
+        status: None,
+    }
+}
+
+/// The merge pod. It needs no GPU and runs wherever the scheduler likes.
+pub fn merge_pod(job: &RenderJob, pool: &RenderPool, spec: &MergeSpec, attempt: u32, storage_secret: Option<&str>) -> Pod {
+    let job_name = job.metadata.name.clone().unwrap_or_default();
+    let mut labels = job_labels(job, labels::ROLE_MERGE);
+    labels.insert(labels::ATTEMPT.into(), attempt.to_string());
+    let resources = BTreeMap::from([
+        ("cpu".to_string(), Quantity("1".into())),
+        ("memory".to_string(), Quantity("4Gi".into())),
+    ]);
+    let container = Container {
+        name: "merge".into(),
+        image: Some(pool.spec.image.clone()),
+        args: Some(vec![
+            "merge".into(),
+            "--spec".into(),
+            serde_json::to_string(spec).expect("a merge spec always serializes"),
+        ]),
+        resources: Some(ResourceRequirements {
+            limits: Some(resources.clone()),
+            requests: Some(resources),
+            ..Default::default()
+        }),
+        ..base_container(job, pool, storage_secret)
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(labels::merge_pod_name(&job_name, attempt)),
+            namespace: job.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                labels::MERGE_ATTEMPTS.to_string(),
+                spec.attempts.to_string(),
+            )])),
+            owner_references: job.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![container],
+            ..base_pod_spec(job, pool)
+        }),
+        status: None,
+    }
+}
+
+fn job_labels(job: &RenderJob, role: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::JOB.into(), labels::job_label_value(job.metadata.name.as_deref().unwrap_or_default())),
+        (labels::JOB_UID.into(), job.metadata.uid.clone().unwrap_or_default()),
+        (labels::ROLE.into(), role.into()),
+        (labels::MANAGED_BY.into(), labels::MANAGER.into()),
+        ("app.kubernetes.io/name".into(), "tessera-render".into()),
+    ])
+}
+
+fn base_pod_spec(job: &RenderJob, pool: &RenderPool) -> PodSpec {
+    let mut volumes = Vec::new();
+    if let Some(config_map) = &job.spec.scene.config_map {
+        volumes.push(Volume {
+            name: "scene".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    if let Some(claim) = pool.spec.storage.as_ref().and_then(|s| s.volume_claim.clone()) {
+        volumes.push(Volume {
+            name: "storage".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim,
+                read_only: Some(false),
+            }),
+            ..Default::default()
+        });
+    }
+    PodSpec {
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(NON_ROOT_UID),
+            run_as_group: Some(NON_ROOT_UID),
+            fs_group: Some(NON_ROOT_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        ..Default::default()
+    }
+}
+
+fn base_container(job: &RenderJob, pool: &RenderPool, storage_secret: Option<&str>) -> Container {
+    let mut mounts = Vec::new();
+    if job.spec.scene.config_map.is_some() {
+        mounts.push(VolumeMount {
+            name: "scene".into(),
+            mount_path: SCENE_MOUNT.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    if let Some(storage) = pool.spec.storage.as_ref().filter(|s| s.volume_claim.is_some()) {
+        mounts.push(VolumeMount {
+            name: "storage".into(),
+            mount_path: storage.mount_path.clone().unwrap_or_else(|| "/data".into()),
+            ..Default::default()
+        });
+    }
+    Container {
+        image_pull_policy: Some("IfNotPresent".into()),
+        env_from: storage_secret.map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.into(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        termination_message_path: Some(TERMINATION_LOG.into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A shard must leave a node that stopped answering quickly, so it can run elsewhere.
+fn node_lost_tolerations(seconds: i64) -> Vec<Toleration> {
+    ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
+        .into_iter()
+        .map(|key| Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            toleration_seconds: Some(seconds),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Adds "not on these nodes" to every required node-selector term (terms are ORed, so each
+/// one needs it), creating the affinity when the pool has none.
+fn avoid_nodes(affinity: Option<Affinity>, avoid: &BTreeSet<String>) -> Option<Affinity> {
+    if avoid.is_empty() {
+        return affinity;
+    }
+    let requirement = NodeSelectorRequirement {
+        key: "metadata.name".into(),
+        operator: "NotIn".into(),
+        values: Some(avoid.iter().cloned().collect()),
+    };
+    let mut affinity = affinity.unwrap_or_default();
+    let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let required = node_affinity
+        .required_during_scheduling_ignored_during_execution
+        .get_or_insert_with(|| NodeSelector {
+            node_selector_terms: vec![NodeSelectorTerm::default()],
+        });
+    if required.node_selector_terms.is_empty() {
+        required.node_selector_terms.push(NodeSelectorTerm::default());
+    }
+    for term in &mut required.node_selector_terms {
+        term.match_fields.get_or_insert_with(Vec::new).push(requirement.clone());
+    }
+    Some(affinity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::tests::{job_from_yaml, pool_from_yaml, shard_spec_for};
+
+    fn pod_for(avoid: &[&str]) -> Pod {
+        let job = job_from_yaml();
+        let pool = pool_from_yaml();
+        let spec = shard_spec_for(&job, 3, 1);
+        let avoid = avoid.iter().map(|s| s.to_string()).collect();
+        shard_pod(&job, &pool, &spec, &avoid, Some("s3-credentials"))
+    }
+
+    #[test]
+    fn shard_pods_carry_identity_labels_and_owner() {
+        let pod = pod_for(&[]);
+        assert_eq!(pod.metadata.name.as_deref(), Some("shot010-3-1"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("lighting"));
+        let labels = pod.metadata.labels.unwrap();
+        assert_eq!(labels[labels::JOB], "shot010");
+        assert_eq!(labels[labels::JOB_UID], "uid-1");
+        assert_eq!(labels[labels::SHARD], "3");
+        assert_eq!(labels[labels::ATTEMPT], "1");
+        assert_eq!(labels[labels::ROLE], "shard");
+        let owner = &pod.metadata.owner_references.unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("RenderJob", "shot010", "uid-1"));
+        assert_eq!(owner.controller, Some(true));
+    }
+
+    #[test]
+    fn shard_pods_are_placed_on_the_pool_with_gpu_limits() {
+        let spec = pod_for(&[]).spec.unwrap();
+        assert_eq!(spec.node_selector.unwrap()["tessera.dev/node-group"], "gpu-a");
+        let resources = spec.containers[0].resources.clone().unwrap();
+        assert_eq!(resources.limits.unwrap()["nvidia.com/gpu"], Quantity("1".into()));
+        assert_eq!(resources.requests.unwrap()["memory"], Quantity("8Gi".into()));
+        let tolerations = spec.tolerations.unwrap();
+        assert!(tolerations.iter().any(|t| t.key.as_deref() == Some("nvidia.com/gpu")));
+        let unreachable = tolerations.iter().find(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable")).unwrap();
+        assert_eq!(unreachable.toleration_seconds, Some(30));
+        assert_eq!(spec.affinity, None);
+    }
+
+    #[test]
+    fn shard_pods_are_restricted_and_tokenless() {
+        let spec = pod_for(&[]).spec.unwrap();
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        let pod_security = spec.security_context.unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let container = &spec.containers[0];
+        let security = container.security_context.clone().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(security.capabilities.unwrap().drop.unwrap(), vec!["ALL".to_string()]);
+        assert_eq!(container.env_from.as_ref().unwrap()[0].secret_ref.as_ref().unwrap().name, "s3-credentials");
+    }
+
+    #[test]
+    fn the_shard_spec_travels_as_arguments() {
+        let spec = pod_for(&[]).spec.unwrap();
+        let args = spec.containers[0].args.clone().unwrap();
+        assert_eq!(&args[..2], ["render", "--spec"]);
+        let parsed: ShardSpec = serde_json::from_str(&args[2]).unwrap();
+        assert_eq!((parsed.shard, parsed.attempt), (3, 1));
+    }
+
+    #[test]
+    fn retries_avoid_failed_nodes_in_every_term() {
+        let spec = pod_for(&["gpu-node-2", "gpu-node-1"]).spec.unwrap();
+        let required = spec.affinity.unwrap().node_affinity.unwrap().required_during_scheduling_ignored_during_execution.unwrap();
+        assert_eq!(required.node_selector_terms.len(), 1);
+        let fields = required.node_selector_terms[0].match_fields.clone().unwrap();
+        assert_eq!(fields[0].key, "metadata.name");
+        assert_eq!(fields[0].operator, "NotIn");
+        assert_eq!(fields[0].values.clone().unwrap(), vec!["gpu-node-1".to_string(), "gpu-node-2".to_string()]);
+    }
+}
