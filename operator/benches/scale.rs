@@ -24,7 +24,7 @@ fn job() -> RenderJob {
         "metadata": {"name": "shot010-lighting-v003", "namespace": "lighting", "uid": "8d3c1f0e-5b7a-4c1e-9a51-3f0f3c2a7e11", "generation": 1},
         "spec": {"pool": "gpu-a", "scene": {"url": "s3://studio-renders/scenes/shot010/v003/scene.glb"},
                  "frames": "1001-3500", "resolution": {"width": 3840, "height": 2160}, "samplesPerPixel": 1024,
-                 "sharding": {"framesPerShard": 1, "tiles": {"x": 2, "y": 2}, "sampleSplits": 1}}
+                 "sharding": {"framesPerShard": 1, "tiles": {"columns": 2, "rows": 2}, "sampleSplits": 1}}
     }))
     .expect("valid job")
 }
@@ -94,20 +94,44 @@ fn main() {
     let reconcile_ms = time(20, || {
         let observed = observe::observe(&pods, &|_| true, "nvidia.com/gpu");
         let assessment = decide::assess(&job, &observed, &BTreeSet::new(), now);
-        decide::decide(DecideInput { job: &job, pool: Some(&pool), observed: &observed, assessment: &assessment, grant: 200, now })
+        decide::decide(DecideInput {
+            job: &job,
+            pool: Some(&pool),
+            observed: &observed,
+            assessment: &assessment,
+            grant: 200,
+            now,
+        })
     });
 
     let observed = observe::observe(&pods, &|_| true, "nvidia.com/gpu");
     let assessment = decide::assess(&job, &observed, &BTreeSet::new(), now);
-    let decision = decide::decide(DecideInput { job: &job, pool: Some(&pool), observed: &observed, assessment: &assessment, grant: 200, now });
+    let decision = decide::decide(DecideInput {
+        job: &job,
+        pool: Some(&pool),
+        observed: &observed,
+        assessment: &assessment,
+        grant: 200,
+        now,
+    });
     let mut stored = job.clone();
     stored.status = Some(decision.status.clone());
     let size = serde_json::to_vec(&stored).expect("serializes").len();
 
-    println!("tessera-operator scale figures ({SHARDS} shards, {} pods in cache)", pods.len());
+    println!(
+        "tessera-operator scale figures ({SHARDS} shards, {} pods in cache)",
+        pods.len()
+    );
     println!("  plan (all shards computed)         {plan_ms:8.2} ms");
     println!("  observe+assess+decide (one job)    {reconcile_ms:8.2} ms");
-    println!("  RenderJob object with status       {:8.1} KiB (budget 64 KiB)", size as f64 / 1024.0);
-    println!("  status: {} succeeded, {} active, attempts map {} bytes",
-        decision.status.shards.succeeded, decision.status.shards.active, decision.status.shard_attempts.to_string().len());
+    println!(
+        "  RenderJob object with status       {:8.1} KiB (budget 64 KiB)",
+        size as f64 / 1024.0
+    );
+    println!(
+        "  status: {} succeeded, {} active, attempts map {} bytes",
+        decision.status.shards.succeeded,
+        decision.status.shards.active,
+        decision.status.shard_attempts.to_string().len()
+    );
 }

@@ -48,7 +48,10 @@ pub fn admit(capacity: u32, demands: &[Demand]) -> Grants {
     for level in levels {
         // FIFO queue of jobs per namespace at this level.
         let mut queues: BTreeMap<&str, Vec<&Demand>> = BTreeMap::new();
-        for d in demands.iter().filter(|d| d.priority == level && d.ready > 0) {
+        for d in demands
+            .iter()
+            .filter(|d| d.priority == level && d.ready > 0)
+        {
             queues.entry(d.namespace.as_str()).or_default().push(d);
         }
         for queue in queues.values_mut() {
@@ -84,7 +87,14 @@ pub fn admit(capacity: u32, demands: &[Demand]) -> Grants {
 mod tests {
     use super::*;
 
-    fn demand(ns: &str, name: &str, priority: i32, created_s: i64, active: u32, ready: u32) -> Demand {
+    fn demand(
+        ns: &str,
+        name: &str,
+        priority: i32,
+        created_s: i64,
+        active: u32,
+        ready: u32,
+    ) -> Demand {
         Demand {
             namespace: ns.into(),
             name: name.into(),
@@ -111,7 +121,13 @@ mod tests {
 
     #[test]
     fn higher_priority_goes_first() {
-        let grants = admit(5, &[demand("a", "low", 0, 1, 0, 10), demand("b", "high", 10, 2, 0, 3)]);
+        let grants = admit(
+            5,
+            &[
+                demand("a", "low", 0, 1, 0, 10),
+                demand("b", "high", 10, 2, 0, 3),
+            ],
+        );
         assert_eq!(grant(&grants, "b", "high"), 3);
         assert_eq!(grant(&grants, "a", "low"), 2);
     }
@@ -120,7 +136,11 @@ mod tests {
     fn equal_priority_is_shared_fairly_across_namespaces() {
         let grants = admit(
             9,
-            &[demand("a", "j1", 0, 1, 0, 100), demand("a", "j2", 0, 2, 0, 100), demand("b", "k1", 0, 3, 0, 100)],
+            &[
+                demand("a", "j1", 0, 1, 0, 100),
+                demand("a", "j2", 0, 2, 0, 100),
+                demand("b", "k1", 0, 3, 0, 100),
+            ],
         );
         // 9 slots, two namespaces: 5 and 4 (ties go to the first name), a's all to its oldest job.
         assert_eq!(grant(&grants, "a", "j1"), 5);
@@ -130,14 +150,26 @@ mod tests {
 
     #[test]
     fn fairness_counts_slots_already_held() {
-        let grants = admit(10, &[demand("a", "j1", 0, 1, 6, 100), demand("b", "k1", 0, 2, 0, 100)]);
+        let grants = admit(
+            10,
+            &[
+                demand("a", "j1", 0, 1, 6, 100),
+                demand("b", "k1", 0, 2, 0, 100),
+            ],
+        );
         assert_eq!(grant(&grants, "b", "k1"), 4);
         assert_eq!(grant(&grants, "a", "j1"), 0);
     }
 
     #[test]
     fn fifo_within_a_namespace_then_the_next_job() {
-        let grants = admit(6, &[demand("a", "new", 0, 9, 0, 5), demand("a", "old", 0, 1, 0, 2)]);
+        let grants = admit(
+            6,
+            &[
+                demand("a", "new", 0, 9, 0, 5),
+                demand("a", "old", 0, 1, 0, 2),
+            ],
+        );
         assert_eq!(grant(&grants, "a", "old"), 2);
         assert_eq!(grant(&grants, "a", "new"), 4);
     }

@@ -43,7 +43,9 @@ pub fn set(
 
 /// Whether condition `type_` is `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
 }
 
 #[cfg(test)]
@@ -55,8 +57,24 @@ mod tests {
         let t0 = Timestamp::from_second(100).unwrap();
         let t1 = Timestamp::from_second(200).unwrap();
         let mut conditions = Vec::new();
-        set(&mut conditions, RENDERING, true, "ShardsRunning", "3 running", Some(1), t0);
-        set(&mut conditions, RENDERING, true, "ShardsRunning", "5 running", Some(1), t1);
+        set(
+            &mut conditions,
+            RENDERING,
+            true,
+            "ShardsRunning",
+            "3 running",
+            Some(1),
+            t0,
+        );
+        set(
+            &mut conditions,
+            RENDERING,
+            true,
+            "ShardsRunning",
+            "5 running",
+            Some(1),
+            t1,
+        );
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].last_transition_time, Time(t0));
         assert_eq!(conditions[0].message, "5 running");

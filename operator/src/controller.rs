@@ -12,11 +12,11 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::core::SelectorExt;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -49,9 +49,14 @@ impl Expectations {
 
     /// Expected pods of `pool` that the cache does not hold yet.
     pub fn pending_in_pool(&self, pool: &str, pods: &Store<Pod>) -> u32 {
-        let Ok(mut created) = self.created.lock() else { return 0 };
+        let Ok(mut created) = self.created.lock() else {
+            return 0;
+        };
         created.retain(|key, (_, at)| {
-            at.elapsed() < EXPECTATION_TTL && !key.split_once('/').is_some_and(|(ns, name)| pods.get(&ObjectRef::new(name).within(ns)).is_some())
+            at.elapsed() < EXPECTATION_TTL
+                && key
+                    .split_once('/')
+                    .is_none_or(|(ns, name)| pods.get(&ObjectRef::new(name).within(ns)).is_none())
         });
         created.values().filter(|(p, _)| p == pool).count() as u32
     }
@@ -79,18 +84,28 @@ pub async fn check_crds(client: &Client) -> Result<()> {
     Api::<RenderJob>::all(client.clone())
         .list(&params)
         .await
-        .map_err(|source| Error::CrdMissing { crd: "renderjobs.tessera.dev".into(), source: Box::new(source) })?;
+        .map_err(|source| Error::CrdMissing {
+            crd: "renderjobs.tessera.dev".into(),
+            source: Box::new(source),
+        })?;
     Api::<RenderPool>::all(client.clone())
         .list(&params)
         .await
-        .map_err(|source| Error::CrdMissing { crd: "renderpools.tessera.dev".into(), source: Box::new(source) })?;
+        .map_err(|source| Error::CrdMissing {
+            crd: "renderpools.tessera.dev".into(),
+            source: Box::new(source),
+        })?;
     Ok(())
 }
 
 /// Whether the pool admits jobs from the job's namespace.
 fn namespace_allowed(pool: &RenderPool, namespace: &str, namespaces: &Store<Namespace>) -> bool {
-    let Some(selector) = &pool.spec.namespace_selector else { return true };
-    let Ok(selector) = kube::core::Selector::try_from(selector.clone()) else { return false };
+    let Some(selector) = &pool.spec.namespace_selector else {
+        return true;
+    };
+    let Ok(selector) = kube::core::Selector::try_from(selector.clone()) else {
+        return false;
+    };
     namespaces
         .get(&ObjectRef::new(namespace))
         .is_some_and(|ns| selector.matches(ns.labels()))
@@ -103,11 +118,17 @@ fn owned_by<'a>(uid: &'a str, pods: &'a [Arc<Pod>]) -> impl Iterator<Item = &'a 
 }
 
 pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Action> {
-    let namespace = job.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let namespace = job
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = job.name_any();
     let span = info_span!("reconcile", job = %name, namespace = %namespace);
     async move {
-        let _timer = ctx.metrics.reconcile_duration.with_label_values(&["RenderJob"]).start_timer();
+        let _timer = ctx
+            .metrics
+            .reconcile_duration
+            .with_label_values(&["RenderJob"])
+            .start_timer();
         if job.meta().deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }
@@ -115,11 +136,21 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
         let now = Timestamp::now();
         let pool = ctx.pools.get(&ObjectRef::new(&job.spec.pool));
         let pool = pool.filter(|p| namespace_allowed(p, &namespace, &ctx.namespaces));
-        let gpu_resource = pool.as_ref().map(|p| p.spec.gpu.resource_name.clone()).unwrap_or_else(|| "nvidia.com/gpu".into());
-        let suspects = pool.as_deref().map(pool_controller::suspects_of).unwrap_or_default();
+        let gpu_resource = pool
+            .as_ref()
+            .map(|p| p.spec.gpu.resource_name.clone())
+            .unwrap_or_else(|| "nvidia.com/gpu".into());
+        let suspects = pool
+            .as_deref()
+            .map(pool_controller::suspects_of)
+            .unwrap_or_default();
 
         let pods = ctx.pods.state();
-        let node_ready = |node: &str| ctx.nodes.get(&ObjectRef::new(node)).is_some_and(|n| node_is_ready(&n));
+        let node_ready = |node: &str| {
+            ctx.nodes
+                .get(&ObjectRef::new(node))
+                .is_some_and(|n| node_is_ready(&n))
+        };
         let observed = observe::observe(owned_by(&uid, &pods), &node_ready, &gpu_resource);
         let assessment = decide::assess(&job, &observed, &suspects, now);
 
@@ -128,7 +159,14 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
             Some(pool) => grant_for(&job, pool, &assessment, &ctx, &pods),
             None => 0,
         };
-        let decision = decide::decide(DecideInput { job: &job, pool: pool.as_deref(), observed: &observed, assessment: &assessment, grant, now });
+        let decision = decide::decide(DecideInput {
+            job: &job,
+            pool: pool.as_deref(),
+            observed: &observed,
+            assessment: &assessment,
+            grant,
+            now,
+        });
         apply(&job, &namespace, &decision, &ctx).await?;
         drop(_admission);
 
@@ -136,11 +174,15 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
         publish_events(&job, &decision, &ctx).await;
         if decision.delete_job {
             info!("ttlSecondsAfterFinished passed; deleting the RenderJob");
-            Api::<RenderJob>::namespaced(ctx.client.clone(), &namespace).delete(&name, &DeleteParams::background()).await?;
+            Api::<RenderJob>::namespaced(ctx.client.clone(), &namespace)
+                .delete(&name, &DeleteParams::background())
+                .await?;
             return Ok(Action::await_change());
         }
         // The safety net: look again even if no event arrives.
-        Ok(Action::requeue(decision.requeue_after.unwrap_or(Duration::from_secs(300))))
+        Ok(Action::requeue(
+            decision.requeue_after.unwrap_or(Duration::from_secs(300)),
+        ))
     }
     .instrument(span)
     .await
@@ -148,7 +190,13 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
 
 /// This job's share of its pool's free slots (see `admission`). The other jobs' demand comes
 /// from their status and the pod cache; this job's from its fresh assessment.
-fn grant_for(job: &RenderJob, pool: &RenderPool, assessment: &decide::Assessment, ctx: &Context, pods: &[Arc<Pod>]) -> u32 {
+fn grant_for(
+    job: &RenderJob,
+    pool: &RenderPool,
+    assessment: &decide::Assessment,
+    ctx: &Context,
+    pods: &[Arc<Pod>],
+) -> u32 {
     let pool_name = pool.name_any();
     let nodes = ctx.nodes.state();
     let capacity = pool_controller::pool_capacity(pool, nodes.iter().map(|n| n.as_ref())).shards;
@@ -167,22 +215,38 @@ fn grant_for(job: &RenderJob, pool: &RenderPool, assessment: &decide::Assessment
             name: other.name_any(),
             priority: other.spec.priority,
             created: other.creation_timestamp().map(|t| t.0).unwrap_or_default(),
-            active: other.uid().and_then(|u| active_by_job.get(&u).copied()).unwrap_or(0),
+            active: other
+                .uid()
+                .and_then(|u| active_by_job.get(&u).copied())
+                .unwrap_or(0),
             ready: other.status.as_ref().map(|s| s.shards.waiting).unwrap_or(0),
         })
         .collect();
-    let own_active = job.uid().and_then(|u| active_by_job.get(&u).copied()).unwrap_or(0);
+    let own_active = job
+        .uid()
+        .and_then(|u| active_by_job.get(&u).copied())
+        .unwrap_or(0);
     demands.push(Demand {
         namespace: job.namespace().unwrap_or_default(),
         name: job.name_any(),
         priority: job.spec.priority,
         created: job.creation_timestamp().map(|t| t.0).unwrap_or_default(),
         active: own_active + in_flight,
-        ready: if job.spec.suspend { 0 } else { assessment.ready.len() as u32 },
+        ready: if job.spec.suspend {
+            0
+        } else {
+            assessment.ready.len() as u32
+        },
     });
     let grants = admission::admit(capacity, &demands);
-    ctx.metrics.queue_depth.with_label_values(&[&pool_name]).set(demands.iter().map(|d| i64::from(d.ready)).sum());
-    grants.get(&(job.namespace().unwrap_or_default(), job.name_any())).copied().unwrap_or(0)
+    ctx.metrics
+        .queue_depth
+        .with_label_values(&[&pool_name])
+        .set(demands.iter().map(|d| i64::from(d.ready)).sum());
+    grants
+        .get(&(job.namespace().unwrap_or_default(), job.name_any()))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Creates and deletes pods. `AlreadyExists` on create and `NotFound` on delete are success:
@@ -200,7 +264,8 @@ async fn apply(job: &RenderJob, namespace: &str, decision: &Decision, ctx: &Cont
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(error) => return Err(error.into()),
         }
-        ctx.expectations.expect(format!("{namespace}/{pod_name}"), &job.spec.pool);
+        ctx.expectations
+            .expect(format!("{namespace}/{pod_name}"), &job.spec.pool);
     }
     for pod_name in &decision.delete {
         match api.delete(pod_name, &DeleteParams::default()).await {
@@ -213,7 +278,12 @@ async fn apply(job: &RenderJob, namespace: &str, decision: &Decision, ctx: &Cont
 }
 
 /// Writes status by server-side apply, and only when it changed.
-async fn update_status(job: &RenderJob, namespace: &str, decision: &Decision, ctx: &Context) -> Result<()> {
+async fn update_status(
+    job: &RenderJob,
+    namespace: &str,
+    decision: &Decision,
+    ctx: &Context,
+) -> Result<()> {
     let old = job.status.clone().unwrap_or_default();
     if decision.status == old {
         return Ok(());
@@ -225,11 +295,17 @@ async fn update_status(job: &RenderJob, namespace: &str, decision: &Decision, ct
         ("active", decision.status.shards.active),
         ("waiting", decision.status.shards.waiting),
     ] {
-        ctx.metrics.shards.with_label_values(&[pool, namespace, state]).set(i64::from(count));
+        ctx.metrics
+            .shards
+            .with_label_values(&[pool, namespace, state])
+            .set(i64::from(count));
     }
     let added_gpu_seconds = decision.status.gpu_seconds - old.gpu_seconds;
     if added_gpu_seconds > 0.0 {
-        ctx.metrics.gpu_seconds.with_label_values(&[namespace, &job.name_any()]).inc_by(added_gpu_seconds);
+        ctx.metrics
+            .gpu_seconds
+            .with_label_values(&[namespace, &job.name_any()])
+            .inc_by(added_gpu_seconds);
     }
     let body = serde_json::json!({
         "apiVersion": RenderJob::api_version(&()),
@@ -237,7 +313,11 @@ async fn update_status(job: &RenderJob, namespace: &str, decision: &Decision, ct
         "status": decision.status,
     });
     Api::<RenderJob>::namespaced(ctx.client.clone(), namespace)
-        .patch_status(&job.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body))
+        .patch_status(
+            &job.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
         .await?;
     Ok(())
 }
@@ -246,7 +326,11 @@ async fn publish_events(job: &RenderJob, decision: &Decision, ctx: &Context) {
     let reference = job.object_ref(&());
     for note in &decision.events {
         let event = Event {
-            type_: if note.warning { EventType::Warning } else { EventType::Normal },
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: note.reason.clone(),
             note: Some(note.note.clone()),
             action: "Reconcile".into(),
@@ -260,7 +344,10 @@ async fn publish_events(job: &RenderJob, decision: &Decision, ctx: &Context) {
 
 fn error_policy<K>(_object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(%error, "reconcile failed");
-    ctx.metrics.reconcile_errors.with_label_values(&["RenderJob", error.metric_label()]).inc();
+    ctx.metrics
+        .reconcile_errors
+        .with_label_values(&["RenderJob", error.metric_label()])
+        .inc();
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -273,7 +360,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     check_crds(&client).await?;
-    let managed = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
+    let managed =
+        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
 
     let (pods, pod_writer) = reflector::store();
     let pod_events = watcher(Api::<Pod>::all(client.clone()), managed)
@@ -286,20 +374,35 @@ pub async fn run(
         .reflect(node_writer)
         .touched_objects();
     let (namespaces, namespace_writer) = reflector::store();
-    let namespace_events = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(namespace_writer)
-        .touched_objects();
+    let namespace_events = watcher(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(namespace_writer)
+    .touched_objects();
     let (pools, pool_writer) = reflector::store();
-    let pool_events = watcher(Api::<RenderPool>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(pool_writer)
-        .touched_objects();
+    let pool_events = watcher(
+        Api::<RenderPool>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(pool_writer)
+    .touched_objects();
 
-    let job_controller = Controller::new(Api::<RenderJob>::all(client.clone()), watcher::Config::default())
-        .owns_stream(pod_events);
+    let job_controller = Controller::new(
+        Api::<RenderJob>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns_stream(pod_events);
     let jobs = job_controller.store();
-    let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: Some(identity) });
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(identity),
+        },
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         jobs,
@@ -327,7 +430,13 @@ pub async fn run(
     let pool_controller = Controller::for_stream(pool_events, pools.clone())
         .watches_stream(node_events, {
             let pools = pools.clone();
-            move |_node: Node| pools.state().iter().map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
+            move |_node: Node| {
+                pools
+                    .state()
+                    .iter()
+                    .map(|p| ObjectRef::from_obj(p.as_ref()))
+                    .collect::<Vec<_>>()
+            }
         })
         .graceful_shutdown_on(signal(&shutdown_tx))
         .run(pool_controller::reconcile_pool, error_policy, ctx.clone())
@@ -335,9 +444,20 @@ pub async fn run(
     let namespaces_done = namespace_events.for_each(|_| futures::future::ready(()));
 
     let ready_flag = ready.clone();
-    let (pods_r, nodes_r, pools_r, namespaces_r) = (pods.clone(), nodes.clone(), pools.clone(), namespaces.clone());
+    let (pods_r, nodes_r, pools_r, namespaces_r) = (
+        pods.clone(),
+        nodes.clone(),
+        pools.clone(),
+        namespaces.clone(),
+    );
     tokio::spawn(async move {
-        let synced = futures::future::join4(pods_r.wait_until_ready(), nodes_r.wait_until_ready(), pools_r.wait_until_ready(), namespaces_r.wait_until_ready()).await;
+        let synced = futures::future::join4(
+            pods_r.wait_until_ready(),
+            nodes_r.wait_until_ready(),
+            pools_r.wait_until_ready(),
+            namespaces_r.wait_until_ready(),
+        )
+        .await;
         if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
             ready_flag.store(true, std::sync::atomic::Ordering::Relaxed);
             info!("caches synced");

@@ -16,7 +16,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use tessera_shard::contract::{CONTRACT_VERSION, MergeSpec, RenderSettings, ShardSpec, job_manifest_path};
+use tessera_shard::contract::{
+    CONTRACT_VERSION, MergeSpec, RenderSettings, ShardSpec, job_manifest_path,
+};
 use tessera_shard::{AttemptMap, IndexSet, ShardPlan};
 
 use crate::api::{
@@ -86,7 +88,12 @@ fn retry_policy(job: &RenderJob) -> RetryPolicy {
 }
 
 /// Reads the job's state from its status and observed pods.
-pub fn assess(job: &RenderJob, observed: &Observed, suspect_nodes: &BTreeSet<String>, now: Timestamp) -> Assessment {
+pub fn assess(
+    job: &RenderJob,
+    observed: &Observed,
+    suspect_nodes: &BTreeSet<String>,
+    now: Timestamp,
+) -> Assessment {
     let old = job.status.clone().unwrap_or_default();
     let mut assessment = Assessment {
         plan: None,
@@ -110,40 +117,21 @@ pub fn assess(job: &RenderJob, observed: &Observed, suspect_nodes: &BTreeSet<Str
         }
     };
     let policy = retry_policy(job);
-    let mut status_succeeded = old.succeeded_shards.clone();
-
     // The current attempt of a shard is the highest one recorded or seen.
     for (&shard, attempts) in &observed.shards {
-        if let Some(latest) = attempts.last() {
-            if latest.attempt > assessment.attempts.get(shard) {
-                assessment.attempts.set(shard, latest.attempt);
-            }
+        if let Some(latest) = attempts
+            .last()
+            .filter(|a| a.attempt > assessment.attempts.get(shard))
+        {
+            assessment.attempts.set(shard, latest.attempt);
         }
     }
-
-    // A merge that found bad outputs sends exactly the attempts it read back to rendering.
-    if let Some(merge) = observed.merges.last() {
-        if let (AttemptState::Failed(failure), Some(inputs)) = (&merge.state, &merge.merge_inputs) {
-            if let FailureKind::InvalidShards(bad) = &failure.kind {
-                for shard in bad.iter().filter(|&s| s < plan.len()) {
-                    if assessment.attempts.get(shard) == inputs.get(shard) {
-                        assessment.attempts.set(shard, inputs.get(shard) + 1);
-                        assessment.invalidated.insert(shard);
-                    }
-                }
-                if !assessment.invalidated.is_empty() {
-                    assessment.last_failure = Some(ShardFailure {
-                        shard: assessment.invalidated.iter().next().unwrap_or(0),
-                        attempt: inputs.get(assessment.invalidated.iter().next().unwrap_or(0)),
-                        node: None,
-                        reason: "OutputCorrupt".into(),
-                        message: format!("shards {} re-render: {}", assessment.invalidated, failure.message),
-                    });
-                }
-            }
-        }
-    }
-    status_succeeded = IndexSet::from_iter(status_succeeded.iter().filter(|s| !assessment.invalidated.contains(*s)));
+    invalidate_from_merge(&mut assessment, observed, plan.len());
+    let status_succeeded: IndexSet = old
+        .succeeded_shards
+        .iter()
+        .filter(|s| !assessment.invalidated.contains(*s))
+        .collect();
 
     let excluded: BTreeSet<String> = assessment
         .node_failures
@@ -159,7 +147,9 @@ pub fn assess(job: &RenderJob, observed: &Observed, suspect_nodes: &BTreeSet<Str
         let current = assessment.attempts.get(shard);
         let counted = attempts
             .iter()
-            .filter(|a| matches!(&a.state, AttemptState::Failed(f) if f.kind == FailureKind::Retryable))
+            .filter(
+                |a| matches!(&a.state, AttemptState::Failed(f) if f.kind == FailureKind::Retryable),
+            )
             .count() as u32;
         assessment.counted_failures += counted;
         let latest = attempts.iter().find(|a| a.attempt == current);
@@ -168,14 +158,17 @@ pub fn assess(job: &RenderJob, observed: &Observed, suspect_nodes: &BTreeSet<Str
                 assessment.succeeded.insert(shard);
             }
             Some(AttemptState::Pending | AttemptState::Running) => {
-                assessment.active.push((shard, latest.cloned().expect("latest exists")));
+                assessment
+                    .active
+                    .push((shard, latest.cloned().expect("latest exists")));
             }
             Some(AttemptState::Failed(failure)) => {
                 let attempt = latest.expect("latest exists");
                 if assessment.failed.contains(shard) {
                     continue;
                 }
-                let give_up = failure.kind == FailureKind::Permanent || counted >= policy.attempts_per_shard;
+                let give_up =
+                    failure.kind == FailureKind::Permanent || counted >= policy.attempts_per_shard;
                 let failure_record = ShardFailure {
                     shard,
                     attempt: current,
@@ -188,20 +181,35 @@ pub fn assess(job: &RenderJob, observed: &Observed, suspect_nodes: &BTreeSet<Str
                     assessment.last_failure = Some(failure_record);
                     continue;
                 }
-                if assessment.last_failure.as_ref().is_none_or(|f| (f.shard, f.attempt) < (shard, current)) {
+                if assessment
+                    .last_failure
+                    .as_ref()
+                    .is_none_or(|f| (f.shard, f.attempt) < (shard, current))
+                {
                     assessment.last_failure = Some(failure_record);
                 }
                 let delay = match failure.kind {
                     FailureKind::Disruption => SignedDuration::ZERO,
                     _ => backoff(&policy, counted),
                 };
-                let ready_at = attempt.finished.unwrap_or(now).checked_add(delay).unwrap_or(now);
+                let ready_at = attempt
+                    .finished
+                    .unwrap_or(now)
+                    .checked_add(delay)
+                    .unwrap_or(now);
                 if ready_at <= now {
-                    let mut avoid = observe::nodes_failed_for(attempts).into_iter().collect::<BTreeSet<_>>();
+                    let mut avoid = observe::nodes_failed_for(attempts)
+                        .into_iter()
+                        .collect::<BTreeSet<_>>();
                     avoid.extend(excluded.iter().cloned());
-                    assessment.ready.push(ReadyShard { shard, attempt: current + 1, avoid });
+                    assessment.ready.push(ReadyShard {
+                        shard,
+                        attempt: current + 1,
+                        avoid,
+                    });
                 } else {
-                    assessment.next_retry = Some(assessment.next_retry.map_or(ready_at, |t| t.min(ready_at)));
+                    assessment.next_retry =
+                        Some(assessment.next_retry.map_or(ready_at, |t| t.min(ready_at)));
                 }
             }
             None if status_succeeded.contains(shard) => {
@@ -217,6 +225,39 @@ pub fn assess(job: &RenderJob, observed: &Observed, suspect_nodes: &BTreeSet<Str
     }
     assessment.plan = Some(plan);
     assessment
+}
+
+/// A merge that found bad outputs sends exactly the attempts it read back to rendering: each
+/// named shard whose current attempt is still the one the merge read moves to a new attempt.
+/// Idempotent: once bumped, the same merge verdict no longer matches.
+fn invalidate_from_merge(assessment: &mut Assessment, observed: &Observed, shard_count: u32) {
+    let Some(merge) = observed.merges.last() else {
+        return;
+    };
+    let (AttemptState::Failed(failure), Some(inputs)) = (&merge.state, &merge.merge_inputs) else {
+        return;
+    };
+    let FailureKind::InvalidShards(bad) = &failure.kind else {
+        return;
+    };
+    for shard in bad.iter().filter(|&s| s < shard_count) {
+        if assessment.attempts.get(shard) == inputs.get(shard) {
+            assessment.attempts.set(shard, inputs.get(shard) + 1);
+            assessment.invalidated.insert(shard);
+        }
+    }
+    if let Some(first) = assessment.invalidated.iter().next() {
+        assessment.last_failure = Some(ShardFailure {
+            shard: first,
+            attempt: inputs.get(first),
+            node: None,
+            reason: "OutputCorrupt".into(),
+            message: format!(
+                "shards {} render again: {}",
+                assessment.invalidated, failure.message
+            ),
+        });
+    }
 }
 
 /// Retry delay after `failures` counted failures: base × 2^(failures−1), capped.
@@ -239,7 +280,14 @@ pub struct DecideInput<'a> {
 
 /// Decides what to do. Pure.
 pub fn decide(input: DecideInput<'_>) -> Decision {
-    let DecideInput { job, pool, observed, assessment, grant, now } = input;
+    let DecideInput {
+        job,
+        pool,
+        observed,
+        assessment,
+        grant,
+        now,
+    } = input;
     let old = job.status.clone().unwrap_or_default();
     let generation = job.metadata.generation;
     let policy = retry_policy(job);
@@ -252,19 +300,48 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         output: old.output.clone(),
         ..Default::default()
     };
-    let set = |status: &mut RenderJobStatus, type_: &str, on: bool, reason: &str, message: String| {
-        conditions::set(&mut status.conditions, type_, on, reason, message, generation, now)
-    };
+    let set =
+        |status: &mut RenderJobStatus, type_: &str, on: bool, reason: &str, message: String| {
+            conditions::set(
+                &mut status.conditions,
+                type_,
+                on,
+                reason,
+                message,
+                generation,
+                now,
+            )
+        };
 
     // 1. A spec the API server let through but that cannot be planned fails the job.
     let (plan, pool) = match (&assessment.plan, pool, &assessment.spec_error) {
         (_, _, Some(error)) => {
-            set(&mut status, ACCEPTED, false, error.reason(), error.to_string());
-            return finish_failed(decision, status, old, observed, error.reason(), error.to_string(), now);
+            set(
+                &mut status,
+                ACCEPTED,
+                false,
+                error.reason(),
+                error.to_string(),
+            );
+            return finish_failed(
+                decision,
+                status,
+                old,
+                observed,
+                error.reason(),
+                error.to_string(),
+                now,
+            );
         }
         (Some(plan), Some(pool), None) => (plan, pool),
         (_, None, _) => {
-            set(&mut status, ACCEPTED, false, "PoolNotFound", format!("RenderPool {} does not exist", job.spec.pool));
+            set(
+                &mut status,
+                ACCEPTED,
+                false,
+                "PoolNotFound",
+                format!("RenderPool {} does not exist", job.spec.pool),
+            );
             status.phase = Some(JobPhase::Queued);
             decision.events.extend(transition_event(&old, &status));
             decision.status = status;
@@ -276,18 +353,52 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     let output = match job_plan::output_prefix(job, pool) {
         Ok(output) => output,
         Err(error) => {
-            set(&mut status, ACCEPTED, false, error.reason(), error.to_string());
-            return finish_failed(decision, status, old, observed, error.reason(), error.to_string(), now);
+            set(
+                &mut status,
+                ACCEPTED,
+                false,
+                error.reason(),
+                error.to_string(),
+            );
+            return finish_failed(
+                decision,
+                status,
+                old,
+                observed,
+                error.reason(),
+                error.to_string(),
+                now,
+            );
         }
     };
     let settings = match job_plan::render_settings(&job.spec) {
         Ok(settings) => settings,
         Err(error) => {
-            set(&mut status, ACCEPTED, false, error.reason(), error.to_string());
-            return finish_failed(decision, status, old, observed, error.reason(), error.to_string(), now);
+            set(
+                &mut status,
+                ACCEPTED,
+                false,
+                error.reason(),
+                error.to_string(),
+            );
+            return finish_failed(
+                decision,
+                status,
+                old,
+                observed,
+                error.reason(),
+                error.to_string(),
+                now,
+            );
         }
     };
-    set(&mut status, ACCEPTED, true, "Planned", format!("{} shards", plan.len()));
+    set(
+        &mut status,
+        ACCEPTED,
+        true,
+        "Planned",
+        format!("{} shards", plan.len()),
+    );
     let job_name = job.metadata.name.clone().unwrap_or_default();
     status.output = Some(OutputStatus {
         frames: format!("{output}/frames/{job_name}.####.{{exr,png}}"),
@@ -296,12 +407,18 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     fill_counts(&mut status, plan, assessment, observed);
 
     // 2. Finished jobs only wait for their TTL.
-    if conditions::is_true(&old.conditions, COMPLETE) || conditions::is_true(&old.conditions, FAILED) {
+    if conditions::is_true(&old.conditions, COMPLETE)
+        || conditions::is_true(&old.conditions, FAILED)
+    {
         status.phase = old.phase;
         status.last_failure = old.last_failure.clone();
         decision.delete = active_pods(observed);
-        if let (Some(ttl), Some(done)) = (job.spec.ttl_seconds_after_finished, &old.completion_time) {
-            let expires = done.0.checked_add(SignedDuration::from_secs(ttl)).unwrap_or(done.0);
+        if let (Some(ttl), Some(done)) = (job.spec.ttl_seconds_after_finished, &old.completion_time)
+        {
+            let expires = done
+                .0
+                .checked_add(SignedDuration::from_secs(ttl))
+                .unwrap_or(done.0);
             if expires <= now {
                 decision.delete_job = true;
             } else {
@@ -314,7 +431,10 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
 
     // 3. Failure budgets and the deadline.
     if assessment.failed.len() > u64::from(policy.max_failed_shards)
-        || (!assessment.failed.is_empty() && assessment.active.is_empty() && assessment.ready.is_empty() && assessment.next_retry.is_none())
+        || (!assessment.failed.is_empty()
+            && assessment.active.is_empty()
+            && assessment.ready.is_empty()
+            && assessment.next_retry.is_none())
     {
         let failure = assessment.last_failure.clone();
         let message = match &failure {
@@ -331,31 +451,59 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         status.last_failure = failure;
         return finish_failed(decision, status, old, observed, "ShardFailed", message, now);
     }
-    if let Some(limit) = policy.failure_limit {
-        if assessment.counted_failures >= limit {
-            let message = format!("{} shard attempts failed; the job's failureLimit is {limit}", assessment.counted_failures);
-            status.last_failure = assessment.last_failure.clone();
-            return finish_failed(decision, status, old, observed, "FailureLimitExceeded", message, now);
-        }
+    if let Some(limit) = policy
+        .failure_limit
+        .filter(|limit| assessment.counted_failures >= *limit)
+    {
+        let message = format!(
+            "{} shard attempts failed; the job's failureLimit is {limit}",
+            assessment.counted_failures
+        );
+        status.last_failure = assessment.last_failure.clone();
+        return finish_failed(
+            decision,
+            status,
+            old,
+            observed,
+            "FailureLimitExceeded",
+            message,
+            now,
+        );
     }
     if let (Some(deadline), Some(start)) = (job.spec.active_deadline_seconds, &old.start_time) {
-        let expires = start.0.checked_add(SignedDuration::from_secs(deadline)).unwrap_or(start.0);
+        let expires = start
+            .0
+            .checked_add(SignedDuration::from_secs(deadline))
+            .unwrap_or(start.0);
         if expires <= now {
             let message = format!("the job ran longer than activeDeadlineSeconds ({deadline} s)");
             status.last_failure = assessment.last_failure.clone();
-            return finish_failed(decision, status, old, observed, "DeadlineExceeded", message, now);
+            return finish_failed(
+                decision,
+                status,
+                old,
+                observed,
+                "DeadlineExceeded",
+                message,
+                now,
+            );
         }
         decision.requeue_after = Some(to_duration(expires.duration_since(now)));
     }
     status.last_failure = assessment.last_failure.clone();
     for (node, failures) in &assessment.node_failures {
         if *failures == policy.node_failure_threshold
-            && !old.node_failures.iter().any(|n| &n.node == node && n.failures >= *failures)
+            && !old
+                .node_failures
+                .iter()
+                .any(|n| &n.node == node && n.failures >= *failures)
         {
             decision.events.push(EventNote {
                 warning: true,
                 reason: "NodeExcluded".into(),
-                note: format!("{failures} shard attempts failed on node {node}; this job no longer uses it"),
+                note: format!(
+                    "{failures} shard attempts failed on node {node}; this job no longer uses it"
+                ),
             });
         }
     }
@@ -363,14 +511,29 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         decision.events.push(EventNote {
             warning: true,
             reason: "OutputCorrupt".into(),
-            note: format!("shards {} have missing or corrupt outputs and render again", assessment.invalidated),
+            note: format!(
+                "shards {} have missing or corrupt outputs and render again",
+                assessment.invalidated
+            ),
         });
     }
 
     // 4. Suspended: start nothing, drop what has not started running.
     if job.spec.suspend {
-        set(&mut status, SUSPENDED, true, "Suspended", "spec.suspend is set".into());
-        set(&mut status, RENDERING, false, "Suspended", "spec.suspend is set".into());
+        set(
+            &mut status,
+            SUSPENDED,
+            true,
+            "Suspended",
+            "spec.suspend is set".into(),
+        );
+        set(
+            &mut status,
+            RENDERING,
+            false,
+            "Suspended",
+            "spec.suspend is set".into(),
+        );
         status.phase = Some(JobPhase::Suspended);
         decision.delete = assessment
             .active
@@ -390,7 +553,9 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     // 5. Rendering: start what admission granted.
     if !shards_done {
         for ready in assessment.ready.iter().take(grant as usize) {
-            let Some(shard) = plan.shard(ready.shard) else { continue };
+            let Some(shard) = plan.shard(ready.shard) else {
+                continue;
+            };
             let spec = ShardSpec {
                 version: CONTRACT_VERSION,
                 job: job_name.clone(),
@@ -404,7 +569,13 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
                 samples: shard.samples,
                 output: output.clone(),
             };
-            decision.create.push(pods::shard_pod(job, pool, &spec, &ready.avoid, storage_secret.as_deref()));
+            decision.create.push(pods::shard_pod(
+                job,
+                pool,
+                &spec,
+                &ready.avoid,
+                storage_secret.as_deref(),
+            ));
             status.shard_attempts.set(ready.shard, ready.attempt);
         }
         if status.start_time.is_none() && !decision.create.is_empty() {
@@ -412,11 +583,34 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         }
         let running = assessment.active.len() + decision.create.len();
         let waiting = assessment.ready.len().saturating_sub(decision.create.len());
-        set(&mut status, RENDERING, running > 0, if running > 0 { "ShardsRunning" } else { "WaitingForCapacity" }, format!("{running} shards running, {waiting} waiting"));
-        set(&mut status, MERGING, false, "ShardsRendering", String::new());
-        status.phase = Some(if status.start_time.is_some() { JobPhase::Rendering } else { JobPhase::Queued });
+        set(
+            &mut status,
+            RENDERING,
+            running > 0,
+            if running > 0 {
+                "ShardsRunning"
+            } else {
+                "WaitingForCapacity"
+            },
+            format!("{running} shards running, {waiting} waiting"),
+        );
+        set(
+            &mut status,
+            MERGING,
+            false,
+            "ShardsRendering",
+            String::new(),
+        );
+        status.phase = Some(if status.start_time.is_some() {
+            JobPhase::Rendering
+        } else {
+            JobPhase::Queued
+        });
         status.shards.active = running as u32;
-        status.shards.waiting = status.shards.total - status.shards.succeeded - status.shards.failed - status.shards.active;
+        status.shards.waiting = status.shards.total
+            - status.shards.succeeded
+            - status.shards.failed
+            - status.shards.active;
         let remaining = status.shards.total as u64 - assessment.succeeded.len();
         status.estimated_completion_time =
             status::estimated_completion(observed, remaining, running as u32).map(Time);
@@ -424,7 +618,10 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             decision.requeue_after = min_duration(decision.requeue_after, CAPACITY_RECHECK);
         }
         if let Some(next) = assessment.next_retry {
-            decision.requeue_after = min_duration(decision.requeue_after, to_duration(next.duration_since(now)));
+            decision.requeue_after = min_duration(
+                decision.requeue_after,
+                to_duration(next.duration_since(now)),
+            );
         }
         decision.events.extend(transition_event(&old, &status));
         decision.status = status;
@@ -432,7 +629,13 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     }
 
     // 6. Every shard rendered: merge, then complete.
-    set(&mut status, RENDERING, false, "AllShardsRendered", format!("{} shards rendered", plan.len()));
+    set(
+        &mut status,
+        RENDERING,
+        false,
+        "AllShardsRendered",
+        format!("{} shards rendered", plan.len()),
+    );
     let failed_merges = observed
         .merges
         .iter()
@@ -445,8 +648,23 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     };
     match latest.map(|m| (&m.state, m.attempt)) {
         Some((AttemptState::Succeeded, _)) => {
-            set(&mut status, MERGING, false, "Merged", "frames written".into());
-            set(&mut status, COMPLETE, true, "FramesWritten", format!("{} frames written to {output}/frames", plan.input().frames.len()));
+            set(
+                &mut status,
+                MERGING,
+                false,
+                "Merged",
+                "frames written".into(),
+            );
+            set(
+                &mut status,
+                COMPLETE,
+                true,
+                "FramesWritten",
+                format!(
+                    "{} frames written to {output}/frames",
+                    plan.input().frames.len()
+                ),
+            );
             status.phase = Some(JobPhase::Complete);
             status.completion_time = Some(Time(now));
             if let Some(ttl) = job.spec.ttl_seconds_after_finished {
@@ -455,24 +673,61 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         }
         Some((AttemptState::Failed(failure), attempt)) => match &failure.kind {
             FailureKind::Permanent => {
-                return finish_failed(decision, status, old, observed, "MergeFailed", format!("merge attempt {attempt}: {}", failure.message), now);
+                return finish_failed(
+                    decision,
+                    status,
+                    old,
+                    observed,
+                    "MergeFailed",
+                    format!("merge attempt {attempt}: {}", failure.message),
+                    now,
+                );
             }
             FailureKind::Retryable if failed_merges >= policy.attempts_per_shard => {
-                return finish_failed(decision, status, old, observed, "MergeFailed", format!("merge failed {failed_merges} times; last: {}", failure.message), now);
+                return finish_failed(
+                    decision,
+                    status,
+                    old,
+                    observed,
+                    "MergeFailed",
+                    format!(
+                        "merge failed {failed_merges} times; last: {}",
+                        failure.message
+                    ),
+                    now,
+                );
             }
             _ => {
                 decision.create.push(create_merge(attempt + 1));
-                set(&mut status, MERGING, true, "Merging", format!("merge attempt {}", attempt + 1));
+                set(
+                    &mut status,
+                    MERGING,
+                    true,
+                    "Merging",
+                    format!("merge attempt {}", attempt + 1),
+                );
                 status.phase = Some(JobPhase::Merging);
             }
         },
         Some(_) => {
-            set(&mut status, MERGING, true, "Merging", "merge pod running".into());
+            set(
+                &mut status,
+                MERGING,
+                true,
+                "Merging",
+                "merge pod running".into(),
+            );
             status.phase = Some(JobPhase::Merging);
         }
         None => {
             decision.create.push(create_merge(0));
-            set(&mut status, MERGING, true, "Merging", "merge pod created".into());
+            set(
+                &mut status,
+                MERGING,
+                true,
+                "Merging",
+                "merge pod created".into(),
+            );
             status.phase = Some(JobPhase::Merging);
         }
     }
@@ -481,7 +736,12 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     decision
 }
 
-fn merge_spec(job: &RenderJob, settings: &RenderSettings, output: &str, attempts: &AttemptMap) -> MergeSpec {
+fn merge_spec(
+    job: &RenderJob,
+    settings: &RenderSettings,
+    output: &str,
+    attempts: &AttemptMap,
+) -> MergeSpec {
     let sharding = &job.spec.sharding;
     MergeSpec {
         version: CONTRACT_VERSION,
@@ -491,8 +751,8 @@ fn merge_spec(job: &RenderJob, settings: &RenderSettings, output: &str, attempts
         settings: settings.clone(),
         frames: job.spec.frames.clone(),
         frames_per_shard: sharding.frames_per_shard,
-        tiles_x: sharding.tiles.x,
-        tiles_y: sharding.tiles.y,
+        tiles_x: sharding.tiles.columns,
+        tiles_y: sharding.tiles.rows,
         sample_splits: sharding.sample_splits,
         attempts: attempts.clone(),
         formats: job_plan::formats(&job.spec),
@@ -501,7 +761,12 @@ fn merge_spec(job: &RenderJob, settings: &RenderSettings, output: &str, attempts
 }
 
 /// Counts, sets, attempts, GPU-seconds, the active list: the parts of status every branch shares.
-fn fill_counts(status: &mut RenderJobStatus, plan: &ShardPlan, assessment: &Assessment, observed: &Observed) {
+fn fill_counts(
+    status: &mut RenderJobStatus,
+    plan: &ShardPlan,
+    assessment: &Assessment,
+    observed: &Observed,
+) {
     let total = plan.len();
     status.shards = ShardCounts {
         total,
@@ -516,13 +781,19 @@ fn fill_counts(status: &mut RenderJobStatus, plan: &ShardPlan, assessment: &Asse
     status.succeeded_shards = assessment.succeeded.clone();
     status.failed_shards = assessment.failed.clone();
     status.shard_attempts = assessment.attempts.clone();
-    status.progress = Some(status::progress(assessment.succeeded.len(), u64::from(total)));
+    status.progress = Some(status::progress(
+        assessment.succeeded.len(),
+        u64::from(total),
+    ));
     status.gpu_seconds = status::gpu_seconds(observed);
     status.active_shards = status::active_list(assessment.active.iter().map(|(s, a)| (*s, a)));
     status.node_failures = assessment
         .node_failures
         .iter()
-        .map(|(node, failures)| NodeFailures { node: node.clone(), failures: *failures })
+        .map(|(node, failures)| NodeFailures {
+            node: node.clone(),
+            failures: *failures,
+        })
         .collect();
 }
 
@@ -536,9 +807,33 @@ fn finish_failed(
     now: Timestamp,
 ) -> Decision {
     let generation = status.observed_generation;
-    conditions::set(&mut status.conditions, FAILED, true, reason, message, generation, now);
-    conditions::set(&mut status.conditions, RENDERING, false, reason, String::new(), generation, now);
-    conditions::set(&mut status.conditions, MERGING, false, reason, String::new(), generation, now);
+    conditions::set(
+        &mut status.conditions,
+        FAILED,
+        true,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    conditions::set(
+        &mut status.conditions,
+        RENDERING,
+        false,
+        reason,
+        String::new(),
+        generation,
+        now,
+    );
+    conditions::set(
+        &mut status.conditions,
+        MERGING,
+        false,
+        reason,
+        String::new(),
+        generation,
+        now,
+    );
     status.phase = Some(JobPhase::Failed);
     status.completion_time = Some(Time(now));
     status.estimated_completion_time = None;
@@ -565,12 +860,24 @@ fn transition_event(old: &RenderJobStatus, new: &RenderJobStatus) -> Option<Even
         return None;
     }
     let phase = new.phase?;
-    let failed = new.conditions.iter().find(|c| c.type_ == FAILED && c.status == "True");
+    let failed = new
+        .conditions
+        .iter()
+        .find(|c| c.type_ == FAILED && c.status == "True");
     let (warning, note) = match phase {
         JobPhase::Queued => (false, "waiting for pool capacity".to_string()),
         JobPhase::Rendering => (false, format!("rendering {} shards", new.shards.total)),
         JobPhase::Merging => (false, "all shards rendered; merging frames".to_string()),
-        JobPhase::Complete => (false, format!("frames written to {}", new.output.as_ref().map(|o| o.frames.as_str()).unwrap_or("?"))),
+        JobPhase::Complete => (
+            false,
+            format!(
+                "frames written to {}",
+                new.output
+                    .as_ref()
+                    .map(|o| o.frames.as_str())
+                    .unwrap_or("?")
+            ),
+        ),
         JobPhase::Failed => (true, failed.map(|c| c.message.clone()).unwrap_or_default()),
         JobPhase::Suspended => (false, "suspended".to_string()),
     };
@@ -582,7 +889,9 @@ fn transition_event(old: &RenderJobStatus, new: &RenderJobStatus) -> Option<Even
 }
 
 fn to_duration(d: SignedDuration) -> Duration {
-    Duration::try_from(d).unwrap_or(Duration::ZERO).max(Duration::from_millis(100))
+    Duration::try_from(d)
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_millis(100))
 }
 
 fn min_duration(current: Option<Duration>, other: Duration) -> Option<Duration> {
@@ -650,12 +959,21 @@ pub(crate) mod tests {
         let pool = pool_from_yaml();
         let observed = observe::observe(pods, &|_| true, "nvidia.com/gpu");
         let assessment = assess(job, &observed, &BTreeSet::new(), now());
-        let decision = decide(DecideInput { job, pool: Some(&pool), observed: &observed, assessment: &assessment, grant, now: now() });
+        let decision = decide(DecideInput {
+            job,
+            pool: Some(&pool),
+            observed: &observed,
+            assessment: &assessment,
+            grant,
+            now: now(),
+        });
         (assessment, decision)
     }
 
     fn names(pods: &[Pod]) -> Vec<String> {
-        pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect()
+        pods.iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect()
     }
 
     #[test]
@@ -663,10 +981,22 @@ pub(crate) mod tests {
         let job = job_from_yaml();
         let (assessment, decision) = run(&job, &[], 3);
         assert_eq!(assessment.ready.len(), 8);
-        assert_eq!(names(&decision.create), ["shot010-0-0", "shot010-1-0", "shot010-2-0"]);
+        assert_eq!(
+            names(&decision.create),
+            ["shot010-0-0", "shot010-1-0", "shot010-2-0"]
+        );
         let status = &decision.status;
         assert_eq!(status.phase, Some(JobPhase::Rendering));
-        assert_eq!(status.shards, ShardCounts { total: 8, succeeded: 0, failed: 0, active: 3, waiting: 5 });
+        assert_eq!(
+            status.shards,
+            ShardCounts {
+                total: 8,
+                succeeded: 0,
+                failed: 0,
+                active: 3,
+                waiting: 5
+            }
+        );
         assert!(conditions::is_true(&status.conditions, ACCEPTED));
         assert!(conditions::is_true(&status.conditions, RENDERING));
         assert_eq!(decision.requeue_after, Some(CAPACITY_RECHECK));
@@ -685,18 +1015,35 @@ pub(crate) mod tests {
     fn a_failed_attempt_retries_after_backoff_avoiding_its_node() {
         let job = job_from_yaml();
         // The fixture's backoff is 0 s, so the retry is due at once.
-        let pods = [pod(0, 0, "Failed", Some(1), "gpu-node-1"), pod(1, 0, "Running", None, "gpu-node-2")];
+        let pods = [
+            pod(0, 0, "Failed", Some(1), "gpu-node-1"),
+            pod(1, 0, "Running", None, "gpu-node-2"),
+        ];
         let (assessment, decision) = run(&job, &pods, 1);
-        assert_eq!(assessment.ready[0], ReadyShard { shard: 0, attempt: 1, avoid: BTreeSet::from(["gpu-node-1".to_string()]) });
+        assert_eq!(
+            assessment.ready[0],
+            ReadyShard {
+                shard: 0,
+                attempt: 1,
+                avoid: BTreeSet::from(["gpu-node-1".to_string()])
+            }
+        );
         assert_eq!(names(&decision.create), ["shot010-0-1"]);
         assert_eq!(decision.status.shard_attempts.to_string(), "0:1");
         let failure = decision.status.last_failure.clone().unwrap();
-        assert_eq!((failure.shard, failure.node.as_deref()), (0, Some("gpu-node-1")));
+        assert_eq!(
+            (failure.shard, failure.node.as_deref()),
+            (0, Some("gpu-node-1"))
+        );
     }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
-        let policy = RetryPolicy { backoff_seconds: 10, max_backoff_seconds: 60, ..Default::default() };
+        let policy = RetryPolicy {
+            backoff_seconds: 10,
+            max_backoff_seconds: 60,
+            ..Default::default()
+        };
         let secs: Vec<i64> = (1..=5).map(|n| backoff(&policy, n).as_secs()).collect();
         assert_eq!(secs, [10, 20, 40, 60, 60]);
     }
@@ -709,7 +1056,20 @@ pub(crate) mod tests {
         let mut failed = pod(0, 0, "Failed", Some(1), "gpu-node-1");
         // Finished 10 s before now.
         let finished = now().checked_sub(SignedDuration::from_secs(10)).unwrap();
-        failed.status.as_mut().unwrap().container_statuses.as_mut().unwrap()[0].state.as_mut().unwrap().terminated.as_mut().unwrap().finished_at = Some(Time(finished));
+        failed
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .state
+            .as_mut()
+            .unwrap()
+            .terminated
+            .as_mut()
+            .unwrap()
+            .finished_at = Some(Time(finished));
         let (assessment, decision) = run(&job, &[failed], 8);
         assert!(!assessment.ready.iter().any(|r| r.shard == 0));
         assert!(!names(&decision.create).contains(&"shot010-0-1".to_string()));
@@ -719,13 +1079,24 @@ pub(crate) mod tests {
 
     #[test]
     fn a_bad_scene_fails_the_job_at_once_naming_shard_node_and_reason() {
-        let pods = [pod(2, 0, "Failed", Some(3), "gpu-node-1"), pod(1, 0, "Running", None, "gpu-node-2")];
+        let pods = [
+            pod(2, 0, "Failed", Some(3), "gpu-node-1"),
+            pod(1, 0, "Running", None, "gpu-node-2"),
+        ];
         let (_, decision) = run(&job_from_yaml(), &pods, 4);
         let status = &decision.status;
         assert_eq!(status.phase, Some(JobPhase::Failed));
-        let failed = status.conditions.iter().find(|c| c.type_ == FAILED).unwrap();
+        let failed = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == FAILED)
+            .unwrap();
         assert_eq!(failed.reason, "ShardFailed");
-        assert!(failed.message.contains("shard 2 failed on node gpu-node-1"), "{}", failed.message);
+        assert!(
+            failed.message.contains("shard 2 failed on node gpu-node-1"),
+            "{}",
+            failed.message
+        );
         assert!(failed.message.contains("BadInput"), "{}", failed.message);
         assert_eq!(decision.delete, ["shot010-1-0"]);
         assert!(decision.create.is_empty());
@@ -752,8 +1123,20 @@ pub(crate) mod tests {
             pod(2, 0, "Failed", Some(1), "bad-node"),
         ];
         let (assessment, decision) = run(&job_from_yaml(), &pods, 8);
-        assert!(assessment.ready.iter().all(|r| r.avoid.contains("bad-node")));
-        assert_eq!(decision.events.iter().filter(|e| e.reason == "NodeExcluded").count(), 1);
+        assert!(
+            assessment
+                .ready
+                .iter()
+                .all(|r| r.avoid.contains("bad-node"))
+        );
+        assert_eq!(
+            decision
+                .events
+                .iter()
+                .filter(|e| e.reason == "NodeExcluded")
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -767,12 +1150,137 @@ pub(crate) mod tests {
 
     #[test]
     fn the_last_success_creates_the_merge_pod() {
-        let pods: Vec<Pod> = (0..8).map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1")).collect();
+        let pods: Vec<Pod> = (0..8)
+            .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+            .collect();
         let (_, decision) = run(&job_from_yaml(), &pods, 8);
         assert_eq!(names(&decision.create), ["shot010-merge-0"]);
         assert_eq!(decision.status.phase, Some(JobPhase::Merging));
         assert_eq!(decision.status.progress.as_deref(), Some("100%"));
         assert_eq!(decision.status.succeeded_shards.to_string(), "0-7");
+    }
+
+    fn merge_pod(attempt: u32, exit_code: i32, message: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("shot010-merge-{attempt}"), "namespace": "lighting",
+                "labels": {"tessera.dev/role": "merge", "tessera.dev/attempt": attempt.to_string()},
+                "annotations": {"tessera.dev/merge-attempts": ""}},
+            "status": {"phase": if exit_code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{
+                "name": "merge", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": exit_code, "message": message,
+                    "startedAt": "2027-01-15T08:01:00Z", "finishedAt": "2027-01-15T08:02:00Z"}}}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn corrupt_outputs_found_by_the_merge_are_rendered_again_then_merged_again() {
+        let mut pods: Vec<Pod> = (0..8)
+            .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+            .collect();
+        pods.push(merge_pod(
+            0,
+            4,
+            r#"{"shards": "3", "reason": "sha256 mismatch"}"#,
+        ));
+        let (assessment, decision) = run(&job_from_yaml(), &pods, 8);
+        assert_eq!(assessment.invalidated.to_string(), "3");
+        assert_eq!(names(&decision.create), ["shot010-3-1"]);
+        assert_eq!(decision.status.succeeded_shards.to_string(), "0-2,4-7");
+        assert!(decision.events.iter().any(|e| e.reason == "OutputCorrupt"));
+
+        // Shard 3's new attempt succeeds: the merge runs again, reading attempt 1 of shard 3.
+        pods.push(pod(3, 1, "Succeeded", Some(0), "gpu-node-2"));
+        let mut job = job_from_yaml();
+        job.status = Some(decision.status.clone());
+        let (_, decision) = run(&job, &pods, 8);
+        assert_eq!(names(&decision.create), ["shot010-merge-1"]);
+        let annotations = decision.create[0].metadata.annotations.clone().unwrap();
+        assert_eq!(annotations["tessera.dev/merge-attempts"], "3:1");
+    }
+
+    #[test]
+    fn a_successful_merge_completes_the_job() {
+        let mut pods: Vec<Pod> = (0..8)
+            .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+            .collect();
+        pods.push(merge_pod(0, 0, ""));
+        let (_, decision) = run(&job_from_yaml(), &pods, 8);
+        assert!(decision.create.is_empty());
+        assert_eq!(decision.status.phase, Some(JobPhase::Complete));
+        assert!(conditions::is_true(&decision.status.conditions, COMPLETE));
+        assert!(decision.status.completion_time.is_some());
+    }
+
+    #[test]
+    fn suspending_deletes_pods_that_have_not_started() {
+        let mut job = job_from_yaml();
+        job.spec.suspend = true;
+        let pods = [
+            pod(0, 0, "Pending", None, "gpu-node-1"),
+            pod(1, 0, "Running", None, "gpu-node-1"),
+        ];
+        let (_, decision) = run(&job, &pods, 8);
+        assert!(decision.create.is_empty());
+        assert_eq!(decision.delete, ["shot010-0-0"]);
+        assert_eq!(decision.status.phase, Some(JobPhase::Suspended));
+    }
+
+    #[test]
+    fn the_active_deadline_fails_the_job_and_stops_its_pods() {
+        let mut job = job_from_yaml();
+        job.spec.active_deadline_seconds = Some(60);
+        job.status = Some(RenderJobStatus {
+            start_time: Some(Time(
+                now().checked_sub(SignedDuration::from_secs(61)).unwrap(),
+            )),
+            ..Default::default()
+        });
+        let (_, decision) = run(&job, &[pod(0, 0, "Running", None, "gpu-node-1")], 8);
+        assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+        assert_eq!(
+            decision
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == FAILED)
+                .unwrap()
+                .reason,
+            "DeadlineExceeded"
+        );
+        assert_eq!(decision.delete, ["shot010-0-0"]);
+    }
+
+    #[test]
+    fn a_finished_job_is_deleted_after_its_ttl() {
+        let mut job = job_from_yaml();
+        job.spec.ttl_seconds_after_finished = Some(100);
+        let mut status = RenderJobStatus {
+            phase: Some(JobPhase::Complete),
+            ..Default::default()
+        };
+        conditions::set(
+            &mut status.conditions,
+            COMPLETE,
+            true,
+            "FramesWritten",
+            "",
+            Some(1),
+            now(),
+        );
+        status.completion_time = Some(Time(
+            now().checked_sub(SignedDuration::from_secs(40)).unwrap(),
+        ));
+        job.status = Some(status.clone());
+        let (_, decision) = run(&job, &[], 8);
+        assert!(!decision.delete_job);
+        assert_eq!(decision.requeue_after, Some(Duration::from_secs(60)));
+        status.completion_time = Some(Time(
+            now().checked_sub(SignedDuration::from_secs(100)).unwrap(),
+        ));
+        job.status = Some(status);
+        let (_, decision) = run(&job, &[], 8);
+        assert!(decision.delete_job);
     }
 
     #[test]
@@ -785,7 +1293,10 @@ pub(crate) mod tests {
         });
         let (assessment, decision) = run(&job, &[], 8);
         assert_eq!(assessment.succeeded.to_string(), "0-3");
-        assert_eq!(names(&decision.create), ["shot010-4-0", "shot010-5-0", "shot010-6-0", "shot010-7-0"]);
+        assert_eq!(
+            names(&decision.create),
+            ["shot010-4-0", "shot010-5-0", "shot010-6-0", "shot010-7-0"]
+        );
     }
 
     #[test]

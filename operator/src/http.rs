@@ -34,7 +34,10 @@ async fn metrics(State(health): State<Health>) -> String {
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
-    match (health.ready.load(Ordering::Relaxed), health.leading.load(Ordering::Relaxed)) {
+    match (
+        health.ready.load(Ordering::Relaxed),
+        health.leading.load(Ordering::Relaxed),
+    ) {
         (true, true) => (StatusCode::OK, "ready (leader)"),
         (true, false) => (StatusCode::OK, "ready (standby)"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "caches not synced"),
@@ -42,8 +45,14 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn serve(addr: SocketAddr, health: Health, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    health: Health,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-    axum::serve(listener, router(health)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(health))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

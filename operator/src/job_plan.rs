@@ -39,8 +39,8 @@ pub fn plan(spec: &RenderJobSpec) -> Result<ShardPlan, SpecError> {
         height: spec.resolution.height,
         samples_per_pixel: spec.samples_per_pixel,
         frames_per_shard: spec.sharding.frames_per_shard,
-        tiles_x: spec.sharding.tiles.x,
-        tiles_y: spec.sharding.tiles.y,
+        tiles_x: spec.sharding.tiles.columns,
+        tiles_y: spec.sharding.tiles.rows,
         sample_splits: spec.sharding.sample_splits,
     })?)
 }
@@ -82,9 +82,13 @@ pub fn output_prefix(job: &RenderJob, pool: &RenderPool) -> Result<String, SpecE
     if let Some(url) = job.spec.output.as_ref().and_then(|o| o.url.as_ref()) {
         return Ok(url.trim_end_matches('/').to_string());
     }
-    let storage = pool.spec.storage.as_ref().ok_or_else(|| SpecError::NoOutput {
-        pool: job.spec.pool.clone(),
-    })?;
+    let storage = pool
+        .spec
+        .storage
+        .as_ref()
+        .ok_or_else(|| SpecError::NoOutput {
+            pool: job.spec.pool.clone(),
+        })?;
     Ok(format!(
         "{}/{}/{}",
         storage.url.trim_end_matches('/'),

@@ -19,7 +19,12 @@ pub struct Leadership {
 }
 
 /// Starts competing for the lease in `namespace` as `identity`.
-pub async fn compete(client: Client, namespace: &str, identity: &str, lease_seconds: u64) -> Result<Leadership> {
+pub async fn compete(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    lease_seconds: u64,
+) -> Result<Leadership> {
     let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
         .with_namespace(namespace)
         .with_identity(identity)

@@ -12,7 +12,10 @@ use tessera_operator::{controller, http, leader, metrics::Metrics};
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Kubernetes operator that turns GPU nodes into a render farm")]
+#[command(
+    version,
+    about = "Kubernetes operator that turns GPU nodes into a render farm"
+)]
 struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "TESSERA_LOG_FORMAT")]
@@ -51,10 +54,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -66,11 +70,16 @@ async fn shutdown_signal() {
 
 async fn run(args: Args) -> tessera_operator::Result<()> {
     let client = kube::Client::try_default().await?;
-    let identity = args.identity.clone().unwrap_or_else(|| {
-        format!("{}-{}", hostname(), std::process::id())
-    });
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     let metrics = Metrics::new()?;
-    let health = http::Health { ready: Arc::new(AtomicBool::new(false)), leading: Arc::new(AtomicBool::new(false)), metrics: metrics.clone() };
+    let health = http::Health {
+        ready: Arc::new(AtomicBool::new(false)),
+        leading: Arc::new(AtomicBool::new(false)),
+        metrics: metrics.clone(),
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(args.http_addr, health.clone(), {
         let mut rx = stop_rx.clone();
@@ -82,7 +91,13 @@ async fn run(args: Args) -> tessera_operator::Result<()> {
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let result = if args.leader_election {
-        let mut leadership = leader::compete(client.clone(), &args.lease_namespace, &identity, args.lease_seconds).await?;
+        let mut leadership = leader::compete(
+            client.clone(),
+            &args.lease_namespace,
+            &identity,
+            args.lease_seconds,
+        )
+        .await?;
         // A standby is ready (its server answers) but not leading.
         health.ready.store(true, Ordering::Relaxed);
         info!(%identity, "waiting to lead");
@@ -98,9 +113,15 @@ async fn run(args: Args) -> tessera_operator::Result<()> {
         health.leading.store(true, Ordering::Relaxed);
         health.ready.store(false, Ordering::Relaxed);
         let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<bool>();
-        let controllers = controller::run(client, metrics, identity.clone(), health.ready.clone(), async move {
-            let _ = lost_rx.await;
-        });
+        let controllers = controller::run(
+            client,
+            metrics,
+            identity.clone(),
+            health.ready.clone(),
+            async move {
+                let _ = lost_rx.await;
+            },
+        );
         tokio::pin!(controllers);
         let outcome = tokio::select! {
             result = &mut controllers => result,
@@ -119,7 +140,14 @@ async fn run(args: Args) -> tessera_operator::Result<()> {
         outcome
     } else {
         health.leading.store(true, Ordering::Relaxed);
-        controller::run(client, metrics, identity, health.ready.clone(), shutdown_signal()).await
+        controller::run(
+            client,
+            metrics,
+            identity,
+            health.ready.clone(),
+            shutdown_signal(),
+        )
+        .await
     };
     let _ = stop_tx.send(true);
     let _ = server.await;

@@ -1,6 +1,9 @@
 //! Prometheus metrics (DESIGN §9), served on `/metrics`.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder, CounterVec};
+use prometheus::{
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -30,12 +33,18 @@ impl Metrics {
             &["pool"],
         )?;
         let shard_duration = HistogramVec::new(
-            HistogramOpts::new("tessera_shard_duration_seconds", "Run time of finished shard attempts")
-                .buckets(prometheus::exponential_buckets(1.0, 2.0, 16)?),
+            HistogramOpts::new(
+                "tessera_shard_duration_seconds",
+                "Run time of finished shard attempts",
+            )
+            .buckets(prometheus::exponential_buckets(1.0, 2.0, 16)?),
             &["pool", "outcome"],
         )?;
         let gpu_seconds = CounterVec::new(
-            Opts::new("tessera_gpu_seconds_total", "GPU time of finished shard attempts"),
+            Opts::new(
+                "tessera_gpu_seconds_total",
+                "GPU time of finished shard attempts",
+            ),
             &["namespace", "job"],
         )?;
         let reconcile_duration = HistogramVec::new(
@@ -44,7 +53,10 @@ impl Metrics {
             &["kind"],
         )?;
         let reconcile_errors = IntCounterVec::new(
-            Opts::new("tessera_reconcile_errors_total", "Failed reconciles by error kind"),
+            Opts::new(
+                "tessera_reconcile_errors_total",
+                "Failed reconciles by error kind",
+            ),
             &["kind", "error"],
         )?;
         let pods_created = IntCounterVec::new(
@@ -58,7 +70,16 @@ impl Metrics {
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(pods_created.clone()))?;
-        Ok(Self { registry, shards, queue_depth, shard_duration, gpu_seconds, reconcile_duration, reconcile_errors, pods_created })
+        Ok(Self {
+            registry,
+            shards,
+            queue_depth,
+            shard_duration,
+            gpu_seconds,
+            reconcile_duration,
+            reconcile_errors,
+            pods_created,
+        })
     }
 
     /// The text exposition format.

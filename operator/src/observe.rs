@@ -62,7 +62,10 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn is_finished(&self) -> bool {
-        matches!(self.state, AttemptState::Succeeded | AttemptState::Failed(_))
+        matches!(
+            self.state,
+            AttemptState::Succeeded | AttemptState::Failed(_)
+        )
     }
 
     /// Holds a pool slot: not finished, and not a terminating pod on a dead node.
@@ -125,11 +128,11 @@ fn read_attempt(
         .and_then(|cs| cs.first())
         .and_then(|c| c.state.as_ref())
         .and_then(|s| s.terminated.clone());
-    let started = status
-        .start_time
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| terminated.as_ref().and_then(|t| t.started_at.as_ref().map(|t| t.0)));
+    let started = status.start_time.as_ref().map(|t| t.0).or_else(|| {
+        terminated
+            .as_ref()
+            .and_then(|t| t.started_at.as_ref().map(|t| t.0))
+    });
     let finished = terminated
         .as_ref()
         .and_then(|t| t.finished_at.as_ref().map(|t| t.0));
@@ -186,12 +189,22 @@ fn classify_failure(
     status: &k8s_openapi::api::core::v1::PodStatus,
     terminated: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>,
 ) -> Failure {
-    let disrupted = status.conditions.iter().flatten().any(|c| {
-        c.type_ == "DisruptionTarget" && c.status == "True"
-    }) || matches!(
-        status.reason.as_deref(),
-        Some("Evicted" | "Preempting" | "NodeLost" | "Shutdown" | "Terminated" | "UnexpectedAdmissionError")
-    );
+    let disrupted = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+        || matches!(
+            status.reason.as_deref(),
+            Some(
+                "Evicted"
+                    | "Preempting"
+                    | "NodeLost"
+                    | "Shutdown"
+                    | "Terminated"
+                    | "UnexpectedAdmissionError"
+            )
+        );
     if disrupted {
         return Failure {
             kind: FailureKind::Disruption,
@@ -206,7 +219,10 @@ fn classify_failure(
         return Failure {
             kind: FailureKind::Retryable,
             reason: status.reason.clone().unwrap_or_else(|| "Failed".into()),
-            message: status.message.clone().unwrap_or_else(|| "the pod failed".into()),
+            message: status
+                .message
+                .clone()
+                .unwrap_or_else(|| "the pod failed".into()),
         };
     };
     let code = terminated.exit_code;
@@ -215,24 +231,34 @@ fn classify_failure(
     match exit::classify(code) {
         exit::FailureKind::Permanent => Failure {
             kind: FailureKind::Permanent,
-            reason: if code == exit::BAD_INPUT { "BadInput".into() } else { "BadUsage".into() },
+            reason: if code == exit::BAD_INPUT {
+                "BadInput".into()
+            } else {
+                "BadUsage".into()
+            },
             message: with_exit_code(code, &message),
         },
-        exit::FailureKind::InvalidShards => match serde_json::from_str::<InvalidShards>(message.trim()) {
-            Ok(invalid) => Failure {
-                kind: FailureKind::InvalidShards(invalid.shards),
-                reason: "OutputCorrupt".into(),
-                message: invalid.reason,
-            },
-            Err(_) => Failure {
-                kind: FailureKind::Retryable,
-                reason: "OutputCorrupt".into(),
-                message: with_exit_code(code, &message),
-            },
-        },
+        exit::FailureKind::InvalidShards => {
+            match serde_json::from_str::<InvalidShards>(message.trim()) {
+                Ok(invalid) => Failure {
+                    kind: FailureKind::InvalidShards(invalid.shards),
+                    reason: "OutputCorrupt".into(),
+                    message: invalid.reason,
+                },
+                Err(_) => Failure {
+                    kind: FailureKind::Retryable,
+                    reason: "OutputCorrupt".into(),
+                    message: with_exit_code(code, &message),
+                },
+            }
+        }
         exit::FailureKind::Retryable => Failure {
             kind: FailureKind::Retryable,
-            reason: if code == exit::NO_ADAPTER { "NoGpu".into() } else { reason },
+            reason: if code == exit::NO_ADAPTER {
+                "NoGpu".into()
+            } else {
+                reason
+            },
             message: with_exit_code(code, &message),
         },
     }
@@ -241,7 +267,14 @@ fn classify_failure(
 fn with_exit_code(code: i32, message: &str) -> String {
     let message = message.trim();
     // Termination messages can be long logs; status keeps the tail a human needs.
-    let tail: String = message.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = message
+        .chars()
+        .rev()
+        .take(400)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     if tail.is_empty() {
         format!("exit code {code}")
     } else {
@@ -255,8 +288,8 @@ pub fn failures_by_node(observed: &Observed) -> BTreeMap<String, u32> {
     let mut counts = BTreeMap::new();
     for attempt in observed.shards.values().flatten() {
         if let (AttemptState::Failed(failure), Some(node)) = (&attempt.state, &attempt.node) {
-            let counts_against_node = matches!(failure.kind, FailureKind::Retryable)
-                || failure.reason == "NodeLost";
+            let counts_against_node =
+                matches!(failure.kind, FailureKind::Retryable) || failure.reason == "NodeLost";
             if counts_against_node {
                 *counts.entry(node.clone()).or_insert(0) += 1;
             }
@@ -308,31 +341,57 @@ mod tests {
 
     #[test]
     fn exit_codes_decide_whether_to_retry() {
-        assert_eq!(state_of(shard_pod(1, 0, terminated(0, ""))), AttemptState::Succeeded);
-        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(1, "s3 timeout"))) else { panic!() };
-        assert_eq!((f.kind, f.message.as_str()), (FailureKind::Retryable, "exit code 1: s3 timeout"));
-        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(3, "no camera in scene"))) else { panic!() };
-        assert_eq!((f.kind, f.reason.as_str()), (FailureKind::Permanent, "BadInput"));
-        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(137, ""))) else { panic!() };
+        assert_eq!(
+            state_of(shard_pod(1, 0, terminated(0, ""))),
+            AttemptState::Succeeded
+        );
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(1, "s3 timeout"))) else {
+            panic!()
+        };
+        assert_eq!(
+            (f.kind, f.message.as_str()),
+            (FailureKind::Retryable, "exit code 1: s3 timeout")
+        );
+        let AttemptState::Failed(f) =
+            state_of(shard_pod(1, 0, terminated(3, "no camera in scene")))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (f.kind, f.reason.as_str()),
+            (FailureKind::Permanent, "BadInput")
+        );
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, terminated(137, ""))) else {
+            panic!()
+        };
         assert_eq!(f.kind, FailureKind::Retryable);
     }
 
     #[test]
     fn evictions_do_not_count() {
-        let status = json!({"phase": "Failed", "reason": "Evicted", "message": "node out of memory"});
-        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, status)) else { panic!() };
+        let status =
+            json!({"phase": "Failed", "reason": "Evicted", "message": "node out of memory"});
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, status)) else {
+            panic!()
+        };
         assert_eq!(f.kind, FailureKind::Disruption);
         let status = json!({"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True"}]});
-        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, status)) else { panic!() };
+        let AttemptState::Failed(f) = state_of(shard_pod(1, 0, status)) else {
+            panic!()
+        };
         assert_eq!(f.kind, FailureKind::Disruption);
     }
 
     #[test]
     fn a_terminating_pod_on_a_lost_node_is_disrupted() {
         let mut p = shard_pod(4, 0, json!({"phase": "Running"}));
-        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH));
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::UNIX_EPOCH,
+        ));
         let observed = observe([&p], &|_| false, "nvidia.com/gpu");
-        let AttemptState::Failed(f) = &observed.shards[&4][0].state else { panic!() };
+        let AttemptState::Failed(f) = &observed.shards[&4][0].state else {
+            panic!()
+        };
         assert_eq!(f.reason, "NodeLost");
         assert_eq!(failures_by_node(&observed).get("gpu-1"), Some(&1));
         // The same pod on a live node is still running (being deleted normally).
@@ -350,15 +409,30 @@ mod tests {
         let observed = observe([&p], &|_| true, "nvidia.com/gpu");
         let merge = &observed.merges[0];
         assert_eq!(merge.merge_inputs.as_ref().unwrap().get(3), 1);
-        let AttemptState::Failed(f) = &merge.state else { panic!() };
-        assert_eq!(f.kind, FailureKind::InvalidShards(IndexSet::parse("3,7-8").unwrap()));
+        let AttemptState::Failed(f) = &merge.state else {
+            panic!()
+        };
+        assert_eq!(
+            f.kind,
+            FailureKind::InvalidShards(IndexSet::parse("3,7-8").unwrap())
+        );
     }
 
     #[test]
     fn attempts_are_grouped_and_sorted_and_gpus_read() {
-        let pods = [shard_pod(2, 1, json!({"phase": "Running"})), shard_pod(2, 0, terminated(1, "")), shard_pod(0, 0, json!({}))];
+        let pods = [
+            shard_pod(2, 1, json!({"phase": "Running"})),
+            shard_pod(2, 0, terminated(1, "")),
+            shard_pod(0, 0, json!({})),
+        ];
         let observed = observe(pods.iter(), &|_| true, "nvidia.com/gpu");
-        assert_eq!(observed.shards[&2].iter().map(|a| a.attempt).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            observed.shards[&2]
+                .iter()
+                .map(|a| a.attempt)
+                .collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         assert_eq!(observed.shards[&2][1].gpus, 2);
         assert_eq!(observed.shards[&0][0].state, AttemptState::Pending);
         assert_eq!(nodes_failed_for(&observed.shards[&2]).len(), 1);

@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::{
     SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::ObjectMeta;
 use kube::Resource;
+use kube::api::ObjectMeta;
 use tessera_shard::contract::{MergeSpec, ShardSpec};
 
 use crate::api::{RenderJob, RenderPool};
@@ -28,7 +28,13 @@ const NON_ROOT_UID: i64 = 65532;
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// The pod for one attempt of one shard. `avoid` lists nodes this attempt must not use.
-pub fn shard_pod(job: &RenderJob, pool: &RenderPool, spec: &ShardSpec, avoid: &BTreeSet<String>, storage_secret: Option<&str>) -> Pod {
+pub fn shard_pod(
+    job: &RenderJob,
+    pool: &RenderPool,
+    spec: &ShardSpec,
+    avoid: &BTreeSet<String>,
+    storage_secret: Option<&str>,
+) -> Pod {
     let job_name = job.metadata.name.clone().unwrap_or_default();
     let mut labels = job_labels(job, labels::ROLE_SHARD);
     labels.insert(labels::SHARD.into(), spec.shard.to_string());
@@ -38,8 +44,22 @@ pub fn shard_pod(job: &RenderJob, pool: &RenderPool, spec: &ShardSpec, avoid: &B
     let gpu = &pool.spec.gpu;
     let limits = BTreeMap::from([
         (gpu.resource_name.clone(), Quantity(gpu.count.to_string())),
-        ("cpu".to_string(), pool.spec.shard_resources.cpu.clone().unwrap_or_else(|| Quantity("2".into()))),
-        ("memory".to_string(), pool.spec.shard_resources.memory.clone().unwrap_or_else(|| Quantity("8Gi".into()))),
+        (
+            "cpu".to_string(),
+            pool.spec
+                .shard_resources
+                .cpu
+                .clone()
+                .unwrap_or_else(|| Quantity("2".into())),
+        ),
+        (
+            "memory".to_string(),
+            pool.spec
+                .shard_resources
+                .memory
+                .clone()
+                .unwrap_or_else(|| Quantity("8Gi".into())),
+        ),
     ]);
     // Requests equal limits: a shard gets exactly what it asked for (Guaranteed QoS).
     let requests = limits.clone();
@@ -61,7 +81,9 @@ pub fn shard_pod(job: &RenderJob, pool: &RenderPool, spec: &ShardSpec, avoid: &B
     };
 
     let mut tolerations = pool.spec.tolerations.clone();
-    tolerations.extend(node_lost_tolerations(pool.spec.node_lost_toleration_seconds));
+    tolerations.extend(node_lost_tolerations(
+        pool.spec.node_lost_toleration_seconds,
+    ));
 
     Pod {
         metadata: ObjectMeta {
@@ -73,7 +95,8 @@ pub fn shard_pod(job: &RenderJob, pool: &RenderPool, spec: &ShardSpec, avoid: &B
         },
         spec: Some(PodSpec {
             containers: vec![container],
-            node_selector: (!pool.spec.node_selector.is_empty()).then(|| pool.spec.node_selector.clone()),
+            node_selector: (!pool.spec.node_selector.is_empty())
+                .then(|| pool.spec.node_selector.clone()),
             affinity: avoid_nodes(pool.spec.affinity.clone(), avoid),
             tolerations: Some(tolerations),
             priority_class_name: pool.spec.priority_class_name.clone(),
@@ -84,7 +107,13 @@ pub fn shard_pod(job: &RenderJob, pool: &RenderPool, spec: &ShardSpec, avoid: &B
 }
 
 /// The merge pod. It needs no GPU and runs wherever the scheduler likes.
-pub fn merge_pod(job: &RenderJob, pool: &RenderPool, spec: &MergeSpec, attempt: u32, storage_secret: Option<&str>) -> Pod {
+pub fn merge_pod(
+    job: &RenderJob,
+    pool: &RenderPool,
+    spec: &MergeSpec,
+    attempt: u32,
+    storage_secret: Option<&str>,
+) -> Pod {
     let job_name = job.metadata.name.clone().unwrap_or_default();
     let mut labels = job_labels(job, labels::ROLE_MERGE);
     labels.insert(labels::ATTEMPT.into(), attempt.to_string());
@@ -129,8 +158,14 @@ pub fn merge_pod(job: &RenderJob, pool: &RenderPool, spec: &MergeSpec, attempt: 
 
 fn job_labels(job: &RenderJob, role: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (labels::JOB.into(), labels::job_label_value(job.metadata.name.as_deref().unwrap_or_default())),
-        (labels::JOB_UID.into(), job.metadata.uid.clone().unwrap_or_default()),
+        (
+            labels::JOB.into(),
+            labels::job_label_value(job.metadata.name.as_deref().unwrap_or_default()),
+        ),
+        (
+            labels::JOB_UID.into(),
+            job.metadata.uid.clone().unwrap_or_default(),
+        ),
         (labels::ROLE.into(), role.into()),
         (labels::MANAGED_BY.into(), labels::MANAGER.into()),
         ("app.kubernetes.io/name".into(), "tessera-render".into()),
@@ -149,7 +184,12 @@ fn base_pod_spec(job: &RenderJob, pool: &RenderPool) -> PodSpec {
             ..Default::default()
         });
     }
-    if let Some(claim) = pool.spec.storage.as_ref().and_then(|s| s.volume_claim.clone()) {
+    if let Some(claim) = pool
+        .spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.volume_claim.clone())
+    {
         volumes.push(Volume {
             name: "storage".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -189,7 +229,12 @@ fn base_container(job: &RenderJob, pool: &RenderPool, storage_secret: Option<&st
             ..Default::default()
         });
     }
-    if let Some(storage) = pool.spec.storage.as_ref().filter(|s| s.volume_claim.is_some()) {
+    if let Some(storage) = pool
+        .spec
+        .storage
+        .as_ref()
+        .filter(|s| s.volume_claim.is_some())
+    {
         mounts.push(VolumeMount {
             name: "storage".into(),
             mount_path: storage.mount_path.clone().unwrap_or_else(|| "/data".into()),
@@ -226,16 +271,19 @@ fn base_container(job: &RenderJob, pool: &RenderPool, storage_secret: Option<&st
 
 /// A shard must leave a node that stopped answering quickly, so it can run elsewhere.
 fn node_lost_tolerations(seconds: i64) -> Vec<Toleration> {
-    ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
-        .into_iter()
-        .map(|key| Toleration {
-            key: Some(key.into()),
-            operator: Some("Exists".into()),
-            effect: Some("NoExecute".into()),
-            toleration_seconds: Some(seconds),
-            ..Default::default()
-        })
-        .collect()
+    [
+        "node.kubernetes.io/unreachable",
+        "node.kubernetes.io/not-ready",
+    ]
+    .into_iter()
+    .map(|key| Toleration {
+        key: Some(key.into()),
+        operator: Some("Exists".into()),
+        effect: Some("NoExecute".into()),
+        toleration_seconds: Some(seconds),
+        ..Default::default()
+    })
+    .collect()
 }
 
 /// Adds "not on these nodes" to every required node-selector term (terms are ORed, so each
@@ -250,17 +298,23 @@ fn avoid_nodes(affinity: Option<Affinity>, avoid: &BTreeSet<String>) -> Option<A
         values: Some(avoid.iter().cloned().collect()),
     };
     let mut affinity = affinity.unwrap_or_default();
-    let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let node_affinity = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
     let required = node_affinity
         .required_during_scheduling_ignored_during_execution
         .get_or_insert_with(|| NodeSelector {
             node_selector_terms: vec![NodeSelectorTerm::default()],
         });
     if required.node_selector_terms.is_empty() {
-        required.node_selector_terms.push(NodeSelectorTerm::default());
+        required
+            .node_selector_terms
+            .push(NodeSelectorTerm::default());
     }
     for term in &mut required.node_selector_terms {
-        term.match_fields.get_or_insert_with(Vec::new).push(requirement.clone());
+        term.match_fields
+            .get_or_insert_with(Vec::new)
+            .push(requirement.clone());
     }
     Some(affinity)
 }
@@ -290,20 +344,39 @@ mod tests {
         assert_eq!(labels[labels::ATTEMPT], "1");
         assert_eq!(labels[labels::ROLE], "shard");
         let owner = &pod.metadata.owner_references.unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("RenderJob", "shot010", "uid-1"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("RenderJob", "shot010", "uid-1")
+        );
         assert_eq!(owner.controller, Some(true));
     }
 
     #[test]
     fn shard_pods_are_placed_on_the_pool_with_gpu_limits() {
         let spec = pod_for(&[]).spec.unwrap();
-        assert_eq!(spec.node_selector.unwrap()["tessera.dev/node-group"], "gpu-a");
+        assert_eq!(
+            spec.node_selector.unwrap()["tessera.dev/node-group"],
+            "gpu-a"
+        );
         let resources = spec.containers[0].resources.clone().unwrap();
-        assert_eq!(resources.limits.unwrap()["nvidia.com/gpu"], Quantity("1".into()));
-        assert_eq!(resources.requests.unwrap()["memory"], Quantity("8Gi".into()));
+        assert_eq!(
+            resources.limits.unwrap()["nvidia.com/gpu"],
+            Quantity("1".into())
+        );
+        assert_eq!(
+            resources.requests.unwrap()["memory"],
+            Quantity("8Gi".into())
+        );
         let tolerations = spec.tolerations.unwrap();
-        assert!(tolerations.iter().any(|t| t.key.as_deref() == Some("nvidia.com/gpu")));
-        let unreachable = tolerations.iter().find(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable")).unwrap();
+        assert!(
+            tolerations
+                .iter()
+                .any(|t| t.key.as_deref() == Some("nvidia.com/gpu"))
+        );
+        let unreachable = tolerations
+            .iter()
+            .find(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable"))
+            .unwrap();
         assert_eq!(unreachable.toleration_seconds, Some(30));
         assert_eq!(spec.affinity, None);
     }
@@ -315,12 +388,25 @@ mod tests {
         assert_eq!(spec.automount_service_account_token, Some(false));
         let pod_security = spec.security_context.unwrap();
         assert_eq!(pod_security.run_as_non_root, Some(true));
-        assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_eq!(
+            pod_security.seccomp_profile.unwrap().type_,
+            "RuntimeDefault"
+        );
         let container = &spec.containers[0];
         let security = container.security_context.clone().unwrap();
         assert_eq!(security.allow_privilege_escalation, Some(false));
-        assert_eq!(security.capabilities.unwrap().drop.unwrap(), vec!["ALL".to_string()]);
-        assert_eq!(container.env_from.as_ref().unwrap()[0].secret_ref.as_ref().unwrap().name, "s3-credentials");
+        assert_eq!(
+            security.capabilities.unwrap().drop.unwrap(),
+            vec!["ALL".to_string()]
+        );
+        assert_eq!(
+            container.env_from.as_ref().unwrap()[0]
+                .secret_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "s3-credentials"
+        );
     }
 
     #[test]
@@ -335,11 +421,23 @@ mod tests {
     #[test]
     fn retries_avoid_failed_nodes_in_every_term() {
         let spec = pod_for(&["gpu-node-2", "gpu-node-1"]).spec.unwrap();
-        let required = spec.affinity.unwrap().node_affinity.unwrap().required_during_scheduling_ignored_during_execution.unwrap();
+        let required = spec
+            .affinity
+            .unwrap()
+            .node_affinity
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .unwrap();
         assert_eq!(required.node_selector_terms.len(), 1);
-        let fields = required.node_selector_terms[0].match_fields.clone().unwrap();
+        let fields = required.node_selector_terms[0]
+            .match_fields
+            .clone()
+            .unwrap();
         assert_eq!(fields[0].key, "metadata.name");
         assert_eq!(fields[0].operator, "NotIn");
-        assert_eq!(fields[0].values.clone().unwrap(), vec!["gpu-node-1".to_string(), "gpu-node-2".to_string()]);
+        assert_eq!(
+            fields[0].values.clone().unwrap(),
+            vec!["gpu-node-1".to_string(), "gpu-node-2".to_string()]
+        );
     }
 }

@@ -29,7 +29,11 @@ pub struct PoolCapacity {
 
 /// Whether a node is Ready and schedulable.
 pub fn node_is_ready(node: &Node) -> bool {
-    let schedulable = !node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let schedulable = !node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
     let ready = node
         .status
         .as_ref()
@@ -40,12 +44,18 @@ pub fn node_is_ready(node: &Node) -> bool {
 
 fn matches_pool(pool: &RenderPool, node: &Node) -> bool {
     let labels = node.labels();
-    pool.spec.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    pool.spec
+        .node_selector
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// Capacity from the nodes: ready matching nodes, their allocatable GPUs, and how many
 /// shards fit (per node, so a half-free node does not count as room), capped by the pool.
-pub fn pool_capacity<'a>(pool: &RenderPool, nodes: impl IntoIterator<Item = &'a Node>) -> PoolCapacity {
+pub fn pool_capacity<'a>(
+    pool: &RenderPool,
+    nodes: impl IntoIterator<Item = &'a Node>,
+) -> PoolCapacity {
     let per_shard = pool.spec.gpu.count.max(1);
     let mut capacity = PoolCapacity::default();
     for node in nodes.into_iter().filter(|n| matches_pool(pool, n)) {
@@ -83,32 +93,52 @@ pub fn suspect_nodes<'a>(jobs: impl IntoIterator<Item = &'a RenderJob>) -> Vec<S
     by_node
         .into_iter()
         .filter(|(_, (jobs, _))| *jobs >= 2)
-        .map(|(node, (failed_jobs, failed_shards))| SuspectNode { node, failed_jobs, failed_shards })
+        .map(|(node, (failed_jobs, failed_shards))| SuspectNode {
+            node,
+            failed_jobs,
+            failed_shards,
+        })
         .collect()
 }
 
 /// Jobs of the pool that are neither finished nor suspended.
-pub fn jobs_of_pool<'a>(pool: &'a str, jobs: &'a [Arc<RenderJob>]) -> impl Iterator<Item = &'a Arc<RenderJob>> + 'a {
-    jobs.iter().filter(move |j| j.spec.pool == pool).filter(|j| {
-        !matches!(
-            j.status.as_ref().and_then(|s| s.phase),
-            Some(crate::api::JobPhase::Complete | crate::api::JobPhase::Failed)
-        )
-    })
+pub fn jobs_of_pool<'a>(
+    pool: &'a str,
+    jobs: &'a [Arc<RenderJob>],
+) -> impl Iterator<Item = &'a Arc<RenderJob>> + 'a {
+    jobs.iter()
+        .filter(move |j| j.spec.pool == pool)
+        .filter(|j| {
+            !matches!(
+                j.status.as_ref().and_then(|s| s.phase),
+                Some(crate::api::JobPhase::Complete | crate::api::JobPhase::Failed)
+            )
+        })
 }
 
 /// Shard pods of the pool that hold a slot (not finished).
-pub fn active_shard_pods<'a>(pool: &'a str, pods: &'a [Arc<Pod>]) -> impl Iterator<Item = &'a Arc<Pod>> + 'a {
+pub fn active_shard_pods<'a>(
+    pool: &'a str,
+    pods: &'a [Arc<Pod>],
+) -> impl Iterator<Item = &'a Arc<Pod>> + 'a {
     let pool_label = labels::job_label_value(pool);
     pods.iter().filter(move |p| {
         let l = p.labels();
         l.get(labels::POOL) == Some(&pool_label)
             && l.get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_SHARD)
-            && !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+            && !matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
     })
 }
 
-pub fn pool_status(pool: &RenderPool, capacity: PoolCapacity, running: u32, jobs: &[&RenderJob]) -> RenderPoolStatus {
+pub fn pool_status(
+    pool: &RenderPool,
+    capacity: PoolCapacity,
+    running: u32,
+    jobs: &[&RenderJob],
+) -> RenderPoolStatus {
     let queued = jobs
         .iter()
         .filter(|j| j.status.as_ref().is_some_and(|s| s.shards.waiting > 0))
@@ -128,12 +158,24 @@ pub fn pool_status(pool: &RenderPool, capacity: PoolCapacity, running: u32, jobs
 
 /// The suspect nodes recorded on a pool's status.
 pub fn suspects_of(pool: &RenderPool) -> BTreeSet<String> {
-    pool.status.iter().flat_map(|s| &s.suspect_nodes).map(|s| s.node.clone()).collect()
+    pool.status
+        .iter()
+        .flat_map(|s| &s.suspect_nodes)
+        .map(|s| s.node.clone())
+        .collect()
 }
 
 pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_duration.with_label_values(&["RenderPool"]).start_timer();
-    let name = pool.meta().name.clone().ok_or(Error::MissingField("metadata.name"))?;
+    let _timer = ctx
+        .metrics
+        .reconcile_duration
+        .with_label_values(&["RenderPool"])
+        .start_timer();
+    let name = pool
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
     let nodes = ctx.nodes.state();
     let capacity = pool_capacity(&pool, nodes.iter().map(|n| n.as_ref()));
     let pods = ctx.pods.state();
@@ -146,12 +188,22 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
         &mut status.conditions,
         "Ready",
         capacity.shards > 0,
-        if capacity.shards > 0 { "CapacityAvailable" } else { "NoCapacity" },
-        format!("{} of {} matching nodes ready, {} GPUs", capacity.ready_nodes, capacity.matching_nodes, capacity.gpus),
+        if capacity.shards > 0 {
+            "CapacityAvailable"
+        } else {
+            "NoCapacity"
+        },
+        format!(
+            "{} of {} matching nodes ready, {} GPUs",
+            capacity.ready_nodes, capacity.matching_nodes, capacity.gpus
+        ),
         pool.metadata.generation,
         jiff::Timestamp::now(),
     );
-    ctx.metrics.queue_depth.with_label_values(&[&name]).set(i64::from(status.queued_jobs));
+    ctx.metrics
+        .queue_depth
+        .with_label_values(&[&name])
+        .set(i64::from(status.queued_jobs));
     if status != old {
         let api: Api<RenderPool> = Api::all(ctx.client.clone());
         let body = serde_json::json!({
@@ -159,7 +211,12 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
             "kind": RenderPool::kind(&()),
             "status": status,
         });
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
     }
     Ok(Action::requeue(Duration::from_secs(15)))
 }
@@ -182,9 +239,22 @@ mod tests {
     #[test]
     fn capacity_counts_ready_matching_nodes_only() {
         let mut pool = pool_from_yaml();
-        let nodes = [node("a", "gpu-a", true, 4), node("b", "gpu-a", false, 4), node("c", "cpu", true, 0), node("d", "gpu-a", true, 3)];
+        let nodes = [
+            node("a", "gpu-a", true, 4),
+            node("b", "gpu-a", false, 4),
+            node("c", "cpu", true, 0),
+            node("d", "gpu-a", true, 3),
+        ];
         let capacity = pool_capacity(&pool, &nodes);
-        assert_eq!(capacity, PoolCapacity { matching_nodes: 3, ready_nodes: 2, gpus: 7, shards: 7 });
+        assert_eq!(
+            capacity,
+            PoolCapacity {
+                matching_nodes: 3,
+                ready_nodes: 2,
+                gpus: 7,
+                shards: 7
+            }
+        );
         pool.spec.gpu.count = 2;
         assert_eq!(pool_capacity(&pool, &nodes).shards, 3); // 4/2 + 3/2
         pool.spec.max_concurrent_shards = Some(1);
@@ -203,6 +273,13 @@ mod tests {
             job(json!([{"node": "n1", "failures": 1}])),
         ];
         let suspects = suspect_nodes(jobs.iter());
-        assert_eq!(suspects, vec![SuspectNode { node: "n1".into(), failed_jobs: 2, failed_shards: 3 }]);
+        assert_eq!(
+            suspects,
+            vec![SuspectNode {
+                node: "n1".into(),
+                failed_jobs: 2,
+                failed_shards: 3
+            }]
+        );
     }
 }

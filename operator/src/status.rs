@@ -29,13 +29,25 @@ pub fn gpu_seconds(observed: &Observed) -> f64 {
         .values()
         .flatten()
         .chain(&observed.merges)
-        .filter_map(|a| Some(a.finished?.duration_since(a.started?).as_secs_f64().max(0.0) * f64::from(a.gpus)))
+        .filter_map(|a| {
+            Some(
+                a.finished?
+                    .duration_since(a.started?)
+                    .as_secs_f64()
+                    .max(0.0)
+                    * f64::from(a.gpus),
+            )
+        })
         .sum()
 }
 
 /// When the remaining shards should be done: the mean duration of succeeded attempts times the
 /// remaining shards, over the shards running in parallel, counted from the last finish.
-pub fn estimated_completion(observed: &Observed, remaining: u64, parallel: u32) -> Option<Timestamp> {
+pub fn estimated_completion(
+    observed: &Observed,
+    remaining: u64,
+    parallel: u32,
+) -> Option<Timestamp> {
     if remaining == 0 {
         return None;
     }
@@ -49,11 +61,15 @@ pub fn estimated_completion(observed: &Observed, remaining: u64, parallel: u32) 
     if finished.is_empty() {
         return None;
     }
-    let total: f64 = finished.iter().map(|(_, s, f)| f.duration_since(*s).as_secs_f64().max(0.0)).sum();
+    let total: f64 = finished
+        .iter()
+        .map(|(_, s, f)| f.duration_since(*s).as_secs_f64().max(0.0))
+        .sum();
     let mean = total / finished.len() as f64;
     let last = finished.iter().map(|(_, _, f)| *f).max()?;
     let waves = (remaining as f64 / f64::from(parallel.max(1))).ceil();
-    last.checked_add(SignedDuration::from_secs_f64(mean * waves)).ok()
+    last.checked_add(SignedDuration::from_secs_f64(mean * waves))
+        .ok()
 }
 
 /// The active list, sorted by shard and capped.

@@ -79,7 +79,13 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
         nodes: store_of(nodes),
         namespaces: store_of(Vec::<Namespace>::new()),
         metrics: Metrics::new().unwrap(),
-        recorder: Recorder::new(client, Reporter { controller: "tessera-operator".into(), instance: Some("test".into()) }),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "tessera-operator".into(),
+                instance: Some("test".into()),
+            },
+        ),
         expectations: Expectations::default(),
         admission: tokio::sync::Mutex::new(()),
     })
@@ -92,18 +98,38 @@ async fn expect(handle: &mut Handle, method: Method, path: &str, reply: Option<V
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
         .expect("the service was dropped");
-    assert_eq!(request.method(), method, "expected {method} {path}, got {} {}", request.method(), request.uri());
+    assert_eq!(
+        request.method(),
+        method,
+        "expected {method} {path}, got {} {}",
+        request.method(),
+        request.uri()
+    );
     assert_eq!(request.uri().path(), path);
     let bytes = request.into_body().collect_bytes().await.unwrap();
-    let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let body: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
     let answer = reply.unwrap_or_else(|| body.clone());
-    send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap());
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+            .unwrap(),
+    );
     body
 }
 
 /// Events are best effort and their bodies are the recorder's business: accept one.
 async fn expect_event(handle: &mut Handle, reason: &str) {
-    let body = expect(handle, Method::POST, "/apis/events.k8s.io/v1/namespaces/lighting/events", None).await;
+    let body = expect(
+        handle,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/lighting/events",
+        None,
+    )
+    .await;
     assert_eq!(body["reason"], reason);
 }
 
@@ -127,23 +153,42 @@ fn names_of_created(body: &Value) -> String {
 async fn first_reconcile_creates_pods_up_to_capacity() {
     let (client, mut handle) = mock();
     let job = job();
-    let ctx = context(client, &job, vec![], vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")]);
+    let ctx = context(
+        client,
+        &job,
+        vec![],
+        vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
+    );
     let verifier = tokio::spawn(async move {
         let pods = "/api/v1/namespaces/lighting/pods";
         let first = expect(&mut handle, Method::POST, pods, None).await;
         assert_eq!(names_of_created(&first), "shot010-0-0");
-        assert_eq!(first["spec"]["nodeSelector"]["tessera.dev/node-group"], "gpu-a");
+        assert_eq!(
+            first["spec"]["nodeSelector"]["tessera.dev/node-group"],
+            "gpu-a"
+        );
         assert_eq!(first["metadata"]["ownerReferences"][0]["uid"], "uid-1");
         let second = expect(&mut handle, Method::POST, pods, None).await;
         assert_eq!(names_of_created(&second), "shot010-1-0");
-        let status = expect(&mut handle, Method::PATCH, "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status", Some(serde_json::to_value(job_with_status()).unwrap())).await;
+        let status = expect(
+            &mut handle,
+            Method::PATCH,
+            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
+            Some(serde_json::to_value(job_with_status()).unwrap()),
+        )
+        .await;
         assert_eq!(status["kind"], "RenderJob");
         assert_eq!(status["status"]["phase"], "Rendering");
-        assert_eq!(status["status"]["shards"], json!({"total": 8, "succeeded": 0, "failed": 0, "active": 2, "waiting": 6}));
+        assert_eq!(
+            status["status"]["shards"],
+            json!({"total": 8, "succeeded": 0, "failed": 0, "active": 2, "waiting": 6})
+        );
         expect_event(&mut handle, "Rendering").await;
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx).await.expect("reconcile succeeds");
+    reconcile_job(Arc::new(job), ctx)
+        .await
+        .expect("reconcile succeeds");
     verifier.await.unwrap();
 }
 
@@ -159,20 +204,43 @@ async fn a_failed_pod_gets_a_retry_pod_that_avoids_its_node() {
         shard_pod(0, 0, "Failed", Some(1), "gpu-node-1"),
         shard_pod(1, 0, "Running", None, "gpu-node-2"),
     ];
-    let ctx = context(client, &job, pods, vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")]);
+    let ctx = context(
+        client,
+        &job,
+        pods,
+        vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
+    );
     let verifier = tokio::spawn(async move {
-        let retry = expect(&mut handle, Method::POST, "/api/v1/namespaces/lighting/pods", None).await;
+        let retry = expect(
+            &mut handle,
+            Method::POST,
+            "/api/v1/namespaces/lighting/pods",
+            None,
+        )
+        .await;
         assert_eq!(names_of_created(&retry), "shot010-0-1");
         assert_eq!(retry["metadata"]["labels"]["tessera.dev/attempt"], "1");
-        let avoid = &retry["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"][0];
-        assert_eq!(*avoid, json!({"key": "metadata.name", "operator": "NotIn", "values": ["gpu-node-1"]}));
-        let status = expect(&mut handle, Method::PATCH, "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status", Some(serde_json::to_value(job_with_status()).unwrap())).await;
+        let avoid = &retry["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchFields"][0];
+        assert_eq!(
+            *avoid,
+            json!({"key": "metadata.name", "operator": "NotIn", "values": ["gpu-node-1"]})
+        );
+        let status = expect(
+            &mut handle,
+            Method::PATCH,
+            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
+            Some(serde_json::to_value(job_with_status()).unwrap()),
+        )
+        .await;
         assert_eq!(status["status"]["shardAttempts"], "0:1");
         assert_eq!(status["status"]["lastFailure"]["node"], "gpu-node-1");
         expect_event(&mut handle, "Rendering").await;
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx).await.expect("reconcile succeeds");
+    reconcile_job(Arc::new(job), ctx)
+        .await
+        .expect("reconcile succeeds");
     verifier.await.unwrap();
 }
 
@@ -180,20 +248,36 @@ async fn a_failed_pod_gets_a_retry_pod_that_avoids_its_node() {
 async fn the_last_success_creates_the_merge_pod() {
     let (client, mut handle) = mock();
     let job = job();
-    let pods = (0..8).map(|s| shard_pod(s, 0, "Succeeded", Some(0), "gpu-node-1")).collect();
+    let pods = (0..8)
+        .map(|s| shard_pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+        .collect();
     let ctx = context(client, &job, pods, vec![gpu_node("gpu-node-1")]);
     let verifier = tokio::spawn(async move {
-        let merge = expect(&mut handle, Method::POST, "/api/v1/namespaces/lighting/pods", None).await;
+        let merge = expect(
+            &mut handle,
+            Method::POST,
+            "/api/v1/namespaces/lighting/pods",
+            None,
+        )
+        .await;
         assert_eq!(names_of_created(&merge), "shot010-merge-0");
         assert_eq!(merge["metadata"]["labels"]["tessera.dev/role"], "merge");
         assert_eq!(merge["spec"]["containers"][0]["args"][0], "merge");
-        let status = expect(&mut handle, Method::PATCH, "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status", Some(serde_json::to_value(job_with_status()).unwrap())).await;
+        let status = expect(
+            &mut handle,
+            Method::PATCH,
+            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
+            Some(serde_json::to_value(job_with_status()).unwrap()),
+        )
+        .await;
         assert_eq!(status["status"]["phase"], "Merging");
         assert_eq!(status["status"]["succeededShards"], "0-7");
         expect_event(&mut handle, "Merging").await;
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx).await.expect("reconcile succeeds");
+    reconcile_job(Arc::new(job), ctx)
+        .await
+        .expect("reconcile succeeds");
     verifier.await.unwrap();
 }
 
@@ -203,21 +287,37 @@ async fn after_a_restart_succeeded_shards_are_not_rendered_again() {
     // recorded only in status, their pods gone), 4-5 run; capacity 2 is used up.
     let (client, mut handle) = mock();
     let mut job = job();
-    job.status = Some(serde_json::from_value(json!({
-        "phase": "Rendering", "succeededShards": "0-1", "startTime": "2026-01-15T08:00:00Z"})).unwrap());
+    job.status = Some(
+        serde_json::from_value(json!({
+        "phase": "Rendering", "succeededShards": "0-1", "startTime": "2026-01-15T08:00:00Z"}))
+        .unwrap(),
+    );
     let pods = vec![
         shard_pod(2, 0, "Succeeded", Some(0), "gpu-node-1"),
         shard_pod(3, 0, "Succeeded", Some(0), "gpu-node-2"),
         shard_pod(4, 0, "Running", None, "gpu-node-1"),
         shard_pod(5, 0, "Running", None, "gpu-node-2"),
     ];
-    let ctx = context(client, &job, pods, vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")]);
+    let ctx = context(
+        client,
+        &job,
+        pods,
+        vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
+    );
     let verifier = tokio::spawn(async move {
-        let status = expect(&mut handle, Method::PATCH, "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status", Some(serde_json::to_value(job_with_status()).unwrap())).await;
+        let status = expect(
+            &mut handle,
+            Method::PATCH,
+            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
+            Some(serde_json::to_value(job_with_status()).unwrap()),
+        )
+        .await;
         assert_eq!(status["status"]["succeededShards"], "0-3");
         assert_eq!(status["status"]["shards"]["active"], 2);
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx).await.expect("reconcile succeeds");
+    reconcile_job(Arc::new(job), ctx)
+        .await
+        .expect("reconcile succeeds");
     verifier.await.unwrap();
 }

@@ -9,8 +9,8 @@ pub mod render_pool;
 pub use render_job::*;
 pub use render_pool::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// Every CRD this operator serves, in install order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -9,7 +9,8 @@ use tessera_shard::{AttemptMap, IndexSet};
 /// The frame-list syntax the API server accepts: `1-100`, `1-100x2`, `1,5,10-20`, `-10--1`.
 /// The operator's parser (tessera_shard::frames) accepts the same and also refuses backwards
 /// ranges and duplicates, which a regular expression cannot see.
-pub const FRAMES_PATTERN: &str = r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?)*$";
+pub const FRAMES_PATTERN: &str =
+    r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?)*$";
 
 /// A render of a glTF scene over a list of frames, split into shards that run on a RenderPool.
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -32,8 +33,8 @@ pub const FRAMES_PATTERN: &str = r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]
     ).message("spec.frames, spec.sharding, spec.resolution and spec.samplesPerPixel cannot change once rendering has started (status.startTime is set); create a new RenderJob instead")
 )]
 #[x_kube(
-    validation = Rule::new("self.sharding.tiles.x <= self.resolution.width").message("spec.sharding.tiles.x must not exceed spec.resolution.width"),
-    validation = Rule::new("self.sharding.tiles.y <= self.resolution.height").message("spec.sharding.tiles.y must not exceed spec.resolution.height"),
+    validation = Rule::new("self.sharding.tiles.columns <= self.resolution.width").message("spec.sharding.tiles.columns must not exceed spec.resolution.width"),
+    validation = Rule::new("self.sharding.tiles.rows <= self.resolution.height").message("spec.sharding.tiles.rows must not exceed spec.resolution.height"),
     validation = Rule::new("self.sharding.sampleSplits <= self.samplesPerPixel").message("spec.sharding.sampleSplits must not exceed spec.samplesPerPixel"),
     validation = Rule::new("!has(self.retry) || !has(self.retry.maxBackoffSeconds) || !has(self.retry.backoffSeconds) || self.retry.backoffSeconds <= self.retry.maxBackoffSeconds").message("spec.retry.backoffSeconds must not exceed spec.retry.maxBackoffSeconds")
 )]
@@ -52,7 +53,12 @@ pub struct RenderJobSpec {
 
     /// Frames in render-farm syntax: `1-100`, `1-100x2` (every second frame), `1,5,10-20`,
     /// negative frames `-10--1`. Frames render in the order listed.
-    #[schemars(length(min = 1, max = 4096), regex(pattern = r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?)*$"))]
+    #[schemars(
+        length(min = 1, max = 4096),
+        regex(
+            pattern = r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?)*$"
+        )
+    )]
     pub frames: String,
 
     /// Output image size in pixels.
@@ -161,8 +167,8 @@ pub struct Sharding {
     #[schemars(range(min = 1, max = 10000))]
     pub frames_per_shard: u32,
 
-    /// Each frame is cut into `x` × `y` tiles rendered by separate shards; merged frames are
-    /// bit-identical to whole-frame renders.
+    /// Each frame is cut into `columns` × `rows` tiles rendered by separate shards; merged
+    /// frames are bit-identical to whole-frame renders.
     #[serde(default)]
     pub tiles: Tiles,
 
@@ -183,20 +189,26 @@ impl Default for Sharding {
     }
 }
 
-/// Tiles per frame.
+/// Tiles per frame. (Named `columns`/`rows`, not `x`/`y`: YAML 1.1 parsers, kubectl's among
+/// them, read a bare `y:` key as the boolean `true`.)
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct Tiles {
+    /// Tiles across the image.
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 256))]
-    pub x: u32,
+    pub columns: u32,
+    /// Tiles down the image.
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 256))]
-    pub y: u32,
+    pub rows: u32,
 }
 
 impl Default for Tiles {
     fn default() -> Self {
-        Self { x: 1, y: 1 }
+        Self {
+            columns: 1,
+            rows: 1,
+        }
     }
 }
 
