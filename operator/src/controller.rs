@@ -170,6 +170,7 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
         apply(&job, &namespace, &decision, &ctx).await?;
         drop(_admission);
 
+        record_finished_shards(&job, &observed, &decision, &ctx);
         update_status(&job, &namespace, &decision, &ctx).await?;
         publish_events(&job, &decision, &ctx).await;
         if decision.delete_job {
@@ -275,6 +276,41 @@ async fn apply(job: &RenderJob, namespace: &str, decision: &Decision, ctx: &Cont
         }
     }
     Ok(())
+}
+
+/// Observes the run time of shards that succeeded or failed for good since the last status.
+fn record_finished_shards(
+    job: &RenderJob,
+    observed: &observe::Observed,
+    decision: &Decision,
+    ctx: &Context,
+) {
+    let old = job.status.clone().unwrap_or_default();
+    let newly = |new: &tessera_shard::IndexSet, old: &tessera_shard::IndexSet| -> Vec<u32> {
+        new.iter().filter(|s| !old.contains(*s)).collect()
+    };
+    for (outcome, shards) in [
+        (
+            "succeeded",
+            newly(&decision.status.succeeded_shards, &old.succeeded_shards),
+        ),
+        (
+            "failed",
+            newly(&decision.status.failed_shards, &old.failed_shards),
+        ),
+    ] {
+        for shard in shards {
+            let attempt = observed.shards.get(&shard).and_then(|a| a.last());
+            if let Some(seconds) =
+                attempt.and_then(|a| Some(a.finished?.duration_since(a.started?).as_secs_f64()))
+            {
+                ctx.metrics
+                    .shard_duration
+                    .with_label_values(&[&job.spec.pool, outcome])
+                    .observe(seconds);
+            }
+        }
+    }
 }
 
 /// Writes status by server-side apply, and only when it changed.

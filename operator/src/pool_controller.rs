@@ -182,8 +182,10 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
     let running = active_shard_pods(&name, &pods).count() as u32;
     let all_jobs = ctx.jobs.state();
     let jobs: Vec<&RenderJob> = jobs_of_pool(&name, &all_jobs).map(|j| j.as_ref()).collect();
-    let mut status = pool_status(&pool, capacity, running, &jobs);
     let old = pool.status.clone().unwrap_or_default();
+    let mut status = pool_status(&pool, capacity, running, &jobs);
+    // Start from the old conditions so an unchanged condition keeps its transition time.
+    status.conditions = old.conditions.clone();
     crate::conditions::set(
         &mut status.conditions,
         "Ready",
