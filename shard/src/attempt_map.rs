@@ -41,7 +41,9 @@ impl AttemptMap {
 
     /// Shards with a non-zero attempt, in index order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.attempts.iter().map(|(&shard, &attempt)| (shard, attempt))
+        self.attempts
+            .iter()
+            .map(|(&shard, &attempt)| (shard, attempt))
     }
 
     pub fn is_empty(&self) -> bool {

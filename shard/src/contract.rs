@@ -200,7 +200,10 @@ pub fn frame_path(output: &str, job: &str, frame: i64, format: ImageFormat) -> S
 
 /// `<prefix>/<job-uid>/job-manifest.json`
 pub fn job_manifest_path(output: &str, job_uid: &str) -> String {
-    format!("{}/{job_uid}/job-manifest.json", output.trim_end_matches('/'))
+    format!(
+        "{}/{job_uid}/job-manifest.json",
+        output.trim_end_matches('/')
+    )
 }
 
 /// The file name of a shard manifest inside its shard prefix.
@@ -255,9 +258,18 @@ mod tests {
     fn fixtures_parse_and_round_trip() {
         let spec: ShardSpec = serde_json::from_str(SHARD_SPEC_FIXTURE).unwrap();
         assert_eq!(spec.version, CONTRACT_VERSION);
-        assert_eq!(spec.tile, TileRect { x: 64, y: 0, width: 64, height: 48 });
+        assert_eq!(
+            spec.tile,
+            TileRect {
+                x: 64,
+                y: 0,
+                width: 64,
+                height: 48
+            }
+        );
         assert_eq!(spec.shard_prefix(), "file:///data/out/2a8f/shards/5/1");
-        let again: ShardSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        let again: ShardSpec =
+            serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
         assert_eq!(again, spec);
 
         let merge: MergeSpec = serde_json::from_str(MERGE_SPEC_FIXTURE).unwrap();
@@ -271,10 +283,22 @@ mod tests {
 
     #[test]
     fn paths_follow_the_storage_layout() {
-        assert_eq!(shard_prefix("s3://b/p/", "u", 3, 0), "s3://b/p/u/shards/3/0");
-        assert_eq!(frame_path("s3://b/p", "shot", 7, ImageFormat::Exr), "s3://b/p/frames/shot.0007.exr");
-        assert_eq!(frame_path("s3://b/p", "shot", -7, ImageFormat::Png), "s3://b/p/frames/shot.-007.png");
-        assert_eq!(job_manifest_path("file:///o", "u"), "file:///o/u/job-manifest.json");
+        assert_eq!(
+            shard_prefix("s3://b/p/", "u", 3, 0),
+            "s3://b/p/u/shards/3/0"
+        );
+        assert_eq!(
+            frame_path("s3://b/p", "shot", 7, ImageFormat::Exr),
+            "s3://b/p/frames/shot.0007.exr"
+        );
+        assert_eq!(
+            frame_path("s3://b/p", "shot", -7, ImageFormat::Png),
+            "s3://b/p/frames/shot.-007.png"
+        );
+        assert_eq!(
+            job_manifest_path("file:///o", "u"),
+            "file:///o/u/job-manifest.json"
+        );
     }
 
     #[test]

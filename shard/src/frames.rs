@@ -55,7 +55,9 @@ pub struct FrameList {
 pub enum FrameListError {
     #[error("the frame list is empty; write frames like `1-100`, `1,5,10-20` or `1-100x2`")]
     Empty,
-    #[error("item {position} of the frame list is empty (two commas in a row, or a trailing comma)")]
+    #[error(
+        "item {position} of the frame list is empty (two commas in a row, or a trailing comma)"
+    )]
     EmptyItem { position: usize },
     #[error("`{item}` is not a frame, a range `A-B` or a stepped range `A-BxN`")]
     Malformed { item: String },
@@ -304,9 +306,15 @@ mod tests {
             ("1x2", "`1x2` is not a frame"),
             ("1-10x", "`1-10x` is not a frame"),
             ("1-10x0", "the step after `x` must be at least 1"),
-            ("10-1", "`10-1` runs backwards; write the smaller frame first (`1-10`)"),
+            (
+                "10-1",
+                "`10-1` runs backwards; write the smaller frame first (`1-10`)",
+            ),
             ("1-5,3", "frame 3 is listed twice (in `1-5` and `3`)"),
-            ("1-9x2,2-10x2,5", "frame 5 is listed twice (in `1-9x2` and `5`)"),
+            (
+                "1-9x2,2-10x2,5",
+                "frame 5 is listed twice (in `1-9x2` and `5`)",
+            ),
             ("99999999999", "must lie between"),
             ("1-2000000", "at most 1000000 are allowed"),
             ("1.5", "`1.5` is not a frame"),
@@ -346,7 +354,13 @@ mod tests {
         ] {
             let list = FrameList::parse(text).unwrap();
             assert_eq!(list.to_string(), canonical);
-            assert_eq!(FrameList::parse(canonical).unwrap().iter().collect::<Vec<_>>(), list.iter().collect::<Vec<_>>());
+            assert_eq!(
+                FrameList::parse(canonical)
+                    .unwrap()
+                    .iter()
+                    .collect::<Vec<_>>(),
+                list.iter().collect::<Vec<_>>()
+            );
         }
     }
 

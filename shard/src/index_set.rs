@@ -81,7 +81,8 @@ impl IndexSet {
             .intervals
             .partition_point(|&(_, h)| u64::from(h) + 1 < u64::from(low));
         let mut last = first;
-        while last < self.intervals.len() && u64::from(self.intervals[last].0) <= u64::from(high) + 1
+        while last < self.intervals.len()
+            && u64::from(self.intervals[last].0) <= u64::from(high) + 1
         {
             low = low.min(self.intervals[last].0);
             high = high.max(self.intervals[last].1);
@@ -198,7 +199,10 @@ mod tests {
     fn parse_refuses_garbage() {
         for input in ["a", "1-", "-1", "3-1", "1-2-3", "1;2", "99999999999"] {
             let error = IndexSet::parse(input).unwrap_err();
-            assert!(error.to_string().contains("is not an index"), "`{input}`: {error}");
+            assert!(
+                error.to_string().contains("is not an index"),
+                "`{input}`: {error}"
+            );
         }
     }
 
@@ -223,7 +227,15 @@ mod tests {
     #[test]
     fn contains_and_union() {
         let set = IndexSet::parse("0-41,43-99,200").unwrap();
-        for (index, expected) in [(0, true), (41, true), (42, false), (43, true), (100, false), (200, true), (201, false)] {
+        for (index, expected) in [
+            (0, true),
+            (41, true),
+            (42, false),
+            (43, true),
+            (100, false),
+            (200, true),
+            (201, false),
+        ] {
             assert_eq!(set.contains(index), expected, "{index}");
         }
         let other = IndexSet::parse("42,100-199").unwrap();

@@ -64,11 +64,17 @@ pub struct Shard {
 pub enum PlanError {
     #[error("{field} must be at least 1")]
     Zero { field: &'static str },
-    #[error("tiles.x ({tiles}) must not exceed the image width ({pixels}): a tile needs at least one pixel")]
+    #[error(
+        "tiles.x ({tiles}) must not exceed the image width ({pixels}): a tile needs at least one pixel"
+    )]
     TooManyTilesX { tiles: u32, pixels: u32 },
-    #[error("tiles.y ({tiles}) must not exceed the image height ({pixels}): a tile needs at least one pixel")]
+    #[error(
+        "tiles.y ({tiles}) must not exceed the image height ({pixels}): a tile needs at least one pixel"
+    )]
     TooManyTilesY { tiles: u32, pixels: u32 },
-    #[error("sampleSplits ({splits}) must not exceed samples per pixel ({samples}): a split needs at least one sample")]
+    #[error(
+        "sampleSplits ({splits}) must not exceed samples per pixel ({samples}): a split needs at least one sample"
+    )]
     TooManySplits { splits: u32, samples: u32 },
     #[error(
         "the job would have {shards} shards ({chunks} frame chunks x {tiles} tiles x {splits} sample splits); \
@@ -123,7 +129,10 @@ impl ShardPlan {
                 samples: input.samples_per_pixel,
             });
         }
-        let chunks = input.frames.len().div_ceil(u64::from(input.frames_per_shard));
+        let chunks = input
+            .frames
+            .len()
+            .div_ceil(u64::from(input.frames_per_shard));
         let tiles = u64::from(input.tiles_x) * u64::from(input.tiles_y);
         let splits = u64::from(input.sample_splits);
         let shards = chunks * tiles * splits;
@@ -279,11 +288,22 @@ mod tests {
     fn the_plan_is_deterministic_and_indexes_are_stable() {
         let a = ShardPlan::new(input("1-10", 2, (2, 2), 2)).unwrap();
         let b = ShardPlan::new(input("1-10", 2, (2, 2), 2)).unwrap();
-        assert_eq!(a.shards().collect::<Vec<_>>(), b.shards().collect::<Vec<_>>());
+        assert_eq!(
+            a.shards().collect::<Vec<_>>(),
+            b.shards().collect::<Vec<_>>()
+        );
         // Index layout: split fastest, then tile x, tile y, frame chunk.
         let shard = a.shard(13).unwrap(); // 13 = ((1*2 + 1)*2 + 0)*2 + 1
         assert_eq!(shard.frames, vec![3, 4]);
-        assert_eq!(shard.tile, TileRect { x: 0, y: 12, width: 19, height: 11 });
+        assert_eq!(
+            shard.tile,
+            TileRect {
+                x: 0,
+                y: 12,
+                width: 19,
+                height: 11
+            }
+        );
         assert_eq!(shard.samples, SampleRange { start: 5, count: 5 });
         assert_eq!(a.shard(a.len()), None);
         assert_eq!(a.shards_of_chunk(1), 8..16);
@@ -299,11 +319,26 @@ mod tests {
     #[test]
     fn refuses_impossible_plans_with_a_reason() {
         let cases: Vec<(PlanInput, &str)> = vec![
-            (input("1", 0, (1, 1), 1), "framesPerShard must be at least 1"),
-            (input("1", 1, (38, 1), 1), "tiles.x (38) must not exceed the image width (37)"),
-            (input("1", 1, (1, 24), 1), "tiles.y (24) must not exceed the image height (23)"),
-            (input("1", 1, (1, 1), 11), "sampleSplits (11) must not exceed samples per pixel (10)"),
-            (input("1-100000", 1, (2, 1), 1), "the job would have 200000 shards"),
+            (
+                input("1", 0, (1, 1), 1),
+                "framesPerShard must be at least 1",
+            ),
+            (
+                input("1", 1, (38, 1), 1),
+                "tiles.x (38) must not exceed the image width (37)",
+            ),
+            (
+                input("1", 1, (1, 24), 1),
+                "tiles.y (24) must not exceed the image height (23)",
+            ),
+            (
+                input("1", 1, (1, 1), 11),
+                "sampleSplits (11) must not exceed samples per pixel (10)",
+            ),
+            (
+                input("1-100000", 1, (2, 1), 1),
+                "the job would have 200000 shards",
+            ),
         ];
         for (input, message) in cases {
             let error = ShardPlan::new(input).unwrap_err().to_string();
