@@ -1,0 +1,687 @@
+//! The process node agent: fake Kubernetes nodes that run their pods as local processes.
+//!
+//! It does what a kubelet does as far as Tessera can tell, and no more:
+//! - registers nodes with labels, capacity and allocatable (`cpu`, `memory`, `pods`,
+//!   `nvidia.com/gpu`) and a Ready condition, and renews each node's Lease in `kube-node-lease`
+//!   every few seconds (the node lifecycle controller's heartbeat);
+//! - watches pods bound to its nodes (the real kube-scheduler binds them) and runs each pod's
+//!   first container as a local process: the image is mapped to a locally built binary, `args`
+//!   are passed as they are, env is resolved (literals, fieldRef, secretKeyRef,
+//!   configMapKeyRef, envFrom);
+//! - reports `Running`, then `Succeeded`/`Failed` with the exit code (128 + signal when killed),
+//!   container statuses and the termination message (the file named by the env var
+//!   `TESSERA_TERMINATION_LOG`, or the tail of stderr under `FallbackToLogsOnError`);
+//! - handles deletion: SIGTERM, the grace period, SIGKILL, then the final grace-0 delete with a
+//!   UID precondition.
+//!
+//! Faults, for tests: kill a pod's process, fail every pod on a node, stop a node's heartbeat
+//! (the node then goes NotReady and its agent behaves like a dead kubelet: it neither runs nor
+//! finishes anything on that node).
+//!
+//! Not emulated: networking (pods share the host's), volumes (pods share the host filesystem;
+//! use a shared data directory), init/sidecar containers, probes, resource enforcement, image
+//! pulls, logs/exec/port-forward.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+const FIELD_MANAGER: &str = "tessera-node-agent";
+
+/// One fake node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub gpus: u32,
+    pub cpu: String,
+    pub memory: String,
+}
+
+impl NodeSpec {
+    pub fn gpu(name: &str, pool_label: (&str, &str), gpus: u32) -> Self {
+        let mut labels = BTreeMap::from([
+            ("kubernetes.io/hostname".to_string(), name.to_string()),
+            ("kubernetes.io/os".to_string(), "linux".to_string()),
+            ("nvidia.com/gpu.present".to_string(), "true".to_string()),
+        ]);
+        labels.insert(pool_label.0.into(), pool_label.1.into());
+        Self {
+            name: name.into(),
+            labels,
+            gpus,
+            cpu: "16".into(),
+            memory: "64Gi".into(),
+        }
+    }
+
+    pub fn cpu(name: &str) -> Self {
+        let labels = BTreeMap::from([
+            ("kubernetes.io/hostname".to_string(), name.to_string()),
+            ("kubernetes.io/os".to_string(), "linux".to_string()),
+        ]);
+        Self {
+            name: name.into(),
+            labels,
+            gpus: 0,
+            cpu: "8".into(),
+            memory: "32Gi".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub nodes: Vec<NodeSpec>,
+    /// Image prefix → local binary. The longest matching prefix wins.
+    pub images: Vec<(String, PathBuf)>,
+    /// Per-pod sandboxes (working directory, logs, termination message).
+    pub work_dir: PathBuf,
+    pub heartbeat: Duration,
+    /// Extra environment for every process (e.g. where the shared data directory is).
+    pub extra_env: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Default)]
+struct State {
+    /// Pod UID → process id, for pods whose process runs.
+    running: HashMap<String, u32>,
+    /// Pod UIDs already started (or refused); never started twice.
+    started: HashSet<String>,
+    /// Pod UIDs being torn down.
+    terminating: HashSet<String>,
+    /// Nodes whose heartbeat is stopped: they act like a dead kubelet.
+    dead: HashSet<String>,
+    /// Nodes that fail every pod at once.
+    failing: HashSet<String>,
+}
+
+/// A running agent. Dropping it does not stop it; call [`Agent::shutdown`].
+pub struct Agent {
+    client: Client,
+    config: Arc<AgentConfig>,
+    state: Arc<Mutex<State>>,
+    tasks: JoinSet<()>,
+}
+
+impl Agent {
+    /// Registers the nodes and starts heartbeats and the pod loop.
+    pub async fn start(client: Client, config: AgentConfig) -> Result<Self, AgentError> {
+        tokio::fs::create_dir_all(&config.work_dir).await?;
+        for node in &config.nodes {
+            register(&client, node).await?;
+        }
+        let config = Arc::new(config);
+        let state = Arc::new(Mutex::new(State::default()));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(heartbeats(client.clone(), config.clone(), state.clone()));
+        tasks.spawn(pod_loop(client.clone(), config.clone(), state.clone()));
+        info!(nodes = config.nodes.len(), "node agent started");
+        Ok(Self {
+            client,
+            config,
+            state,
+            tasks,
+        })
+    }
+
+    /// Kills a pod's process with SIGKILL (its container then exits with 137).
+    pub fn kill_pod(&self, uid: &str) -> bool {
+        let pid = self.lock().running.get(uid).copied();
+        pid.is_some_and(|pid| signal(pid, libc::SIGKILL))
+    }
+
+    /// Every pod started on `node` from now on fails at once with exit code 1.
+    pub fn fail_node(&self, node: &str, failing: bool) {
+        let mut state = self.lock();
+        if failing {
+            state.failing.insert(node.into());
+        } else {
+            state.failing.remove(node);
+        }
+    }
+
+    /// Stops (or resumes) a node's heartbeat; a stopped node also stops running its pods'
+    /// lifecycle, like a dead kubelet. Its processes are killed, silently.
+    pub fn stop_heartbeat(&self, node: &str) {
+        let mut state = self.lock();
+        state.dead.insert(node.into());
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// Stops every process and task.
+    pub async fn shutdown(mut self) {
+        self.tasks.abort_all();
+        let pids: Vec<u32> = self.lock().running.values().copied().collect();
+        for pid in pids {
+            signal(pid, libc::SIGKILL);
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn signal(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, sig) == 0 }
+}
+
+async fn register(client: &Client, node: &NodeSpec) -> Result<(), AgentError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let resources = json!({
+        "cpu": node.cpu, "memory": node.memory, "pods": "110", "nvidia.com/gpu": node.gpus.to_string(),
+    });
+    let body = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name, "labels": node.labels},
+        "spec": {},
+    });
+    api.patch(
+        &node.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await?;
+    let status = json!({"status": {
+        "capacity": resources, "allocatable": resources,
+        "conditions": [ready_condition()],
+        "nodeInfo": {"kubeletVersion": "v1.35.4-tessera-node-agent", "operatingSystem": "linux", "architecture": "amd64",
+            "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "process://", "kubeProxyVersion": ""},
+    }});
+    api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(())
+}
+
+fn ready_condition() -> serde_json::Value {
+    let now = Timestamp::now().to_string();
+    json!({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "tessera node agent is posting ready status",
+        "lastHeartbeatTime": now, "lastTransitionTime": now})
+}
+
+/// Renews each live node's Lease and Ready condition.
+async fn heartbeats(client: Client, config: Arc<AgentConfig>, state: Arc<Mutex<State>>) {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut tick = tokio::time::interval(config.heartbeat);
+    loop {
+        tick.tick().await;
+        for node in &config.nodes {
+            if state
+                .lock()
+                .map(|s| s.dead.contains(&node.name))
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            let lease = json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": node.name},
+                "spec": {"holderIdentity": node.name, "leaseDurationSeconds": 40,
+                    "renewTime": Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()},
+            });
+            if let Err(error) = leases
+                .patch(
+                    &node.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(lease),
+                )
+                .await
+            {
+                warn!(%error, node = %node.name, "lease renewal failed");
+            }
+            let status = json!({"status": {"conditions": [ready_condition()]}});
+            if let Err(error) = nodes
+                .patch_status(
+                    &node.name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(status),
+                )
+                .await
+            {
+                warn!(%error, node = %node.name, "node status update failed");
+            }
+        }
+    }
+}
+
+/// Watches pods bound to any node and acts on those bound to ours.
+async fn pod_loop(client: Client, config: Arc<AgentConfig>, state: Arc<Mutex<State>>) {
+    let ours: HashSet<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let stream = watcher(pods, watcher::Config::default().fields("spec.nodeName!="))
+        .default_backoff()
+        .applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        let pod = match event {
+            Ok(pod) => pod,
+            Err(error) => {
+                warn!(%error, "pod watch error");
+                continue;
+            }
+        };
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
+        if !ours.contains(&node) {
+            continue;
+        }
+        let dead = state.lock().map(|s| s.dead.contains(&node)).unwrap_or(true);
+        if dead {
+            // A dead kubelet: kill its processes once, silently, and do nothing else.
+            let uid = pod.uid().unwrap_or_default();
+            if let Some(pid) = state.lock().ok().and_then(|mut s| s.running.remove(&uid)) {
+                signal(pid, libc::SIGKILL);
+            }
+            continue;
+        }
+        tokio::spawn(handle_pod(
+            client.clone(),
+            config.clone(),
+            state.clone(),
+            pod,
+            node,
+        ));
+    }
+}
+
+async fn handle_pod(
+    client: Client,
+    config: Arc<AgentConfig>,
+    state: Arc<Mutex<State>>,
+    pod: Pod,
+    node: String,
+) {
+    let uid = pod.uid().unwrap_or_default();
+    let namespace = pod.namespace().unwrap_or_default();
+    let name = pod.name_any();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+
+    if pod.metadata.deletion_timestamp.is_some() {
+        let (pid, first) = {
+            let Ok(mut s) = state.lock() else { return };
+            (
+                s.running.get(&uid).copied(),
+                s.terminating.insert(uid.clone()),
+            )
+        };
+        if !first {
+            return;
+        }
+        if let Some(pid) = pid {
+            signal(pid, libc::SIGTERM);
+            let grace = pod
+                .metadata
+                .deletion_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(grace);
+            while tokio::time::Instant::now() < deadline
+                && state.lock().is_ok_and(|s| s.running.contains_key(&uid))
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await; // polling a child we do not own; bounded by the grace period
+            }
+            if state.lock().is_ok_and(|s| s.running.contains_key(&uid)) {
+                signal(pid, libc::SIGKILL);
+            }
+        }
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => info!(pod = %name, "pod deleted"),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(error) => warn!(%error, pod = %name, "final delete failed"),
+        }
+        return;
+    }
+    if phase == "Succeeded" || phase == "Failed" {
+        return;
+    }
+    let first = state
+        .lock()
+        .is_ok_and(|mut s| s.started.insert(uid.clone()));
+    if !first {
+        return;
+    }
+    if let Err(error) = run_pod(&client, &config, &state, &api, &pod, &node).await {
+        warn!(%error, pod = %name, "could not run pod");
+        let _ = report_exit(
+            &api,
+            &name,
+            Timestamp::now(),
+            1,
+            "ContainerCannotRun",
+            &error.to_string(),
+        )
+        .await;
+    }
+}
+
+async fn run_pod(
+    client: &Client,
+    config: &AgentConfig,
+    state: &Arc<Mutex<State>>,
+    api: &Api<Pod>,
+    pod: &Pod,
+    node: &str,
+) -> Result<(), AgentError> {
+    let name = pod.name_any();
+    let uid = pod.uid().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let Some(container) = spec.containers.first() else {
+        return Ok(());
+    };
+    let started = Timestamp::now();
+    if state.lock().is_ok_and(|s| s.failing.contains(node)) {
+        report_running(api, &name, started).await?;
+        return report_exit(
+            api,
+            &name,
+            started,
+            1,
+            "Error",
+            "injected failure: every pod on this node fails",
+        )
+        .await;
+    }
+    let image = container.image.clone().unwrap_or_default();
+    let program = match &container.command {
+        Some(command) if !command.is_empty() => PathBuf::from(&command[0]),
+        _ => match resolve_image(&config.images, &image) {
+            Some(binary) => binary,
+            None => {
+                return report_exit(
+                    api,
+                    &name,
+                    started,
+                    1,
+                    "ErrImagePull",
+                    &format!("no local binary mapped for image {image}"),
+                )
+                .await;
+            }
+        },
+    };
+    let mut args: Vec<String> = container
+        .command
+        .iter()
+        .flatten()
+        .skip(1)
+        .cloned()
+        .collect();
+    args.extend(container.args.iter().flatten().cloned());
+
+    let sandbox = config.work_dir.join(format!(
+        "{}_{}_{}",
+        pod.namespace().unwrap_or_default(),
+        name,
+        &uid[..uid.len().min(8)]
+    ));
+    tokio::fs::create_dir_all(&sandbox).await?;
+    let termination_log = sandbox.join("termination-log");
+    let env = resolve_env(client, pod, container, node).await?;
+    let stdout = std::fs::File::create(sandbox.join("stdout.log"))?;
+    let stderr = std::fs::File::create(sandbox.join("stderr.log"))?;
+    let mut command = tokio::process::Command::new(&program);
+    command
+        .args(&args)
+        .current_dir(&sandbox)
+        .env("HOME", &sandbox)
+        .env("TESSERA_TERMINATION_LOG", &termination_log)
+        .envs(config.extra_env.iter().cloned())
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true);
+    let mut child = command.spawn()?;
+    let pid = child.id().unwrap_or(0);
+    state
+        .lock()
+        .map(|mut s| s.running.insert(uid.clone(), pid))
+        .ok();
+    info!(pod = %name, %node, pid, "started process");
+    report_running(api, &name, started).await?;
+
+    let status = child.wait().await?;
+    let dead = state.lock().map(|mut s| {
+        s.running.remove(&uid);
+        s.dead.contains(node)
+    });
+    if dead.unwrap_or(true) {
+        return Ok(()); // a dead kubelet reports nothing
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(9));
+    let mut message = tokio::fs::read_to_string(&termination_log)
+        .await
+        .unwrap_or_default();
+    let fallback = container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+    if message.trim().is_empty() && code != 0 && fallback {
+        message = tail(&sandbox.join("stderr.log"), 2048).await;
+    }
+    let reason = match (code, status.signal()) {
+        (0, _) => "Completed",
+        (_, Some(_)) | (137, _) => "Killed",
+        _ => "Error",
+    };
+    report_exit(api, &name, started, code, reason, &message).await
+}
+
+/// The binary of the longest image prefix that matches.
+pub fn resolve_image(images: &[(String, PathBuf)], image: &str) -> Option<PathBuf> {
+    images
+        .iter()
+        .filter(|(prefix, _)| image.starts_with(prefix.as_str()))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, binary)| binary.clone())
+}
+
+async fn tail(path: &Path, bytes: usize) -> String {
+    let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+    let start = text.len().saturating_sub(bytes);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].to_string()
+}
+
+async fn resolve_env(
+    client: &Client,
+    pod: &Pod,
+    container: &k8s_openapi::api::core::v1::Container,
+    node: &str,
+) -> Result<Vec<(String, String)>, AgentError> {
+    let namespace = pod.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let mut env = Vec::new();
+    for source in container.env_from.iter().flatten() {
+        if let Some(secret) = &source.secret_ref {
+            let data = secrets.get(&secret.name).await?.data.unwrap_or_default();
+            env.extend(
+                data.into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())),
+            );
+        }
+        if let Some(config_map) = &source.config_map_ref {
+            env.extend(
+                config_maps
+                    .get(&config_map.name)
+                    .await?
+                    .data
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    for var in container.env.iter().flatten() {
+        let value = match (&var.value, &var.value_from) {
+            (Some(value), _) => value.clone(),
+            (None, Some(from)) => {
+                if let Some(field) = &from.field_ref {
+                    match field.field_path.as_str() {
+                        "metadata.name" => pod.name_any(),
+                        "metadata.namespace" => namespace.clone(),
+                        "metadata.uid" => pod.uid().unwrap_or_default(),
+                        "spec.nodeName" => node.to_string(),
+                        "spec.serviceAccountName" => pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.service_account_name.clone())
+                            .unwrap_or_default(),
+                        "status.podIP" | "status.hostIP" => "127.0.0.1".into(),
+                        _ => String::new(),
+                    }
+                } else if let Some(key) = &from.secret_key_ref {
+                    let data = secrets.get(&key.name).await?.data.unwrap_or_default();
+                    data.get(&key.key)
+                        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                        .unwrap_or_default()
+                } else if let Some(key) = &from.config_map_key_ref {
+                    config_maps
+                        .get(&key.name)
+                        .await?
+                        .data
+                        .unwrap_or_default()
+                        .get(&key.key)
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            }
+            (None, None) => String::new(),
+        };
+        env.push((var.name.clone(), value));
+    }
+    Ok(env)
+}
+
+async fn report_running(api: &Api<Pod>, name: &str, started: Timestamp) -> Result<(), AgentError> {
+    let pod = api.get(name).await?;
+    let container = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+        .unwrap_or_default();
+    let now = started.to_string();
+    let status = json!({"status": {
+        "phase": "Running", "startTime": now, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
+        "conditions": [
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+        ],
+        "containerStatuses": [{"name": container.0, "image": container.1, "imageID": container.1,
+            "ready": true, "started": true, "restartCount": 0, "state": {"running": {"startedAt": now}}}],
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(())
+}
+
+async fn report_exit(
+    api: &Api<Pod>,
+    name: &str,
+    started: Timestamp,
+    code: i32,
+    reason: &str,
+    message: &str,
+) -> Result<(), AgentError> {
+    let pod = api.get(name).await?;
+    let container = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+        .unwrap_or_default();
+    let (now, started) = (Timestamp::now().to_string(), started.to_string());
+    let phase = if code == 0 { "Succeeded" } else { "Failed" };
+    let status = json!({"status": {
+        "phase": phase,
+        "startTime": pod.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0.to_string()).unwrap_or_else(|| started.clone()),
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now},
+        ],
+        "containerStatuses": [{"name": container.0, "image": container.1, "imageID": container.1, "ready": false, "started": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": code, "reason": reason, "message": message,
+            "startedAt": started, "finishedAt": now}}}],
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    info!(pod = %name, code, "pod finished");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_image_prefix_wins() {
+        let images = vec![
+            ("ghcr.io/tessera-dev/".to_string(), PathBuf::from("/bin/a")),
+            (
+                "ghcr.io/tessera-dev/render-pod".to_string(),
+                PathBuf::from("/bin/render-pod"),
+            ),
+        ];
+        assert_eq!(
+            resolve_image(&images, "ghcr.io/tessera-dev/render-pod:0.1.0"),
+            Some(PathBuf::from("/bin/render-pod"))
+        );
+        assert_eq!(
+            resolve_image(&images, "ghcr.io/tessera-dev/other:1"),
+            Some(PathBuf::from("/bin/a"))
+        );
+        assert_eq!(resolve_image(&images, "docker.io/busybox"), None);
+    }
+}
