@@ -5,7 +5,6 @@
 //!
 //! Prints figures; asserts nothing about time (timed assertions flake on shared machines).
 
-use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -93,7 +92,7 @@ fn main() {
     let now = Timestamp::now();
     let reconcile_ms = time(20, || {
         let observed = observe::observe(&pods, &|_| true, "nvidia.com/gpu");
-        let assessment = decide::assess(&job, &observed, &BTreeSet::new(), now);
+        let assessment = decide::assess(&job, &observed, &decide::PoolNodes::default(), now);
         decide::decide(DecideInput {
             job: &job,
             pool: Some(&pool),
@@ -105,7 +104,7 @@ fn main() {
     });
 
     let observed = observe::observe(&pods, &|_| true, "nvidia.com/gpu");
-    let assessment = decide::assess(&job, &observed, &BTreeSet::new(), now);
+    let assessment = decide::assess(&job, &observed, &decide::PoolNodes::default(), now);
     let decision = decide::decide(DecideInput {
         job: &job,
         pool: Some(&pool),

@@ -140,10 +140,18 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
             .as_ref()
             .map(|p| p.spec.gpu.resource_name.clone())
             .unwrap_or_else(|| "nvidia.com/gpu".into());
-        let suspects = pool
-            .as_deref()
-            .map(pool_controller::suspects_of)
-            .unwrap_or_default();
+        let pool_nodes = decide::PoolNodes {
+            ready: pool
+                .as_deref()
+                .map(|p| {
+                    pool_controller::ready_nodes(p, ctx.nodes.state().iter().map(|n| n.as_ref()))
+                })
+                .unwrap_or_default(),
+            suspects: pool
+                .as_deref()
+                .map(pool_controller::suspects_of)
+                .unwrap_or_default(),
+        };
 
         let pods = ctx.pods.state();
         let node_ready = |node: &str| {
@@ -152,7 +160,7 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
                 .is_some_and(|n| node_is_ready(&n))
         };
         let observed = observe::observe(owned_by(&uid, &pods), &node_ready, &gpu_resource);
-        let assessment = decide::assess(&job, &observed, &suspects, now);
+        let assessment = decide::assess(&job, &observed, &pool_nodes, now);
 
         let _admission = ctx.admission.lock().await;
         let grant = match &pool {

@@ -28,18 +28,49 @@ use crate::api::{
 use crate::conditions::{self, ACCEPTED, COMPLETE, FAILED, MERGING, RENDERING, SUSPENDED};
 use crate::job_plan::{self, SpecError};
 use crate::observe::{self, Attempt, AttemptState, FailureKind, Observed};
-use crate::{pods, status};
+use crate::pods::{self, Avoidance};
+use crate::status;
 
 /// How long a job waiting for pool capacity sleeps before it looks again, in case no pod
 /// event wakes it.
 pub const CAPACITY_RECHECK: Duration = Duration::from_secs(5);
 
-/// A shard ready to start: its next attempt and the nodes it must avoid.
+/// A shard ready to start: its next attempt and the nodes it should stay off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadyShard {
     pub shard: u32,
     pub attempt: u32,
-    pub avoid: BTreeSet<String>,
+    pub avoid: Avoidance,
+}
+
+/// What assess knows of the pool's nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolNodes {
+    /// Ready, schedulable nodes of the pool.
+    pub ready: BTreeSet<String>,
+    /// Nodes that failed shards of several jobs (the pool's status).
+    pub suspects: BTreeSet<String>,
+}
+
+impl PoolNodes {
+    /// Hard avoidance of `nodes`, unless that would leave no ready node of the pool: then a
+    /// preference only, so the shard still runs somewhere instead of pending forever.
+    fn avoidance(&self, nodes: BTreeSet<String>) -> Avoidance {
+        let leaves_none = !self.ready.is_empty() && self.ready.iter().all(|n| nodes.contains(n));
+        let mut preferred: BTreeSet<String> = self.suspects.difference(&nodes).cloned().collect();
+        if leaves_none {
+            preferred.extend(nodes);
+            Avoidance {
+                required: BTreeSet::new(),
+                preferred,
+            }
+        } else {
+            Avoidance {
+                required: nodes,
+                preferred,
+            }
+        }
+    }
 }
 
 /// Where the job stands.
@@ -91,7 +122,7 @@ fn retry_policy(job: &RenderJob) -> RetryPolicy {
 pub fn assess(
     job: &RenderJob,
     observed: &Observed,
-    suspect_nodes: &BTreeSet<String>,
+    nodes: &PoolNodes,
     now: Timestamp,
 ) -> Assessment {
     let old = job.status.clone().unwrap_or_default();
@@ -138,7 +169,6 @@ pub fn assess(
         .iter()
         .filter(|(_, count)| **count >= policy.node_failure_threshold)
         .map(|(node, _)| node.clone())
-        .chain(suspect_nodes.iter().cloned())
         .collect();
 
     let no_attempts: Vec<Attempt> = Vec::new();
@@ -205,7 +235,7 @@ pub fn assess(
                     assessment.ready.push(ReadyShard {
                         shard,
                         attempt: current + 1,
-                        avoid,
+                        avoid: nodes.avoidance(avoid),
                     });
                 } else {
                     assessment.next_retry =
@@ -219,7 +249,7 @@ pub fn assess(
             None => assessment.ready.push(ReadyShard {
                 shard,
                 attempt: current,
-                avoid: excluded.clone(),
+                avoid: nodes.avoidance(excluded.clone()),
             }),
         }
     }
@@ -958,7 +988,7 @@ pub(crate) mod tests {
     fn run(job: &RenderJob, pods: &[Pod], grant: u32) -> (Assessment, Decision) {
         let pool = pool_from_yaml();
         let observed = observe::observe(pods, &|_| true, "nvidia.com/gpu");
-        let assessment = assess(job, &observed, &BTreeSet::new(), now());
+        let assessment = assess(job, &observed, &PoolNodes::default(), now());
         let decision = decide(DecideInput {
             job,
             pool: Some(&pool),
@@ -1025,7 +1055,10 @@ pub(crate) mod tests {
             ReadyShard {
                 shard: 0,
                 attempt: 1,
-                avoid: BTreeSet::from(["gpu-node-1".to_string()])
+                avoid: Avoidance {
+                    required: BTreeSet::from(["gpu-node-1".to_string()]),
+                    preferred: BTreeSet::new(),
+                }
             }
         );
         assert_eq!(names(&decision.create), ["shot010-0-1"]);
@@ -1127,7 +1160,7 @@ pub(crate) mod tests {
             assessment
                 .ready
                 .iter()
-                .all(|r| r.avoid.contains("bad-node"))
+                .all(|r| r.avoid.required.contains("bad-node"))
         );
         assert_eq!(
             decision
@@ -1136,6 +1169,30 @@ pub(crate) mod tests {
                 .filter(|e| e.reason == "NodeExcluded")
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn avoidance_never_excludes_every_ready_node_and_suspects_are_soft() {
+        let nodes = PoolNodes {
+            ready: BTreeSet::from(["a".to_string(), "b".to_string()]),
+            suspects: BTreeSet::from(["c".to_string()]),
+        };
+        let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            nodes.avoidance(set(&["a"])),
+            Avoidance {
+                required: set(&["a"]),
+                preferred: set(&["c"])
+            }
+        );
+        // Avoiding every ready node would leave the pod pending forever: only prefer.
+        assert_eq!(
+            nodes.avoidance(set(&["a", "b"])),
+            Avoidance {
+                required: set(&[]),
+                preferred: set(&["a", "b", "c"])
+            }
         );
     }
 

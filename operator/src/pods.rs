@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvFromSource, NodeAffinity,
     NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource,
-    Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
-    SecurityContext, Toleration, Volume, VolumeMount,
+    Pod, PodSecurityContext, PodSpec, PreferredSchedulingTerm, ResourceRequirements,
+    SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Resource;
@@ -27,12 +27,21 @@ use crate::labels;
 const NON_ROOT_UID: i64 = 65532;
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
-/// The pod for one attempt of one shard. `avoid` lists nodes this attempt must not use.
+/// Nodes a shard attempt stays off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Avoidance {
+    /// Never schedule there (nodes this shard failed on, nodes this job excluded).
+    pub required: BTreeSet<String>,
+    /// Only when nothing else fits (the pool's suspect nodes).
+    pub preferred: BTreeSet<String>,
+}
+
+/// The pod for one attempt of one shard.
 pub fn shard_pod(
     job: &RenderJob,
     pool: &RenderPool,
     spec: &ShardSpec,
-    avoid: &BTreeSet<String>,
+    avoid: &Avoidance,
     storage_secret: Option<&str>,
 ) -> Pod {
     let job_name = job.metadata.name.clone().unwrap_or_default();
@@ -286,35 +295,55 @@ fn node_lost_tolerations(seconds: i64) -> Vec<Toleration> {
     .collect()
 }
 
-/// Adds "not on these nodes" to every required node-selector term (terms are ORed, so each
-/// one needs it), creating the affinity when the pool has none.
-fn avoid_nodes(affinity: Option<Affinity>, avoid: &BTreeSet<String>) -> Option<Affinity> {
-    if avoid.is_empty() {
+/// Adds "not on these nodes" to the pod's node affinity: hard for `required` (in every
+/// required term, since terms are ORed), soft for `preferred`. One requirement per node: the API
+/// server allows a single value for `In`/`NotIn` on the `metadata.name` field selector.
+fn avoid_nodes(affinity: Option<Affinity>, avoid: &Avoidance) -> Option<Affinity> {
+    if avoid.required.is_empty() && avoid.preferred.is_empty() {
         return affinity;
     }
-    let requirement = NodeSelectorRequirement {
-        key: "metadata.name".into(),
-        operator: "NotIn".into(),
-        values: Some(avoid.iter().cloned().collect()),
+    let not_on = |nodes: &BTreeSet<String>| -> Vec<NodeSelectorRequirement> {
+        nodes
+            .iter()
+            .map(|node| NodeSelectorRequirement {
+                key: "metadata.name".into(),
+                operator: "NotIn".into(),
+                values: Some(vec![node.clone()]),
+            })
+            .collect()
     };
     let mut affinity = affinity.unwrap_or_default();
     let node_affinity = affinity
         .node_affinity
         .get_or_insert_with(NodeAffinity::default);
-    let required = node_affinity
-        .required_during_scheduling_ignored_during_execution
-        .get_or_insert_with(|| NodeSelector {
-            node_selector_terms: vec![NodeSelectorTerm::default()],
-        });
-    if required.node_selector_terms.is_empty() {
-        required
-            .node_selector_terms
-            .push(NodeSelectorTerm::default());
+    if !avoid.required.is_empty() {
+        let required = node_affinity
+            .required_during_scheduling_ignored_during_execution
+            .get_or_insert_with(|| NodeSelector {
+                node_selector_terms: Vec::new(),
+            });
+        if required.node_selector_terms.is_empty() {
+            required
+                .node_selector_terms
+                .push(NodeSelectorTerm::default());
+        }
+        for term in &mut required.node_selector_terms {
+            term.match_fields
+                .get_or_insert_with(Vec::new)
+                .extend(not_on(&avoid.required));
+        }
     }
-    for term in &mut required.node_selector_terms {
-        term.match_fields
+    if !avoid.preferred.is_empty() {
+        node_affinity
+            .preferred_during_scheduling_ignored_during_execution
             .get_or_insert_with(Vec::new)
-            .push(requirement.clone());
+            .push(PreferredSchedulingTerm {
+                weight: 100,
+                preference: NodeSelectorTerm {
+                    match_fields: Some(not_on(&avoid.preferred)),
+                    ..Default::default()
+                },
+            });
     }
     Some(affinity)
 }
@@ -325,10 +354,18 @@ mod tests {
     use crate::decide::tests::{job_from_yaml, pool_from_yaml, shard_spec_for};
 
     fn pod_for(avoid: &[&str]) -> Pod {
+        pod_avoiding(avoid, &[])
+    }
+
+    fn pod_avoiding(required: &[&str], preferred: &[&str]) -> Pod {
         let job = job_from_yaml();
         let pool = pool_from_yaml();
         let spec = shard_spec_for(&job, 3, 1);
-        let avoid = avoid.iter().map(|s| s.to_string()).collect();
+        let set = |nodes: &[&str]| nodes.iter().map(|s| s.to_string()).collect();
+        let avoid = Avoidance {
+            required: set(required),
+            preferred: set(preferred),
+        };
         shard_pod(&job, &pool, &spec, &avoid, Some("s3-credentials"))
     }
 
@@ -419,13 +456,14 @@ mod tests {
     }
 
     #[test]
-    fn retries_avoid_failed_nodes_in_every_term() {
-        let spec = pod_for(&["gpu-node-2", "gpu-node-1"]).spec.unwrap();
-        let required = spec
+    fn retries_avoid_failed_nodes_one_requirement_per_node() {
+        let affinity = pod_for(&["gpu-node-2", "gpu-node-1"])
+            .spec
+            .unwrap()
             .affinity
-            .unwrap()
-            .node_affinity
-            .unwrap()
+            .unwrap();
+        let node_affinity = affinity.node_affinity.unwrap();
+        let required = node_affinity
             .required_during_scheduling_ignored_during_execution
             .unwrap();
         assert_eq!(required.node_selector_terms.len(), 1);
@@ -433,11 +471,54 @@ mod tests {
             .match_fields
             .clone()
             .unwrap();
-        assert_eq!(fields[0].key, "metadata.name");
-        assert_eq!(fields[0].operator, "NotIn");
+        // The API server allows one value per metadata.name requirement.
+        let avoided: Vec<(String, String, Vec<String>)> = fields
+            .into_iter()
+            .map(|f| (f.key, f.operator, f.values.unwrap()))
+            .collect();
+        assert_eq!(
+            avoided,
+            vec![
+                (
+                    "metadata.name".into(),
+                    "NotIn".into(),
+                    vec!["gpu-node-1".into()]
+                ),
+                (
+                    "metadata.name".into(),
+                    "NotIn".into(),
+                    vec!["gpu-node-2".into()]
+                ),
+            ]
+        );
+        assert!(
+            node_affinity
+                .preferred_during_scheduling_ignored_during_execution
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn suspect_nodes_are_only_a_preference() {
+        let affinity = pod_avoiding(&[], &["gpu-node-9"])
+            .spec
+            .unwrap()
+            .affinity
+            .unwrap();
+        let node_affinity = affinity.node_affinity.unwrap();
+        assert!(
+            node_affinity
+                .required_during_scheduling_ignored_during_execution
+                .is_none()
+        );
+        let preferred = node_affinity
+            .preferred_during_scheduling_ignored_during_execution
+            .unwrap();
+        assert_eq!(preferred[0].weight, 100);
+        let fields = preferred[0].preference.match_fields.clone().unwrap();
         assert_eq!(
             fields[0].values.clone().unwrap(),
-            vec!["gpu-node-1".to_string(), "gpu-node-2".to_string()]
+            vec!["gpu-node-9".to_string()]
         );
     }
 }

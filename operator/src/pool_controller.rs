@@ -50,6 +50,18 @@ fn matches_pool(pool: &RenderPool, node: &Node) -> bool {
         .all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Names of the pool's Ready, schedulable nodes.
+pub fn ready_nodes<'a>(
+    pool: &RenderPool,
+    nodes: impl IntoIterator<Item = &'a Node>,
+) -> BTreeSet<String> {
+    nodes
+        .into_iter()
+        .filter(|n| matches_pool(pool, n) && node_is_ready(n))
+        .map(|n| n.name_any())
+        .collect()
+}
+
 /// Capacity from the nodes: ready matching nodes, their allocatable GPUs, and how many
 /// shards fit (per node, so a half-free node does not count as room), capped by the pool.
 pub fn pool_capacity<'a>(

@@ -1,0 +1,119 @@
+//! `fake-render-pod`: stands in for `render-pod` in operator scenarios where rendering itself
+//! does not matter (retries, node loss, operator restarts, leader election, scale). It speaks the
+//! real pod contract (`render --spec JSON`, `merge --spec JSON`, parsed with tessera-shard) and
+//! behaves as a script tells it:
+//!
+//! - `TESSERA_FAKE_SCRIPT`: a JSON file `{"<job>": {"sleepMs": 100, "fail": {"<shard>/<attempt>": 1},
+//!   "failAlways": {"<shard>": 3}, "mergeInvalid": "3"}}`, read at every start (tests may change it);
+//! - `TESSERA_FAKE_LOG`: a directory where every run leaves `<job>.<role>.<shard>.<attempt>`, so
+//!   tests can count what was rendered.
+//!
+//! Exit codes and termination messages follow `tessera_shard::contract::exit`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tessera_shard::IndexSet;
+use tessera_shard::contract::{InvalidShards, MergeSpec, ShardSpec, exit};
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JobScript {
+    #[serde(default)]
+    sleep_ms: u64,
+    /// `"shard/attempt"` → exit code.
+    #[serde(default)]
+    fail: HashMap<String, i32>,
+    /// `"shard"` → exit code, every attempt.
+    #[serde(default)]
+    fail_always: HashMap<String, i32>,
+    /// Shards the first merge reports as corrupt.
+    #[serde(default)]
+    merge_invalid: Option<String>,
+}
+
+fn script(job: &str) -> JobScript {
+    let Some(path) = std::env::var_os("TESSERA_FAKE_SCRIPT") else {
+        return JobScript::default();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut all: HashMap<String, JobScript> = serde_json::from_str(&text).unwrap_or_default();
+    all.remove(job).unwrap_or_default()
+}
+
+fn log(name: &str) {
+    if let Some(dir) = std::env::var_os("TESSERA_FAKE_LOG") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(PathBuf::from(dir).join(name), b"");
+    }
+}
+
+fn terminate(code: i32, message: &str) -> ! {
+    if let Some(path) = std::env::var_os("TESSERA_TERMINATION_LOG") {
+        let _ = std::fs::write(path, message);
+    }
+    eprintln!("fake-render-pod: exit {code}: {message}");
+    std::process::exit(code)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (mode, spec) = match args.as_slice() {
+        [_, mode, flag, spec] if flag == "--spec" => (mode.as_str(), spec.as_str()),
+        _ => terminate(
+            exit::USAGE,
+            "usage: fake-render-pod render|merge --spec JSON",
+        ),
+    };
+    match mode {
+        "render" => {
+            let spec: ShardSpec = serde_json::from_str(spec)
+                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad shard spec: {e}")));
+            let script = script(&spec.job);
+            log(&format!(
+                "{}.render.{}.{}",
+                spec.job, spec.shard, spec.attempt
+            ));
+            std::thread::sleep(Duration::from_millis(script.sleep_ms));
+            if let Some(code) = script.fail_always.get(&spec.shard.to_string()) {
+                terminate(
+                    *code,
+                    &format!("scripted failure of shard {} (every attempt)", spec.shard),
+                );
+            }
+            if let Some(code) = script.fail.get(&format!("{}/{}", spec.shard, spec.attempt)) {
+                terminate(
+                    *code,
+                    &format!(
+                        "scripted failure of shard {} attempt {}",
+                        spec.shard, spec.attempt
+                    ),
+                );
+            }
+        }
+        "merge" => {
+            let spec: MergeSpec = serde_json::from_str(spec)
+                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad merge spec: {e}")));
+            let script = script(&spec.job);
+            let marker = format!("{}.merge", spec.job);
+            let first_merge = std::env::var_os("TESSERA_FAKE_LOG")
+                .is_none_or(|dir| !PathBuf::from(dir).join(&marker).exists());
+            log(&marker);
+            std::thread::sleep(Duration::from_millis(script.sleep_ms));
+            if let (Some(bad), true) = (script.merge_invalid, first_merge) {
+                let shards = IndexSet::parse(&bad).unwrap_or_default();
+                let verdict = InvalidShards {
+                    shards,
+                    reason: "scripted: sha256 mismatch".into(),
+                };
+                terminate(
+                    exit::INVALID_SHARDS,
+                    &serde_json::to_string(&verdict).unwrap_or_default(),
+                );
+            }
+        }
+        other => terminate(exit::USAGE, &format!("unknown mode {other}")),
+    }
+}

@@ -1,0 +1,964 @@
+//! End-to-end scenarios on a real control plane (DESIGN §8).
+//!
+//! One cluster for all scenarios: `testcluster up` (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler built from the Kubernetes Go modules), the process
+//! node agent (in this process, so scenarios can inject faults), and `tessera-operator` as a
+//! separate process, exactly as a user would run it. Each scenario works in its own namespace
+//! and waits on conditions (watches or bounded polls of the API), never on fixed sleeps.
+//!
+//! Shard pods run `fake-render-pod` here: these scenarios test the operator's behaviour
+//! (retries, node loss, restarts, leader election, garbage collection), not pixels.
+//!
+//! Needs: `e2e/testcluster/bin/testcluster` and `kubectl` (`scripts/e2e.sh` builds/fetches
+//! them; override with TESSERA_TESTCLUSTER / TESSERA_KUBECTL) and the workspace binaries
+//! `tessera-operator` and `fake-render-pod` built in the same target directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
+use tessera_operator::api::RenderJob;
+
+type Outcome = Result<(), String>;
+type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+
+const POOL: &str = "e2e-gpu";
+const IMAGE: &str = "ghcr.io/tessera-dev/render-pod:e2e";
+const GPU_NODES: [&str; 3] = ["gpu-node-1", "gpu-node-2", "gpu-node-3"];
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+struct Env {
+    dir: PathBuf,
+    bin: PathBuf,
+    kubectl: PathBuf,
+    kubeconfig: PathBuf,
+    client: Client,
+    cluster: Child,
+    agent: Option<Agent>,
+    operators: Vec<(String, Child)>,
+    script: PathBuf,
+    fake_log: PathBuf,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The directory of the workspace binaries: the test executable lives in `<target>/<profile>/deps`.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+fn tool(env_var: &str, default: &str) -> PathBuf {
+    std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(default))
+}
+
+/// Polls `check` until it answers `Some`, at most `timeout`. For conditions no watch expresses.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if start.elapsed() > timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await; // poll interval, bounded by `timeout`
+    }
+}
+
+impl Env {
+    async fn start() -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("tessera-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let testcluster = tool("TESSERA_TESTCLUSTER", "e2e/testcluster/bin/testcluster");
+        let kubectl = tool("TESSERA_KUBECTL", "e2e/testcluster/bin/kubectl");
+        for path in [&testcluster, &kubectl] {
+            ensure!(
+                path.exists(),
+                "{} is missing: run scripts/e2e.sh (it builds the test cluster and fetches kubectl)",
+                path.display()
+            );
+        }
+        let cluster_dir = dir.join("cluster");
+        let cluster = Command::new(&testcluster)
+            .args(["up", "--dir"])
+            .arg(&cluster_dir)
+            // Notice lost nodes in seconds, not the default 40 s.
+            .args([
+                "--controller-manager-arg=--node-monitor-period=1s",
+                "--controller-manager-arg=--node-monitor-grace-period=6s",
+            ])
+            .stdout(std::fs::File::create(dir.join("cluster.log")).map_err(|e| e.to_string())?)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", testcluster.display()))?;
+        let ready = cluster_dir.join("ready");
+        eventually("the control plane", Duration::from_secs(180), || async {
+            ready.exists().then_some(())
+        })
+        .await?;
+        let kubeconfig = cluster_dir.join("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?,
+            &Default::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let client = Client::try_from(config).map_err(|e| e.to_string())?;
+        let script = dir.join("fake-script.json");
+        std::fs::write(&script, "{}").map_err(|e| e.to_string())?;
+        let fake_log = dir.join("fake-log");
+        let mut env = Env {
+            dir,
+            bin: bin_dir(),
+            kubectl,
+            kubeconfig,
+            client,
+            cluster,
+            agent: None,
+            operators: Vec::new(),
+            script,
+            fake_log,
+        };
+
+        env.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &repo_root().join("crds").to_string_lossy(),
+        ])?;
+        env.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/renderjobs.tessera.dev",
+            "crd/renderpools.tessera.dev",
+            "--timeout=60s",
+        ])?;
+        let mut nodes: Vec<NodeSpec> = GPU_NODES
+            .iter()
+            .map(|n| NodeSpec::gpu(n, ("tessera.dev/node-group", "gpu-a"), 2))
+            .collect();
+        nodes.push(NodeSpec::cpu("cpu-node-1"));
+        let agent = Agent::start(
+            env.client.clone(),
+            AgentConfig {
+                nodes,
+                images: vec![(
+                    "ghcr.io/tessera-dev/render-pod".into(),
+                    env.bin.join("fake-render-pod"),
+                )],
+                work_dir: env.dir.join("pods"),
+                heartbeat: Duration::from_secs(1),
+                extra_env: vec![
+                    (
+                        "TESSERA_FAKE_SCRIPT".into(),
+                        env.script.to_string_lossy().into(),
+                    ),
+                    (
+                        "TESSERA_FAKE_LOG".into(),
+                        env.fake_log.to_string_lossy().into(),
+                    ),
+                ],
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        env.agent = Some(agent);
+        env.start_operator("operator-a")?;
+        let pool = json!({
+            "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool", "metadata": {"name": POOL},
+            "spec": {"nodeSelector": {"tessera.dev/node-group": "gpu-a"}, "image": IMAGE,
+                     "nodeLostTolerationSeconds": 2, "storage": {"url": format!("file://{}/data", env.dir.display())}}
+        });
+        env.kubectl_apply(&pool)?;
+        Ok(env)
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            let _ = input.write_all(text.as_bytes());
+        }
+        child.wait_with_output().expect("kubectl finishes")
+    }
+
+    fn kubectl_ok(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.kubectl(args, None);
+        ensure!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn kubectl_apply(&self, object: &serde_json::Value) -> Result<String, String> {
+        let out = self.kubectl(&["apply", "-f", "-"], Some(&object.to_string()));
+        ensure!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("the agent runs")
+    }
+
+    fn start_operator(&mut self, identity: &str) -> Result<(), String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{identity}.log")))
+            .map_err(|e| e.to_string())?;
+        let child = Command::new(self.bin.join("tessera-operator"))
+            .args([
+                "--identity",
+                identity,
+                "--lease-namespace",
+                "default",
+                "--lease-seconds",
+                "6",
+                "--http-addr",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting tessera-operator: {e}"))?;
+        self.operators.push((identity.to_string(), child));
+        Ok(())
+    }
+
+    fn kill_operator(&mut self, identity: &str) {
+        if let Some(i) = self.operators.iter().position(|(id, _)| id == identity) {
+            let (_, mut child) = self.operators.remove(i);
+            let _ = child.kill(); // SIGKILL: no chance to clean up or release the lease
+            let _ = child.wait();
+        }
+    }
+
+    /// After each scenario: exactly one operator, `operator-a`, whatever the scenario left.
+    fn reset_operators(&mut self) -> Result<(), String> {
+        let only_a = self.operators.len() == 1 && self.operators[0].0 == "operator-a";
+        if !only_a {
+            for identity in self
+                .operators
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect::<Vec<_>>()
+            {
+                self.kill_operator(&identity);
+            }
+            self.start_operator("operator-a")?;
+        }
+        Ok(())
+    }
+
+    fn set_script(&self, job: &str, script: serde_json::Value) -> Result<(), String> {
+        let text = std::fs::read_to_string(&self.script).unwrap_or_else(|_| "{}".into());
+        let mut all: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap_or_default();
+        all.insert(job.into(), script);
+        std::fs::write(
+            &self.script,
+            serde_json::to_string(&all).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// `(shard, attempt)` of every render the fake render pod ran for `job`.
+    fn renders(&self, job: &str) -> Vec<(u32, u32)> {
+        let prefix = format!("{job}.render.");
+        let mut runs: Vec<(u32, u32)> = std::fs::read_dir(&self.fake_log)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (shard, attempt) = name.strip_prefix(&prefix)?.split_once('.')?;
+                Some((shard.parse().ok()?, attempt.parse().ok()?))
+            })
+            .collect();
+        runs.sort_unstable();
+        runs
+    }
+
+    async fn namespace(&self, name: &str) -> Result<(), String> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns = serde_json::from_value(json!({"metadata": {"name": name}}))
+            .map_err(|e| e.to_string())?;
+        match api.create(&PostParams::default(), &ns).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Creates a RenderJob of `shards` one-frame shards in `namespace`.
+    async fn job(
+        &self,
+        namespace: &str,
+        name: &str,
+        frames: &str,
+        extra: serde_json::Value,
+    ) -> Result<(), String> {
+        self.namespace(namespace).await?;
+        let mut spec = json!({
+            "pool": POOL, "scene": {"url": "file:///scenes/cbox.gltf"}, "frames": frames,
+            "resolution": {"width": 64, "height": 64}, "samplesPerPixel": 4,
+            "retry": {"attemptsPerShard": 3, "backoffSeconds": 0, "maxBackoffSeconds": 0},
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        self.kubectl_apply(
+            &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}),
+        )?;
+        Ok(())
+    }
+
+    async fn wait_condition(
+        &self,
+        namespace: &str,
+        name: &str,
+        condition: &'static str,
+        timeout: Duration,
+    ) -> Result<RenderJob, String> {
+        let api: Api<RenderJob> = Api::namespaced(self.client.clone(), namespace);
+        let is_met = move |job: Option<&RenderJob>| {
+            job.and_then(|j| j.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == condition && c.status == "True")
+            })
+        };
+        match tokio::time::timeout(timeout, await_condition(api, name, is_met)).await {
+            Ok(Ok(Some(job))) => Ok(job),
+            Ok(Ok(None)) => Err(format!("{namespace}/{name} was deleted")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => {
+                let status = self.kubectl(
+                    &[
+                        "get",
+                        "rj",
+                        name,
+                        "-n",
+                        namespace,
+                        "-o",
+                        "jsonpath={.status}",
+                    ],
+                    None,
+                );
+                Err(format!(
+                    "{namespace}/{name} not {condition} after {timeout:?}; status: {}",
+                    String::from_utf8_lossy(&status.stdout)
+                ))
+            }
+        }
+    }
+
+    async fn pods(&self, namespace: &str, job: &str) -> Result<Vec<Pod>, String> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default().labels(&format!("tessera.dev/job={job}")))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(list.items)
+    }
+
+    fn stop(mut self) {
+        for (_, mut child) in self.operators.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // SIGTERM lets the supervisor stop its components in order.
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(self.cluster.id() as i32, libc::SIGTERM) };
+        let _ = self.cluster.wait();
+    }
+}
+
+fn node_of(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+fn label(pod: &Pod, key: &str) -> String {
+    pod.labels().get(key).cloned().unwrap_or_default()
+}
+
+// ------------------------------------------------------------------------------------------
+// Scenarios
+
+fn happy_path(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("happy").await?;
+        // The sample job as a user has it, pointed at this cluster's pool and namespace.
+        let sample = std::fs::read_to_string(repo_root().join("config/samples/renderjob.yaml"))
+            .map_err(|e| e.to_string())?;
+        let manifest = sample
+            .replace("pool: gpu-a", &format!("pool: {POOL}"))
+            .replace("namespace: default", "namespace: happy");
+        let out = env.kubectl(&["apply", "-f", "-"], Some(&manifest));
+        ensure!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env.kubectl_ok(&[
+            "wait",
+            "--for=condition=Complete",
+            "renderjob/cbox",
+            "-n",
+            "happy",
+            "--timeout=120s",
+        ])?;
+        let table = env.kubectl_ok(&["get", "renderjobs", "-n", "happy"])?;
+        ensure!(
+            table.contains("Complete") && table.contains("100%") && table.contains("16"),
+            "kubectl get renderjobs shows:\n{table}"
+        );
+        let pods = env.pods("happy", "cbox").await?;
+        let shard_pods: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| label(p, "tessera.dev/role") == "shard")
+            .collect();
+        ensure!(
+            shard_pods.len() == 16,
+            "expected 16 shard pods, found {}",
+            shard_pods.len()
+        );
+        for pod in &shard_pods {
+            ensure!(
+                GPU_NODES.contains(&node_of(pod).as_str()),
+                "shard pod {} ran on {} (not a pool GPU node)",
+                pod.name_any(),
+                node_of(pod)
+            );
+        }
+        ensure!(
+            env.renders("cbox").len() == 16,
+            "expected 16 renders, the fake render pod ran {:?}",
+            env.renders("cbox")
+        );
+        Ok(())
+    })
+}
+
+fn invalid_manifests_are_refused(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("invalid").await?;
+        let base = json!({"pool": POOL, "scene": {"url": "file:///s.gltf"}, "frames": "1-10",
+            "resolution": {"width": 64, "height": 64}, "samplesPerPixel": 16});
+        // (a change to the spec, text the API server's refusal must contain)
+        let cases: Vec<(serde_json::Value, &str)> = vec![
+            (json!({"frames": "1-10,"}), "spec.frames"),
+            (json!({"frames": "ten"}), "spec.frames"),
+            (json!({"samplesPerPixel": 0}), "spec.samplesPerPixel"),
+            (
+                json!({"resolution": {"width": 0, "height": 64}}),
+                "spec.resolution.width",
+            ),
+            (
+                json!({"resolution": {"width": 64, "height": 40000}}),
+                "spec.resolution.height",
+            ),
+            (
+                json!({"sharding": {"tiles": {"columns": 65, "rows": 1}}}),
+                "spec.sharding.tiles.columns must not exceed spec.resolution.width",
+            ),
+            (
+                json!({"sharding": {"sampleSplits": 17}}),
+                "spec.sharding.sampleSplits must not exceed spec.samplesPerPixel",
+            ),
+            (
+                json!({"sharding": {"framesPerShard": 0}}),
+                "spec.sharding.framesPerShard",
+            ),
+            (
+                json!({"scene": {"url": "ftp://host/s.gltf"}}),
+                "spec.scene.url",
+            ),
+            (
+                json!({"scene": {}}),
+                "set exactly one of spec.scene.url and spec.scene.configMap",
+            ),
+            (
+                json!({"scene": {"url": "s3://b/s.glb", "configMap": {"name": "c", "key": "s.glb"}}}),
+                "set exactly one of spec.scene.url",
+            ),
+            (
+                json!({"output": {"formats": ["TIFF"]}}),
+                "spec.output.formats[0]",
+            ),
+            (json!({"priority": 5000}), "spec.priority"),
+            (json!({"maxBounces": 65}), "spec.maxBounces"),
+            (
+                json!({"retry": {"attemptsPerShard": 0}}),
+                "spec.retry.attemptsPerShard",
+            ),
+            (
+                json!({"retry": {"backoffSeconds": 100, "maxBackoffSeconds": 10}}),
+                "spec.retry.backoffSeconds must not exceed spec.retry.maxBackoffSeconds",
+            ),
+            (json!({"pool": ""}), "spec.pool"),
+        ];
+        let count = cases.len();
+        for (change, expected) in cases {
+            let mut spec = base.clone();
+            if let (Some(spec), Some(change)) = (spec.as_object_mut(), change.as_object()) {
+                spec.extend(change.clone());
+            }
+            let manifest = json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob", "metadata": {"name": "bad", "namespace": "invalid"}, "spec": spec});
+            let out = env.kubectl(
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(&manifest.to_string()),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            ensure!(!out.status.success(), "the API server accepted {change}");
+            ensure!(
+                stderr.contains(expected),
+                "refusal of {change} does not name `{expected}`: {stderr}"
+            );
+        }
+        // Frozen once rendering started: the CEL transition rule.
+        env.set_script("frozen", json!({"sleepMs": 20000}))?;
+        env.job("invalid", "frozen", "1-2", json!({})).await?;
+        env.wait_condition("invalid", "frozen", "Rendering", Duration::from_secs(60))
+            .await?;
+        let out = env.kubectl(
+            &[
+                "patch",
+                "rj",
+                "frozen",
+                "-n",
+                "invalid",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"frames":"1-3"}}"#,
+            ],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success() && stderr.contains("cannot change once rendering has started"),
+            "changing frames mid-render: {stderr}"
+        );
+        env.kubectl_ok(&["delete", "rj", "frozen", "-n", "invalid", "--wait=false"])?;
+        println!(
+            "    {} invalid manifests refused, frames frozen mid-render",
+            count
+        );
+        Ok(())
+    })
+}
+
+fn failed_shards_are_retried_elsewhere(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("retry", json!({"fail": {"2/0": 1, "5/0": 137}}))?;
+        env.job("retries", "retry", "1-8", json!({})).await?;
+        let job = env
+            .wait_condition("retries", "retry", "Complete", Duration::from_secs(90))
+            .await?;
+        let status = job.status.unwrap_or_default();
+        ensure!(
+            status.shard_attempts.to_string() == "2:1,5:1",
+            "attempt map {}",
+            status.shard_attempts
+        );
+        let pods = env.pods("retries", "retry").await?;
+        for shard in ["2", "5"] {
+            let nodes: Vec<(String, String)> = pods
+                .iter()
+                .filter(|p| label(p, "tessera.dev/shard") == shard)
+                .map(|p| (label(p, "tessera.dev/attempt"), node_of(p)))
+                .collect();
+            ensure!(nodes.len() == 2, "shard {shard}: pods {nodes:?}");
+            ensure!(
+                nodes[0].1 != nodes[1].1,
+                "shard {shard} retried on the node it failed on: {nodes:?}"
+            );
+        }
+        Ok(())
+    })
+}
+
+fn a_shard_that_always_fails_fails_the_job(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("doomed", json!({"failAlways": {"3": 1}}))?;
+        env.job(
+            "doomed",
+            "doomed",
+            "1-6",
+            json!({"retry": {"attemptsPerShard": 2, "backoffSeconds": 0, "maxBackoffSeconds": 0}}),
+        )
+        .await?;
+        let job = env
+            .wait_condition("doomed", "doomed", "Failed", Duration::from_secs(90))
+            .await?;
+        let status = job.status.unwrap_or_default();
+        let failed = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        ensure!(
+            failed.contains("shard 3 failed on node gpu-node-"),
+            "Failed condition: {failed}"
+        );
+        ensure!(
+            env.renders("doomed")
+                .iter()
+                .filter(|(s, _)| *s == 3)
+                .count()
+                == 2,
+            "shard 3 ran {:?}",
+            env.renders("doomed")
+        );
+
+        env.set_script("bad-scene", json!({"failAlways": {"0": 3}}))?;
+        env.job("doomed", "bad-scene", "1", json!({})).await?;
+        let job = env
+            .wait_condition("doomed", "bad-scene", "Failed", Duration::from_secs(60))
+            .await?;
+        let failure = job
+            .status
+            .and_then(|s| s.last_failure)
+            .ok_or("no lastFailure")?;
+        ensure!(failure.reason == "BadInput", "reason {}", failure.reason);
+        ensure!(
+            env.renders("bad-scene").len() == 1,
+            "a bad scene was retried: {:?}",
+            env.renders("bad-scene")
+        );
+        Ok(())
+    })
+}
+
+fn a_lost_node_s_shards_run_elsewhere(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("lost", json!({"sleepMs": 4000}))?;
+        env.job("lost", "lost", "1-6", json!({})).await?;
+        let victim = "gpu-node-3";
+        let running_on_victim = eventually(
+            "a running shard on gpu-node-3",
+            Duration::from_secs(60),
+            || async {
+                let pods = env.pods("lost", "lost").await.ok()?;
+                pods.iter()
+                    .find(|p| {
+                        node_of(p) == victim
+                            && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    })
+                    .map(|p| label(p, "tessera.dev/shard"))
+            },
+        )
+        .await?;
+        env.agent().stop_heartbeat(victim);
+        let job = env
+            .wait_condition("lost", "lost", "Complete", Duration::from_secs(120))
+            .await?;
+        let pods = env.pods("lost", "lost").await?;
+        let rerun = pods.iter().any(|p| {
+            label(p, "tessera.dev/shard") == running_on_victim
+                && label(p, "tessera.dev/attempt") != "0"
+                && node_of(p) != victim
+        });
+        ensure!(
+            rerun,
+            "shard {running_on_victim} was not re-run on another node"
+        );
+        let status = job.status.unwrap_or_default();
+        ensure!(
+            status.shards.succeeded == 6,
+            "succeeded {}",
+            status.shards.succeeded
+        );
+        Ok(())
+    })
+}
+
+fn operator_killed_at_random_moments(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("restarts", json!({"sleepMs": 300}))?;
+        env.job("restarts", "restarts", "1-24", json!({})).await?;
+        // Deterministic "random" moments, so a failure can be reproduced.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..4 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let delay = Duration::from_millis(200 + seed % 1200);
+            tokio::time::sleep(delay).await; // the perturbation itself: kill at an arbitrary moment
+            env.kill_operator("operator-a");
+            env.start_operator("operator-a")?;
+            println!("    round {round}: SIGKILL after {delay:?}, restarted");
+        }
+        env.wait_condition("restarts", "restarts", "Complete", Duration::from_secs(180))
+            .await?;
+        let renders = env.renders("restarts");
+        let distinct: BTreeSet<u32> = renders.iter().map(|(s, _)| *s).collect();
+        ensure!(
+            renders.len() == 24 && distinct.len() == 24,
+            "each shard must render exactly once: {renders:?}"
+        );
+        let pods = env.pods("restarts", "restarts").await?;
+        ensure!(
+            pods.iter().all(|p| p
+                .owner_references()
+                .iter()
+                .any(|o| o.kind == "RenderJob" && o.name == "restarts")),
+            "orphaned pods"
+        );
+        ensure!(
+            pods.len() == 25,
+            "expected 24 shard pods and one merge pod, found {}",
+            pods.len()
+        );
+        Ok(())
+    })
+}
+
+fn only_the_leader_acts(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let leases: Api<Lease> = Api::namespaced(env.client.clone(), "default");
+        let holder =
+            |lease: Option<Lease>| lease.and_then(|l| l.spec).and_then(|s| s.holder_identity);
+        ensure!(
+            holder(
+                leases
+                    .get_opt("tessera-operator")
+                    .await
+                    .map_err(|e| e.to_string())?
+            )
+            .as_deref()
+                == Some("operator-a"),
+            "operator-a does not lead"
+        );
+        env.start_operator("operator-b")?;
+        env.set_script("leader", json!({"sleepMs": 200}))?;
+        env.job("leader", "leader", "1-4", json!({})).await?;
+        env.wait_condition("leader", "leader", "Complete", Duration::from_secs(60))
+            .await?;
+        let standby_log =
+            std::fs::read_to_string(env.dir.join("operator-b.log")).unwrap_or_default();
+        ensure!(
+            !standby_log.contains("created pod"),
+            "the standby created pods"
+        );
+        env.kill_operator("operator-a");
+        eventually(
+            "operator-b to take the lease",
+            Duration::from_secs(60),
+            || async {
+                (holder(leases.get_opt("tessera-operator").await.ok()?).as_deref()
+                    == Some("operator-b"))
+                .then_some(())
+            },
+        )
+        .await?;
+        env.job("leader", "after-failover", "1-4", json!({}))
+            .await?;
+        env.wait_condition(
+            "leader",
+            "after-failover",
+            "Complete",
+            Duration::from_secs(60),
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+fn deleting_a_job_removes_its_pods(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("doomed-gc", json!({"sleepMs": 60000}))?;
+        env.job("gc", "doomed-gc", "1-4", json!({})).await?;
+        eventually("running pods", Duration::from_secs(60), || async {
+            let pods = env.pods("gc", "doomed-gc").await.ok()?;
+            (pods
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count()
+                >= 2)
+                .then_some(())
+        })
+        .await?;
+        let api: Api<RenderJob> = Api::namespaced(env.client.clone(), "gc");
+        api.delete("doomed-gc", &DeleteParams::background())
+            .await
+            .map_err(|e| e.to_string())?;
+        eventually(
+            "the garbage collector to remove every pod",
+            Duration::from_secs(90),
+            || async {
+                env.pods("gc", "doomed-gc")
+                    .await
+                    .ok()?
+                    .is_empty()
+                    .then_some(())
+            },
+        )
+        .await
+    })
+}
+
+fn corrupt_outputs_are_rendered_again_before_the_merge(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("corrupt", json!({"mergeInvalid": "1,3"}))?;
+        env.job("corrupt", "corrupt", "1-4", json!({})).await?;
+        let job = env
+            .wait_condition("corrupt", "corrupt", "Complete", Duration::from_secs(90))
+            .await?;
+        ensure!(
+            env.renders("corrupt") == vec![(0, 0), (1, 0), (1, 1), (2, 0), (3, 0), (3, 1)],
+            "renders {:?}",
+            env.renders("corrupt")
+        );
+        let attempts = job
+            .status
+            .map(|s| s.shard_attempts.to_string())
+            .unwrap_or_default();
+        ensure!(attempts == "1:1,3:1", "attempt map {attempts}");
+        Ok(())
+    })
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let mut env = match Env::start().await {
+            Ok(env) => env,
+            Err(error) => {
+                eprintln!("e2e: could not start the environment: {error}");
+                println!("0 passed, 1 failed");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let scenarios: Vec<(&str, Scenario)> = vec![
+            ("happy path", happy_path),
+            (
+                "invalid manifests are refused",
+                invalid_manifests_are_refused,
+            ),
+            (
+                "failed shards are retried elsewhere",
+                failed_shards_are_retried_elsewhere,
+            ),
+            (
+                "a shard that always fails fails the job",
+                a_shard_that_always_fails_fails_the_job,
+            ),
+            (
+                "corrupt outputs are rendered again",
+                corrupt_outputs_are_rendered_again_before_the_merge,
+            ),
+            (
+                "operator killed at random moments",
+                operator_killed_at_random_moments,
+            ),
+            ("only the leader acts", only_the_leader_acts),
+            (
+                "deleting a job removes its pods",
+                deleting_a_job_removes_its_pods,
+            ),
+            (
+                "a lost node's shards run elsewhere",
+                a_lost_node_s_shards_run_elsewhere,
+            ),
+        ];
+        let (mut passed, mut failed) = (0, 0);
+        for (name, scenario) in scenarios {
+            let start = Instant::now();
+            let outcome = scenario(&mut env).await;
+            let outcome = outcome.and(env.reset_operators());
+            match outcome {
+                Ok(()) => {
+                    passed += 1;
+                    println!(
+                        "scenario {name} ... ok ({:.1} s)",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                Err(error) => {
+                    failed += 1;
+                    println!(
+                        "scenario {name} ... FAILED ({:.1} s): {error}",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+        println!("logs: {}", env.dir.display());
+        if let Some(agent) = env.agent.take() {
+            agent.shutdown().await;
+        }
+        env.stop();
+        println!("{passed} passed, {failed} failed");
+        if failed == 0 {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
