@@ -9,9 +9,10 @@
 //! Shard pods run `fake-render-pod` here: these scenarios test the operator's behaviour
 //! (retries, node loss, restarts, leader election, garbage collection), not pixels.
 //!
-//! Needs: `e2e/testcluster/bin/testcluster` and `kubectl` (`scripts/e2e.sh` builds/fetches
-//! them; override with TESSERA_TESTCLUSTER / TESSERA_KUBECTL) and the workspace binaries
-//! `tessera-operator` and `fake-render-pod` built in the same target directory.
+//! Needs: the `testcluster` binary and `kubectl` (`eval "$(scripts/e2e-tools.sh)"` builds and
+//! fetches them and sets TESSERA_TESTCLUSTER / TESSERA_KUBECTL) and the workspace binaries
+//! `tessera-operator` and `fake-render-pod` built in the same target directory
+//! (`cargo build --workspace --bins`). `scripts/test.sh` does all of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -70,10 +71,10 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn tool(env_var: &str, default: &str) -> PathBuf {
+fn tool(env_var: &str, default: PathBuf) -> PathBuf {
     std::env::var_os(env_var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(default))
+        .unwrap_or(default)
 }
 
 /// Polls `check` until it answers `Some`, at most `timeout`. For conditions no watch expresses.
@@ -98,12 +99,19 @@ impl Env {
     async fn start() -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("tessera-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let testcluster = tool("TESSERA_TESTCLUSTER", "e2e/testcluster/bin/testcluster");
-        let kubectl = tool("TESSERA_KUBECTL", "e2e/testcluster/bin/kubectl");
+        let testcluster = tool(
+            "TESSERA_TESTCLUSTER",
+            repo_root().join("e2e/testcluster/bin/testcluster"),
+        );
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        let kubectl = tool(
+            "TESSERA_KUBECTL",
+            home.join(".cache/tessera/kube-tools/bin/kubectl"),
+        );
         for path in [&testcluster, &kubectl] {
             ensure!(
                 path.exists(),
-                "{} is missing: run scripts/e2e.sh (it builds the test cluster and fetches kubectl)",
+                "{} is missing: run `eval \"$(scripts/e2e-tools.sh)\"` (it builds the test cluster and fetches kubectl)",
                 path.display()
             );
         }
