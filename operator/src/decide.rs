@@ -343,66 +343,30 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             )
         };
 
-    // 1. A spec the API server let through but that cannot be planned fails the job.
-    let (plan, pool) = match (&assessment.plan, pool, &assessment.spec_error) {
-        (_, _, Some(error)) => {
-            set(
-                &mut status,
-                ACCEPTED,
-                false,
-                error.reason(),
-                error.to_string(),
-            );
-            return finish_failed(
-                decision,
-                status,
-                old,
-                observed,
-                error.reason(),
-                error.to_string(),
-                now,
-            );
-        }
-        (Some(plan), Some(pool), None) => (plan, pool),
-        (_, None, _) => {
-            set(
-                &mut status,
-                ACCEPTED,
-                false,
-                "PoolNotFound",
-                format!("RenderPool {} does not exist", job.spec.pool),
-            );
-            status.phase = Some(JobPhase::Queued);
-            decision.events.extend(transition_event(&old, &status));
-            decision.status = status;
-            decision.requeue_after = Some(Duration::from_secs(30));
-            return decision;
-        }
-        (None, _, None) => unreachable!("assess sets a plan or an error"),
+    // 1. A spec the API server let through but that cannot be planned fails the job; a missing
+    //    pool only queues it (the pool may be created later).
+    let Some(pool) = pool else {
+        set(
+            &mut status,
+            ACCEPTED,
+            false,
+            "PoolNotFound",
+            format!("RenderPool {} does not exist", job.spec.pool),
+        );
+        status.phase = Some(JobPhase::Queued);
+        decision.events.extend(transition_event(&old, &status));
+        decision.status = status;
+        decision.requeue_after = Some(Duration::from_secs(30));
+        return decision;
     };
-    let output = match job_plan::output_prefix(job, pool) {
-        Ok(output) => output,
-        Err(error) => {
-            set(
-                &mut status,
-                ACCEPTED,
-                false,
-                error.reason(),
-                error.to_string(),
-            );
-            return finish_failed(
-                decision,
-                status,
-                old,
-                observed,
-                error.reason(),
-                error.to_string(),
-                now,
-            );
-        }
+    let prepared = match (&assessment.plan, &assessment.spec_error) {
+        (Some(plan), None) => job_plan::output_prefix(job, pool)
+            .and_then(|output| Ok((plan, output, job_plan::render_settings(&job.spec)?))),
+        (_, Some(error)) => Err(error.clone()),
+        (None, None) => unreachable!("assess sets a plan or an error"),
     };
-    let settings = match job_plan::render_settings(&job.spec) {
-        Ok(settings) => settings,
+    let (plan, output, settings) = match prepared {
+        Ok(prepared) => prepared,
         Err(error) => {
             set(
                 &mut status,

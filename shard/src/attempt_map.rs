@@ -7,8 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttemptMap {
     attempts: BTreeMap<u32, u32>,
@@ -105,18 +103,7 @@ impl fmt::Display for AttemptMap {
     }
 }
 
-impl Serialize for AttemptMap {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for AttemptMap {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_string!(AttemptMap);
 
 #[cfg(test)]
 mod tests {

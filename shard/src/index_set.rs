@@ -8,8 +8,6 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexSet {
     /// Sorted, disjoint, non-adjacent inclusive intervals.
@@ -153,18 +151,7 @@ impl std::str::FromStr for IndexSet {
     }
 }
 
-impl Serialize for IndexSet {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for IndexSet {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_string!(IndexSet);
 
 #[cfg(test)]
 mod tests {
