@@ -122,7 +122,7 @@ impl Env {
             // Notice lost nodes in seconds, not the default 40 s.
             .args([
                 "--controller-manager-arg=--node-monitor-period=1s",
-                "--controller-manager-arg=--node-monitor-grace-period=6s",
+                "--controller-manager-arg=--node-monitor-grace-period=10s",
             ])
             .stdout(std::fs::File::create(dir.join("cluster.log")).map_err(|e| e.to_string())?)
             .stderr(Stdio::inherit())
@@ -273,7 +273,11 @@ impl Env {
             ])
             .arg(format!("127.0.0.1:{port}"))
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("TESSERA_E2E_OPERATOR_LOG")
+                    .unwrap_or_else(|_| "info,kube=warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -935,8 +939,13 @@ fn main() -> std::process::ExitCode {
                 a_lost_node_s_shards_run_elsewhere,
             ),
         ];
+        // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.
+        let only = std::env::var("TESSERA_E2E_ONLY").unwrap_or_default();
         let (mut passed, mut failed) = (0, 0);
-        for (name, scenario) in scenarios {
+        for (name, scenario) in scenarios
+            .into_iter()
+            .filter(|(name, _)| name.contains(only.as_str()))
+        {
             let start = Instant::now();
             let outcome = scenario(&mut env).await;
             let outcome = outcome.and(env.reset_operators());

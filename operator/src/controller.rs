@@ -210,7 +210,12 @@ fn grant_for(
     let nodes = ctx.nodes.state();
     let capacity = pool_controller::pool_capacity(pool, nodes.iter().map(|n| n.as_ref())).shards;
     let mut active_by_job: HashMap<String, u32> = HashMap::new();
-    for pod in pool_controller::active_shard_pods(&pool_name, pods) {
+    let node_ready = |node: &str| {
+        ctx.nodes
+            .get(&ObjectRef::new(node))
+            .is_some_and(|n| node_is_ready(&n))
+    };
+    for pod in pool_controller::active_shard_pods(&pool_name, pods, &node_ready) {
         if let Some(uid) = pod.labels().get(labels::JOB_UID) {
             *active_by_job.entry(uid.clone()).or_default() += 1;
         }
@@ -248,6 +253,7 @@ fn grant_for(
         },
     });
     let grants = admission::admit(capacity, &demands);
+    tracing::debug!(pool = %pool_name, capacity, in_flight, ?demands, ?grants, "admission");
     ctx.metrics
         .queue_depth
         .with_label_values(&[&pool_name])

@@ -128,20 +128,30 @@ pub fn jobs_of_pool<'a>(
         })
 }
 
-/// Shard pods of the pool that hold a slot (not finished).
+/// Shard pods of the pool that hold a slot: not finished, and either not yet scheduled or on a
+/// Ready node. A pod stuck terminating on a lost node holds nothing: its node no longer counts
+/// as capacity, and counting the pod too would starve the shards that must run elsewhere.
 pub fn active_shard_pods<'a>(
     pool: &'a str,
     pods: &'a [Arc<Pod>],
+    node_ready: &'a dyn Fn(&str) -> bool,
 ) -> impl Iterator<Item = &'a Arc<Pod>> + 'a {
     let pool_label = labels::job_label_value(pool);
     pods.iter().filter(move |p| {
         let l = p.labels();
+        let finished = matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        let on_live_node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_none_or(node_ready);
         l.get(labels::POOL) == Some(&pool_label)
             && l.get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_SHARD)
-            && !matches!(
-                p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                Some("Succeeded" | "Failed")
-            )
+            && !finished
+            && on_live_node
     })
 }
 
@@ -191,7 +201,12 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
     let nodes = ctx.nodes.state();
     let capacity = pool_capacity(&pool, nodes.iter().map(|n| n.as_ref()));
     let pods = ctx.pods.state();
-    let running = active_shard_pods(&name, &pods).count() as u32;
+    let node_ready = |node: &str| {
+        ctx.nodes
+            .get(&kube::runtime::reflector::ObjectRef::new(node))
+            .is_some_and(|n| node_is_ready(&n))
+    };
+    let running = active_shard_pods(&name, &pods, &node_ready).count() as u32;
     let all_jobs = ctx.jobs.state();
     let jobs: Vec<&RenderJob> = jobs_of_pool(&name, &all_jobs).map(|j| j.as_ref()).collect();
     let old = pool.status.clone().unwrap_or_default();
@@ -273,6 +288,28 @@ mod tests {
         assert_eq!(pool_capacity(&pool, &nodes).shards, 3); // 4/2 + 3/2
         pool.spec.max_concurrent_shards = Some(1);
         assert_eq!(pool_capacity(&pool, &nodes).shards, 1);
+    }
+
+    #[test]
+    fn pods_on_lost_nodes_hold_no_slot() {
+        let pod = |name: &str, node: Option<&str>, phase: &str| -> Arc<Pod> {
+            Arc::new(serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"tessera.dev/pool": "gpu-a", "tessera.dev/role": "shard"}},
+                "spec": {"nodeName": node, "containers": []},
+                "status": {"phase": phase},
+            })).unwrap())
+        };
+        let pods = vec![
+            pod("running", Some("alive"), "Running"),
+            pod("unscheduled", None, "Pending"),
+            pod("stuck", Some("lost"), "Running"),
+            pod("done", Some("alive"), "Succeeded"),
+        ];
+        let ready = |node: &str| node == "alive";
+        let names: Vec<String> = active_shard_pods("gpu-a", &pods, &ready)
+            .map(|p| p.name_any())
+            .collect();
+        assert_eq!(names, ["running", "unscheduled"]);
     }
 
     #[test]
