@@ -1,1 +1,241 @@
-fn main() {}
+//! `render-pod`: the render pod's command line (see docs/renderer.md).
+//!
+//! Exit codes follow `tessera_shard::contract::exit`: 0 ok, 1 transient (storage, GPU), 2 usage,
+//! 3 bad input (scene or spec), 4 invalid shard outputs (merge), 5 no GPU adapter.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use render_pod::commands::local::{self, LocalJob};
+use render_pod::commands::merge::{self, FrameDestination};
+use render_pod::commands::read_spec;
+use render_pod::commands::render::ShardRenderer;
+use render_pod::error::{Error, Result};
+use render_pod::gpu::GpuContext;
+use render_pod::scene_source;
+use render_pod::storage::Storage;
+use tessera_shard::contract::{MergeSpec, RenderSettings, ShardSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "render-pod",
+    version,
+    about = "Tessera render pod: GPU path tracer, shard renderer and merger"
+)]
+struct Cli {
+    /// Log format: text or json (env RENDER_POD_LOG_FORMAT). Levels via RUST_LOG (default info).
+    #[arg(
+        long,
+        global = true,
+        env = "RENDER_POD_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct SpecSource {
+    /// The spec as JSON.
+    #[arg(long)]
+    spec: Option<String>,
+    /// A file holding the spec JSON.
+    #[arg(long)]
+    spec_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render one shard (ShardSpec) and write its EXRs and manifest.json.
+    Render {
+        #[command(flatten)]
+        source: SpecSource,
+    },
+    /// Verify all shards of a job (MergeSpec) and merge them into frames.
+    Merge {
+        #[command(flatten)]
+        source: SpecSource,
+        /// Where to write the InvalidShards JSON when shard outputs are bad (the process node
+        /// agent of the e2e tests sets TESSERA_TERMINATION_LOG).
+        #[arg(
+            long,
+            env = "TESSERA_TERMINATION_LOG",
+            default_value = "/dev/termination-log"
+        )]
+        termination_log: PathBuf,
+    },
+    /// Plan, render and merge a whole job on this machine.
+    Local(LocalArgs),
+}
+
+#[derive(Args)]
+struct LocalArgs {
+    /// glTF 2.0 scene (.gltf or .glb): a path or URL.
+    #[arg(long)]
+    scene: String,
+    /// Frames in render-farm syntax (1-100, 1-100x2, 1,5,10-20).
+    #[arg(long, default_value = "1")]
+    frames: String,
+    #[arg(long)]
+    width: u32,
+    #[arg(long)]
+    height: u32,
+    /// Samples per pixel.
+    #[arg(long)]
+    spp: u32,
+    /// Bounces after the camera hit (light sampled at every vertex).
+    #[arg(long, default_value_t = 4)]
+    max_bounces: u32,
+    /// Constant environment radiance, linear R,G,B.
+    #[arg(long, default_value = "0,0,0", value_parser = parse_rgb)]
+    background: [f32; 3],
+    /// Tiles per frame, XxY.
+    #[arg(long, default_value = "1x1", value_parser = parse_tiles)]
+    tiles: (u32, u32),
+    #[arg(long, default_value_t = 1)]
+    sample_splits: u32,
+    #[arg(long, default_value_t = 1)]
+    frames_per_shard: u32,
+    /// Camera name (camera or node name); default: the first camera.
+    #[arg(long)]
+    camera: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory (path or URL).
+    #[arg(long)]
+    out: String,
+}
+
+fn parse_rgb(text: &str) -> std::result::Result<[f32; 3], String> {
+    let parts: Vec<f32> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f32>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<std::result::Result<_, _>>()?;
+    match parts[..] {
+        [r, g, b] if parts.iter().all(|v| v.is_finite() && *v >= 0.0) => Ok([r, g, b]),
+        _ => Err("expected three non-negative numbers R,G,B".into()),
+    }
+}
+
+fn parse_tiles(text: &str) -> std::result::Result<(u32, u32), String> {
+    let (x, y) = text
+        .split_once(['x', 'X'])
+        .ok_or("expected XxY, e.g. 4x4")?;
+    Ok((
+        x.trim().parse().map_err(|e| format!("{x:?}: {e}"))?,
+        y.trim().parse().map_err(|e| format!("{y:?}: {e}"))?,
+    ))
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wgpu_core=warn,wgpu_hal=warn,naga=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Render { source } => {
+            let spec: ShardSpec = read_spec(source.spec.as_deref(), source.spec_file.as_deref())?;
+            render_pod::commands::render::validate(&spec)?;
+            let storage = Storage::new()?;
+            let asset = scene_source::load(&storage, &spec.settings.scene)?;
+            let ctx = GpuContext::new()?;
+            ShardRenderer::new(&ctx, &storage, &asset).render_shard(&spec, &mut |_, _| {})?;
+            Ok(())
+        }
+        Command::Merge {
+            source,
+            termination_log,
+        } => {
+            let spec: MergeSpec = read_spec(source.spec.as_deref(), source.spec_file.as_deref())?;
+            let storage = Storage::new()?;
+            match merge::merge(&storage, &spec, &FrameDestination::Contract) {
+                Err(Error::InvalidShards(invalid)) => {
+                    merge::write_termination_log(&termination_log, &invalid);
+                    Err(Error::InvalidShards(invalid))
+                }
+                other => other.map(|_| ()),
+            }
+        }
+        Command::Local(args) => {
+            let job = LocalJob {
+                scene: args.scene.clone(),
+                frames: args.frames,
+                settings: RenderSettings {
+                    scene: args.scene,
+                    camera: args.camera,
+                    width: args.width,
+                    height: args.height,
+                    samples_per_pixel: args.spp,
+                    max_bounces: args.max_bounces,
+                    background: args.background,
+                    seed: args.seed,
+                },
+                tiles: args.tiles,
+                sample_splits: args.sample_splits,
+                frames_per_shard: args.frames_per_shard,
+                out: args.out.clone(),
+            };
+            let storage = Storage::new()?;
+            let prepared = local::prepare(&storage, &job)?;
+            let ctx = GpuContext::new()?;
+            let show_progress = std::io::stderr().is_terminal();
+            let summary = local::run(&ctx, &storage, &prepared, &mut |p| {
+                if show_progress {
+                    eprint!(
+                        "\rshard {}/{}  {:5.1} %",
+                        p.shard,
+                        p.shards,
+                        100.0 * p.fraction
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            })?;
+            if show_progress {
+                eprintln!();
+            }
+            // The CLI's one-line summary (stdout, machine-greppable).
+            println!(
+                "rendered {} frame(s) {}x{} at {} spp in {} shard(s): {:.2} s total, {:.2} s rendering, {:.3} Msamples/s on {} -> {}",
+                summary.frames,
+                args.width,
+                args.height,
+                args.spp,
+                summary.shards,
+                summary.seconds,
+                summary.render_seconds,
+                summary.samples_per_second() / 1e6,
+                summary.adapter,
+                args.out
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(kind = e.label(), exit_code = e.exit_code(), "{e}");
+            eprintln!("render-pod: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

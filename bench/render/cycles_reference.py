@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Render a glTF scene with Blender Cycles (bpy 5.0.1), aligned with render-pod's conventions.
+
+Alignment (docs/renderer.md, shared notes/renderer.md §1.1):
+  one-sided emission (Emission Strength × (1 − Backfacing)), 1-px box filter, no clamping,
+  no adaptive sampling, no denoising, no glossy blur, every bounce cap = B, single-scatter GGX,
+  constant world colour, camera = the glTF camera (vertical sensor fit), fixed seed.
+
+Usage (venv with `pip install bpy==5.0.1 numpy`):
+  python cycles_reference.py --scene ../../../shared/scenes/cbox.gltf --width 64 --height 64 \
+      --spp 4096 --bounces 3 --exr out.exr --json out.json
+
+Importable: `compare_cycles.py` uses `setup_scene` and `render`.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import bpy
+import numpy as np
+
+
+def one_sided_emission(material):
+    """Multiply the Principled BSDF's Emission Strength by (1 - Backfacing)."""
+    if not material.use_nodes:
+        return
+    tree = material.node_tree
+    for node in list(tree.nodes):
+        if node.type != "BSDF_PRINCIPLED":
+            continue
+        strength = node.inputs["Emission Strength"]
+        colour = node.inputs["Emission Color"]
+        if strength.is_linked:
+            continue  # not produced by the glTF importer for our scenes
+        value = strength.default_value
+        if value == 0.0 and not colour.is_linked and max(colour.default_value[:3]) == 0.0:
+            continue
+        geometry = tree.nodes.new("ShaderNodeNewGeometry")
+        front = tree.nodes.new("ShaderNodeMath")
+        front.operation = "SUBTRACT"
+        front.inputs[0].default_value = 1.0
+        tree.links.new(geometry.outputs["Backfacing"], front.inputs[1])
+        scaled = tree.nodes.new("ShaderNodeMath")
+        scaled.operation = "MULTIPLY"
+        scaled.inputs[1].default_value = value
+        tree.links.new(front.outputs[0], scaled.inputs[0])
+        tree.links.new(scaled.outputs[0], strength)
+
+
+def single_scatter_ggx(material):
+    if not material.use_nodes:
+        return
+    for node in material.node_tree.nodes:
+        if node.type == "BSDF_PRINCIPLED":
+            node.distribution = "GGX"
+
+
+def setup_scene(scene_path, width, height, spp, bounces, background, seed=7, threads=0):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=os.path.abspath(scene_path))
+    scene = bpy.context.scene
+    cameras = [o for o in scene.objects if o.type == "CAMERA"]
+    if not cameras:
+        sys.exit(f"{scene_path}: no camera")
+    scene.camera = cameras[0]
+    for material in bpy.data.materials:
+        one_sided_emission(material)
+        single_scatter_ggx(material)
+
+    world = bpy.data.worlds.new("world")
+    world.use_nodes = True
+    bg = world.node_tree.nodes.get("Background")
+    bg.inputs["Color"].default_value = (background[0], background[1], background[2], 1.0)
+    bg.inputs["Strength"].default_value = 1.0
+    scene.world = world
+
+    render = scene.render
+    render.engine = "CYCLES"
+    render.resolution_x = width
+    render.resolution_y = height
+    render.resolution_percentage = 100
+    render.film_transparent = False
+    if threads:
+        render.threads_mode = "FIXED"
+        render.threads = threads
+    cycles = scene.cycles
+    cycles.device = "CPU"
+    cycles.samples = spp
+    cycles.seed = seed
+    cycles.use_adaptive_sampling = False
+    cycles.use_denoising = False
+    cycles.max_bounces = bounces
+    cycles.diffuse_bounces = bounces
+    cycles.glossy_bounces = bounces
+    cycles.transmission_bounces = bounces
+    cycles.transparent_max_bounces = bounces
+    cycles.volume_bounces = bounces
+    cycles.sample_clamp_direct = 0.0
+    cycles.sample_clamp_indirect = 0.0
+    cycles.blur_glossy = 0.0
+    cycles.caustics_reflective = True
+    cycles.caustics_refractive = True
+    cycles.pixel_filter_type = "BOX"
+    cycles.filter_width = 1.0
+    cycles.use_light_tree = True
+    render.image_settings.file_format = "OPEN_EXR"
+    render.image_settings.color_depth = "32"
+    render.image_settings.exr_codec = "ZIP"
+    scene.view_settings.view_transform = "Standard"
+    return scene
+
+
+def render(scene, exr_path, spp=None):
+    """Render to `exr_path`; returns (seconds, pixels as float32 [h, w, 3], top row first)."""
+    if spp is not None:
+        scene.cycles.samples = spp
+    scene.render.filepath = os.path.abspath(exr_path)
+    start = time.perf_counter()
+    bpy.ops.render.render(write_still=True)
+    seconds = time.perf_counter() - start
+    image = bpy.data.images.load(os.path.abspath(exr_path), check_existing=False)
+    w, h = image.size
+    pixels = np.array(image.pixels[:], dtype=np.float32).reshape(h, w, 4)[::-1, :, :3]
+    bpy.data.images.remove(image)
+    return seconds, pixels
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scene", required=True)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--spp", type=int, default=4096)
+    parser.add_argument("--bounces", type=int, default=3)
+    parser.add_argument("--background", default="0,0,0")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--exr", required=True)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+    background = [float(v) for v in args.background.split(",")]
+    scene = setup_scene(args.scene, args.width, args.height, args.spp, args.bounces, background, args.seed)
+    seconds, pixels = render(scene, args.exr)
+    mean = pixels.reshape(-1, 3).mean(axis=0)
+    result = {
+        "renderer": f"Blender Cycles {bpy.app.version_string} (CPU)",
+        "scene": os.path.basename(args.scene),
+        "width": args.width,
+        "height": args.height,
+        "samplesPerPixel": args.spp,
+        "maxBounces": args.bounces,
+        "background": background,
+        "seed": args.seed,
+        "mean": [float(v) for v in mean],
+        "renderSeconds": seconds,
+        "settings": "one-sided emission, box filter 1px, no clamp/adaptive/denoise/blur-glossy, "
+        "all bounce caps = maxBounces, single-scatter GGX",
+    }
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+//! `render-pod render`: render one shard (frames × tile × sample range) and write one EXR per
+//! frame under the shard prefix, then `manifest.json` LAST.
+//!
+//! Shard EXRs hold the per-pixel MEAN of the shard's samples; the sample count is in the
+//! manifest (`samples.count`), so the merge can weight sample splits exactly.
+
+use std::time::Instant;
+
+use tessera_shard::contract::{
+    CONTRACT_VERSION, MANIFEST_FILE, ManifestFile, RenderStats, ShardManifest, ShardSpec,
+};
+
+use crate::commands::shard_frame_file;
+use crate::error::{Error, Result};
+use crate::gltf_scene::{FRAMES_PER_SECOND, GltfAsset};
+use crate::gpu::tile::{TileParams, render_with_progress};
+use crate::gpu::{GpuContext, GpuScene, layout};
+use crate::image_io::{RgbImage, encode_exr};
+use crate::storage::{Storage, sha256_hex};
+
+/// Seconds between progress log lines while a shard renders.
+const PROGRESS_LOG_SECONDS: f64 = 10.0;
+
+/// Largest width or height accepted (the merge holds whole frames in memory).
+pub const MAX_DIMENSION: u32 = 32_768;
+
+/// Checks what the JSON schema cannot: version, sizes, ranges.
+pub fn validate(spec: &ShardSpec) -> Result<()> {
+    let bad = |m: String| Err(Error::BadSpec(m));
+    if spec.version != CONTRACT_VERSION {
+        return bad(format!(
+            "spec version {} is not supported (this pod speaks {CONTRACT_VERSION})",
+            spec.version
+        ));
+    }
+    let s = &spec.settings;
+    if s.width == 0 || s.height == 0 || s.samples_per_pixel == 0 {
+        return bad("width, height and samplesPerPixel must be at least 1".into());
+    }
+    if s.width > MAX_DIMENSION || s.height > MAX_DIMENSION {
+        return bad(format!(
+            "images are limited to {MAX_DIMENSION} pixels per side"
+        ));
+    }
+    let t = &spec.tile;
+    if t.width == 0
+        || t.height == 0
+        || u64::from(t.x) + u64::from(t.width) > u64::from(s.width)
+        || u64::from(t.y) + u64::from(t.height) > u64::from(s.height)
+    {
+        return bad(format!(
+            "tile {t:?} is outside the {}x{} image",
+            s.width, s.height
+        ));
+    }
+    if spec.samples.count == 0
+        || u64::from(spec.samples.start) + u64::from(spec.samples.count)
+            > u64::from(s.samples_per_pixel)
+    {
+        return bad(format!(
+            "sample range {:?} is outside 0..{}",
+            spec.samples, s.samples_per_pixel
+        ));
+    }
+    if spec.frames.is_empty() {
+        return bad("the shard has no frames".into());
+    }
+    if !s.background.iter().all(|v| v.is_finite() && *v >= 0.0) {
+        return bad(format!(
+            "background {:?} must be finite and non-negative",
+            s.background
+        ));
+    }
+    Ok(())
+}
+
+/// Renders shards against one GPU context and one scene asset, reusing the uploaded scene
+/// while it does not change (static scenes are uploaded once).
+pub struct ShardRenderer<'a> {
+    pub ctx: &'a GpuContext,
+    pub storage: &'a Storage,
+    pub asset: &'a GltfAsset,
+    cached: Option<(Option<i64>, Option<String>, GpuScene)>,
+}
+
+impl<'a> ShardRenderer<'a> {
+    pub fn new(ctx: &'a GpuContext, storage: &'a Storage, asset: &'a GltfAsset) -> Self {
+        ShardRenderer {
+            ctx,
+            storage,
+            asset,
+            cached: None,
+        }
+    }
+
+    fn scene_for(&mut self, frame: i64, camera: Option<&str>) -> Result<&GpuScene> {
+        let key_frame = self.asset.is_animated().then_some(frame);
+        let key_camera = camera.map(str::to_string);
+        let hit = matches!(&self.cached, Some((f, c, _)) if *f == key_frame && *c == key_camera);
+        if !hit {
+            let started = Instant::now();
+            let scene = self
+                .asset
+                .scene_at(frame as f64 / FRAMES_PER_SECOND, camera)?;
+            let packed = layout::pack(&scene);
+            let gpu = GpuScene::upload(self.ctx, &packed, scene.camera.clone())?;
+            tracing::info!(
+                frame,
+                triangles = packed.triangle_count,
+                lights = packed.light_count,
+                bvh_nodes = packed.nodes.len(),
+                bvh_depth = packed.bvh_depth,
+                camera = %scene.camera.name,
+                seconds = started.elapsed().as_secs_f64(),
+                "scene built (BVH + upload)"
+            );
+            self.cached = Some((key_frame, key_camera, gpu));
+        }
+        match &self.cached {
+            Some((_, _, gpu)) => Ok(gpu),
+            None => Err(Error::Gpu("scene cache empty".into())),
+        }
+    }
+
+    /// Renders the shard and writes its objects and manifest. `progress(paths done, total)`.
+    pub fn render_shard(
+        &mut self,
+        spec: &ShardSpec,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ShardManifest> {
+        validate(spec)?;
+        let span = tracing::info_span!("shard", job = %spec.job, shard = spec.shard, attempt = spec.attempt);
+        let _enter = span.enter();
+        let started = Instant::now();
+        let prefix = spec.shard_prefix();
+        let s = &spec.settings;
+        let per_frame = spec.tile.pixel_count() * u64::from(spec.samples.count);
+        let total = per_frame * spec.frames.len() as u64;
+        let mut render_seconds = 0.0;
+        let mut files = Vec::new();
+        let mut last_log = Instant::now();
+        for (k, &frame) in spec.frames.iter().enumerate() {
+            let ctx = self.ctx;
+            let scene = self.scene_for(frame, s.camera.as_deref())?;
+            let params = TileParams {
+                scene,
+                frame,
+                image_width: s.width,
+                image_height: s.height,
+                tile: spec.tile,
+                samples: spec.samples,
+                max_bounces: s.max_bounces,
+                background: s.background,
+                seed: s.seed,
+            };
+            let t0 = Instant::now();
+            let base = per_frame * k as u64;
+            let tile = render_with_progress(ctx, &params, &mut |done, _| {
+                let paths = base + done;
+                // A heartbeat for `kubectl logs`: at most one line per PROGRESS_LOG_SECONDS.
+                if last_log.elapsed().as_secs_f64() >= PROGRESS_LOG_SECONDS {
+                    last_log = Instant::now();
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let fraction = paths as f64 / total.max(1) as f64;
+                    let eta = if fraction > 0.0 {
+                        elapsed * (1.0 - fraction) / fraction
+                    } else {
+                        0.0
+                    };
+                    tracing::info!(
+                        percent = format!("{:.1}", 100.0 * fraction),
+                        eta_seconds = eta.round(),
+                        "rendering"
+                    );
+                }
+                progress(paths, total)
+            })?;
+            render_seconds += t0.elapsed().as_secs_f64();
+            let image = RgbImage {
+                width: tile.rect.width,
+                height: tile.rect.height,
+                pixels: tile.pixels,
+            };
+            let bytes = encode_exr(&image)?;
+            let name = shard_frame_file(frame);
+            files.push(ManifestFile {
+                path: name.clone(),
+                size: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+            });
+            self.storage.put(&format!("{prefix}/{name}"), bytes)?;
+            tracing::info!(frame, object = %format!("{prefix}/{name}"), "tile written");
+        }
+        let manifest = ShardManifest {
+            version: CONTRACT_VERSION,
+            job_uid: spec.job_uid.clone(),
+            shard: spec.shard,
+            attempt: spec.attempt,
+            frames: spec.frames.clone(),
+            tile: spec.tile,
+            samples: spec.samples,
+            files,
+            stats: RenderStats {
+                render_seconds,
+                total_seconds: started.elapsed().as_secs_f64(),
+                samples_per_second: if render_seconds > 0.0 {
+                    total as f64 / render_seconds
+                } else {
+                    0.0
+                },
+                adapter: self.ctx.adapter_label(),
+            },
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::Image(format!("manifest JSON: {e}")))?;
+        // Written last: its presence means every object above is complete.
+        self.storage
+            .put(&format!("{prefix}/{MANIFEST_FILE}"), json)?;
+        tracing::info!(
+            seconds = manifest.stats.total_seconds,
+            samples_per_second = manifest.stats.samples_per_second,
+            "shard done"
+        );
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARD_SPEC: &str = include_str!("../../../shard/fixtures/shard-spec.json");
+
+    #[test]
+    fn fixture_spec_parses_and_validates() {
+        let spec: ShardSpec = crate::commands::read_spec(Some(SHARD_SPEC), None).unwrap();
+        validate(&spec).unwrap();
+        assert_eq!(spec.shard_prefix(), "file:///data/out/2a8f/shards/5/1");
+        let mut bad = spec.clone();
+        bad.version = 99;
+        assert_eq!(
+            validate(&bad).unwrap_err().exit_code(),
+            tessera_shard::contract::exit::BAD_INPUT
+        );
+        let mut bad = spec.clone();
+        bad.tile.x = 250;
+        assert!(validate(&bad).is_err());
+        let mut bad = spec;
+        bad.samples.start = 60;
+        assert!(validate(&bad).is_err());
+        assert!(crate::commands::read_spec::<ShardSpec>(Some("{"), None).is_err());
+    }
+}

@@ -1,0 +1,674 @@
+//! glTF 2.0 → [`Scene`]: `.gltf` (embedded or external buffers/images) and `.glb`.
+//!
+//! Parsing and decoding happen once ([`GltfAsset::parse`]); [`GltfAsset::scene_at`] then walks
+//! the node hierarchy at a point in time (glTF animations of translation/rotation/scale are
+//! sampled there; morph targets and skins are not supported) and flattens every triangle into
+//! world space. External URIs are fetched through a resolver, so they work for any store.
+//!
+//! Supported: triangles, triangle strips and fans, indexed or not; `TEXCOORD_0`; perspective
+//! cameras; metallic-roughness materials with base-colour, metallic-roughness, emissive and
+//! normal textures; KHR_materials_emissive_strength; KHR_materials_specular (factors);
+//! KHR_lights_punctual; `alphaMode: MASK` cut-outs (BLEND is rendered opaque).
+
+use base64::Engine;
+use gltf::animation::util::ReadOutputs;
+use gltf::animation::{Interpolation, Property};
+use gltf::mesh::Mode;
+
+use crate::error::{Error, Result};
+use crate::math::{Mat4, Vec3, vec3};
+use crate::scene::{Camera, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, Wrap};
+
+/// Frames per second used to turn a frame number into an animation time (`t = frame / 24`).
+pub const FRAMES_PER_SECOND: f64 = 24.0;
+
+/// A parsed glTF asset with its buffers loaded and its images decoded.
+pub struct GltfAsset {
+    url: String,
+    document: gltf::Document,
+    buffers: Vec<Vec<u8>>,
+    textures: Vec<Texture>,
+}
+
+fn decode_data_uri(uri: &str) -> Option<Vec<u8>> {
+    let rest = uri.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    if meta.ends_with(";base64") {
+        base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .ok()
+    } else {
+        Some(data.as_bytes().to_vec())
+    }
+}
+
+fn wrap(mode: gltf::texture::WrappingMode) -> Wrap {
+    match mode {
+        gltf::texture::WrappingMode::ClampToEdge => Wrap::Clamp,
+        gltf::texture::WrappingMode::MirroredRepeat => Wrap::Mirror,
+        gltf::texture::WrappingMode::Repeat => Wrap::Repeat,
+    }
+}
+
+impl GltfAsset {
+    /// Parses `bytes` (the `.gltf` JSON or a `.glb`); `resolve(uri)` returns the bytes of an
+    /// external buffer or image referenced relative to the scene.
+    pub fn parse(
+        url: &str,
+        bytes: &[u8],
+        resolve: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
+    ) -> Result<Self> {
+        let bad = |reason: String| Error::bad_scene(url, reason);
+        let gltf =
+            gltf::Gltf::from_slice(bytes).map_err(|e| bad(format!("not a glTF 2.0 file: {e}")))?;
+        let document = gltf.document;
+        let mut blob = gltf.blob;
+        let mut buffers = Vec::new();
+        for buffer in document.buffers() {
+            let mut data = match buffer.source() {
+                gltf::buffer::Source::Bin => blob.take().ok_or_else(|| {
+                    bad(format!(
+                        "buffer {} refers to a missing GLB BIN chunk",
+                        buffer.index()
+                    ))
+                })?,
+                gltf::buffer::Source::Uri(uri) if uri.starts_with("data:") => decode_data_uri(uri)
+                    .ok_or_else(|| bad(format!("buffer {}: malformed data URI", buffer.index())))?,
+                gltf::buffer::Source::Uri(uri) => resolve(uri)?,
+            };
+            if data.len() < buffer.length() {
+                return Err(bad(format!(
+                    "buffer {} has {} bytes, the file declares {}",
+                    buffer.index(),
+                    data.len(),
+                    buffer.length()
+                )));
+            }
+            data.truncate(buffer.length());
+            buffers.push(data);
+        }
+        let mut images = Vec::new();
+        for image in document.images() {
+            let encoded = match image.source() {
+                gltf::image::Source::View { view, .. } => {
+                    let data = &buffers[view.buffer().index()];
+                    let end = view.offset() + view.length();
+                    data.get(view.offset()..end)
+                        .ok_or_else(|| {
+                            bad(format!("image {}: buffer view out of range", image.index()))
+                        })?
+                        .to_vec()
+                }
+                gltf::image::Source::Uri { uri, .. } if uri.starts_with("data:") => {
+                    decode_data_uri(uri).ok_or_else(|| {
+                        bad(format!("image {}: malformed data URI", image.index()))
+                    })?
+                }
+                gltf::image::Source::Uri { uri, .. } => resolve(uri)?,
+            };
+            let decoded = image::load_from_memory(&encoded)
+                .map_err(|e| {
+                    bad(format!(
+                        "image {}: {e} (PNG and JPEG are supported)",
+                        image.index()
+                    ))
+                })?
+                .to_rgba8();
+            images.push(decoded);
+        }
+        let mut textures = Vec::new();
+        for texture in document.textures() {
+            let img = &images[texture.source().index()];
+            let sampler = texture.sampler();
+            textures.push(Texture {
+                width: img.width(),
+                height: img.height(),
+                rgba8: img.as_raw().clone(),
+                wrap_s: wrap(sampler.wrap_s()),
+                wrap_t: wrap(sampler.wrap_t()),
+                nearest: matches!(
+                    sampler.mag_filter(),
+                    Some(gltf::texture::MagFilter::Nearest)
+                ),
+            });
+        }
+        Ok(GltfAsset {
+            url: url.to_string(),
+            document,
+            buffers,
+            textures,
+        })
+    }
+
+    /// True when node transforms change over time.
+    pub fn is_animated(&self) -> bool {
+        self.document.animations().next().is_some()
+    }
+
+    /// The names of the scene's cameras (camera name, else node name), for error messages.
+    fn camera_names(&self) -> Vec<String> {
+        self.document
+            .nodes()
+            .filter_map(|n| {
+                n.camera()
+                    .map(|c| c.name().or(n.name()).unwrap_or("<unnamed>").to_string())
+            })
+            .collect()
+    }
+
+    fn bad(&self, reason: impl Into<String>) -> Error {
+        Error::bad_scene(&self.url, reason)
+    }
+
+    /// Flattens the default scene at `time` seconds, viewed through camera `camera` (by camera
+    /// or node name) or the first camera found in node order.
+    pub fn scene_at(&self, time: f64, camera: Option<&str>) -> Result<Scene> {
+        let gltf_scene = self
+            .document
+            .default_scene()
+            .or_else(|| self.document.scenes().next())
+            .ok_or_else(|| self.bad("the file has no scene"))?;
+        let animated = self.animated_transforms(time as f32)?;
+        let mut out = Scene {
+            triangles: Vec::new(),
+            materials: self.materials(),
+            textures: self.textures.clone(),
+            lights: Vec::new(),
+            camera: Camera {
+                name: String::new(),
+                position: Vec3::ZERO,
+                right: vec3(1.0, 0.0, 0.0),
+                up: vec3(0.0, 1.0, 0.0),
+                forward: vec3(0.0, 0.0, -1.0),
+                yfov: 0.0,
+            },
+        };
+        let default_material = out.materials.len() as u32;
+        out.materials.push(Material::default());
+        let mut found_camera = false;
+        let mut stack: Vec<(gltf::Node, Mat4)> =
+            gltf_scene.nodes().map(|n| (n, Mat4::IDENTITY)).collect();
+        stack.reverse();
+        while let Some((node, parent)) = stack.pop() {
+            let local = match animated.get(node.index()).copied().flatten() {
+                Some((t, r, s)) => Mat4::from_trs(t, r, s),
+                None => Mat4(node.transform().matrix()),
+            };
+            let world = parent.mul(&local);
+            if let Some(mesh) = node.mesh() {
+                self.add_mesh(&mesh, &world, default_material, &mut out.triangles)?;
+            }
+            if let Some(cam) = node.camera() {
+                let name = cam.name().or(node.name()).unwrap_or("");
+                let wanted = match camera {
+                    Some(want) => {
+                        !found_camera && (cam.name() == Some(want) || node.name() == Some(want))
+                    }
+                    None => !found_camera,
+                };
+                if wanted {
+                    out.camera = self.camera(&cam, name, &world)?;
+                    found_camera = true;
+                }
+            }
+            if let Some(light) = node.light() {
+                out.lights.push(punctual_light(&light, &world));
+            }
+            let children: Vec<_> = node.children().collect();
+            for child in children.into_iter().rev() {
+                stack.push((child, world));
+            }
+        }
+        if !found_camera {
+            return Err(match camera {
+                Some(want) => self.bad(format!(
+                    "no camera named {want:?} (cameras: {})",
+                    self.camera_names().join(", ")
+                )),
+                None => self.bad("the scene has no camera"),
+            });
+        }
+        Ok(out)
+    }
+
+    fn camera(&self, cam: &gltf::Camera, name: &str, world: &Mat4) -> Result<Camera> {
+        let yfov = match cam.projection() {
+            gltf::camera::Projection::Perspective(p) => p.yfov(),
+            gltf::camera::Projection::Orthographic(_) => {
+                return Err(self.bad(format!(
+                    "camera {name:?} is orthographic; only perspective cameras are supported"
+                )));
+            }
+        };
+        if !(yfov > 0.0 && yfov < std::f32::consts::PI) {
+            return Err(self.bad(format!("camera {name:?} has yfov {yfov}, expected (0, π)")));
+        }
+        let forward = world.transform_vector(vec3(0.0, 0.0, -1.0)).try_normalize();
+        let up = world.transform_vector(vec3(0.0, 1.0, 0.0));
+        let (Some(forward), Some(up)) = (forward, up.try_normalize()) else {
+            return Err(self.bad(format!("camera {name:?} has a degenerate transform")));
+        };
+        let Some(right) = forward.cross(up).try_normalize() else {
+            return Err(self.bad(format!("camera {name:?} has a degenerate transform")));
+        };
+        Ok(Camera {
+            name: name.to_string(),
+            position: world.transform_point(Vec3::ZERO),
+            right,
+            up: right.cross(forward),
+            forward,
+            yfov,
+        })
+    }
+
+    fn materials(&self) -> Vec<Material> {
+        let texref = |info: Option<gltf::texture::Info>, what: &str, name: &str| {
+            info.map(|i| {
+                if i.tex_coord() != 0 {
+                    tracing::warn!(
+                        material = name,
+                        texture = what,
+                        "TEXCOORD_{} is not supported; using TEXCOORD_0",
+                        i.tex_coord()
+                    );
+                }
+                TextureRef {
+                    texture: i.texture().index() as u32,
+                    scale: 1.0,
+                }
+            })
+        };
+        self.document
+            .materials()
+            .map(|m| {
+                let name = m.name().unwrap_or("").to_string();
+                let pbr = m.pbr_metallic_roughness();
+                let strength = m.emissive_strength().unwrap_or(1.0);
+                let e = m.emissive_factor();
+                let (specular, specular_color) = match m.specular() {
+                    Some(s) => (s.specular_factor(), s.specular_color_factor()),
+                    None => (1.0, [1.0; 3]),
+                };
+                Material {
+                    base_color: pbr.base_color_factor(),
+                    base_color_texture: texref(pbr.base_color_texture(), "baseColor", &name),
+                    metallic: pbr.metallic_factor(),
+                    roughness: pbr.roughness_factor(),
+                    metallic_roughness_texture: texref(
+                        pbr.metallic_roughness_texture(),
+                        "metallicRoughness",
+                        &name,
+                    ),
+                    emissive: [e[0] * strength, e[1] * strength, e[2] * strength],
+                    emissive_texture: texref(m.emissive_texture(), "emissive", &name),
+                    normal_texture: m.normal_texture().map(|n| TextureRef {
+                        texture: n.texture().index() as u32,
+                        scale: n.scale(),
+                    }),
+                    specular,
+                    specular_color,
+                    double_sided: m.double_sided(),
+                    alpha_cutoff: match m.alpha_mode() {
+                        gltf::material::AlphaMode::Mask => Some(m.alpha_cutoff().unwrap_or(0.5)),
+                        _ => None,
+                    },
+                    name,
+                }
+            })
+            .collect()
+    }
+
+    fn add_mesh(
+        &self,
+        mesh: &gltf::Mesh,
+        world: &Mat4,
+        default_material: u32,
+        out: &mut Vec<Triangle>,
+    ) -> Result<()> {
+        let mirrored = world.determinant3() < 0.0;
+        for prim in mesh.primitives() {
+            let mode = prim.mode();
+            if !matches!(
+                mode,
+                Mode::Triangles | Mode::TriangleStrip | Mode::TriangleFan
+            ) {
+                tracing::warn!(
+                    mesh = mesh.name().unwrap_or(""),
+                    ?mode,
+                    "skipping a non-triangle primitive"
+                );
+                continue;
+            }
+            let reader = prim.reader(|b| self.buffers.get(b.index()).map(|d| d.as_slice()));
+            let positions: Vec<Vec3> = reader
+                .read_positions()
+                .ok_or_else(|| {
+                    self.bad(format!(
+                        "mesh {:?}: primitive without POSITION",
+                        mesh.name().unwrap_or("")
+                    ))
+                })?
+                .map(|p| world.transform_point(Vec3::from_array(p)))
+                .collect();
+            let normals: Option<Vec<Vec3>> = reader.read_normals().map(|it| {
+                it.map(|n| {
+                    world
+                        .transform_normal(Vec3::from_array(n))
+                        .try_normalize()
+                        .unwrap_or(Vec3::ZERO)
+                })
+                .collect()
+            });
+            let uvs: Option<Vec<[f32; 2]>> =
+                reader.read_tex_coords(0).map(|t| t.into_f32().collect());
+            let indices: Vec<u32> = match reader.read_indices() {
+                Some(i) => i.into_u32().collect(),
+                None => (0..positions.len() as u32).collect(),
+            };
+            let corners: Vec<[u32; 3]> = match mode {
+                Mode::Triangles => indices
+                    .chunks_exact(3)
+                    .map(|c| [c[0], c[1], c[2]])
+                    .collect(),
+                Mode::TriangleStrip => (2..indices.len())
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            [indices[i - 2], indices[i - 1], indices[i]]
+                        } else {
+                            [indices[i - 1], indices[i - 2], indices[i]]
+                        }
+                    })
+                    .collect(),
+                _ => (2..indices.len())
+                    .map(|i| [indices[0], indices[i - 1], indices[i]])
+                    .collect(),
+            };
+            let material = prim
+                .material()
+                .index()
+                .map_or(default_material, |m| m as u32);
+            for mut c in corners {
+                if c.iter().any(|&i| i as usize >= positions.len()) {
+                    return Err(self.bad(format!(
+                        "mesh {:?}: vertex index out of range ({} vertices)",
+                        mesh.name().unwrap_or(""),
+                        positions.len()
+                    )));
+                }
+                if mirrored {
+                    c.swap(1, 2);
+                }
+                let p = c.map(|i| positions[i as usize]);
+                if !p.iter().all(|v| v.is_finite()) {
+                    continue;
+                }
+                let tri = Triangle {
+                    positions: p,
+                    normals: normals
+                        .as_ref()
+                        .and_then(|n| {
+                            c.iter()
+                                .map(|&i| n.get(i as usize).copied())
+                                .collect::<Option<Vec<_>>>()
+                        })
+                        .map(|n| [n[0], n[1], n[2]]),
+                    uvs: c.map(|i| {
+                        uvs.as_ref()
+                            .and_then(|u| u.get(i as usize).copied())
+                            .unwrap_or([0.0; 2])
+                    }),
+                    material,
+                };
+                if tri.area() > 0.0 {
+                    out.push(tri);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Per node: the animated (translation, rotation, scale) at `time`, or `None` if the node
+    /// is not animated.
+    #[allow(clippy::type_complexity)]
+    fn animated_transforms(
+        &self,
+        time: f32,
+    ) -> Result<Vec<Option<([f32; 3], [f32; 4], [f32; 3])>>> {
+        let mut out: Vec<Option<([f32; 3], [f32; 4], [f32; 3])>> =
+            vec![None; self.document.nodes().count()];
+        for anim in self.document.animations() {
+            for channel in anim.channels() {
+                let node = channel.target().node();
+                let reader = channel.reader(|b| self.buffers.get(b.index()).map(|d| d.as_slice()));
+                let (Some(inputs), Some(outputs)) = (reader.read_inputs(), reader.read_outputs())
+                else {
+                    return Err(self.bad(format!("animation {}: unreadable sampler", anim.index())));
+                };
+                let times: Vec<f32> = inputs.collect();
+                let values: Vec<Vec<f32>> = match outputs {
+                    ReadOutputs::Translations(t) => t.map(|v| v.to_vec()).collect(),
+                    ReadOutputs::Scales(s) => s.map(|v| v.to_vec()).collect(),
+                    ReadOutputs::Rotations(r) => r.into_f32().map(|v| v.to_vec()).collect(),
+                    ReadOutputs::MorphTargetWeights(_) => continue,
+                };
+                let interpolation = channel.sampler().interpolation();
+                let Some(value) = sample_channel(&times, &values, interpolation, time) else {
+                    return Err(self.bad(format!(
+                        "animation {}: sampler with mismatched input/output counts",
+                        anim.index()
+                    )));
+                };
+                let slot = out[node.index()].get_or_insert_with(|| node.transform().decomposed());
+                match channel.target().property() {
+                    Property::Translation => slot.0 = [value[0], value[1], value[2]],
+                    Property::Scale => slot.2 = [value[0], value[1], value[2]],
+                    Property::Rotation => {
+                        slot.1 = normalize_quat([value[0], value[1], value[2], value[3]])
+                    }
+                    Property::MorphTargetWeights => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn punctual_light(light: &gltf::khr_lights_punctual::Light, world: &Mat4) -> PunctualLight {
+    let c = light.color();
+    let intensity = vec3(c[0], c[1], c[2]) * light.intensity();
+    let position = world.transform_point(Vec3::ZERO);
+    let direction = world
+        .transform_vector(vec3(0.0, 0.0, -1.0))
+        .try_normalize()
+        .unwrap_or(vec3(0.0, 0.0, -1.0));
+    match light.kind() {
+        gltf::khr_lights_punctual::Kind::Point => PunctualLight::Point {
+            position,
+            intensity,
+        },
+        gltf::khr_lights_punctual::Kind::Directional => PunctualLight::Directional {
+            direction,
+            irradiance: intensity,
+        },
+        gltf::khr_lights_punctual::Kind::Spot {
+            inner_cone_angle,
+            outer_cone_angle,
+        } => PunctualLight::Spot {
+            position,
+            direction,
+            intensity,
+            cos_inner: inner_cone_angle.cos(),
+            cos_outer: outer_cone_angle.cos(),
+        },
+    }
+}
+
+fn normalize_quat(q: [f32; 4]) -> [f32; 4] {
+    let len = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+    if len > 0.0 && len.is_finite() {
+        q.map(|v| v / len)
+    } else {
+        [0.0, 0.0, 0.0, 1.0]
+    }
+}
+
+fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    let mut dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let b: Vec<f32> = if dot < 0.0 {
+        dot = -dot;
+        b.iter().map(|v| -v).collect()
+    } else {
+        b.to_vec()
+    };
+    if dot > 0.9995 {
+        return a.iter().zip(&b).map(|(x, y)| x + (y - x) * t).collect();
+    }
+    let theta = dot.clamp(-1.0, 1.0).acos();
+    let s = theta.sin();
+    let (wa, wb) = (((1.0 - t) * theta).sin() / s, (t * theta).sin() / s);
+    a.iter().zip(&b).map(|(x, y)| x * wa + y * wb).collect()
+}
+
+/// Samples one animation channel at `time` (clamped to the keyframe range). `values` holds one
+/// entry per keyframe, or three (in-tangent, value, out-tangent) for cubic splines. Rotations
+/// (4 components) are slerped when linear. `None` when the counts do not match.
+pub fn sample_channel(
+    times: &[f32],
+    values: &[Vec<f32>],
+    interpolation: Interpolation,
+    time: f32,
+) -> Option<Vec<f32>> {
+    let cubic = interpolation == Interpolation::CubicSpline;
+    let per_key = if cubic { 3 } else { 1 };
+    if times.is_empty() || values.len() != times.len() * per_key {
+        return None;
+    }
+    let value = |k: usize| &values[k * per_key + usize::from(cubic)];
+    if time <= times[0] || times.len() == 1 {
+        return Some(value(0).clone());
+    }
+    let last = times.len() - 1;
+    if time >= times[last] {
+        return Some(value(last).clone());
+    }
+    let k = times
+        .partition_point(|&t| t <= time)
+        .saturating_sub(1)
+        .min(last - 1);
+    let (t0, t1) = (times[k], times[k + 1]);
+    let dt = t1 - t0;
+    let u = if dt > 0.0 { (time - t0) / dt } else { 0.0 };
+    Some(match interpolation {
+        Interpolation::Step => value(k).clone(),
+        Interpolation::Linear if value(k).len() == 4 => slerp(value(k), value(k + 1), u),
+        Interpolation::Linear => value(k)
+            .iter()
+            .zip(value(k + 1))
+            .map(|(a, b)| a + (b - a) * u)
+            .collect(),
+        Interpolation::CubicSpline => {
+            let (p0, m0) = (value(k), &values[k * 3 + 2]);
+            let (p1, m1) = (value(k + 1), &values[(k + 1) * 3]);
+            let (u2, u3) = (u * u, u * u * u);
+            let (h00, h10, h01, h11) = (
+                2.0 * u3 - 3.0 * u2 + 1.0,
+                u3 - 2.0 * u2 + u,
+                -2.0 * u3 + 3.0 * u2,
+                u3 - u2,
+            );
+            (0..p0.len())
+                .map(|i| h00 * p0[i] + h10 * dt * m0[i] + h01 * p1[i] + h11 * dt * m1[i])
+                .collect()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_external(uri: &str) -> Result<Vec<u8>> {
+        Err(Error::bad_scene(uri, "no external files in this test"))
+    }
+
+    const CBOX: &str = include_str!("../tests/scenes/cbox.gltf");
+
+    #[test]
+    fn cbox_loads_with_camera_materials_and_emitter() {
+        let asset = GltfAsset::parse("cbox.gltf", CBOX.as_bytes(), &mut no_external).unwrap();
+        let scene = asset.scene_at(0.0, None).unwrap();
+        assert_eq!(scene.triangles.len(), 36);
+        assert!((scene.camera.position.z - 3.9).abs() < 1e-6);
+        assert!((scene.camera.forward.z + 1.0).abs() < 1e-6);
+        assert!((scene.camera.yfov - 0.686_048_8).abs() < 1e-5);
+        let light = scene.materials.iter().find(|m| m.name == "light").unwrap();
+        assert!((light.emissive[0] - 18.387).abs() < 1e-3);
+        assert!(!light.double_sided);
+        let white = scene.materials.iter().find(|m| m.name == "white").unwrap();
+        assert_eq!(white.specular, 0.0);
+        assert_eq!(white.metallic, 0.0);
+        // The light quad faces down (−Y) into the box.
+        let emitters: Vec<_> = scene
+            .triangles
+            .iter()
+            .filter(|t| scene.materials[t.material as usize].is_emissive())
+            .collect();
+        assert_eq!(emitters.len(), 2);
+        for t in emitters {
+            assert!(t.cross().y < 0.0);
+        }
+        assert!(asset.scene_at(0.0, Some("nope")).is_err());
+    }
+
+    #[test]
+    fn garbage_is_a_bad_scene() {
+        for bytes in [
+            &b"not json"[..],
+            b"{}",
+            b"{\"asset\":{\"version\":\"2.0\"}}",
+        ] {
+            let err = GltfAsset::parse("x.gltf", bytes, &mut no_external)
+                .and_then(|a| a.scene_at(0.0, None).map(|_| ()));
+            let err = err.expect_err("must fail");
+            assert_eq!(
+                err.exit_code(),
+                tessera_shard::contract::exit::BAD_INPUT,
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn channels_sample_linear_step_cubic_and_slerp() {
+        let times = [0.0, 1.0, 2.0];
+        let values = vec![vec![0.0], vec![10.0], vec![30.0]];
+        let lin = |t| sample_channel(&times, &values, Interpolation::Linear, t).unwrap()[0];
+        assert_eq!(lin(-1.0), 0.0);
+        assert_eq!(lin(0.5), 5.0);
+        assert_eq!(lin(1.5), 20.0);
+        assert_eq!(lin(9.0), 30.0);
+        assert_eq!(
+            sample_channel(&times, &values, Interpolation::Step, 1.7).unwrap()[0],
+            10.0
+        );
+        // Cubic spline with zero tangents passes through the keys and eases between them.
+        let cubic: Vec<Vec<f32>> = values
+            .iter()
+            .flat_map(|v| [vec![0.0], v.clone(), vec![0.0]])
+            .collect();
+        let c = |t| sample_channel(&times, &cubic, Interpolation::CubicSpline, t).unwrap()[0];
+        assert_eq!(c(1.0), 10.0);
+        assert!((c(0.5) - 5.0).abs() < 1e-6);
+        // 90° about Z halfway between identity and 180°.
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let q = sample_channel(
+            &[0.0, 1.0],
+            &[vec![0.0, 0.0, 0.0, 1.0], vec![0.0, 0.0, 1.0, 0.0]],
+            Interpolation::Linear,
+            0.5,
+        )
+        .unwrap();
+        assert!((q[2] - h).abs() < 1e-5 && (q[3] - h).abs() < 1e-5);
+        assert!(sample_channel(&times, &values[..2], Interpolation::Linear, 0.0).is_none());
+    }
+}

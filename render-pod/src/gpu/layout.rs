@@ -1,0 +1,435 @@
+//! The scene as the GPU reads it: `#[repr(C)]` records matching the structs in `trace.wgsl`,
+//! packed from a [`Scene`] and its [`Bvh`] by a pure function (no device needed).
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::bvh::{self, Bvh, BvhNode};
+use crate::math::Vec3;
+use crate::scene::{PunctualLight, Scene, Texture, TextureRef, Triangle};
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GpuTriPos {
+    pub v0: [f32; 4],
+    pub e1: [f32; 4],
+    pub e2: [f32; 4],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GpuTriAttr {
+    pub n0: [f32; 4],
+    pub n1: [f32; 4],
+    pub n2: [f32; 4],
+    pub v: [f32; 4],
+    pub tangent: [f32; 4],
+    pub material: u32,
+    pub flags: u32,
+    pub pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GpuMaterial {
+    pub base_color: [f32; 4],
+    pub emissive: [f32; 4],
+    pub params: [f32; 4],
+    pub specular_color: [f32; 4],
+    pub textures: [i32; 4],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GpuLight {
+    pub kind: u32,
+    pub index: u32,
+    pub select_pdf: f32,
+    pub cdf: f32,
+    pub position: [f32; 4],
+    pub direction: [f32; 4],
+    pub intensity: [f32; 4],
+}
+
+const LIGHT_TRIANGLE: u32 = 0;
+const LIGHT_POINT: u32 = 1;
+const LIGHT_SPOT: u32 = 2;
+const LIGHT_DIRECTIONAL: u32 = 3;
+
+/// Everything uploaded once per scene (per frame when animated).
+#[derive(Debug, Clone)]
+pub struct PackedScene {
+    pub nodes: Vec<BvhNode>,
+    pub tri_pos: Vec<GpuTriPos>,
+    pub tri_attr: Vec<GpuTriAttr>,
+    pub materials: Vec<GpuMaterial>,
+    pub lights: Vec<GpuLight>,
+    pub textures: Vec<u32>,
+    pub triangle_count: u32,
+    /// Real lights (the buffer holds one dummy record when there are none).
+    pub light_count: u32,
+    pub bvh_depth: u32,
+    pub bvh_sah_cost: f32,
+}
+
+fn v4(v: Vec3, w: f32) -> [f32; 4] {
+    [v.x, v.y, v.z, w]
+}
+
+fn luminance(c: [f32; 3]) -> f32 {
+    0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+}
+
+fn texture_index(t: &Option<TextureRef>) -> i32 {
+    t.map_or(-1, |t| t.texture as i32)
+}
+
+/// Per-triangle tangent from the UV parameterisation (w: bitangent handedness).
+fn tangent(t: &Triangle) -> [f32; 4] {
+    let [p0, p1, p2] = t.positions;
+    let [uv0, uv1, uv2] = t.uvs;
+    let (e1, e2) = (p1 - p0, p2 - p0);
+    let (du1, dv1) = (uv1[0] - uv0[0], uv1[1] - uv0[1]);
+    let (du2, dv2) = (uv2[0] - uv0[0], uv2[1] - uv0[1]);
+    let det = du1 * dv2 - du2 * dv1;
+    if det.abs() < 1e-20 {
+        return [0.0; 4];
+    }
+    let r = 1.0 / det;
+    let tan = (e1 * dv2 - e2 * dv1) * r;
+    let bit = (e2 * du1 - e1 * du2) * r;
+    let n = e1.cross(e2);
+    let sign = if n.cross(tan).dot(bit) < 0.0 {
+        -1.0
+    } else {
+        1.0
+    };
+    match tan.try_normalize() {
+        Some(t) => v4(t, sign),
+        None => [0.0; 4],
+    }
+}
+
+fn pack_textures(textures: &[Texture]) -> Vec<u32> {
+    let header = textures.len() * 4;
+    let texels: usize = textures.iter().map(|t| (t.width * t.height) as usize).sum();
+    let mut out = Vec::with_capacity((header + texels).max(4));
+    let mut offset = header as u32;
+    for t in textures {
+        let flags = (t.wrap_s as u32) | ((t.wrap_t as u32) << 4) | (u32::from(t.nearest) << 8);
+        out.extend_from_slice(&[offset, t.width, t.height, flags]);
+        offset += t.width * t.height;
+    }
+    for t in textures {
+        out.extend(
+            t.rgba8
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
+    if out.is_empty() {
+        out.extend_from_slice(&[0; 4]); // a binding may not be empty
+    }
+    out
+}
+
+/// Packs the scene: builds the BVH, reorders triangles into leaf order and sets up the light
+/// selection distribution (emissive triangles by power, punctual lights by intensity).
+pub fn pack(scene: &Scene) -> PackedScene {
+    let verts: Vec<[Vec3; 3]> = scene.triangles.iter().map(|t| t.positions).collect();
+    let bvh: Bvh = bvh::build(&verts);
+    let materials: Vec<GpuMaterial> = scene
+        .materials
+        .iter()
+        .map(|m| GpuMaterial {
+            base_color: m.base_color,
+            emissive: [
+                m.emissive[0],
+                m.emissive[1],
+                m.emissive[2],
+                if m.double_sided { 1.0 } else { 0.0 },
+            ],
+            params: [
+                m.metallic,
+                m.roughness,
+                m.specular,
+                m.normal_texture.map_or(1.0, |t| t.scale),
+            ],
+            // w: alpha cutoff; negative = opaque.
+            specular_color: [
+                m.specular_color[0],
+                m.specular_color[1],
+                m.specular_color[2],
+                m.alpha_cutoff.unwrap_or(-1.0),
+            ],
+            textures: [
+                texture_index(&m.base_color_texture),
+                texture_index(&m.metallic_roughness_texture),
+                texture_index(&m.emissive_texture),
+                texture_index(&m.normal_texture),
+            ],
+        })
+        .collect();
+
+    let mut tri_pos = Vec::with_capacity(scene.triangles.len());
+    let mut tri_attr = Vec::with_capacity(scene.triangles.len());
+    // (light kind, index, weight) before normalisation.
+    let mut weights: Vec<(GpuLight, f32)> = Vec::new();
+    let scene_radius = {
+        let mut lo = Vec3::splat(f32::INFINITY);
+        let mut hi = Vec3::splat(f32::NEG_INFINITY);
+        for t in &scene.triangles {
+            for &p in &t.positions {
+                lo = lo.min(p);
+                hi = hi.max(p);
+            }
+        }
+        if scene.triangles.is_empty() {
+            1.0
+        } else {
+            ((hi - lo).length() * 0.5).max(1e-3)
+        }
+    };
+    for (slot, &original) in bvh.order.iter().enumerate() {
+        let t = &scene.triangles[original as usize];
+        let [p0, p1, p2] = t.positions;
+        let masked = scene.materials[t.material as usize].alpha_cutoff.is_some();
+        tri_pos.push(GpuTriPos {
+            // w = 1: alpha-tested (MASK) triangle, checked during traversal.
+            v0: v4(p0, if masked { 1.0 } else { 0.0 }),
+            e1: v4(p1 - p0, 0.0),
+            e2: v4(p2 - p0, 0.0),
+        });
+        let normals = t.normals.unwrap_or([Vec3::ZERO; 3]);
+        tri_attr.push(GpuTriAttr {
+            n0: v4(normals[0], t.uvs[0][0]),
+            n1: v4(normals[1], t.uvs[1][0]),
+            n2: v4(normals[2], t.uvs[2][0]),
+            v: [t.uvs[0][1], t.uvs[1][1], t.uvs[2][1], 0.0],
+            tangent: tangent(t),
+            material: t.material,
+            flags: u32::from(t.normals.is_some()),
+            pad: [0; 2],
+        });
+        let material = &scene.materials[t.material as usize];
+        if material.is_emissive() {
+            // Power ∝ area × luminance of the factor (textures only modulate it).
+            let sides = if material.double_sided { 2.0 } else { 1.0 };
+            let w = t.area() * luminance(material.emissive) * sides;
+            if w > 0.0 && w.is_finite() {
+                weights.push((
+                    GpuLight {
+                        kind: LIGHT_TRIANGLE,
+                        index: slot as u32,
+                        ..GpuLight::zeroed()
+                    },
+                    w,
+                ));
+            }
+        }
+    }
+    for light in &scene.lights {
+        let (gpu, w) = match *light {
+            PunctualLight::Point {
+                position,
+                intensity,
+            } => (
+                GpuLight {
+                    kind: LIGHT_POINT,
+                    position: v4(position, 0.0),
+                    intensity: v4(intensity, 0.0),
+                    ..GpuLight::zeroed()
+                },
+                4.0 * std::f32::consts::PI * luminance(intensity.to_array()),
+            ),
+            PunctualLight::Spot {
+                position,
+                direction,
+                intensity,
+                cos_inner,
+                cos_outer,
+            } => (
+                GpuLight {
+                    kind: LIGHT_SPOT,
+                    position: v4(position, 0.0),
+                    direction: v4(direction, cos_inner),
+                    intensity: v4(intensity, cos_outer),
+                    ..GpuLight::zeroed()
+                },
+                2.0 * std::f32::consts::PI * (1.0 - cos_outer) * luminance(intensity.to_array()),
+            ),
+            PunctualLight::Directional {
+                direction,
+                irradiance,
+            } => (
+                GpuLight {
+                    kind: LIGHT_DIRECTIONAL,
+                    direction: v4(direction, 0.0),
+                    intensity: v4(irradiance, 0.0),
+                    ..GpuLight::zeroed()
+                },
+                std::f32::consts::PI
+                    * scene_radius
+                    * scene_radius
+                    * luminance(irradiance.to_array()),
+            ),
+        };
+        if w > 0.0 && w.is_finite() {
+            weights.push((gpu, w));
+        }
+    }
+    let total: f64 = weights.iter().map(|(_, w)| f64::from(*w)).sum();
+    let mut lights = Vec::with_capacity(weights.len());
+    let mut running = 0.0f64;
+    for (mut light, w) in weights {
+        running += f64::from(w);
+        light.select_pdf = (f64::from(w) / total) as f32;
+        light.cdf = (running / total) as f32;
+        if light.kind == LIGHT_TRIANGLE {
+            tri_attr[light.index as usize].v[3] = light.select_pdf;
+        }
+        lights.push(light);
+    }
+    if let Some(last) = lights.last_mut() {
+        last.cdf = 1.0;
+    }
+    let light_count = lights.len() as u32;
+    if lights.is_empty() {
+        lights.push(GpuLight::zeroed());
+    }
+    let triangle_count = tri_pos.len() as u32;
+    if tri_pos.is_empty() {
+        tri_pos.push(GpuTriPos::zeroed());
+        tri_attr.push(GpuTriAttr::zeroed());
+    }
+    let mut materials = materials;
+    if materials.is_empty() {
+        materials.push(GpuMaterial::zeroed());
+    }
+    PackedScene {
+        nodes: bvh.nodes,
+        tri_pos,
+        tri_attr,
+        materials,
+        lights,
+        textures: pack_textures(&scene.textures),
+        triangle_count,
+        light_count,
+        bvh_depth: bvh.depth,
+        bvh_sah_cost: bvh.sah_cost,
+    }
+}
+
+impl PackedScene {
+    /// (name, bytes) of every storage buffer, for the device-limit check.
+    pub fn buffer_sizes(&self) -> [(&'static str, u64); 6] {
+        let size = |bytes: usize| bytes as u64;
+        [
+            (
+                "BVH nodes",
+                size(std::mem::size_of_val(self.nodes.as_slice())),
+            ),
+            (
+                "triangle positions",
+                size(std::mem::size_of_val(self.tri_pos.as_slice())),
+            ),
+            (
+                "triangle attributes",
+                size(std::mem::size_of_val(self.tri_attr.as_slice())),
+            ),
+            (
+                "materials",
+                size(std::mem::size_of_val(self.materials.as_slice())),
+            ),
+            (
+                "lights",
+                size(std::mem::size_of_val(self.lights.as_slice())),
+            ),
+            (
+                "textures",
+                size(std::mem::size_of_val(self.textures.as_slice())),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::vec3;
+    use crate::scene::{Camera, Material};
+
+    fn quad_scene() -> Scene {
+        let tri = |a: Vec3, b: Vec3, c: Vec3, material| Triangle {
+            positions: [a, b, c],
+            normals: None,
+            uvs: [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
+            material,
+        };
+        let mut light = Material::diffuse("light", [0.0; 3]);
+        light.emissive = [2.0, 2.0, 2.0];
+        Scene {
+            triangles: vec![
+                tri(
+                    vec3(0.0, 0.0, 0.0),
+                    vec3(1.0, 0.0, 0.0),
+                    vec3(0.0, 1.0, 0.0),
+                    0,
+                ),
+                tri(
+                    vec3(0.0, 0.0, 1.0),
+                    vec3(2.0, 0.0, 1.0),
+                    vec3(0.0, 2.0, 1.0),
+                    1,
+                ),
+                tri(
+                    vec3(0.0, 0.0, 2.0),
+                    vec3(1.0, 0.0, 2.0),
+                    vec3(0.0, 1.0, 2.0),
+                    1,
+                ),
+            ],
+            materials: vec![Material::diffuse("wall", [0.5; 3]), light],
+            textures: vec![],
+            lights: vec![PunctualLight::Point {
+                position: vec3(0.0, 0.0, 5.0),
+                intensity: vec3(0.0, 0.0, 0.0),
+            }],
+            camera: Camera {
+                name: "c".into(),
+                position: Vec3::ZERO,
+                right: vec3(1.0, 0.0, 0.0),
+                up: vec3(0.0, 1.0, 0.0),
+                forward: vec3(0.0, 0.0, -1.0),
+                yfov: 1.0,
+            },
+        }
+    }
+
+    #[test]
+    fn record_sizes_match_the_wgsl_structs() {
+        assert_eq!(std::mem::size_of::<BvhNode>(), 32);
+        assert_eq!(std::mem::size_of::<GpuTriPos>(), 48);
+        assert_eq!(std::mem::size_of::<GpuTriAttr>(), 96);
+        assert_eq!(std::mem::size_of::<GpuMaterial>(), 80);
+        assert_eq!(std::mem::size_of::<GpuLight>(), 64);
+    }
+
+    #[test]
+    fn emitters_are_selected_by_power() {
+        let packed = pack(&quad_scene());
+        // Two emissive triangles with areas 2 and 0.5; the black point light is dropped.
+        assert_eq!(packed.light_count, 2);
+        let pdfs: Vec<f32> = packed.lights.iter().map(|l| l.select_pdf).collect();
+        let mut sorted = pdfs.clone();
+        sorted.sort_by(f32::total_cmp);
+        assert!(
+            (sorted[0] - 0.2).abs() < 1e-6 && (sorted[1] - 0.8).abs() < 1e-6,
+            "{pdfs:?}"
+        );
+        assert_eq!(packed.lights.last().unwrap().cdf, 1.0);
+        for l in &packed.lights {
+            assert_eq!(packed.tri_attr[l.index as usize].v[3], l.select_pdf);
+            assert_eq!(packed.tri_attr[l.index as usize].material, 1);
+        }
+    }
+}

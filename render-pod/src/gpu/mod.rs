@@ -1,0 +1,299 @@
+//! Device setup, apart from the work: [`GpuContext`] is built once per process (instance,
+//! adapter, device, queue, pipeline); [`GpuScene`] uploads one packed scene; the tile renderer in
+//! [`tile`] runs dispatches against both.
+
+pub mod layout;
+pub mod tile;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::layout::PackedScene;
+use crate::scene::Camera;
+
+/// The WGSL source, for CPU-side validation in tests.
+pub const TRACE_WGSL: &str = include_str!("trace.wgsl");
+
+/// Paths (samples × pixels) in the first dispatch of a context; later dispatches are sized
+/// from the measured rate to take about [`GpuContext::dispatch_seconds`].
+pub const INITIAL_PATHS_PER_DISPATCH: u64 = 1 << 16;
+/// Target duration of one submit on a GPU: well under watchdog budgets (Windows TDR is 2 s;
+/// keep ≤ 100–250 ms), long enough to fill the device.
+pub const GPU_DISPATCH_SECONDS: f64 = 0.1;
+/// Software adapters (lavapipe) have no watchdog and a high per-dispatch cost: larger steps.
+pub const CPU_DISPATCH_SECONDS: f64 = 1.0;
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pipeline: wgpu::ComputePipeline,
+    scene_layout: wgpu::BindGroupLayout,
+    tile_layout: wgpu::BindGroupLayout,
+    /// Current adaptive dispatch size (paths); see [`INITIAL_PATHS_PER_DISPATCH`].
+    pub(crate) paths_per_dispatch: AtomicU64,
+    /// Target seconds per submit.
+    pub dispatch_seconds: f64,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+impl GpuContext {
+    /// Opens the first high-performance Vulkan adapter and builds the pipeline.
+    /// `Error::NoAdapter` when none exists.
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    async fn new_async() -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::VULKAN,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        tracing::info!(
+            adapter = %info.name,
+            backend = ?info.backend,
+            device_type = ?info.device_type,
+            driver = %info.driver,
+            driver_info = %info.driver_info,
+            "GPU adapter"
+        );
+        if info.device_type == wgpu::DeviceType::Cpu
+            && std::env::var_os("TESSERA_REQUIRE_HARDWARE_GPU").is_some_and(|v| v == "1")
+        {
+            return Err(Error::NoAdapter(format!(
+                "only a software adapter ({}) is available and TESSERA_REQUIRE_HARDWARE_GPU=1",
+                info.name
+            )));
+        }
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("render-pod"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("request_device: {e}")))?;
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = lost_flag.lock() {
+                *slot = Some(format!("{reason:?}: {message}"));
+            }
+        });
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::include_wgsl!("trace.wgsl"));
+        let scene_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("scene"),
+            entries: &(0..6).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
+        });
+        let tile_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("tile"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                storage_entry(1, false),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("trace"),
+            bind_group_layouts: &[Some(&scene_layout), Some(&tile_layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("trace"),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(error) = scope.pop().await {
+            return Err(Error::Gpu(format!("pipeline creation failed: {error}")));
+        }
+        let dispatch_seconds = std::env::var("TESSERA_DISPATCH_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&v: &f64| v > 0.0 && v.is_finite())
+            .unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
+                CPU_DISPATCH_SECONDS
+            } else {
+                GPU_DISPATCH_SECONDS
+            });
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            pipeline,
+            scene_layout,
+            tile_layout,
+            paths_per_dispatch: AtomicU64::new(INITIAL_PATHS_PER_DISPATCH),
+            dispatch_seconds,
+            lost,
+        })
+    }
+
+    /// `"name (driver driver_info) backend"`, recorded in shard manifests.
+    pub fn adapter_label(&self) -> String {
+        format!(
+            "{} ({} {}) {:?}",
+            self.info.name, self.info.driver, self.info.driver_info, self.info.backend
+        )
+    }
+
+    /// The largest storage buffer this device can bind.
+    pub fn max_storage_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    pub(crate) fn check_lost(&self) -> Result<()> {
+        match self.lost.lock().ok().and_then(|slot| slot.clone()) {
+            Some(reason) => Err(Error::Gpu(format!("device lost: {reason}"))),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        self.check_lost()
+    }
+}
+
+/// One scene on the device: its buffers, bind group and camera.
+#[derive(Debug)]
+pub struct GpuScene {
+    pub(crate) bind_group: wgpu::BindGroup,
+    pub camera: Camera,
+    pub triangle_count: u32,
+    pub light_count: u32,
+    pub bytes: u64,
+}
+
+impl GpuScene {
+    /// Uploads a packed scene after checking every buffer against the device's limits.
+    pub fn upload(ctx: &GpuContext, packed: &PackedScene, camera: Camera) -> Result<Self> {
+        let limit = ctx.max_storage_bytes();
+        for (what, bytes) in packed.buffer_sizes() {
+            if bytes > limit {
+                return Err(Error::SceneTooLarge { what, bytes, limit });
+            }
+        }
+        let make = |label: &str, contents: &[u8]| {
+            ctx.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        };
+        let buffers = [
+            make("bvh nodes", bytemuck::cast_slice(&packed.nodes)),
+            make("triangle positions", bytemuck::cast_slice(&packed.tri_pos)),
+            make(
+                "triangle attributes",
+                bytemuck::cast_slice(&packed.tri_attr),
+            ),
+            make("materials", bytemuck::cast_slice(&packed.materials)),
+            make("lights", bytemuck::cast_slice(&packed.lights)),
+            make("textures", bytemuck::cast_slice(&packed.textures)),
+        ];
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("scene"),
+            layout: &ctx.scene_layout,
+            entries: &entries,
+        });
+        let bytes = packed.buffer_sizes().iter().map(|(_, b)| b).sum();
+        tracing::debug!(
+            triangles = packed.triangle_count,
+            lights = packed.light_count,
+            bvh_nodes = packed.nodes.len(),
+            bvh_depth = packed.bvh_depth,
+            bvh_sah = packed.bvh_sah_cost,
+            bytes,
+            "scene uploaded"
+        );
+        Ok(GpuScene {
+            bind_group,
+            camera,
+            triangle_count: packed.triangle_count,
+            light_count: packed.light_count,
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The shader is parsed and validated on the CPU with naga (the version wgpu uses).
+    #[test]
+    fn wgsl_validates_with_naga() {
+        use wgpu::naga;
+        let module = naga::front::wgsl::parse_str(super::TRACE_WGSL).unwrap_or_else(|e| {
+            panic!("WGSL parse error:\n{}", e.emit_to_string(super::TRACE_WGSL))
+        });
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        );
+        if let Err(e) = validator.validate(&module) {
+            panic!(
+                "WGSL validation error:\n{}",
+                e.emit_to_string(super::TRACE_WGSL)
+            );
+        }
+        assert!(
+            module
+                .entry_points
+                .iter()
+                .any(|e| e.name == "main" && e.workgroup_size == [8, 8, 1])
+        );
+    }
+}

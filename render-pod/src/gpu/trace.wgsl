@@ -1,0 +1,759 @@
+// Tessera path tracer: one megakernel, one invocation per pixel of a tile row band, looping over
+// a few samples per dispatch and adding them, in sample order, into its own accumulator slot.
+//
+// Conventions (docs/renderer.md):
+// - glTF 2.0 metallic-roughness BRDF (spec Appendix B), single-scatter GGX, height-correlated
+//   Smith, Schlick Fresnel; mirror of src/bsdf.rs.
+// - "B bounces": vertices 0..B (0 = camera hit) sample lights (NEE) and the BSDF; the BSDF ray
+//   of vertex B only collects emission/background. Emission found by BSDF rays is MIS-weighted
+//   (power heuristic) against NEE; the constant background is found by BSDF rays only.
+// - Randomness depends only on (seed, frame, pixel, sample): see path_seed / src/sampling.rs.
+// - No atomics: each invocation owns its pixel, so sums do not depend on scheduling.
+
+struct Params {
+    cam_pos: vec4f,      // w: tan(yfov / 2)
+    cam_right: vec4f,    // w: aspect (width / height)
+    cam_up: vec4f,
+    cam_fwd: vec4f,
+    background: vec4f,
+    image: vec4u,        // image width, image height, tile x, tile y
+    tile: vec4u,         // tile width, tile height, first row of this dispatch, rows in it
+    samples: vec4u,      // first sample, samples in this dispatch, max bounces, accumulator row stride
+    seed: vec4u,         // seed lo, seed hi, frame lo, frame hi
+    counts: vec4u,       // lights, triangles, accumulate (0: overwrite), unused
+}
+
+struct Node {
+    bmin: vec3f,
+    left_or_first: u32,
+    bmax: vec3f,
+    count: u32,
+}
+
+struct TriPos {
+    v0: vec4f,
+    e1: vec4f,
+    e2: vec4f,
+}
+
+struct TriAttr {
+    n0: vec4f,       // xyz: vertex normal, w: u0
+    n1: vec4f,       // w: u1
+    n2: vec4f,       // w: u2
+    v: vec4f,        // v0, v1, v2, light selection probability (0: not an emitter)
+    tangent: vec4f,  // per-triangle tangent, w: bitangent sign
+    material: u32,
+    flags: u32,      // bit 0: has vertex normals
+    pad0: u32,
+    pad1: u32,
+}
+
+struct Material {
+    base_color: vec4f,
+    emissive: vec4f,        // w: 1 when double-sided
+    params: vec4f,          // metallic, roughness, specular, normal scale
+    specular_color: vec4f,  // w: alpha cutoff (MASK), negative when opaque
+    textures: vec4i,        // base colour, metallic-roughness, emissive, normal; -1: none
+}
+
+struct Light {
+    kind: u32,              // 0: emissive triangle, 1: point, 2: spot, 3: directional
+    index: u32,             // triangle index (kind 0)
+    select_pdf: f32,
+    cdf: f32,               // inclusive cumulative selection probability
+    position: vec4f,
+    direction: vec4f,       // w: cos inner cone
+    intensity: vec4f,       // w: cos outer cone
+}
+
+@group(0) @binding(0) var<storage, read> nodes: array<Node>;
+@group(0) @binding(1) var<storage, read> tri_pos: array<TriPos>;
+@group(0) @binding(2) var<storage, read> tri_attr: array<TriAttr>;
+@group(0) @binding(3) var<storage, read> materials: array<Material>;
+@group(0) @binding(4) var<storage, read> lights: array<Light>;
+// Header of 4 words per texture (texel offset, width, height, wrap/filter flags), then texels
+// as packed RGBA8.
+@group(0) @binding(5) var<storage, read> textures: array<u32>;
+@group(1) @binding(0) var<uniform> params: Params;
+@group(1) @binding(1) var<storage, read_write> accum: array<vec4f>;
+
+const PI: f32 = 3.14159265358979;
+const INF: f32 = 3.0e38;
+const NO_HIT: u32 = 0xffffffffu;
+// The BVH builder caps the depth at 31 (src/bvh.rs MAX_DEPTH); we push at most one node per level.
+const STACK_SIZE: u32 = 32u;
+const RR_START: u32 = 3u;
+
+// ---------------------------------------------------------------- random numbers (src/sampling.rs)
+
+fn pcg_hash(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+fn path_seed(x: u32, y: u32, s: u32) -> u32 {
+    var h = pcg_hash(params.seed.x);
+    h = pcg_hash(h ^ params.seed.y);
+    h = pcg_hash(h ^ params.seed.z);
+    h = pcg_hash(h ^ params.seed.w);
+    h = pcg_hash(h ^ x);
+    h = pcg_hash(h ^ y);
+    return pcg_hash(h ^ s);
+}
+
+var<private> rng_state: u32;
+
+fn rand() -> f32 {
+    rng_state = rng_state * 747796405u + 2891336453u;
+    let s = rng_state;
+    let word = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+    return f32(((word >> 22u) ^ word) >> 8u) * (1.0 / 16777216.0);
+}
+
+// ---------------------------------------------------------------- sampling helpers
+
+fn basis(n: vec3f) -> mat3x3f {
+    let sign = select(-1.0, 1.0, n.z >= 0.0);
+    let a = -1.0 / (sign + n.z);
+    let b = n.x * n.y * a;
+    let t = vec3f(1.0 + sign * n.x * n.x * a, sign * b, -sign * n.x);
+    let bt = vec3f(b, sign + n.y * n.y * a, -n.y);
+    return mat3x3f(t, bt, n);
+}
+
+fn cosine_hemisphere(u1: f32, u2: f32) -> vec3f {
+    let r = sqrt(u1);
+    let phi = 2.0 * PI * u2;
+    return vec3f(r * cos(phi), r * sin(phi), sqrt(max(0.0, 1.0 - u1)));
+}
+
+fn power_heuristic(a: f32, b: f32) -> f32 {
+    let a2 = a * a;
+    let b2 = b * b;
+    if (a2 + b2 <= 0.0) {
+        return 0.0;
+    }
+    return a2 / (a2 + b2);
+}
+
+// (1 - c)^5 by multiplication: pow() lowers to exp/log on CPUs (lavapipe).
+fn schlick_weight(c: f32) -> f32 {
+    let m = clamp(1.0 - c, 0.0, 1.0);
+    let m2 = m * m;
+    return m2 * m2 * m;
+}
+
+fn max3(v: vec3f) -> f32 {
+    return max(v.x, max(v.y, v.z));
+}
+
+fn luminance(c: vec3f) -> f32 {
+    return dot(c, vec3f(0.2126, 0.7152, 0.0722));
+}
+
+// ---------------------------------------------------------------- textures
+
+fn wrap_coord(c: i32, size: i32, mode: u32) -> i32 {
+    if (mode == 1u) {
+        return clamp(c, 0, size - 1);
+    }
+    if (mode == 2u) {
+        let period = 2 * size;
+        var m = c % period;
+        if (m < 0) {
+            m += period;
+        }
+        return select(m, period - 1 - m, m >= size);
+    }
+    var m = c % size;
+    if (m < 0) {
+        m += size;
+    }
+    return m;
+}
+
+fn srgb_to_linear(c: vec3f) -> vec3f {
+    let lo = c / 12.92;
+    let hi = pow((c + 0.055) / 1.055, vec3f(2.4));
+    return select(hi, lo, c <= vec3f(0.04045));
+}
+
+fn texel(offset: u32, w: i32, x: i32, y: i32, srgb: bool) -> vec4f {
+    let v = unpack4x8unorm(textures[offset + u32(y * w + x)]);
+    if (srgb) {
+        return vec4f(srgb_to_linear(v.xyz), v.w);
+    }
+    return v;
+}
+
+// Bilinear (or nearest) lookup with the sampler's wrap modes; sRGB decoded per texel.
+fn sample_texture(index: i32, uv: vec2f, srgb: bool) -> vec4f {
+    if (index < 0) {
+        return vec4f(1.0);
+    }
+    let h = u32(index) * 4u;
+    let offset = textures[h];
+    let w = i32(textures[h + 1u]);
+    let ht = i32(textures[h + 2u]);
+    let flags = textures[h + 3u];
+    let wrap_s = flags & 15u;
+    let wrap_t = (flags >> 4u) & 15u;
+    if (((flags >> 8u) & 1u) == 1u) {
+        let x = wrap_coord(i32(floor(uv.x * f32(w))), w, wrap_s);
+        let y = wrap_coord(i32(floor(uv.y * f32(ht))), ht, wrap_t);
+        return texel(offset, w, x, y, srgb);
+    }
+    let p = uv * vec2f(f32(w), f32(ht)) - 0.5;
+    let f = fract(p);
+    let x0 = i32(floor(p.x));
+    let y0 = i32(floor(p.y));
+    let xa = wrap_coord(x0, w, wrap_s);
+    let xb = wrap_coord(x0 + 1, w, wrap_s);
+    let ya = wrap_coord(y0, ht, wrap_t);
+    let yb = wrap_coord(y0 + 1, ht, wrap_t);
+    let top = mix(texel(offset, w, xa, ya, srgb), texel(offset, w, xb, ya, srgb), f.x);
+    let bottom = mix(texel(offset, w, xa, yb, srgb), texel(offset, w, xb, yb, srgb), f.x);
+    return mix(top, bottom, f.y);
+}
+
+// ---------------------------------------------------------------- intersection
+
+struct Hit {
+    t: f32,
+    tri: u32,
+    u: f32,
+    v: f32,
+}
+
+fn safe_inverse(d: vec3f) -> vec3f {
+    let tiny = 1e-30;
+    return vec3f(
+        select(1.0 / d.x, select(-1e30, 1e30, d.x >= 0.0), abs(d.x) < tiny),
+        select(1.0 / d.y, select(-1e30, 1e30, d.y >= 0.0), abs(d.y) < tiny),
+        select(1.0 / d.z, select(-1e30, 1e30, d.z >= 0.0), abs(d.z) < tiny),
+    );
+}
+
+// Entry distance of the ray into the node's box, or INF when it misses within tmax.
+fn box_entry(i: u32, o: vec3f, inv: vec3f, tmax: f32) -> f32 {
+    let n = nodes[i];
+    let a = (n.bmin - o) * inv;
+    let b = (n.bmax - o) * inv;
+    let t0 = max(max3(min(a, b)), 0.0);
+    let t1 = min(min(max(a, b).x, max(a, b).y), min(max(a, b).z, tmax));
+    return select(INF, t0, t0 <= t1);
+}
+
+// alphaMode MASK: alpha = factor × base-colour texture alpha at the hit, against the cutoff.
+fn alpha_passes(i: u32, b1: f32, b2: f32) -> bool {
+    let at = tri_attr[i];
+    let m = materials[at.material];
+    let uv = interpolate_uv(at, 1.0 - b1 - b2, b1, b2);
+    let alpha = m.base_color.w * sample_texture(m.textures.x, uv, false).w;
+    return alpha >= m.specular_color.w;
+}
+
+// Möller–Trumbore, two-sided; mirrors src/bvh.rs intersect_triangle.
+fn hit_triangle(i: u32, o: vec3f, d: vec3f, tmax: f32, hit: ptr<function, Hit>) -> bool {
+    let tri = tri_pos[i];
+    let e1 = tri.e1.xyz;
+    let e2 = tri.e2.xyz;
+    let p = cross(d, e2);
+    let det = dot(e1, p);
+    if (abs(det) < 1e-12) {
+        return false;
+    }
+    let inv = 1.0 / det;
+    let s = o - tri.v0.xyz;
+    let u = dot(s, p) * inv;
+    if (u < 0.0 || u > 1.0) {
+        return false;
+    }
+    let q = cross(s, e1);
+    let v = dot(d, q) * inv;
+    if (v < 0.0 || u + v > 1.0) {
+        return false;
+    }
+    let t = dot(e2, q) * inv;
+    if (t <= 0.0 || t >= tmax) {
+        return false;
+    }
+    if (tri.v0.w != 0.0 && !alpha_passes(i, u, v)) {
+        return false;
+    }
+    (*hit).t = t;
+    (*hit).tri = i;
+    (*hit).u = u;
+    (*hit).v = v;
+    return true;
+}
+
+// Nearest hit (any_hit = false) or any hit (shadow rays) closer than tmax. Stack traversal,
+// nearest child first; popped nodes farther than the current hit are skipped.
+fn trace(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
+    var hit = Hit(tmax, NO_HIT, 0.0, 0.0);
+    if (params.counts.y == 0u) {
+        return hit;
+    }
+    let inv = safe_inverse(d);
+    var stack: array<u32, 32>;
+    var dist: array<f32, 32>;
+    var sp = 0u;
+    if (box_entry(0u, o, inv, hit.t) >= INF) {
+        return hit;
+    }
+    var node = 0u;
+    loop {
+        let n = nodes[node];
+        if (n.count > 0u) {
+            for (var k = n.left_or_first; k < n.left_or_first + n.count; k++) {
+                if (hit_triangle(k, o, d, hit.t, &hit) && any_hit) {
+                    return hit;
+                }
+            }
+        } else {
+            var near = n.left_or_first;
+            var far = near + 1u;
+            var d_near = box_entry(near, o, inv, hit.t);
+            var d_far = box_entry(far, o, inv, hit.t);
+            if (d_far < d_near) {
+                let tn = near;
+                near = far;
+                far = tn;
+                let td = d_near;
+                d_near = d_far;
+                d_far = td;
+            }
+            if (d_near < INF) {
+                if (d_far < INF && sp < STACK_SIZE) {
+                    stack[sp] = far;
+                    dist[sp] = d_far;
+                    sp += 1u;
+                }
+                node = near;
+                continue;
+            }
+        }
+        // Pop the next node still closer than the current hit.
+        var found = false;
+        while (sp > 0u) {
+            sp -= 1u;
+            if (dist[sp] < hit.t) {
+                node = stack[sp];
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            break;
+        }
+    }
+    return hit;
+}
+
+// ---------------------------------------------------------------- BSDF (mirror of src/bsdf.rs)
+
+struct Surface {
+    base: vec3f,
+    metallic: f32,
+    roughness: f32,
+    specular: f32,
+    specular_color: vec3f,
+}
+
+fn ggx_alpha(roughness: f32) -> f32 {
+    return max(roughness * roughness, 1e-3);
+}
+
+fn ggx_d(n_dot_h: f32, a: f32) -> f32 {
+    let a2 = a * a;
+    let d = n_dot_h * n_dot_h * (a2 - 1.0) + 1.0;
+    return a2 / (PI * d * d);
+}
+
+fn smith_visibility(n_dot_l: f32, n_dot_v: f32, a: f32) -> f32 {
+    let a2 = a * a;
+    let gv = n_dot_l * sqrt(n_dot_v * n_dot_v * (1.0 - a2) + a2);
+    let gl = n_dot_v * sqrt(n_dot_l * n_dot_l * (1.0 - a2) + a2);
+    let denom = gv + gl;
+    return select(0.0, 0.5 / denom, denom > 0.0);
+}
+
+fn smith_g1(n_dot_v: f32, a: f32) -> f32 {
+    let a2 = a * a;
+    return 2.0 * n_dot_v / (n_dot_v + sqrt(a2 + (1.0 - a2) * n_dot_v * n_dot_v));
+}
+
+fn dielectric_f0(s: Surface) -> vec3f {
+    return min(s.specular_color * 0.04, vec3f(1.0)) * s.specular;
+}
+
+fn specular_probability(s: Surface, n_dot_v: f32) -> f32 {
+    let f0 = max3(dielectric_f0(s));
+    let fresnel = f0 + (s.specular - f0) * schlick_weight(n_dot_v);
+    let spec = s.metallic + (1.0 - s.metallic) * fresnel;
+    let diff = (1.0 - s.metallic) * luminance(s.base) * (1.0 - fresnel);
+    if (spec + diff <= 0.0) {
+        return 0.0;
+    }
+    return clamp(spec / (spec + diff), 0.0, 1.0);
+}
+
+fn bsdf_eval(s: Surface, wo: vec3f, wi: vec3f) -> vec3f {
+    if (wo.z <= 0.0 || wi.z <= 0.0) {
+        return vec3f(0.0);
+    }
+    let hs = wo + wi;
+    if (dot(hs, hs) <= 1e-20) {
+        return vec3f(0.0);
+    }
+    let h = normalize(hs);
+    let a = ggx_alpha(s.roughness);
+    let v_dot_h = clamp(dot(wo, h), 0.0, 1.0);
+    let spec = ggx_d(h.z, a) * smith_visibility(wi.z, wo.z, a);
+    let fw = schlick_weight(v_dot_h);
+    let metal_f = s.base + (vec3f(1.0) - s.base) * fw;
+    let f0 = dielectric_f0(s);
+    let diel_f = f0 + (vec3f(s.specular) - f0) * fw;
+    let dielectric = diel_f * spec + s.base / PI * (1.0 - max3(diel_f));
+    let metal = metal_f * spec;
+    return dielectric * (1.0 - s.metallic) + metal * s.metallic;
+}
+
+fn bsdf_pdf(s: Surface, wo: vec3f, wi: vec3f) -> f32 {
+    if (wo.z <= 0.0 || wi.z <= 0.0) {
+        return 0.0;
+    }
+    let ps = specular_probability(s, wo.z);
+    let a = ggx_alpha(s.roughness);
+    let hs = wo + wi;
+    var spec_pdf = 0.0;
+    if (dot(hs, hs) > 1e-20) {
+        let h = normalize(hs);
+        spec_pdf = ggx_d(h.z, a) * smith_g1(wo.z, a) / (4.0 * wo.z);
+    }
+    return ps * spec_pdf + (1.0 - ps) * wi.z / PI;
+}
+
+fn sample_vndf(wo: vec3f, a: f32, u1: f32, u2: f32) -> vec3f {
+    let vh = normalize(vec3f(a * wo.x, a * wo.y, wo.z));
+    let lensq = vh.x * vh.x + vh.y * vh.y;
+    var t1 = vec3f(1.0, 0.0, 0.0);
+    if (lensq > 0.0) {
+        t1 = vec3f(-vh.y, vh.x, 0.0) / sqrt(lensq);
+    }
+    let t2v = cross(vh, t1);
+    let r = sqrt(u1);
+    let phi = 2.0 * PI * u2;
+    let t1s = r * cos(phi);
+    var t2s = r * sin(phi);
+    let sv = 0.5 * (1.0 + vh.z);
+    t2s = (1.0 - sv) * sqrt(max(0.0, 1.0 - t1s * t1s)) + sv * t2s;
+    let nh = t1 * t1s + t2v * t2s + vh * sqrt(max(0.0, 1.0 - t1s * t1s - t2s * t2s));
+    return normalize(vec3f(a * nh.x, a * nh.y, max(nh.z, 1e-6)));
+}
+
+// ---------------------------------------------------------------- shading points
+
+struct ShadePoint {
+    p: vec3f,
+    ng: vec3f,       // geometric normal, facing the incoming ray
+    ns: vec3f,       // shading normal, same side as ng
+    front: bool,     // the ray hit the front (counter-clockwise) face
+    uv: vec2f,
+    material: u32,
+}
+
+fn interpolate_uv(a: TriAttr, b0: f32, b1: f32, b2: f32) -> vec2f {
+    return vec2f(a.n0.w, a.v.x) * b0 + vec2f(a.n1.w, a.v.y) * b1 + vec2f(a.n2.w, a.v.z) * b2;
+}
+
+fn shade_point(o: vec3f, d: vec3f, hit: Hit) -> ShadePoint {
+    var sp: ShadePoint;
+    let tp = tri_pos[hit.tri];
+    let at = tri_attr[hit.tri];
+    let b1 = hit.u;
+    let b2 = hit.v;
+    let b0 = 1.0 - b1 - b2;
+    sp.p = tp.v0.xyz + tp.e1.xyz * b1 + tp.e2.xyz * b2;
+    var ng = normalize(cross(tp.e1.xyz, tp.e2.xyz));
+    sp.front = dot(ng, d) < 0.0;
+    var ns = ng;
+    if ((at.flags & 1u) != 0u) {
+        let n = at.n0.xyz * b0 + at.n1.xyz * b1 + at.n2.xyz * b2;
+        if (dot(n, n) > 1e-20) {
+            ns = normalize(n);
+        }
+    }
+    sp.uv = interpolate_uv(at, b0, b1, b2);
+    sp.material = at.material;
+    let m = materials[at.material];
+    if (m.textures.w >= 0) {
+        let t = at.tangent.xyz - ns * dot(ns, at.tangent.xyz);
+        if (dot(t, t) > 1e-20) {
+            let tn = normalize(t);
+            let bn = cross(ns, tn) * at.tangent.w;
+            var mapped = sample_texture(m.textures.w, sp.uv, false).xyz * 2.0 - 1.0;
+            mapped = vec3f(mapped.xy * m.params.w, mapped.z);
+            let n = tn * mapped.x + bn * mapped.y + ns * mapped.z;
+            if (dot(n, n) > 1e-20) {
+                ns = normalize(n);
+            }
+        }
+    }
+    // No back-face culling: a back face shades with the flipped normals.
+    if (!sp.front) {
+        ng = -ng;
+        ns = -ns;
+    }
+    if (dot(ns, -d) <= 0.0) {
+        ns = ng;
+    }
+    sp.ng = ng;
+    sp.ns = ns;
+    return sp;
+}
+
+fn surface_of(m: Material, uv: vec2f) -> Surface {
+    var s: Surface;
+    s.base = m.base_color.xyz * sample_texture(m.textures.x, uv, true).xyz;
+    let mr = sample_texture(m.textures.y, uv, false);
+    s.metallic = clamp(m.params.x * mr.z, 0.0, 1.0);
+    s.roughness = clamp(m.params.y * mr.y, 0.0, 1.0);
+    s.specular = m.params.z;
+    s.specular_color = m.specular_color.xyz;
+    return s;
+}
+
+fn emission_of(m: Material, uv: vec2f) -> vec3f {
+    if (max3(m.emissive.xyz) <= 0.0) {
+        return vec3f(0.0);
+    }
+    return m.emissive.xyz * sample_texture(m.textures.z, uv, true).xyz;
+}
+
+// Scale-aware offset along the normal so secondary rays leave the surface.
+fn offset_point(p: vec3f, n: vec3f) -> vec3f {
+    let scale = max(1.0, max3(abs(p)));
+    return p + n * (1e-4 * scale);
+}
+
+fn pick_light(u: f32) -> u32 {
+    var lo = 0u;
+    var hi = params.counts.x - 1u;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (u < lights[mid].cdf) {
+            hi = mid;
+        } else {
+            lo = mid + 1u;
+        }
+    }
+    return lo;
+}
+
+// Next-event estimation at a shading point: one light, MIS against the BSDF for area lights.
+fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f {
+    let u_pick = rand();
+    let u1 = rand();
+    let u2 = rand();
+    if (params.counts.x == 0u) {
+        return vec3f(0.0);
+    }
+    let light = lights[pick_light(u_pick)];
+    let origin = offset_point(sp.p, sp.ng);
+    var wi: vec3f;
+    var dist: f32;
+    var radiance: vec3f;
+    var light_pdf: f32;
+    var is_delta = true;
+    if (light.kind == 0u) {
+        let tp = tri_pos[light.index];
+        let at = tri_attr[light.index];
+        let sq = sqrt(u1);
+        let b1 = 1.0 - sq;
+        let b2 = u2 * sq;
+        let b0 = 1.0 - b1 - b2;
+        let q = tp.v0.xyz + tp.e1.xyz * b1 + tp.e2.xyz * b2;
+        let c = cross(tp.e1.xyz, tp.e2.xyz);
+        let area = 0.5 * length(c);
+        let nl = normalize(c);
+        let to_light = q - origin;
+        let dist2 = dot(to_light, to_light);
+        if (dist2 <= 0.0 || area <= 0.0) {
+            return vec3f(0.0);
+        }
+        dist = sqrt(dist2);
+        wi = to_light / dist;
+        let cos_l = dot(nl, -wi);
+        let m = materials[at.material];
+        if (cos_l <= 0.0 && m.emissive.w == 0.0) {
+            return vec3f(0.0); // one-sided emitter seen from behind
+        }
+        let cos_abs = abs(cos_l);
+        if (cos_abs <= 1e-7) {
+            return vec3f(0.0);
+        }
+        radiance = emission_of(m, interpolate_uv(at, b0, b1, b2));
+        light_pdf = light.select_pdf * dist2 / (area * cos_abs);
+        is_delta = false;
+        dist = dist * (1.0 - 1e-4);
+    } else if (light.kind == 3u) {
+        wi = -light.direction.xyz;
+        dist = INF;
+        radiance = light.intensity.xyz;
+        light_pdf = light.select_pdf;
+    } else {
+        let to_light = light.position.xyz - origin;
+        let dist2 = dot(to_light, to_light);
+        if (dist2 <= 0.0) {
+            return vec3f(0.0);
+        }
+        dist = sqrt(dist2);
+        wi = to_light / dist;
+        radiance = light.intensity.xyz / dist2;
+        if (light.kind == 2u) {
+            let cos_inner = light.direction.w;
+            let cos_outer = light.intensity.w;
+            let scale = 1.0 / max(0.001, cos_inner - cos_outer);
+            let cd = dot(light.direction.xyz, -wi);
+            let att = clamp((cd - cos_outer) * scale, 0.0, 1.0);
+            radiance *= att * att;
+        }
+        light_pdf = light.select_pdf;
+    }
+    if (dot(wi, sp.ng) <= 0.0 || max3(radiance) <= 0.0) {
+        return vec3f(0.0);
+    }
+    let wi_local = wi * frame;
+    let f = bsdf_eval(s, wo, wi_local) * wi_local.z;
+    if (max3(f) <= 0.0) {
+        return vec3f(0.0);
+    }
+    if (trace(origin, wi, dist, true).tri != NO_HIT) {
+        return vec3f(0.0);
+    }
+    var weight = 1.0;
+    if (!is_delta) {
+        weight = power_heuristic(light_pdf, bsdf_pdf(s, wo, wi_local));
+    }
+    return f * radiance * (weight / light_pdf);
+}
+
+fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
+    rng_state = path_seed(px, py, sample);
+    let width = f32(params.image.x);
+    let height = f32(params.image.y);
+    let jx = rand();
+    let jy = rand();
+    let ndc = vec2f((f32(px) + jx) / width * 2.0 - 1.0, 1.0 - (f32(py) + jy) / height * 2.0);
+    let tan_half = params.cam_pos.w;
+    let aspect = params.cam_right.w;
+    var d = normalize(params.cam_fwd.xyz
+        + params.cam_right.xyz * (ndc.x * tan_half * aspect)
+        + params.cam_up.xyz * (ndc.y * tan_half));
+    var o = params.cam_pos.xyz;
+    var throughput = vec3f(1.0);
+    var radiance = vec3f(0.0);
+    var prev_pdf = 0.0;      // 0: camera ray (emission counted in full)
+    let max_bounces = params.samples.z;
+    var vertex = 0u;
+    loop {
+        let hit = trace(o, d, INF, false);
+        if (hit.tri == NO_HIT) {
+            radiance += throughput * params.background.xyz;
+            break;
+        }
+        let sp = shade_point(o, d, hit);
+        let m = materials[sp.material];
+        if (sp.front || m.emissive.w != 0.0) {
+            let le = emission_of(m, sp.uv);
+            if (max3(le) > 0.0) {
+                var weight = 1.0;
+                if (prev_pdf > 0.0) {
+                    let tp = tri_pos[hit.tri];
+                    let c = cross(tp.e1.xyz, tp.e2.xyz);
+                    let area = 0.5 * length(c);
+                    let cos_l = abs(dot(normalize(c), d));
+                    let select_pdf = tri_attr[hit.tri].v.w;
+                    if (cos_l > 1e-7 && area > 0.0 && select_pdf > 0.0) {
+                        let light_pdf = select_pdf * hit.t * hit.t / (area * cos_l);
+                        weight = power_heuristic(prev_pdf, light_pdf);
+                    }
+                }
+                radiance += throughput * le * weight;
+            }
+        }
+        if (vertex > max_bounces) {
+            break;
+        }
+        let s = surface_of(m, sp.uv);
+        let frame = basis(sp.ns);
+        let wo = -d * frame;
+        radiance += throughput * sample_light(sp, s, wo, frame);
+
+        // BSDF sampling (always draws three numbers so streams stay aligned).
+        let u0 = rand();
+        let u1 = rand();
+        let u2 = rand();
+        let ps = specular_probability(s, wo.z);
+        var wi_local: vec3f;
+        if (u0 < ps) {
+            let h = sample_vndf(wo, ggx_alpha(s.roughness), u1, u2);
+            wi_local = h * (2.0 * dot(wo, h)) - wo;
+        } else {
+            wi_local = cosine_hemisphere(u1, u2);
+        }
+        if (wi_local.z <= 0.0) {
+            break;
+        }
+        let pdf = bsdf_pdf(s, wo, wi_local);
+        let wi = frame * wi_local;
+        if (pdf <= 0.0 || dot(wi, sp.ng) <= 0.0) {
+            break;
+        }
+        throughput *= bsdf_eval(s, wo, wi_local) * (wi_local.z / pdf);
+        prev_pdf = pdf;
+        o = offset_point(sp.p, sp.ng);
+        d = wi;
+        vertex += 1u;
+        if (vertex >= RR_START) {
+            let q = min(max3(throughput), 0.95);
+            if (rand() >= q) {
+                break;
+            }
+            throughput /= q;
+        }
+        if (max3(throughput) <= 0.0) {
+            break;
+        }
+    }
+    // A NaN or Inf sample would poison the pixel's sum; drop it (counted as black).
+    if (any(radiance != radiance) || any(abs(radiance) > vec3f(1e30))) {
+        return vec3f(0.0);
+    }
+    return radiance;
+}
+
+// 8×8 workgroups: square blocks keep neighbouring (coherent) camera rays together and 64
+// invocations fill a SIMD group on every vendor; the 2-D grid avoids the 65,535-groups cap.
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+    let local_x = gid.x;
+    let local_y = params.tile.z + gid.y;
+    if (local_x >= params.tile.x || gid.y >= params.tile.w || local_y >= params.tile.y) {
+        return;
+    }
+    let px = params.image.z + local_x;
+    let py = params.image.w + local_y;
+    let slot = local_y * params.samples.w + local_x;
+    var sum = vec3f(0.0);
+    if (params.counts.z != 0u) {
+        sum = accum[slot].xyz;
+    }
+    for (var k = 0u; k < params.samples.y; k++) {
+        sum += trace_path(px, py, params.samples.x + k);
+    }
+    accum[slot] = vec4f(sum, 1.0);
+}

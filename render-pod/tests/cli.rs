@@ -1,0 +1,300 @@
+//! The pod contract through the real binary: exit codes, local mode, `render` + `merge` with
+//! shard verification, the termination log, and merge idempotence.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tessera_shard::contract::{
+    CONTRACT_VERSION, ImageFormat, InvalidShards, JobManifest, MergeSpec, RenderSettings,
+    ShardSpec, exit,
+};
+use tessera_shard::{AttemptMap, FrameList, PlanInput, ShardPlan};
+
+const BIN: &str = env!("CARGO_BIN_EXE_render-pod");
+
+fn cbox_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenes/cbox.gltf")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("render-pod-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("spawn render-pod")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_scenes_and_specs_exit_bad_input_with_a_clear_message() {
+    let dir = temp_dir("bad");
+    let garbage = dir.join("garbage.gltf");
+    std::fs::write(&garbage, "{ this is not glTF").unwrap();
+    let missing = dir.join("missing.gltf");
+    let out = dir.join("out");
+    for scene in [&garbage, &missing] {
+        let o = run(&[
+            "local",
+            "--scene",
+            scene.to_str().unwrap(),
+            "--width",
+            "8",
+            "--height",
+            "8",
+            "--spp",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
+        assert!(stderr(&o).contains("bad scene"), "{}", stderr(&o));
+    }
+    let o = run(&[
+        "local",
+        "--scene",
+        cbox_path().to_str().unwrap(),
+        "--camera",
+        "nope",
+        "--width",
+        "8",
+        "--height",
+        "8",
+        "--spp",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(exit::BAD_INPUT));
+    assert!(
+        stderr(&o).contains("no camera named \"nope\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["render", "--spec", "{not json"]);
+    assert_eq!(o.status.code(), Some(exit::BAD_INPUT));
+    assert!(stderr(&o).contains("spec JSON"), "{}", stderr(&o));
+    // The operator fixture parses; its scene does not exist here.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shard/fixtures/shard-spec.json");
+    let o = run(&["render", "--spec-file", fixture.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("file:///data/scenes/cbox.gltf"),
+        "{}",
+        stderr(&o)
+    );
+    // Usage errors are clap's exit code 2.
+    assert_eq!(run(&["render"]).status.code(), Some(exit::USAGE));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn no_adapter_exits_no_adapter() {
+    let dir = temp_dir("noadapter");
+    let o = Command::new(BIN)
+        .args([
+            "local",
+            "--scene",
+            cbox_path().to_str().unwrap(),
+            "--width",
+            "8",
+            "--height",
+            "8",
+            "--spp",
+            "1",
+            "--out",
+        ])
+        .arg(dir.join("out"))
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(exit::NO_ADAPTER), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no GPU adapter found"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn settings() -> RenderSettings {
+    RenderSettings {
+        scene: format!("file://{}", cbox_path().display()),
+        camera: None,
+        width: 30,
+        height: 22,
+        samples_per_pixel: 6,
+        max_bounces: 2,
+        background: [0.0; 3],
+        seed: 3,
+    }
+}
+
+#[test]
+fn local_render_merge_verify_rerender_and_merge_again() {
+    let dir = temp_dir("pipeline");
+    let out = dir.join("out");
+    let s = settings();
+    let o = run(&[
+        "local",
+        "--scene",
+        cbox_path().to_str().unwrap(),
+        "--frames",
+        "1-2",
+        "--width",
+        "30",
+        "--height",
+        "22",
+        "--spp",
+        "6",
+        "--max-bounces",
+        "2",
+        "--seed",
+        "3",
+        "--tiles",
+        "2x2",
+        "--sample-splits",
+        "2",
+        "--frames-per-shard",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Msamples/s"));
+    for f in [
+        "frame_0001.exr",
+        "frame_0001.png",
+        "frame_0002.exr",
+        "frame_0002.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+
+    // The contract merge over the same shards writes byte-identical frames, twice.
+    let shards_url = format!("file://{}/.shards", out.display());
+    let mut spec = MergeSpec {
+        version: CONTRACT_VERSION,
+        job: "local".into(),
+        namespace: "local".into(),
+        job_uid: "local".into(),
+        settings: s.clone(),
+        frames: "1-2".into(),
+        frames_per_shard: 2,
+        tiles_x: 2,
+        tiles_y: 2,
+        sample_splits: 2,
+        attempts: AttemptMap::new(),
+        formats: vec![ImageFormat::Exr, ImageFormat::Png],
+        output: shards_url.clone(),
+    };
+    let merged_exr = out.join(".shards/frames/local.0001.exr");
+    let termination = dir.join("termination-log");
+    let merge = |spec: &MergeSpec| {
+        run(&[
+            "merge",
+            "--spec",
+            &serde_json::to_string(spec).unwrap(),
+            "--termination-log",
+            termination.to_str().unwrap(),
+        ])
+    };
+    let o = merge(&spec);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = std::fs::read(&merged_exr).unwrap();
+    assert_eq!(
+        first,
+        std::fs::read(out.join("frame_0001.exr")).unwrap(),
+        "local and contract merges differ"
+    );
+    assert!(merge(&spec).status.success());
+    assert_eq!(
+        first,
+        std::fs::read(&merged_exr).unwrap(),
+        "merging twice must give identical bytes"
+    );
+    let manifest: JobManifest = serde_json::from_slice(
+        &std::fs::read(out.join(".shards/local/job-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest.frames.len(), 2);
+    assert_eq!(manifest.frames[0].inputs.len(), 8);
+    assert_eq!(manifest.frames[0].files[0].path, "frames/local.0001.exr");
+
+    // Corrupt shard 3's object and delete shard 5's manifest: the merge names both.
+    let shard_dir = |i: u32, a: u32| out.join(format!(".shards/local/shards/{i}/{a}"));
+    let mut bytes = std::fs::read(shard_dir(3, 0).join("frame_0002.exr")).unwrap();
+    bytes.push(0);
+    std::fs::write(shard_dir(3, 0).join("frame_0002.exr"), bytes).unwrap();
+    std::fs::remove_file(shard_dir(5, 0).join("manifest.json")).unwrap();
+    let o = merge(&spec);
+    assert_eq!(
+        o.status.code(),
+        Some(exit::INVALID_SHARDS),
+        "{}",
+        stderr(&o)
+    );
+    let invalid: InvalidShards =
+        serde_json::from_slice(&std::fs::read(&termination).unwrap()).unwrap();
+    assert_eq!(invalid.shards.to_string(), "3,5");
+    assert!(
+        invalid.reason.contains("manifest missing"),
+        "{}",
+        invalid.reason
+    );
+
+    // Re-render exactly those shards as attempt 1 through `render`, merge with the new
+    // attempts: identical frames (determinism across processes and attempts).
+    let plan = ShardPlan::new(PlanInput {
+        frames: FrameList::parse("1-2").unwrap(),
+        width: s.width,
+        height: s.height,
+        samples_per_pixel: s.samples_per_pixel,
+        frames_per_shard: 2,
+        tiles_x: 2,
+        tiles_y: 2,
+        sample_splits: 2,
+    })
+    .unwrap();
+    for index in [3u32, 5] {
+        let shard = plan.shard(index).unwrap();
+        let shard_spec = ShardSpec {
+            version: CONTRACT_VERSION,
+            job: "local".into(),
+            namespace: "local".into(),
+            job_uid: "local".into(),
+            shard: index,
+            attempt: 1,
+            settings: s.clone(),
+            frames: shard.frames,
+            tile: shard.tile,
+            samples: shard.samples,
+            output: shards_url.clone(),
+        };
+        let spec_file = dir.join(format!("shard-{index}.json"));
+        std::fs::write(&spec_file, serde_json::to_string(&shard_spec).unwrap()).unwrap();
+        let o = run(&["render", "--spec-file", spec_file.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(shard_dir(index, 1).join("manifest.json").is_file());
+    }
+    spec.attempts = AttemptMap::parse("3:1,5:1").unwrap();
+    let o = merge(&spec);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&merged_exr).unwrap(),
+        first,
+        "re-rendered shards must merge to the same frame"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
