@@ -16,7 +16,7 @@
 //!
 //! Faults, for tests: kill a pod's process, fail every pod on a node, stop a node's heartbeat
 //! (the node then goes NotReady and its agent behaves like a dead kubelet: it neither runs nor
-//! finishes anything on that node).
+//! finishes anything on that node), and hold pods with a label until released.
 //!
 //! Not emulated: networking (pods share the host's), volumes (pods share the host filesystem;
 //! use a shared data directory), init/sidecar containers, probes, resource enforcement, image
@@ -114,6 +114,9 @@ struct State {
     dead: HashSet<String>,
     /// Nodes that fail every pod at once.
     failing: HashSet<String>,
+    /// Pods with this label are not started until released.
+    hold: Option<(String, String)>,
+    held: Vec<(Pod, String)>,
 }
 
 /// A running agent. Dropping it does not stop it; call [`Agent::shutdown`].
@@ -166,6 +169,35 @@ impl Agent {
     pub fn stop_heartbeat(&self, node: &str) {
         let mut state = self.lock();
         state.dead.insert(node.into());
+    }
+
+    /// Pods labelled `key=value` bound from now on stay Pending (not started) until
+    /// [`Agent::release_held`]: a test can act between the scheduling and the start of a pod.
+    pub fn hold_pods(&self, key: &str, value: &str) {
+        self.lock().hold = Some((key.into(), value.into()));
+    }
+
+    /// Stops holding and starts the held pods.
+    pub fn release_held(&self) {
+        let held = {
+            let mut state = self.lock();
+            state.hold = None;
+            std::mem::take(&mut state.held)
+        };
+        for (pod, node) in held {
+            let (client, config, state) =
+                (self.client.clone(), self.config.clone(), self.state.clone());
+            tokio::spawn(handle_pod(client, config, state, pod, node));
+        }
+    }
+
+    /// Names of the pods held so far.
+    pub fn held(&self) -> Vec<String> {
+        self.lock()
+            .held
+            .iter()
+            .map(|(pod, _)| pod.name_any())
+            .collect()
     }
 
     pub fn client(&self) -> &Client {
@@ -308,6 +340,9 @@ async fn pod_loop(client: Client, config: Arc<AgentConfig>, state: Arc<Mutex<Sta
             }
             continue;
         }
+        if hold(&state, &pod, &node) {
+            continue;
+        }
         tokio::spawn(handle_pod(
             client.clone(),
             config.clone(),
@@ -316,6 +351,28 @@ async fn pod_loop(client: Client, config: Arc<AgentConfig>, state: Arc<Mutex<Sta
             node,
         ));
     }
+}
+
+/// Keeps a new pod back when it carries the held label.
+fn hold(state: &Mutex<State>, pod: &Pod, node: &str) -> bool {
+    let Ok(mut state) = state.lock() else {
+        return false;
+    };
+    let Some((key, value)) = state.hold.clone() else {
+        return false;
+    };
+    let matches =
+        pod.labels().get(&key) == Some(&value) && pod.metadata.deletion_timestamp.is_none();
+    let uid = pod.uid().unwrap_or_default();
+    if matches
+        && !state
+            .held
+            .iter()
+            .any(|(p, _)| p.uid().as_deref() == Some(uid.as_str()))
+    {
+        state.held.push((pod.clone(), node.to_string()));
+    }
+    matches
 }
 
 async fn handle_pod(

@@ -35,6 +35,9 @@ type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Outcome> 
 
 const POOL: &str = "e2e-gpu";
 const IMAGE: &str = "ghcr.io/tessera-dev/render-pod:e2e";
+/// A second pool whose pods run the real render-pod (the agent maps the longest image prefix).
+const REAL_POOL: &str = "e2e-real";
+const REAL_IMAGE: &str = "ghcr.io/tessera-dev/render-pod:real";
 const GPU_NODES: [&str; 3] = ["gpu-node-1", "gpu-node-2", "gpu-node-3"];
 
 macro_rules! ensure {
@@ -54,6 +57,8 @@ struct Env {
     cluster: Child,
     agent: Option<Agent>,
     operators: Vec<(String, Child)>,
+    /// The /metrics, /healthz, /readyz port of each operator, by identity.
+    ports: BTreeMap<String, u16>,
     script: PathBuf,
     fake_log: PathBuf,
 }
@@ -153,6 +158,7 @@ impl Env {
             cluster,
             agent: None,
             operators: Vec::new(),
+            ports: BTreeMap::new(),
             script,
             fake_log,
         };
@@ -179,10 +185,13 @@ impl Env {
             env.client.clone(),
             AgentConfig {
                 nodes,
-                images: vec![(
-                    "ghcr.io/tessera-dev/render-pod".into(),
-                    env.bin.join("fake-render-pod"),
-                )],
+                images: vec![
+                    (
+                        "ghcr.io/tessera-dev/render-pod".into(),
+                        env.bin.join("fake-render-pod"),
+                    ),
+                    (REAL_IMAGE.into(), env.bin.join("render-pod")),
+                ],
                 work_dir: env.dir.join("pods"),
                 heartbeat: Duration::from_secs(1),
                 extra_env: vec![
@@ -207,6 +216,10 @@ impl Env {
                      "nodeLostTolerationSeconds": 2, "storage": {"url": format!("file://{}/data", env.dir.display())}}
         });
         env.kubectl_apply(&pool)?;
+        let mut real_pool = pool.clone();
+        real_pool["metadata"]["name"] = json!(REAL_POOL);
+        real_pool["spec"]["image"] = json!(REAL_IMAGE);
+        env.kubectl_apply(&real_pool)?;
         Ok(env)
     }
 
@@ -283,6 +296,7 @@ impl Env {
             .spawn()
             .map_err(|e| format!("starting tessera-operator: {e}"))?;
         self.operators.push((identity.to_string(), child));
+        self.ports.insert(identity.to_string(), port);
         Ok(())
     }
 
@@ -434,6 +448,23 @@ impl Env {
         unsafe { libc::kill(self.cluster.id() as i32, libc::SIGTERM) };
         let _ = self.cluster.wait();
     }
+}
+
+/// `GET path` on an operator's HTTP port: (status code, body), or None if it does not answer.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((code, body))
 }
 
 fn node_of(pod: &Pod) -> String {
@@ -803,6 +834,20 @@ fn only_the_leader_acts(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> +
             "operator-a does not lead"
         );
         env.start_operator("operator-b")?;
+        for (identity, expected) in [
+            ("operator-a", "ready (leader)"),
+            ("operator-b", "ready (standby)"),
+        ] {
+            let port = env.ports[identity];
+            eventually(
+                &format!("{identity} to answer /readyz with 200 {expected}"),
+                Duration::from_secs(30),
+                || async move {
+                    (http_get(port, "/readyz") == Some((200, expected.to_string()))).then_some(())
+                },
+            )
+            .await?;
+        }
         env.set_script("leader", json!({"sleepMs": 200}))?;
         env.job("leader", "leader", "1-4", json!({})).await?;
         env.wait_condition("leader", "leader", "Complete", Duration::from_secs(60))
@@ -893,6 +938,156 @@ fn corrupt_outputs_are_rendered_again_before_the_merge(
     })
 }
 
+/// The real renderer's settings for the pixel scenarios: small, so lavapipe renders them fast.
+fn real_job_spec(frames: &str, tiles: u32) -> serde_json::Value {
+    let scene = repo_root().join("config/samples/scenes/cbox.gltf");
+    json!({
+        "pool": REAL_POOL, "scene": {"url": format!("file://{}", scene.display())}, "frames": frames,
+        "resolution": {"width": 64, "height": 64}, "samplesPerPixel": 8, "maxBounces": 2,
+        "sharding": {"tiles": {"columns": tiles, "rows": tiles}},
+    })
+}
+
+/// `render-pod local` of the same scene and settings, whole frames, as the reference.
+fn whole_frame_render(env: &Env, frames: &str) -> Result<PathBuf, String> {
+    let out = env.dir.join(format!("whole-{frames}"));
+    if out.join("frame_0001.exr").exists() {
+        return Ok(out);
+    }
+    let scene = repo_root().join("config/samples/scenes/cbox.gltf");
+    let status = Command::new(env.bin.join("render-pod"))
+        .args([
+            "local",
+            "--frames",
+            frames,
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--spp",
+            "8",
+            "--max-bounces",
+            "2",
+            "--scene",
+        ])
+        .arg(&scene)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("render-pod local: {e}"))?;
+    ensure!(status.success(), "render-pod local failed: {status}");
+    Ok(out)
+}
+
+fn merged_frame(env: &Env, namespace: &str, job: &str, frame: u32) -> PathBuf {
+    env.dir.join(format!(
+        "data/{namespace}/{job}/frames/{job}.{frame:04}.exr"
+    ))
+}
+
+fn same_bytes(a: &Path, b: &Path) -> Result<bool, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    Ok(read(a)? == read(b)?)
+}
+
+fn real_frames_are_bit_identical_to_a_whole_frame_render(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("pixels").await?;
+        env.kubectl_apply(
+            &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "tiled", "namespace": "pixels"}, "spec": real_job_spec("1-2", 2)}),
+        )?;
+        env.wait_condition("pixels", "tiled", "Complete", Duration::from_secs(300))
+            .await?;
+        let whole = whole_frame_render(env, "1-2")?;
+        for frame in [1, 2] {
+            let merged = merged_frame(env, "pixels", "tiled", frame);
+            let reference = whole.join(format!("frame_{frame:04}.exr"));
+            ensure!(
+                same_bytes(&merged, &reference)?,
+                "{} differs from the whole-frame render {}",
+                merged.display(),
+                reference.display()
+            );
+        }
+        let png = env.dir.join("data/pixels/tiled/frames/tiled.0001.png");
+        ensure!(png.exists(), "no PNG at {}", png.display());
+        Ok(())
+    })
+}
+
+fn a_corrupted_shard_object_is_rendered_again_before_the_merge(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("corruption").await?;
+        env.agent().hold_pods("tessera.dev/role", "merge");
+        env.kubectl_apply(&json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "damaged", "namespace": "corruption"}, "spec": real_job_spec("1", 2)}))?;
+        // Every shard rendered; the merge pod exists but is held back.
+        eventually("the merge pod", Duration::from_secs(300), || async {
+            (!env.agent().held().is_empty()).then_some(())
+        })
+        .await?;
+        let job: RenderJob = Api::namespaced(env.client.clone(), "corruption")
+            .get("damaged")
+            .await
+            .map_err(|e| e.to_string())?;
+        let uid = job.uid().unwrap_or_default();
+        let shard_dir = env
+            .dir
+            .join(format!("data/corruption/damaged/{uid}/shards/2/0"));
+        let object = std::fs::read_dir(&shard_dir)
+            .map_err(|e| format!("{}: {e}", shard_dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "exr"))
+            .ok_or(format!("no EXR in {}", shard_dir.display()))?;
+        let mut bytes = std::fs::read(&object).map_err(|e| e.to_string())?;
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&object, bytes).map_err(|e| e.to_string())?;
+        env.agent().release_held();
+
+        let job = env
+            .wait_condition(
+                "corruption",
+                "damaged",
+                "Complete",
+                Duration::from_secs(300),
+            )
+            .await?;
+        let attempts = job
+            .status
+            .map(|s| s.shard_attempts.to_string())
+            .unwrap_or_default();
+        ensure!(
+            attempts == "2:1",
+            "only shard 2 should have rendered again: attempts {attempts}"
+        );
+        let merges = env
+            .pods("corruption", "damaged")
+            .await?
+            .iter()
+            .filter(|p| label(p, "tessera.dev/role") == "merge")
+            .count();
+        ensure!(
+            merges == 2,
+            "expected a refused merge and a good one, found {merges} merge pods"
+        );
+        let reference = whole_frame_render(env, "1-2")?.join("frame_0001.exr");
+        ensure!(
+            same_bytes(&merged_frame(env, "corruption", "damaged", 1), &reference)?,
+            "the repaired frame differs from the whole-frame render"
+        );
+        Ok(())
+    })
+}
+
 fn main() -> std::process::ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -909,6 +1104,14 @@ fn main() -> std::process::ExitCode {
         };
         let scenarios: Vec<(&str, Scenario)> = vec![
             ("happy path", happy_path),
+            (
+                "real frames are bit-identical to a whole-frame render",
+                real_frames_are_bit_identical_to_a_whole_frame_render,
+            ),
+            (
+                "a corrupted shard object is rendered again before the merge",
+                a_corrupted_shard_object_is_rendered_again_before_the_merge,
+            ),
             (
                 "invalid manifests are refused",
                 invalid_manifests_are_refused,

@@ -493,22 +493,19 @@ pub async fn run(
         .for_each(|_| futures::future::ready(()));
     let namespaces_done = namespace_events.for_each(|_| futures::future::ready(()));
 
+    // Ready once the caches the reconcilers read are filled. Not the pools store: the pool
+    // controller already waits on it, and a store wakes only one waiter (kube-rs DelayedInit),
+    // so a second waiter there could sleep forever and /readyz would never answer 200.
     let ready_flag = ready.clone();
-    let (pods_r, nodes_r, pools_r, namespaces_r) = (
-        pods.clone(),
-        nodes.clone(),
-        pools.clone(),
-        namespaces.clone(),
-    );
+    let (pods_r, nodes_r, namespaces_r) = (pods.clone(), nodes.clone(), namespaces.clone());
     tokio::spawn(async move {
-        let synced = futures::future::join4(
+        let synced = futures::future::join3(
             pods_r.wait_until_ready(),
             nodes_r.wait_until_ready(),
-            pools_r.wait_until_ready(),
             namespaces_r.wait_until_ready(),
         )
         .await;
-        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
+        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
             ready_flag.store(true, std::sync::atomic::Ordering::Relaxed);
             info!("caches synced");
         }
