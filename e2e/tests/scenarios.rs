@@ -61,7 +61,21 @@ struct Env {
     ports: BTreeMap<String, u16>,
     script: PathBuf,
     fake_log: PathBuf,
+    /// The S3 server, started by the first scenario that needs it.
+    s3: Option<S3Server>,
 }
+
+/// An S3-compatible server (MinIO, one drive: buckets are the top-level directories of `data`)
+/// on a free local port with fixed test credentials.
+struct S3Server {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+}
+
+const S3_BUCKET: &str = "tessera-e2e";
+const S3_ACCESS_KEY: &str = "tessera-e2e-access";
+const S3_SECRET_KEY: &str = "tessera-e2e-secret-key-0123456789";
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -161,6 +175,7 @@ impl Env {
             ports: BTreeMap::new(),
             script,
             fake_log,
+            s3: None,
         };
 
         env.kubectl_ok(&[
@@ -438,10 +453,70 @@ impl Env {
         Ok(list.items)
     }
 
+    /// Starts the S3 server once (TESSERA_S3_SERVER, built by `e2e/s3/build.sh`), with the
+    /// bucket `S3_BUCKET` pre-created as a directory of its drive; answers its port and drive.
+    async fn s3(&mut self) -> Result<(u16, PathBuf), String> {
+        if let Some(s3) = &self.s3 {
+            return Ok((s3.port, s3.data.clone()));
+        }
+        let server = tool("TESSERA_S3_SERVER", repo_root().join("e2e/s3/bin/minio"));
+        ensure!(
+            server.exists(),
+            "{} is missing: run `eval \"$(scripts/e2e-tools.sh)\"` (it builds the S3 server)",
+            server.display()
+        );
+        let data = self.dir.join("s3/data");
+        // MinIO takes a top-level directory of a fresh drive as a bucket: no signed
+        // CreateBucket request needed.
+        std::fs::create_dir_all(data.join(S3_BUCKET)).map_err(|e| e.to_string())?;
+        // Free ports: bind port 0, note the port, release it for the server.
+        let free_port = || {
+            std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| e.to_string())
+        };
+        let (port, console_port) = (free_port()?, free_port()?);
+        let log = std::fs::File::create(self.dir.join("s3.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(&server)
+            .arg("server")
+            .arg(&data)
+            .arg("--address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--console-address")
+            .arg(format!("127.0.0.1:{console_port}"))
+            .arg("--certs-dir")
+            .arg(self.dir.join("s3/certs"))
+            .env("MINIO_ROOT_USER", S3_ACCESS_KEY)
+            .env("MINIO_ROOT_PASSWORD", S3_SECRET_KEY)
+            .env("MINIO_BROWSER", "off")
+            .env("MINIO_UPDATE", "off")
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", server.display()))?;
+        self.s3 = Some(S3Server {
+            child,
+            port,
+            data: data.clone(),
+        });
+        eventually("the S3 server", Duration::from_secs(60), || async {
+            http_get(port, "/minio/health/ready")
+                .is_some_and(|(code, _)| code == 200)
+                .then_some(())
+        })
+        .await?;
+        Ok((port, data))
+    }
+
     fn stop(mut self) {
         for (_, mut child) in self.operators.drain(..) {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(mut s3) = self.s3.take() {
+            let _ = s3.child.kill();
+            let _ = s3.child.wait();
         }
         // SIGTERM lets the supervisor stop its components in order.
         // SAFETY: kill(2) has no memory-safety preconditions.
@@ -1088,6 +1163,109 @@ fn a_corrupted_shard_object_is_rendered_again_before_the_merge(
     })
 }
 
+/// What MinIO keeps on its drive for `S3_BUCKET/key`: `<key>/xl.meta`, which holds small objects
+/// (< 128 KiB, as these frames are) inline.
+fn s3_object_data(data: &Path, key: &str) -> Result<Vec<u8>, String> {
+    let meta = data.join(S3_BUCKET).join(key).join("xl.meta");
+    std::fs::read(&meta).map_err(|e| {
+        format!(
+            "no object s3://{S3_BUCKET}/{key} on the S3 server's drive ({}: {e})",
+            meta.display()
+        )
+    })
+}
+
+/// Whether `xl.meta` holds exactly `object` inline: a msgpack `bin` of the 32-byte bitrot checksum
+/// followed by the object's bytes, and nothing else.
+fn holds_inline_object(xl_meta: &[u8], object: &[u8]) -> bool {
+    let n = object.len() + 32;
+    let header: Vec<u8> = match (u8::try_from(n), u16::try_from(n), u32::try_from(n)) {
+        (Ok(n), _, _) => vec![0xc4, n],
+        (_, Ok(n), _) => [&[0xc5][..], &n.to_be_bytes()].concat(),
+        (_, _, Ok(n)) => [&[0xc6][..], &n.to_be_bytes()].concat(),
+        _ => return false,
+    };
+    xl_meta
+        .windows(header.len() + n)
+        .any(|w| w.starts_with(&header) && w.ends_with(object))
+}
+
+fn s3_the_happy_path_against_the_s3_server(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let (port, data) = env.s3().await?;
+        env.namespace("s3").await?;
+        // The operator hands this Secret to the shard and merge pods as `envFrom`; render-pod's
+        // object_store client reads the AWS_* variables.
+        env.kubectl_apply(&json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s3-credentials", "namespace": "s3"},
+        "stringData": {
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_ENDPOINT": format!("http://127.0.0.1:{port}"), "AWS_ALLOW_HTTP": "true",
+            "AWS_REGION": "us-east-1",
+        }}))?;
+        // render-pod must have been built with S3 support (its `aws` feature): say so at once
+        // rather than after the job's timeout.
+        let scene = repo_root().join("config/samples/scenes/cbox.gltf");
+        let probe = Command::new(env.bin.join("render-pod"))
+            .args([
+                "local", "--frames", "1", "--width", "8", "--height", "8", "--spp", "1",
+            ])
+            .arg("--scene")
+            .arg(&scene)
+            .args(["--out", &format!("s3://{S3_BUCKET}/probe")])
+            .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+            .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .map_err(|e| format!("render-pod local: {e}"))?;
+        ensure!(
+            probe.status.success(),
+            "render-pod cannot write to the S3 server (is it built with its `aws` feature?): {}",
+            String::from_utf8_lossy(&probe.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        // The scene stays file://; shards, manifests and merged frames go to S3.
+        let mut spec = real_job_spec("1-2", 2);
+        spec["output"] =
+            json!({"url": format!("s3://{S3_BUCKET}/renders"), "secretName": "s3-credentials"});
+        env.kubectl_apply(
+            &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "s3job", "namespace": "s3"}, "spec": spec}),
+        )?;
+        env.wait_condition("s3", "s3job", "Complete", Duration::from_secs(300))
+            .await?;
+        let whole = whole_frame_render(env, "1-2")?;
+        for (frame, ext) in [(1, "exr"), (2, "exr"), (1, "png")] {
+            let key = format!("renders/frames/s3job.{frame:04}.{ext}");
+            let object = s3_object_data(&data, &key)?;
+            if ext == "exr" {
+                let reference = whole.join(format!("frame_{frame:04}.exr"));
+                let reference = std::fs::read(&reference)
+                    .map_err(|e| format!("{}: {e}", reference.display()))?;
+                ensure!(
+                    holds_inline_object(&object, &reference),
+                    "s3://{S3_BUCKET}/{key} differs from the whole-frame render {}",
+                    whole.join(format!("frame_{frame:04}.exr")).display()
+                );
+            }
+        }
+        // Nothing of this job went to the pool's file:// storage.
+        let local = env.dir.join("data/s3/s3job");
+        ensure!(
+            !local.exists(),
+            "{} exists: the job wrote to the pool's storage",
+            local.display()
+        );
+        Ok(())
+    })
+}
+
 fn main() -> std::process::ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1140,6 +1318,10 @@ fn main() -> std::process::ExitCode {
             (
                 "a lost node's shards run elsewhere",
                 a_lost_node_s_shards_run_elsewhere,
+            ),
+            (
+                "S3: the happy path against the S3 server",
+                s3_the_happy_path_against_the_s3_server,
             ),
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.
