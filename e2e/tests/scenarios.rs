@@ -1351,11 +1351,17 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        println!("logs: {}", env.dir.display());
+        let dir = env.dir.clone();
         if let Some(agent) = env.agent.take() {
             agent.shutdown().await;
         }
         env.stop();
+        // Keep logs and data only when something failed.
+        if failed == 0 {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            println!("logs and data: {}", dir.display());
+        }
         println!("{passed} passed, {failed} failed");
         if failed == 0 {
             std::process::ExitCode::SUCCESS
