@@ -660,7 +660,11 @@ async fn resolve_env(
     Ok(env)
 }
 
-async fn report_running(api: &Api<Pod>, name: &str, started: Timestamp) -> Result<(), AgentError> {
+/// The pod as it is now, and its first container's name and image (for container statuses).
+async fn pod_and_container(
+    api: &Api<Pod>,
+    name: &str,
+) -> Result<(Pod, (String, String)), AgentError> {
     let pod = api.get(name).await?;
     let container = pod
         .spec
@@ -668,6 +672,11 @@ async fn report_running(api: &Api<Pod>, name: &str, started: Timestamp) -> Resul
         .and_then(|s| s.containers.first())
         .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
         .unwrap_or_default();
+    Ok((pod, container))
+}
+
+async fn report_running(api: &Api<Pod>, name: &str, started: Timestamp) -> Result<(), AgentError> {
+    let (_, container) = pod_and_container(api, name).await?;
     let now = started.to_string();
     let status = json!({"status": {
         "phase": "Running", "startTime": now, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
@@ -692,13 +701,7 @@ async fn report_exit(
     reason: &str,
     message: &str,
 ) -> Result<(), AgentError> {
-    let pod = api.get(name).await?;
-    let container = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
-        .unwrap_or_default();
+    let (pod, container) = pod_and_container(api, name).await?;
     let (now, started) = (Timestamp::now().to_string(), started.to_string());
     let phase = if code == 0 { "Succeeded" } else { "Failed" };
     let status = json!({"status": {

@@ -90,7 +90,8 @@ fn main() {
 
     let pods = pods(200);
     let now = Timestamp::now();
-    let reconcile_ms = time(20, || {
+    // One reconcile's pure part: observe the pods, assess the job, decide.
+    let reconcile = || {
         let observed = observe::observe(&pods, &|_| true, "nvidia.com/gpu");
         let assessment = decide::assess(&job, &observed, &decide::PoolNodes::default(), now);
         decide::decide(DecideInput {
@@ -101,18 +102,9 @@ fn main() {
             grant: 200,
             now,
         })
-    });
-
-    let observed = observe::observe(&pods, &|_| true, "nvidia.com/gpu");
-    let assessment = decide::assess(&job, &observed, &decide::PoolNodes::default(), now);
-    let decision = decide::decide(DecideInput {
-        job: &job,
-        pool: Some(&pool),
-        observed: &observed,
-        assessment: &assessment,
-        grant: 200,
-        now,
-    });
+    };
+    let reconcile_ms = time(20, reconcile);
+    let decision = reconcile();
     let mut stored = job.clone();
     stored.status = Some(decision.status.clone());
     let size = serde_json::to_vec(&stored).expect("serializes").len();
