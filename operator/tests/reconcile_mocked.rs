@@ -121,6 +121,29 @@ async fn expect(handle: &mut Handle, method: Method, path: &str, reply: Option<V
     body
 }
 
+/// The next request creates a pod in the job's namespace; returns the pod.
+async fn expect_pod_create(handle: &mut Handle) -> Value {
+    expect(
+        handle,
+        Method::POST,
+        "/api/v1/namespaces/lighting/pods",
+        None,
+    )
+    .await
+}
+
+/// The next request applies the job's status; returns the applied body.
+async fn expect_status_patch(handle: &mut Handle) -> Value {
+    let path = "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status";
+    expect(
+        handle,
+        Method::PATCH,
+        path,
+        Some(serde_json::to_value(job()).unwrap()),
+    )
+    .await
+}
+
 /// Events are best effort and their bodies are the recorder's business: accept one.
 async fn expect_event(handle: &mut Handle, reason: &str) {
     let body = expect(
@@ -160,23 +183,16 @@ async fn first_reconcile_creates_pods_up_to_capacity() {
         vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
     );
     let verifier = tokio::spawn(async move {
-        let pods = "/api/v1/namespaces/lighting/pods";
-        let first = expect(&mut handle, Method::POST, pods, None).await;
+        let first = expect_pod_create(&mut handle).await;
         assert_eq!(names_of_created(&first), "shot010-0-0");
         assert_eq!(
             first["spec"]["nodeSelector"]["tessera.dev/node-group"],
             "gpu-a"
         );
         assert_eq!(first["metadata"]["ownerReferences"][0]["uid"], "uid-1");
-        let second = expect(&mut handle, Method::POST, pods, None).await;
+        let second = expect_pod_create(&mut handle).await;
         assert_eq!(names_of_created(&second), "shot010-1-0");
-        let status = expect(
-            &mut handle,
-            Method::PATCH,
-            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
-            Some(serde_json::to_value(job_with_status()).unwrap()),
-        )
-        .await;
+        let status = expect_status_patch(&mut handle).await;
         assert_eq!(status["kind"], "RenderJob");
         assert_eq!(status["status"]["phase"], "Rendering");
         assert_eq!(
@@ -190,10 +206,6 @@ async fn first_reconcile_creates_pods_up_to_capacity() {
         .await
         .expect("reconcile succeeds");
     verifier.await.unwrap();
-}
-
-fn job_with_status() -> RenderJob {
-    job()
 }
 
 #[tokio::test]
@@ -211,13 +223,7 @@ async fn a_failed_pod_gets_a_retry_pod_that_avoids_its_node() {
         vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
     );
     let verifier = tokio::spawn(async move {
-        let retry = expect(
-            &mut handle,
-            Method::POST,
-            "/api/v1/namespaces/lighting/pods",
-            None,
-        )
-        .await;
+        let retry = expect_pod_create(&mut handle).await;
         assert_eq!(names_of_created(&retry), "shot010-0-1");
         assert_eq!(retry["metadata"]["labels"]["tessera.dev/attempt"], "1");
         let avoid = &retry["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
@@ -226,13 +232,7 @@ async fn a_failed_pod_gets_a_retry_pod_that_avoids_its_node() {
             *avoid,
             json!({"key": "metadata.name", "operator": "NotIn", "values": ["gpu-node-1"]})
         );
-        let status = expect(
-            &mut handle,
-            Method::PATCH,
-            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
-            Some(serde_json::to_value(job_with_status()).unwrap()),
-        )
-        .await;
+        let status = expect_status_patch(&mut handle).await;
         assert_eq!(status["status"]["shardAttempts"], "0:1");
         assert_eq!(status["status"]["lastFailure"]["node"], "gpu-node-1");
         expect_event(&mut handle, "Rendering").await;
@@ -253,23 +253,11 @@ async fn the_last_success_creates_the_merge_pod() {
         .collect();
     let ctx = context(client, &job, pods, vec![gpu_node("gpu-node-1")]);
     let verifier = tokio::spawn(async move {
-        let merge = expect(
-            &mut handle,
-            Method::POST,
-            "/api/v1/namespaces/lighting/pods",
-            None,
-        )
-        .await;
+        let merge = expect_pod_create(&mut handle).await;
         assert_eq!(names_of_created(&merge), "shot010-merge-0");
         assert_eq!(merge["metadata"]["labels"]["tessera.dev/role"], "merge");
         assert_eq!(merge["spec"]["containers"][0]["args"][0], "merge");
-        let status = expect(
-            &mut handle,
-            Method::PATCH,
-            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
-            Some(serde_json::to_value(job_with_status()).unwrap()),
-        )
-        .await;
+        let status = expect_status_patch(&mut handle).await;
         assert_eq!(status["status"]["phase"], "Merging");
         assert_eq!(status["status"]["succeededShards"], "0-7");
         expect_event(&mut handle, "Merging").await;
@@ -305,13 +293,7 @@ async fn after_a_restart_succeeded_shards_are_not_rendered_again() {
         vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
     );
     let verifier = tokio::spawn(async move {
-        let status = expect(
-            &mut handle,
-            Method::PATCH,
-            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010/status",
-            Some(serde_json::to_value(job_with_status()).unwrap()),
-        )
-        .await;
+        let status = expect_status_patch(&mut handle).await;
         assert_eq!(status["status"]["succeededShards"], "0-3");
         assert_eq!(status["status"]["shards"]["active"], 2);
         expect_nothing_more(&mut handle).await;
