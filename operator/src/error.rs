@@ -11,6 +11,11 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error(
+        "RBAC does not allow what the operator needs; grant (see charts/tessera/templates/rbac.yaml): {}",
+        .0.join(", ")
+    )]
+    Forbidden(Vec<String>),
     #[error("the object has no {0}")]
     MissingField(&'static str),
     #[error("metrics: {0}")]
@@ -33,6 +38,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::CrdMissing { .. } => "crd_missing",
+            Error::Forbidden(_) => "forbidden",
             Error::MissingField(_) => "missing_field",
             Error::Metrics(_) => "metrics",
             Error::Lease(_) => "lease",

@@ -6,7 +6,8 @@
 //!   [`admission`] (pool capacity → shards each job may start), [`decide`] (the reconcile
 //!   decision), [`pods`] (pod builder), [`status`] (conditions, progress, ETA).
 //! - the edges: [`controller`] (the reconcile shell, API writes), [`pool_controller`],
-//!   [`metrics`], [`http`], [`leader`], [`telemetry`].
+//!   [`metrics`], [`http`], [`leader`], [`permissions`] (the RBAC it needs, checked at
+//!   start-up), [`telemetry`].
 
 pub mod admission;
 pub mod api;
@@ -20,6 +21,7 @@ pub mod labels;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod permissions;
 pub mod pods;
 pub mod pool_controller;
 pub mod status;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use tessera_operator::telemetry::{self, LogFormat};
-use tessera_operator::{controller, http, leader, metrics::Metrics};
+use tessera_operator::{controller, http, leader, metrics::Metrics, permissions};
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
@@ -70,6 +70,7 @@ async fn shutdown_signal() {
 
 async fn run(args: Args) -> tessera_operator::Result<()> {
     let client = kube::Client::try_default().await?;
+    permissions::check(&client, &args.lease_namespace, args.leader_election).await?;
     let identity = args
         .identity
         .clone()
