@@ -5,9 +5,15 @@
 //!   `nvidia.com/gpu`) and a Ready condition, and renews each node's Lease in `kube-node-lease`
 //!   every few seconds (the node lifecycle controller's heartbeat);
 //! - watches pods bound to its nodes (the real kube-scheduler binds them) and runs each pod's
-//!   first container as a local process: the image is mapped to a locally built binary, `args`
-//!   are passed as they are, env is resolved (literals, fieldRef, secretKeyRef,
-//!   configMapKeyRef, envFrom);
+//!   first container as a local process: the image is mapped to a locally built binary, env is
+//!   resolved (literals, fieldRef, secretKeyRef, configMapKeyRef, envFrom) and `$(VAR)`
+//!   references in env, command and args are expanded as the kubelet does;
+//! - gives each pod its own loopback address (`127.1.x.y`) as `status.podIP`, so two replicas
+//!   can listen on the same port when they bind `$(POD_IP)`;
+//! - hands a pod that mounts its ServiceAccount token a kubeconfig (env `KUBECONFIG`) holding a
+//!   token requested for that ServiceAccount and bound to the pod (TokenRequest), so in-cluster
+//!   software runs with exactly the RBAC of its ServiceAccount;
+//! - runs `httpGet` readiness probes and reports the pod's `Ready` condition from them;
 //! - reports `Running`, then `Succeeded`/`Failed` with the exit code (128 + signal when killed),
 //!   container statuses and the termination message (the file named by the env var
 //!   `TESSERA_TERMINATION_LOG`, or the tail of stderr under `FallbackToLogsOnError`);
@@ -18,9 +24,11 @@
 //! (the node then goes NotReady and its agent behaves like a dead kubelet: it neither runs nor
 //! finishes anything on that node), and hold pods with a label until released.
 //!
-//! Not emulated: networking (pods share the host's), volumes (pods share the host filesystem;
-//! use a shared data directory), init/sidecar containers, probes, resource enforcement, image
-//! pulls, logs/exec/port-forward.
+//! Not emulated: networking beyond the loopback address (pods share the host's network; no
+//! Services), volumes (pods share the host filesystem; use a shared data directory),
+//! init/sidecar containers, liveness/startup probes, container restarts (a pod whose process
+//! exits is `Succeeded`/`Failed` whatever its restartPolicy), resource enforcement, image pulls,
+//! logs/exec/port-forward.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,9 +37,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -92,6 +101,70 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// Extra environment for every process (e.g. where the shared data directory is).
     pub extra_env: Vec<(String, String)>,
+    /// Where pods that mount their ServiceAccount token find the API server. Unset: such pods
+    /// get no credentials.
+    pub cluster_access: Option<ClusterAccess>,
+}
+
+/// The API server's address and CA, as a pod's kubeconfig names them.
+#[derive(Debug, Clone)]
+pub struct ClusterAccess {
+    pub server: String,
+    /// The CA bundle (PEM), base64-encoded as in a kubeconfig's `certificate-authority-data`.
+    pub certificate_authority_data: String,
+}
+
+impl ClusterAccess {
+    /// The cluster of the current context of a kubeconfig file.
+    pub fn from_kubeconfig(path: &Path) -> Result<Self, AgentError> {
+        use base64::Engine;
+        let invalid = |why: &str| AgentError::Config(format!("{}: {why}", path.display()));
+        let kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        let context_cluster = kubeconfig.current_context.as_ref().and_then(|current| {
+            kubeconfig
+                .contexts
+                .iter()
+                .find(|c| &c.name == current)
+                .and_then(|c| c.context.as_ref())
+                .map(|c| c.cluster.clone())
+        });
+        let cluster = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| context_cluster.as_ref().is_none_or(|name| &c.name == name))
+            .and_then(|c| c.cluster.clone())
+            .ok_or_else(|| invalid("no cluster"))?;
+        let server = cluster
+            .server
+            .ok_or_else(|| invalid("the cluster has no server"))?;
+        let certificate_authority_data = match (
+            cluster.certificate_authority_data,
+            cluster.certificate_authority,
+        ) {
+            (Some(data), _) => data,
+            (None, Some(file)) => {
+                base64::engine::general_purpose::STANDARD.encode(std::fs::read(file)?)
+            }
+            (None, None) => return Err(invalid("the cluster has no certificate authority")),
+        };
+        Ok(Self {
+            server,
+            certificate_authority_data,
+        })
+    }
+
+    /// A kubeconfig that authenticates with `token` only.
+    pub fn kubeconfig(&self, token: &str) -> String {
+        json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "pod",
+            "clusters": [{"name": "cluster", "cluster": {"server": self.server,
+                "certificate-authority-data": self.certificate_authority_data}}],
+            "users": [{"name": "service-account", "user": {"token": token}}],
+            "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": "service-account"}}],
+        })
+        .to_string()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +173,8 @@ pub enum AgentError {
     Kube(#[from] kube::Error),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 #[derive(Default)]
@@ -117,6 +192,17 @@ struct State {
     /// Pods with this label are not started until released.
     hold: Option<(String, String)>,
     held: Vec<(Pod, String)>,
+    /// Pod IPs handed out so far.
+    pods_addressed: u32,
+}
+
+impl State {
+    /// A loopback address of its own for each pod: 127.1.0.1, 127.1.0.2, ...
+    fn next_pod_ip(&mut self) -> String {
+        self.pods_addressed += 1;
+        let n = self.pods_addressed;
+        format!("127.1.{}.{}", (n / 254) % 256, n % 254 + 1)
+    }
 }
 
 /// A running agent. Dropping it does not stop it; call [`Agent::shutdown`].
@@ -474,7 +560,7 @@ async fn run_pod(
     };
     let started = Timestamp::now();
     if state.lock().is_ok_and(|s| s.failing.contains(node)) {
-        report_running(api, &name, started).await?;
+        report_running(api, &name, started, "127.0.0.1", true).await?;
         return report_exit(
             api,
             &name,
@@ -503,14 +589,26 @@ async fn run_pod(
             }
         },
     };
-    let mut args: Vec<String> = container
+    let pod_ip = state
+        .lock()
+        .map(|mut s| s.next_pod_ip())
+        .unwrap_or_else(|_| "127.0.0.1".into());
+    let env = resolve_env(client, pod, container, node, &pod_ip).await?;
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let program = PathBuf::from(expand(&program.to_string_lossy(), &lookup));
+    let args: Vec<String> = container
         .command
         .iter()
         .flatten()
         .skip(1)
-        .cloned()
+        .chain(container.args.iter().flatten())
+        .map(|arg| expand(arg, &lookup))
         .collect();
-    args.extend(container.args.iter().flatten().cloned());
 
     let sandbox = config.work_dir.join(format!(
         "{}_{}_{}",
@@ -520,7 +618,6 @@ async fn run_pod(
     ));
     tokio::fs::create_dir_all(&sandbox).await?;
     let termination_log = sandbox.join("termination-log");
-    let env = resolve_env(client, pod, container, node).await?;
     let stdout = std::fs::File::create(sandbox.join("stdout.log"))?;
     let stderr = std::fs::File::create(sandbox.join("stderr.log"))?;
     let mut command = tokio::process::Command::new(&program);
@@ -531,18 +628,42 @@ async fn run_pod(
         .env("TESSERA_TERMINATION_LOG", &termination_log)
         .envs(config.extra_env.iter().cloned())
         .envs(env)
+        // The agent's own credentials never leak into a pod.
+        .env_remove("KUBECONFIG")
         .stdin(std::process::Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(true);
+    if let Some(access) = &config.cluster_access
+        && mounts_token(client, pod).await?
+    {
+        let kubeconfig = sandbox.join("kubeconfig");
+        let token = request_token(client, pod).await?;
+        tokio::fs::write(&kubeconfig, access.kubeconfig(&token)).await?;
+        command.env("KUBECONFIG", &kubeconfig);
+    }
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or(0);
     state
         .lock()
         .map(|mut s| s.running.insert(uid.clone(), pid))
         .ok();
-    info!(pod = %name, %node, pid, "started process");
-    report_running(api, &name, started).await?;
+    info!(pod = %name, %node, pid, %pod_ip, "started process");
+    let probe = container
+        .readiness_probe
+        .clone()
+        .and_then(|probe| HttpProbe::new(&probe, container, &pod_ip));
+    report_running(api, &name, started, &pod_ip, probe.is_none()).await?;
+    if let Some(probe) = probe {
+        tokio::spawn(probe_readiness(
+            api.clone(),
+            name.clone(),
+            uid.clone(),
+            state.clone(),
+            probe,
+            (started, pod_ip.clone()),
+        ));
+    }
 
     let status = child.wait().await?;
     let dead = state.lock().map(|mut s| {
@@ -571,6 +692,194 @@ async fn run_pod(
     report_exit(api, &name, started, code, reason, &message).await
 }
 
+/// Expands `$(NAME)` references as the kubelet does: `$$` is a literal `$`, and a name that
+/// `vars` does not know stays as written.
+pub fn expand(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(after_escape) = after.strip_prefix('$') {
+            out.push('$');
+            rest = after_escape;
+        } else if let Some((name, after_ref)) = after
+            .strip_prefix('(')
+            .and_then(|inner| inner.split_once(')'))
+        {
+            match vars(name) {
+                Some(value) => out.push_str(&value),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = after_ref;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether the pod gets its ServiceAccount's token: the pod's `automountServiceAccountToken`,
+/// else the ServiceAccount's, else yes.
+async fn mounts_token(client: &Client, pod: &Pod) -> Result<bool, AgentError> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    if let Some(automount) = spec.automount_service_account_token {
+        return Ok(automount);
+    }
+    let accounts: Api<ServiceAccount> =
+        Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let account = accounts
+        .get_opt(&service_account(pod))
+        .await?
+        .and_then(|a| a.automount_service_account_token);
+    Ok(account.unwrap_or(true))
+}
+
+fn service_account(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// A token of the pod's ServiceAccount, bound to the pod (it dies with the pod), as the kubelet
+/// requests one. Not refreshed: it lives a day, longer than any test.
+async fn request_token(client: &Client, pod: &Pod) -> Result<String, AgentError> {
+    let accounts: Api<ServiceAccount> =
+        Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(), // the API server's own audience
+            expiration_seconds: Some(86_400),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.name_any()),
+                uid: pod.uid(),
+            }),
+        },
+        ..Default::default()
+    };
+    let granted: TokenRequest = accounts
+        .create_subresource(
+            "token",
+            &service_account(pod),
+            &PostParams::default(),
+            &request,
+        )
+        .await?;
+    granted
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| AgentError::Config("the token request granted no token".into()))
+}
+
+/// An `httpGet` readiness probe, resolved against the pod's address.
+#[derive(Debug, Clone)]
+struct HttpProbe {
+    address: String,
+    path: String,
+    initial_delay: Duration,
+    period: Duration,
+    timeout: Duration,
+    success_threshold: i32,
+    failure_threshold: i32,
+}
+
+impl HttpProbe {
+    /// `None` for probes that are not `httpGet` or name a port the container does not declare.
+    fn new(
+        probe: &k8s_openapi::api::core::v1::Probe,
+        container: &k8s_openapi::api::core::v1::Container,
+        pod_ip: &str,
+    ) -> Option<Self> {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let get = probe.http_get.as_ref()?;
+        let port = match &get.port {
+            IntOrString::Int(port) => *port,
+            IntOrString::String(name) => {
+                container
+                    .ports
+                    .iter()
+                    .flatten()
+                    .find(|p| p.name.as_deref() == Some(name))?
+                    .container_port
+            }
+        };
+        let seconds = |value: Option<i32>, default: i32| {
+            Duration::from_secs(value.unwrap_or(default).max(0) as u64)
+        };
+        Some(Self {
+            address: format!("{pod_ip}:{port}"),
+            path: get.path.clone().unwrap_or_else(|| "/".into()),
+            initial_delay: seconds(probe.initial_delay_seconds, 0),
+            period: seconds(probe.period_seconds, 10).max(Duration::from_secs(1)),
+            timeout: seconds(probe.timeout_seconds, 1).max(Duration::from_secs(1)),
+            success_threshold: probe.success_threshold.unwrap_or(1).max(1),
+            failure_threshold: probe.failure_threshold.unwrap_or(3).max(1),
+        })
+    }
+
+    /// One probe: a status below 400 within the timeout is success, as for the kubelet.
+    async fn passes(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let attempt = async {
+            let mut stream = tokio::net::TcpStream::connect(&self.address).await.ok()?;
+            let request = format!(
+                "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: kube-probe/1.35\r\n\r\n",
+                self.path, self.address
+            );
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut head = [0u8; 64];
+            let read = stream.read(&mut head).await.ok()?;
+            let line = String::from_utf8_lossy(&head[..read]).into_owned();
+            line.split_whitespace().nth(1)?.parse::<u16>().ok()
+        };
+        matches!(
+            tokio::time::timeout(self.timeout, attempt).await,
+            Ok(Some(code)) if (200..400).contains(&code)
+        )
+    }
+}
+
+/// Probes while the pod's process runs and reports `Ready` whenever it flips.
+async fn probe_readiness(
+    api: Api<Pod>,
+    name: String,
+    uid: String,
+    state: Arc<Mutex<State>>,
+    probe: HttpProbe,
+    (started, pod_ip): (Timestamp, String),
+) {
+    tokio::time::sleep(probe.initial_delay).await;
+    let (mut ready, mut successes, mut failures) = (false, 0, 0);
+    let mut tick = tokio::time::interval(probe.period);
+    loop {
+        tick.tick().await;
+        if !state.lock().is_ok_and(|s| s.running.contains_key(&uid)) {
+            return;
+        }
+        if probe.passes().await {
+            (successes, failures) = (successes + 1, 0);
+        } else {
+            (successes, failures) = (0, failures + 1);
+        }
+        let flip = if ready {
+            failures >= probe.failure_threshold
+        } else {
+            successes >= probe.success_threshold
+        };
+        if flip {
+            ready = !ready;
+            if let Err(error) = report_running(&api, &name, started, &pod_ip, ready).await {
+                warn!(%error, pod = %name, "readiness update failed");
+            }
+        }
+    }
+}
+
 /// The binary of the longest image prefix that matches.
 pub fn resolve_image(images: &[(String, PathBuf)], image: &str) -> Option<PathBuf> {
     images
@@ -594,6 +903,7 @@ async fn resolve_env(
     pod: &Pod,
     container: &k8s_openapi::api::core::v1::Container,
     node: &str,
+    pod_ip: &str,
 ) -> Result<Vec<(String, String)>, AgentError> {
     let namespace = pod.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
@@ -619,7 +929,12 @@ async fn resolve_env(
     }
     for var in container.env.iter().flatten() {
         let value = match (&var.value, &var.value_from) {
-            (Some(value), _) => value.clone(),
+            (Some(value), _) => expand(value, &|name: &str| {
+                env.iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            }),
             (None, Some(from)) => {
                 if let Some(field) = &from.field_ref {
                     match field.field_path.as_str() {
@@ -632,7 +947,8 @@ async fn resolve_env(
                             .as_ref()
                             .and_then(|s| s.service_account_name.clone())
                             .unwrap_or_default(),
-                        "status.podIP" | "status.hostIP" => "127.0.0.1".into(),
+                        "status.podIP" => pod_ip.to_string(),
+                        "status.hostIP" => "127.0.0.1".into(),
                         _ => String::new(),
                     }
                 } else if let Some(key) = &from.secret_key_ref {
@@ -675,18 +991,26 @@ async fn pod_and_container(
     Ok((pod, container))
 }
 
-async fn report_running(api: &Api<Pod>, name: &str, started: Timestamp) -> Result<(), AgentError> {
+async fn report_running(
+    api: &Api<Pod>,
+    name: &str,
+    started: Timestamp,
+    pod_ip: &str,
+    ready: bool,
+) -> Result<(), AgentError> {
     let (_, container) = pod_and_container(api, name).await?;
-    let now = started.to_string();
+    let (started, now) = (started.to_string(), Timestamp::now().to_string());
+    let ready_status = if ready { "True" } else { "False" };
     let status = json!({"status": {
-        "phase": "Running", "startTime": now, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
+        "phase": "Running", "startTime": started, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
         "conditions": [
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": started},
+            {"type": "ContainersReady", "status": ready_status, "lastTransitionTime": now},
+            {"type": "Ready", "status": ready_status, "lastTransitionTime": now},
         ],
         "containerStatuses": [{"name": container.0, "image": container.1, "imageID": container.1,
-            "ready": true, "started": true, "restartCount": 0, "state": {"running": {"startedAt": now}}}],
+            "ready": ready, "started": true, "restartCount": 0, "state": {"running": {"startedAt": started}}}],
     }});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
         .await?;
@@ -724,6 +1048,27 @@ async fn report_exit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_expand_as_the_kubelet_expands_them() {
+        let vars = |name: &str| (name == "POD_IP").then(|| "127.1.0.2".to_string());
+        assert_eq!(expand("$(POD_IP):8080", &vars), "127.1.0.2:8080");
+        assert_eq!(expand("$$(POD_IP)", &vars), "$(POD_IP)");
+        assert_eq!(
+            expand("$(UNKNOWN)-$(POD_IP)", &vars),
+            "$(UNKNOWN)-127.1.0.2"
+        );
+        assert_eq!(expand("cost: 5$ or $(", &vars), "cost: 5$ or $(");
+        assert_eq!(expand("no references", &vars), "no references");
+    }
+
+    #[test]
+    fn each_pod_gets_its_own_loopback_address() {
+        let mut state = State::default();
+        let addresses: HashSet<String> = (0..600).map(|_| state.next_pod_ip()).collect();
+        assert_eq!(addresses.len(), 600);
+        assert!(addresses.iter().all(|a| a.starts_with("127.1.")));
+    }
 
     #[test]
     fn the_longest_image_prefix_wins() {

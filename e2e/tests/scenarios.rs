@@ -23,10 +23,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
-use kube::{Client, ResourceExt};
 use serde_json::json;
+use tessera_e2e::ensure;
+use tessera_e2e::harness::{Cluster, bin_dir, eventually, free_port, http_get, repo_root, tool};
 use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
 use tessera_operator::api::RenderJob;
 
@@ -40,21 +42,11 @@ const REAL_POOL: &str = "e2e-real";
 const REAL_IMAGE: &str = "ghcr.io/tessera-dev/render-pod:real";
 const GPU_NODES: [&str; 3] = ["gpu-node-1", "gpu-node-2", "gpu-node-3"];
 
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
-
 struct Env {
     dir: PathBuf,
     bin: PathBuf,
-    kubectl: PathBuf,
-    kubeconfig: PathBuf,
-    client: Client,
-    cluster: Child,
+    /// The control plane; its kubectl helpers and client are reachable on `Env` itself.
+    cluster: Cluster,
     agent: Option<Agent>,
     operators: Vec<(String, Child)>,
     /// The /metrics, /healthz, /readyz port of each operator, by identity.
@@ -77,98 +69,17 @@ const S3_BUCKET: &str = "tessera-e2e";
 const S3_ACCESS_KEY: &str = "tessera-e2e-access";
 const S3_SECRET_KEY: &str = "tessera-e2e-secret-key-0123456789";
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The directory of the workspace binaries: the test executable lives in `<target>/<profile>/deps`.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
-fn tool(env_var: &str, default: PathBuf) -> PathBuf {
-    std::env::var_os(env_var)
-        .map(PathBuf::from)
-        .unwrap_or(default)
-}
-
-/// Polls `check` until it answers `Some`, at most `timeout`. For conditions no watch expresses.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, String>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if start.elapsed() > timeout {
-            return Err(format!("timed out after {timeout:?} waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await; // poll interval, bounded by `timeout`
-    }
-}
-
 impl Env {
     async fn start() -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("tessera-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let testcluster = tool(
-            "TESSERA_TESTCLUSTER",
-            repo_root().join("e2e/testcluster/bin/testcluster"),
-        );
-        let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-        let kubectl = tool(
-            "TESSERA_KUBECTL",
-            home.join(".cache/tessera/kube-tools/bin/kubectl"),
-        );
-        for path in [&testcluster, &kubectl] {
-            ensure!(
-                path.exists(),
-                "{} is missing: run `eval \"$(scripts/e2e-tools.sh)\"` (it builds the test cluster and fetches kubectl)",
-                path.display()
-            );
-        }
-        let cluster_dir = dir.join("cluster");
-        let cluster = Command::new(&testcluster)
-            .args(["up", "--dir"])
-            .arg(&cluster_dir)
-            // Notice lost nodes in seconds, not the default 40 s.
-            .args([
-                "--controller-manager-arg=--node-monitor-period=1s",
-                "--controller-manager-arg=--node-monitor-grace-period=10s",
-            ])
-            .stdout(std::fs::File::create(dir.join("cluster.log")).map_err(|e| e.to_string())?)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", testcluster.display()))?;
-        let ready = cluster_dir.join("ready");
-        eventually("the control plane", Duration::from_secs(180), || async {
-            ready.exists().then_some(())
-        })
-        .await?;
-        let kubeconfig = cluster_dir.join("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?,
-            &Default::default(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let client = Client::try_from(config).map_err(|e| e.to_string())?;
+        let cluster = Cluster::start(&dir).await?;
         let script = dir.join("fake-script.json");
         std::fs::write(&script, "{}").map_err(|e| e.to_string())?;
         let fake_log = dir.join("fake-log");
         let mut env = Env {
             dir,
             bin: bin_dir(),
-            kubectl,
-            kubeconfig,
-            client,
             cluster,
             agent: None,
             operators: Vec::new(),
@@ -219,6 +130,7 @@ impl Env {
                         env.fake_log.to_string_lossy().into(),
                     ),
                 ],
+                cluster_access: None,
             },
         )
         .await
@@ -238,52 +150,12 @@ impl Env {
         Ok(env)
     }
 
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-        let mut child = Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            let _ = input.write_all(text.as_bytes());
-        }
-        child.wait_with_output().expect("kubectl finishes")
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> Result<String, String> {
-        let out = self.kubectl(args, None);
-        ensure!(
-            out.status.success(),
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn kubectl_apply(&self, object: &serde_json::Value) -> Result<String, String> {
-        let out = self.kubectl(&["apply", "-f", "-"], Some(&object.to_string()));
-        ensure!(
-            out.status.success(),
-            "kubectl apply: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
     fn agent(&self) -> &Agent {
         self.agent.as_ref().expect("the agent runs")
     }
 
     fn start_operator(&mut self, identity: &str) -> Result<(), String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        let port = free_port()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -469,13 +341,6 @@ impl Env {
         // MinIO takes a top-level directory of a fresh drive as a bucket: no signed
         // CreateBucket request needed.
         std::fs::create_dir_all(data.join(S3_BUCKET)).map_err(|e| e.to_string())?;
-        // Free ports: bind port 0, note the port, release it for the server.
-        let free_port = || {
-            std::net::TcpListener::bind(("127.0.0.1", 0))
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| e.to_string())
-        };
         let (port, console_port) = (free_port()?, free_port()?);
         let log = std::fs::File::create(self.dir.join("s3.log")).map_err(|e| e.to_string())?;
         let child = Command::new(&server)
@@ -501,7 +366,7 @@ impl Env {
             data: data.clone(),
         });
         eventually("the S3 server", Duration::from_secs(60), || async {
-            http_get(port, "/minio/health/ready")
+            http_get(&format!("127.0.0.1:{port}"), "/minio/health/ready")
                 .is_some_and(|(code, _)| code == 200)
                 .then_some(())
         })
@@ -518,28 +383,16 @@ impl Env {
             let _ = s3.child.kill();
             let _ = s3.child.wait();
         }
-        // SIGTERM lets the supervisor stop its components in order.
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe { libc::kill(self.cluster.id() as i32, libc::SIGTERM) };
-        let _ = self.cluster.wait();
+        self.cluster.stop();
     }
 }
 
-/// `GET path` on an operator's HTTP port: (status code, body), or None if it does not answer.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    Some((code, body))
+impl std::ops::Deref for Env {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
 }
 
 fn node_of(pod: &Pod) -> String {
@@ -918,7 +771,9 @@ fn only_the_leader_acts(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> +
                 &format!("{identity} to answer /readyz with 200 {expected}"),
                 Duration::from_secs(30),
                 || async move {
-                    (http_get(port, "/readyz") == Some((200, expected.to_string()))).then_some(())
+                    (http_get(&format!("127.0.0.1:{port}"), "/readyz")
+                        == Some((200, expected.to_string())))
+                    .then_some(())
                 },
             )
             .await?;

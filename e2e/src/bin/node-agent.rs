@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
+use tessera_e2e::node_agent::{Agent, AgentConfig, ClusterAccess, NodeSpec};
 
 #[derive(Parser)]
 #[command(about = "Fake Kubernetes nodes that run pods as local processes")]
@@ -62,6 +62,9 @@ async fn main() -> std::process::ExitCode {
         work_dir: args.work_dir,
         heartbeat: Duration::from_secs(args.heartbeat_seconds),
         extra_env: Vec::new(),
+        // Pods that mount their ServiceAccount token reach the API server this agent uses.
+        cluster_access: std::env::var_os("KUBECONFIG")
+            .and_then(|path| ClusterAccess::from_kubeconfig(std::path::Path::new(&path)).ok()),
     };
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
