@@ -9,4 +9,4 @@ tools="${KUBE_TOOLS_BIN:-$HOME/.cache/tessera/kube-tools/bin}"
 e2e/testcluster/build.sh >&2
 e2e/s3/build.sh >&2
 e2e/scripts/get-kube-tools.sh "$tools" >&2
-echo "export TESSERA_TESTCLUSTER=$PWD/e2e/testcluster/bin/testcluster TESSERA_KUBECTL=$tools/kubectl TESSERA_S3_SERVER=$PWD/e2e/s3/bin/minio"
+echo "export TESSERA_TESTCLUSTER=$PWD/e2e/testcluster/bin/testcluster TESSERA_KUBECTL=$tools/kubectl TESSERA_HELM=$tools/helm TESSERA_S3_SERVER=$PWD/e2e/s3/bin/minio"

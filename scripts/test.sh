@@ -16,6 +16,13 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Dockerfiles (hadolint)"
+scripts/lint-dockerfiles.sh
+
+step "Helm chart (helm lint --strict)"
+"$HOME/.cache/tessera/kube-tools/bin/helm" version >/dev/null 2>&1 || e2e/scripts/get-kube-tools.sh "$HOME/.cache/tessera/kube-tools/bin" >/dev/null
+"$HOME/.cache/tessera/kube-tools/bin/helm" lint --strict charts/tessera
+
 step "test control plane and kubectl (e2e/testcluster, built from the Kubernetes Go modules)"
 eval "$(scripts/e2e-tools.sh)"
 
@@ -24,5 +31,5 @@ step "cargo test (unit, mocked-API, end-to-end scenarios)"
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
-step "crds/ up to date"
-scripts/gen-crds.sh --check
+step "generated files up to date (crds/, the chart CRD template and dashboard)"
+scripts/generate.sh --check

@@ -1,0 +1,716 @@
+//! The Helm scenario (DESIGN §8): the chart installs the operator on a real control plane as a
+//! platform team would, and the operator runs as the chart's Deployment, with the chart's
+//! ServiceAccount token and RBAC only, so a missing RBAC verb fails this test.
+//!
+//! One control plane of its own (no operator process, no CRDs applied by hand): the process
+//! node agent runs the Deployment's pods (image `ghcr.io/tessera-dev/tessera-operator` →
+//! the `tessera-operator` binary), hands each one a kubeconfig holding a token of its
+//! ServiceAccount, and probes `/readyz` for their readiness. Shard pods run `fake-render-pod`.
+//!
+//! Needs `helm` and `kubectl` (`eval "$(scripts/e2e-tools.sh)"` sets TESSERA_HELM and
+//! TESSERA_KUBECTL), the `testcluster` binary, and the workspace binaries
+//! (`cargo build --workspace --bins`). `scripts/test.sh` does all of it.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
+use kube::api::{Api, ListParams};
+use serde_json::json;
+use tessera_e2e::ensure;
+use tessera_e2e::harness::{Cluster, bin_dir, eventually, http_get, repo_root, tool};
+use tessera_e2e::node_agent::{Agent, AgentConfig, ClusterAccess, NodeSpec};
+use tessera_operator::permissions::{self, Scope};
+
+type Outcome = Result<(), String>;
+type Step = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+
+const RELEASE: &str = "tessera";
+const NAMESPACE: &str = "tessera-system";
+const OPERATOR_IMAGE: &str = "ghcr.io/tessera-dev/tessera-operator";
+const RENDER_IMAGE: &str = "ghcr.io/tessera-dev/render-pod";
+/// The agent's pods share the host's network: each binds its own loopback pod IP, so both
+/// replicas can listen on port 8080. (On a real cluster the default, 0.0.0.0, is right.)
+const LISTEN_ON_POD_IP: &str = "operator.listenHost=$(POD_IP)";
+
+struct Env {
+    dir: PathBuf,
+    helm: PathBuf,
+    cluster: Cluster,
+    agent: Option<Agent>,
+    access: ClusterAccess,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl Env {
+    async fn start() -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("tessera-helm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        let helm = tool(
+            "TESSERA_HELM",
+            home.join(".cache/tessera/kube-tools/bin/helm"),
+        );
+        ensure!(
+            helm.exists(),
+            "{} is missing: run `eval \"$(scripts/e2e-tools.sh)\"` (it fetches helm)",
+            helm.display()
+        );
+        let cluster = Cluster::start(&dir).await?;
+        let access =
+            ClusterAccess::from_kubeconfig(&cluster.kubeconfig).map_err(|e| e.to_string())?;
+        let bin = bin_dir();
+        let script = dir.join("fake-script.json");
+        std::fs::write(&script, "{}").map_err(|e| e.to_string())?;
+        let mut nodes: Vec<NodeSpec> = (1..=3)
+            .map(|i| {
+                NodeSpec::gpu(
+                    &format!("gpu-node-{i}"),
+                    ("tessera.dev/node-group", "gpu-a"),
+                    2,
+                )
+            })
+            .collect();
+        nodes.push(NodeSpec::cpu("cpu-node-1"));
+        let agent = Agent::start(
+            cluster.client.clone(),
+            AgentConfig {
+                nodes,
+                images: vec![
+                    (OPERATOR_IMAGE.into(), bin.join("tessera-operator")),
+                    (RENDER_IMAGE.into(), bin.join("fake-render-pod")),
+                ],
+                work_dir: dir.join("pods"),
+                heartbeat: Duration::from_secs(1),
+                extra_env: vec![
+                    (
+                        "TESSERA_FAKE_SCRIPT".into(),
+                        script.to_string_lossy().into(),
+                    ),
+                    (
+                        "TESSERA_FAKE_LOG".into(),
+                        dir.join("fake-log").to_string_lossy().into(),
+                    ),
+                ],
+                cluster_access: Some(access.clone()),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            dir,
+            helm,
+            cluster,
+            agent: Some(agent),
+            access,
+        })
+    }
+
+    /// Runs helm against the cluster: (success, stdout, stderr).
+    fn helm(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(&self.helm)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            // Keep helm's cache and config out of the user's home.
+            .env("HELM_CACHE_HOME", self.dir.join("helm/cache"))
+            .env("HELM_CONFIG_HOME", self.dir.join("helm/config"))
+            .env("HELM_DATA_HOME", self.dir.join("helm/data"))
+            .output()
+            .expect("helm runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn helm_ok(&self, args: &[&str]) -> Result<String, String> {
+        let (ok, stdout, stderr) = self.helm(args);
+        ensure!(ok, "helm {}: {stderr}", args.join(" "));
+        Ok(stdout)
+    }
+
+    /// Waits until the operator Deployment is Available with every replica ready.
+    fn wait_available(&self) -> Result<(), String> {
+        self.kubectl_ok(&[
+            "-n",
+            NAMESPACE,
+            "rollout",
+            "status",
+            &format!("deployment/{RELEASE}"),
+            "--timeout=180s",
+        ])?;
+        self.kubectl_ok(&[
+            "-n",
+            NAMESPACE,
+            "wait",
+            "--for=condition=Available",
+            &format!("deployment/{RELEASE}"),
+            "--timeout=60s",
+        ])
+        .map(|_| ())
+    }
+
+    async fn operator_pods(&self) -> Result<Vec<Pod>, String> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let pods = api
+            .list(&ListParams::default().labels("app.kubernetes.io/component=operator"))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(pods.items)
+    }
+
+    /// A kubeconfig that authenticates as the operator's ServiceAccount, with a fresh token.
+    fn service_account_kubeconfig(&self) -> Result<PathBuf, String> {
+        let token = self.kubectl_ok(&["-n", NAMESPACE, "create", "token", RELEASE])?;
+        let path = self.dir.join("operator-sa.kubeconfig");
+        std::fs::write(&path, self.access.kubeconfig(token.trim())).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+}
+
+fn chart() -> String {
+    repo_root()
+        .join("charts/tessera")
+        .to_string_lossy()
+        .into_owned()
+}
+
+// ------------------------------------------------------------------------------------------
+// Steps, in order: each builds on the one before.
+
+/// `helm lint`, and the rendered objects accepted by the API server (`--dry-run=server`);
+/// bad values fail with a message that names the value.
+fn the_chart_lints_and_renders_valid_objects(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let chart = chart();
+        env.helm_ok(&["lint", "--strict", &chart])?;
+        env.kubectl_ok(&["create", "namespace", NAMESPACE])?;
+        let everything_on = [
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "grafanaDashboard.enabled=true",
+        ];
+        let mut args = vec!["template", RELEASE, &chart, "-n", NAMESPACE];
+        args.extend(everything_on);
+        let rendered = env.helm_ok(&args)?;
+        for kind in [
+            "CustomResourceDefinition",
+            "Deployment",
+            "ServiceAccount",
+            "ClusterRole",
+            "Role",
+            "Service",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "ConfigMap",
+        ] {
+            ensure!(
+                rendered.contains(&format!("\nkind: {kind}\n")),
+                "the chart rendered no {kind}"
+            );
+        }
+        let out = env.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered));
+        ensure!(
+            out.status.success(),
+            "the API server refused the rendered chart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The ServiceMonitor renders when the cluster serves its API, and fails clearly if not.
+        let monitor = env.helm_ok(&[
+            "template",
+            RELEASE,
+            &chart,
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--api-versions",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+            "--show-only",
+            "templates/servicemonitor.yaml",
+        ])?;
+        ensure!(
+            monitor.contains("kind: ServiceMonitor"),
+            "no ServiceMonitor:\n{monitor}"
+        );
+        let (ok, _, stderr) = env.helm(&[
+            "template",
+            RELEASE,
+            &chart,
+            "--set",
+            "serviceMonitor.enabled=true",
+        ]);
+        ensure!(
+            !ok && stderr.contains("ServiceMonitor CRD"),
+            "serviceMonitor.enabled without the CRD: {stderr}"
+        );
+        for (value, named) in [
+            ("replicaCount=0", "replicaCount"),
+            ("operator.logFormat=xml", "logFormat"),
+            ("oprator.port=1", "oprator"),
+            ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ] {
+            let (ok, _, stderr) = env.helm(&["template", RELEASE, &chart, "--set", value]);
+            ensure!(
+                !ok && stderr.contains(named),
+                "--set {value} should fail naming {named}, got: {stderr}"
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `helm install`: the Deployment becomes Available; one replica leads, the other stands by;
+/// both answer their probes on their own pod IPs.
+fn helm_install_makes_the_operator_available(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.helm_ok(&[
+            "install",
+            RELEASE,
+            &chart(),
+            "-n",
+            NAMESPACE,
+            "--set",
+            LISTEN_ON_POD_IP,
+        ])?;
+        env.wait_available()?;
+        let pods = env.operator_pods().await?;
+        let names: BTreeSet<String> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        ensure!(
+            names.len() == 2,
+            "expected 2 operator pods, found {names:?}"
+        );
+        for pod in &pods {
+            let spec = pod.spec.clone().unwrap_or_default();
+            ensure!(
+                spec.service_account_name.as_deref() == Some(RELEASE),
+                "pod runs as {:?}",
+                spec.service_account_name
+            );
+        }
+        let leases: Api<Lease> = Api::namespaced(env.client.clone(), NAMESPACE);
+        let holder = eventually("a leader", Duration::from_secs(60), || async {
+            leases
+                .get_opt(tessera_operator::leader::LEASE_NAME)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+        })
+        .await?;
+        ensure!(
+            names.contains(&holder),
+            "the Lease is held by {holder}, not by an operator pod ({names:?})"
+        );
+        let mut answers = BTreeSet::new();
+        for pod in &pods {
+            let ip = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .unwrap_or_default();
+            let (code, body) = http_get(&format!("{ip}:8080"), "/readyz")
+                .ok_or_else(|| format!("nothing answers on {ip}:8080"))?;
+            ensure!(code == 200, "/readyz on {ip}: {code} {body}");
+            answers.insert(body);
+        }
+        ensure!(
+            answers == BTreeSet::from(["ready (leader)".into(), "ready (standby)".into()]),
+            "expected one leader and one standby, got {answers:?}"
+        );
+        Ok(())
+    })
+}
+
+/// The samples as a user applies them: a RenderPool and a RenderJob that completes, driven by
+/// the operator with the chart's RBAC only (a missing verb stalls or fails it).
+fn a_sample_job_completes_under_the_chart_rbac(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let samples = repo_root().join("config/samples");
+        let read =
+            |name: &str| std::fs::read_to_string(samples.join(name)).map_err(|e| e.to_string());
+        let pool = read("renderpool.yaml")?
+            .replace(
+                "image: ghcr.io/tessera-dev/render-pod:0.1.0",
+                &format!("image: {RENDER_IMAGE}:0.1.0"),
+            )
+            .replace(
+                "url: file:///data/tessera",
+                &format!("url: file://{}/data", env.dir.display()),
+            );
+        let out = env.kubectl(&["apply", "-f", "-"], Some(&pool));
+        ensure!(
+            out.status.success(),
+            "applying the pool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let job = read("renderjob.yaml")?;
+        let out = env.kubectl(&["apply", "-f", "-"], Some(&job));
+        ensure!(
+            out.status.success(),
+            "applying the job: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env.kubectl_ok(&[
+            "wait",
+            "--for=condition=Complete",
+            "renderjob/cbox",
+            "-n",
+            "default",
+            "--timeout=180s",
+        ])?;
+        let succeeded = env.kubectl_ok(&[
+            "get",
+            "rj",
+            "cbox",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.status.shards.succeeded}/{.status.shards.total}",
+        ])?;
+        ensure!(succeeded == "16/16", "shards succeeded/total: {succeeded}");
+        // The fake render pod leaves `<job>.render.<shard>.<attempt>` per run.
+        let renders = std::fs::read_dir(env.dir.join("fake-log"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cbox.render."))
+            .count();
+        ensure!(
+            renders == 16,
+            "the fake render pod rendered {renders} shards, expected 16"
+        );
+        // The pool's status is written too (renderpools/status).
+        let ready_nodes = env.kubectl_ok(&[
+            "get",
+            "renderpool",
+            "gpu-a",
+            "-o",
+            "jsonpath={.status.readyNodes}",
+        ])?;
+        ensure!(
+            ready_nodes == "3",
+            "the pool reports {ready_nodes:?} ready nodes"
+        );
+        let events = env.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            "involvedObject.name=cbox",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])?;
+        ensure!(events.contains("Complete"), "events of cbox: {events}");
+        Ok(())
+    })
+}
+
+/// The chart's RBAC grants exactly what the operator checks it needs, and its ServiceAccount
+/// is refused anything else.
+fn the_operator_account_has_least_privilege(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let rbac = env.helm_ok(&[
+            "template",
+            RELEASE,
+            &chart(),
+            "-n",
+            NAMESPACE,
+            "--show-only",
+            "templates/rbac.yaml",
+        ])?;
+        let granted = granted_rules(&rbac)?;
+        let required: BTreeSet<(String, String, String, bool)> = permissions::REQUIRED
+            .iter()
+            .map(|a| {
+                (
+                    a.group.to_string(),
+                    a.resource.to_string(),
+                    a.verb.to_string(),
+                    a.scope == Scope::Cluster,
+                )
+            })
+            .collect();
+        ensure!(
+            granted == required,
+            "the chart grants {:?} beyond what the operator needs and misses {:?}",
+            granted.difference(&required).collect::<Vec<_>>(),
+            required.difference(&granted).collect::<Vec<_>>()
+        );
+        // With the ServiceAccount's own token: allowed reads work, everything else is refused.
+        let kubeconfig = env.service_account_kubeconfig()?;
+        let as_operator = |args: &[&str]| {
+            Command::new(&env.kubectl)
+                .args(args)
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+                .expect("kubectl runs")
+        };
+        let allowed = as_operator(&["get", "pods", "--all-namespaces"]);
+        ensure!(
+            allowed.status.success(),
+            "listing pods as the operator: {}",
+            String::from_utf8_lossy(&allowed.stderr)
+        );
+        for forbidden in [
+            vec!["get", "secrets", "--all-namespaces"],
+            vec!["get", "configmaps", "-n", NAMESPACE],
+            vec!["create", "namespace", "escalated"],
+            vec!["delete", "nodes", "--all"],
+            vec!["get", "leases", "-n", "kube-system"],
+            vec!["auth", "can-i", "patch", "renderjobs", "-n", "default"],
+        ] {
+            let out = as_operator(&forbidden);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let refused = !out.status.success()
+                && (text.contains("Forbidden")
+                    || text.contains("forbidden")
+                    || text.trim() == "no");
+            ensure!(
+                refused,
+                "the operator's account may `kubectl {}`: {text}",
+                forbidden.join(" ")
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `helm upgrade` to a chart whose CRD adds a field upgrades the CRD (templates, not `crds/`),
+/// keeps the operator available, and `helm uninstall` keeps the CRDs and the jobs.
+fn helm_upgrade_upgrades_the_crds(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let with_notes = json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "noted", "namespace": "default"},
+            "spec": {"pool": "gpu-a", "scene": {"url": "file:///scenes/cbox.gltf"}, "frames": "1",
+                     "resolution": {"width": 16, "height": 16}, "samplesPerPixel": 1,
+                     "notes": "added by the next chart version"}});
+        let before = env.kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&with_notes.to_string()),
+        );
+        ensure!(
+            !before.status.success() && String::from_utf8_lossy(&before.stderr).contains("notes"),
+            "the installed CRD already knows spec.notes: {}",
+            String::from_utf8_lossy(&before.stderr)
+        );
+        let next = next_chart_version(&env.dir.join("next-chart"))?;
+        env.helm_ok(&[
+            "upgrade",
+            RELEASE,
+            &next.to_string_lossy(),
+            "-n",
+            NAMESPACE,
+            "--set",
+            LISTEN_ON_POD_IP,
+        ])?;
+        env.kubectl_apply(&with_notes)?;
+        let notes = env.kubectl_ok(&[
+            "get",
+            "rj",
+            "noted",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.spec.notes}",
+        ])?;
+        ensure!(
+            notes == "added by the next chart version",
+            "spec.notes after the upgrade: {notes:?} (pruned: the CRD was not upgraded)"
+        );
+        env.wait_available()?;
+        env.helm_ok(&["uninstall", RELEASE, "-n", NAMESPACE, "--wait"])?;
+        env.kubectl_ok(&[
+            "get",
+            "crd",
+            "renderjobs.tessera.dev",
+            "renderpools.tessera.dev",
+        ])
+        .map_err(|e| format!("helm uninstall removed the CRDs: {e}"))?;
+        env.kubectl_ok(&["get", "rj", "cbox", "noted", "-n", "default"])
+            .map_err(|e| format!("helm uninstall removed RenderJobs: {e}"))?;
+        Ok(())
+    })
+}
+
+/// A copy of the chart, one version on, whose RenderJob CRD has an extra `spec.notes` field.
+fn next_chart_version(dir: &Path) -> Result<PathBuf, String> {
+    let status = Command::new("cp")
+        .args(["-r", &chart()])
+        .arg(dir)
+        .status()
+        .map_err(|e| e.to_string())?;
+    ensure!(status.success(), "copying the chart failed");
+    let chart_yaml = dir.join("Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &chart_yaml,
+        text.replace("\nversion: 0.1.0\n", "\nversion: 0.1.1\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut crds = tessera_operator::api::crds();
+    for crd in crds.iter_mut().filter(|c| c.spec.names.kind == "RenderJob") {
+        for version in &mut crd.spec.versions {
+            let spec = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+                .and_then(|s| s.properties.as_mut())
+                .and_then(|p| p.get_mut("spec"))
+                .and_then(|s| s.properties.as_mut())
+                .ok_or("the RenderJob schema has no spec properties")?;
+            spec.insert(
+                "notes".into(),
+                JSONSchemaProps {
+                    type_: Some("string".into()),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    let template = tessera_operator::api::helm_crds_template(&crds).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("templates/crds.yaml"), template).map_err(|e| e.to_string())?;
+    Ok(dir.to_path_buf())
+}
+
+/// Every (group, resource, verb, cluster-wide) the rendered ClusterRole and Role grant.
+fn granted_rules(rbac: &str) -> Result<BTreeSet<(String, String, String, bool)>, String> {
+    use serde::Deserialize;
+    let mut granted = BTreeSet::new();
+    for document in serde_yaml::Deserializer::from_str(rbac) {
+        let object = serde_json::Value::deserialize(document).map_err(|e| e.to_string())?;
+        let cluster_wide = match object["kind"].as_str() {
+            Some("ClusterRole") => true,
+            Some("Role") => false,
+            _ => continue,
+        };
+        for rule in object["rules"].as_array().into_iter().flatten() {
+            let list = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            };
+            ensure!(
+                list("resourceNames").is_empty(),
+                "resourceNames are not compared"
+            );
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        granted.insert((group.clone(), resource.clone(), verb, cluster_wide));
+                    }
+                }
+            }
+        }
+    }
+    Ok(granted)
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let mut env = match Env::start().await {
+            Ok(env) => env,
+            Err(error) => {
+                eprintln!("helm e2e: could not start the environment: {error}");
+                println!("0 passed, 1 failed");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let steps: Vec<(&str, Step)> = vec![
+            (
+                "the chart lints and renders objects the API server accepts",
+                the_chart_lints_and_renders_valid_objects,
+            ),
+            (
+                "helm install makes the operator available",
+                helm_install_makes_the_operator_available,
+            ),
+            (
+                "a sample job completes under the chart's RBAC",
+                a_sample_job_completes_under_the_chart_rbac,
+            ),
+            (
+                "the operator's account has least privilege",
+                the_operator_account_has_least_privilege,
+            ),
+            (
+                "helm upgrade upgrades the CRDs; uninstall keeps them",
+                helm_upgrade_upgrades_the_crds,
+            ),
+        ];
+        let (mut passed, mut failed) = (0, 0);
+        for (name, step) in steps {
+            let start = Instant::now();
+            // Later steps build on earlier ones: stop at the first failure.
+            match step(&mut env).await {
+                Ok(()) => {
+                    passed += 1;
+                    println!(
+                        "helm {name} ... ok ({:.1} s)",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                Err(error) => {
+                    failed += 1;
+                    println!(
+                        "helm {name} ... FAILED ({:.1} s): {error}",
+                        start.elapsed().as_secs_f64()
+                    );
+                    break;
+                }
+            }
+        }
+        let dir = env.dir.clone();
+        if let Some(agent) = env.agent.take() {
+            agent.shutdown().await;
+        }
+        env.cluster.stop();
+        if failed == 0 {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            println!("logs (operator pods: pods/*/stderr.log): {}", dir.display());
+        }
+        println!("{passed} passed, {failed} failed");
+        if failed == 0 {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
