@@ -254,10 +254,6 @@ fn grant_for(
     });
     let grants = admission::admit(capacity, &demands);
     tracing::debug!(pool = %pool_name, capacity, in_flight, ?demands, ?grants, "admission");
-    ctx.metrics
-        .queue_depth
-        .with_label_values(&[&pool_name])
-        .set(demands.iter().map(|d| i64::from(d.ready)).sum());
     grants
         .get(&(job.namespace().unwrap_or_default(), job.name_any()))
         .copied()
@@ -338,18 +334,6 @@ async fn update_status(
     if decision.status == old {
         return Ok(());
     }
-    let pool = job.spec.pool.as_str();
-    for (state, count) in [
-        ("succeeded", decision.status.shards.succeeded),
-        ("failed", decision.status.shards.failed),
-        ("active", decision.status.shards.active),
-        ("waiting", decision.status.shards.waiting),
-    ] {
-        ctx.metrics
-            .shards
-            .with_label_values(&[pool, namespace, state])
-            .set(i64::from(count));
-    }
     let added_gpu_seconds = decision.status.gpu_seconds - old.gpu_seconds;
     if added_gpu_seconds > 0.0 {
         ctx.metrics
@@ -392,11 +376,16 @@ async fn publish_events(job: &RenderJob, decision: &Decision, ctx: &Context) {
     }
 }
 
-fn error_policy<K>(_object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(%error, "reconcile failed");
+fn error_policy<K: Resource<DynamicType = ()>>(
+    _object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let kind = K::kind(&());
+    warn!(%error, %kind, "reconcile failed");
     ctx.metrics
         .reconcile_errors
-        .with_label_values(&["RenderJob", error.metric_label()])
+        .with_label_values(&[&kind, error.metric_label()])
         .inc();
     Action::requeue(Duration::from_secs(5))
 }

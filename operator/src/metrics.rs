@@ -1,12 +1,21 @@
 //! Prometheus metrics (DESIGN §9), served on `/metrics`.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::api::ShardCounts;
 use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
+const SHARD_STATES: [&str; 4] = ["succeeded", "failed", "active", "waiting"];
+
 #[derive(Clone)]
 pub struct Metrics {
+    /// The namespaces each pool last reported shards for, so a namespace whose jobs all
+    /// finished drops out of `tessera_shards` instead of keeping its last counts.
+    shard_namespaces: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
     pub registry: Registry,
     /// Shards by state, per pool and namespace.
     pub shards: IntGaugeVec,
@@ -25,11 +34,17 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let shards = IntGaugeVec::new(
-            Opts::new("tessera_shards", "Shards by state per pool and namespace"),
+            Opts::new(
+                "tessera_shards",
+                "Shards of unfinished jobs by state, per pool and namespace",
+            ),
             &["pool", "namespace", "state"],
         )?;
         let queue_depth = IntGaugeVec::new(
-            Opts::new("tessera_queue_depth", "Shards waiting for pool capacity"),
+            Opts::new(
+                "tessera_queue_depth",
+                "Shards of the pool's unfinished jobs waiting to start",
+            ),
             &["pool"],
         )?;
         let shard_duration = HistogramVec::new(
@@ -71,6 +86,7 @@ impl Metrics {
         registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(pods_created.clone()))?;
         Ok(Self {
+            shard_namespaces: Arc::default(),
             registry,
             shards,
             queue_depth,
@@ -82,6 +98,37 @@ impl Metrics {
         })
     }
 
+    /// Sets a pool's `tessera_shards` (one writer: the pool reconciler) and `tessera_queue_depth`.
+    pub fn set_pool_shards(&self, pool: &str, totals: &BTreeMap<String, ShardCounts>) {
+        let mut last = self
+            .shard_namespaces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seen = last.entry(pool.to_string()).or_default();
+        for gone in seen.iter().filter(|ns| !totals.contains_key(*ns)) {
+            for state in SHARD_STATES {
+                let _ = self.shards.remove_label_values(&[pool, gone, state]);
+            }
+        }
+        *seen = totals.keys().cloned().collect();
+        for (namespace, counts) in totals {
+            for (state, count) in [
+                ("succeeded", counts.succeeded),
+                ("failed", counts.failed),
+                ("active", counts.active),
+                ("waiting", counts.waiting),
+            ] {
+                self.shards
+                    .with_label_values(&[pool, namespace, state])
+                    .set(i64::from(count));
+            }
+        }
+        let waiting: u32 = totals.values().map(|c| c.waiting).sum();
+        self.queue_depth
+            .with_label_values(&[pool])
+            .set(i64::from(waiting));
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
@@ -89,5 +136,44 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = encoder.encode(&self.registry.gather(), &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(active: u32, waiting: u32) -> ShardCounts {
+        ShardCounts {
+            active,
+            waiting,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_namespace_whose_jobs_finished_drops_out_of_the_shard_gauge() {
+        let metrics = Metrics::new().unwrap();
+        let both = BTreeMap::from([
+            ("a".to_string(), counts(2, 3)),
+            ("b".to_string(), counts(1, 0)),
+        ]);
+        metrics.set_pool_shards("gpu", &both);
+        assert_eq!(
+            metrics
+                .shards
+                .with_label_values(&["gpu", "a", "waiting"])
+                .get(),
+            3
+        );
+        assert_eq!(metrics.queue_depth.with_label_values(&["gpu"]).get(), 3);
+        metrics.set_pool_shards("gpu", &BTreeMap::from([("b".to_string(), counts(1, 1))]));
+        let text = metrics.render();
+        assert!(!text.contains("namespace=\"a\""), "{text}");
+        assert!(
+            text.contains("tessera_shards{namespace=\"b\",pool=\"gpu\",state=\"waiting\"} 1"),
+            "{text}"
+        );
+        assert_eq!(metrics.queue_depth.with_label_values(&["gpu"]).get(), 1);
     }
 }

@@ -12,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{RenderJob, RenderPool, RenderPoolStatus, SuspectNode};
+use crate::api::{RenderJob, RenderPool, RenderPoolStatus, ShardCounts, SuspectNode};
 use crate::controller::{Context, FIELD_MANAGER};
 use crate::labels;
 use crate::{Error, Result};
@@ -178,6 +178,22 @@ pub fn pool_status(
     }
 }
 
+/// The shard counts of unfinished jobs, summed per namespace.
+pub fn shards_by_namespace(jobs: &[&RenderJob]) -> BTreeMap<String, ShardCounts> {
+    let mut totals: BTreeMap<String, ShardCounts> = BTreeMap::new();
+    for job in jobs {
+        let Some(status) = &job.status else { continue };
+        let total = totals
+            .entry(job.namespace().unwrap_or_default())
+            .or_default();
+        total.succeeded += status.shards.succeeded;
+        total.failed += status.shards.failed;
+        total.active += status.shards.active;
+        total.waiting += status.shards.waiting;
+    }
+    totals
+}
+
 /// The suspect nodes recorded on a pool's status.
 pub fn suspects_of(pool: &RenderPool) -> BTreeSet<String> {
     pool.status
@@ -230,9 +246,7 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
         jiff::Timestamp::now(),
     );
     ctx.metrics
-        .queue_depth
-        .with_label_values(&[&name])
-        .set(i64::from(status.queued_jobs));
+        .set_pool_shards(&name, &shards_by_namespace(&jobs));
     if status != old {
         let api: Api<RenderPool> = Api::all(ctx.client.clone());
         let body = serde_json::json!({
