@@ -201,6 +201,34 @@ fn the_chart_lints_and_renders_valid_objects(
         let chart = chart();
         env.helm_ok(&["lint", "--strict", &chart])?;
         env.kubectl_ok(&["create", "namespace", NAMESPACE])?;
+        // Both the operator's namespace and the jobs' must admit only `restricted` pods: the
+        // operator pods and the shard and merge pods it creates comply.
+        for namespace in [NAMESPACE, "default"] {
+            env.kubectl_ok(&[
+                "label",
+                "namespace",
+                namespace,
+                "pod-security.kubernetes.io/enforce=restricted",
+            ])?;
+        }
+        let privileged = env.kubectl(
+            &[
+                "run",
+                "privileged",
+                "--image=busybox",
+                "--privileged",
+                "--dry-run=server",
+                "-n",
+                "default",
+            ],
+            None,
+        );
+        ensure!(
+            !privileged.status.success()
+                && String::from_utf8_lossy(&privileged.stderr).contains("violates PodSecurity"),
+            "the restricted Pod Security level is not enforced: {}",
+            String::from_utf8_lossy(&privileged.stderr)
+        );
         let everything_on = [
             "--set",
             "networkPolicy.enabled=true",
