@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -194,4 +195,76 @@ impl Cluster {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+}
+
+pub type Outcome = Result<(), String>;
+
+/// A scenario or step: an async function of the test environment.
+pub type Step<E> = for<'a> fn(&'a mut E) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+
+/// Counts what passed and failed, printing one line per step and a final `N passed, N failed`.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+impl Report {
+    /// Runs one step, then `after` (for clean-up that belongs to every step); answers whether
+    /// both succeeded.
+    pub async fn run<E>(
+        &mut self,
+        label: &str,
+        env: &mut E,
+        step: Step<E>,
+        after: fn(&mut E) -> Outcome,
+    ) -> bool {
+        let start = Instant::now();
+        let outcome = step(env).await.and_then(|()| after(env));
+        let seconds = start.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                self.passed += 1;
+                println!("{label} ... ok ({seconds:.1} s)");
+                true
+            }
+            Err(error) => {
+                self.failed += 1;
+                println!("{label} ... FAILED ({seconds:.1} s): {error}");
+                false
+            }
+        }
+    }
+
+    /// Removes `dir` when everything passed (keeps logs and data otherwise) and prints the
+    /// summary line.
+    pub fn finish(self, dir: &Path) -> std::process::ExitCode {
+        if self.failed == 0 {
+            let _ = std::fs::remove_dir_all(dir);
+        } else {
+            println!("logs and data: {}", dir.display());
+        }
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed == 0 {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a test binary's async main on a multi-threaded runtime.
+pub fn block_on(main: impl Future<Output = std::process::ExitCode>) -> std::process::ExitCode {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(main)
+}
+
+/// Prints why the environment did not start, as a failed run.
+pub fn could_not_start(what: &str, error: &str) -> std::process::ExitCode {
+    eprintln!("{what}: could not start the environment: {error}");
+    println!("0 passed, 1 failed");
+    std::process::ExitCode::FAILURE
 }

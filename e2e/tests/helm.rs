@@ -16,7 +16,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -24,12 +24,12 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSche
 use kube::api::{Api, ListParams};
 use serde_json::json;
 use tessera_e2e::ensure;
-use tessera_e2e::harness::{Cluster, bin_dir, eventually, http_get, repo_root, tool};
+use tessera_e2e::harness::{
+    Cluster, Outcome, Report, Step, bin_dir, block_on, could_not_start, eventually, http_get,
+    repo_root, tool,
+};
 use tessera_e2e::node_agent::{Agent, AgentConfig, ClusterAccess, NodeSpec};
 use tessera_operator::permissions::{self, Scope};
-
-type Outcome = Result<(), String>;
-type Step = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
 
 const RELEASE: &str = "tessera";
 const NAMESPACE: &str = "tessera-system";
@@ -667,20 +667,12 @@ fn granted_rules(rbac: &str) -> Result<BTreeSet<(String, String, String, bool)>,
 }
 
 fn main() -> std::process::ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
+    block_on(async {
         let mut env = match Env::start().await {
             Ok(env) => env,
-            Err(error) => {
-                eprintln!("helm e2e: could not start the environment: {error}");
-                println!("0 passed, 1 failed");
-                return std::process::ExitCode::FAILURE;
-            }
+            Err(error) => return could_not_start("helm e2e", &error),
         };
-        let steps: Vec<(&str, Step)> = vec![
+        let steps: Vec<(&str, Step<Env>)> = vec![
             (
                 "the chart lints and renders objects the API server accepts",
                 the_chart_lints_and_renders_valid_objects,
@@ -702,26 +694,14 @@ fn main() -> std::process::ExitCode {
                 helm_upgrade_upgrades_the_crds,
             ),
         ];
-        let (mut passed, mut failed) = (0, 0);
+        let mut report = Report::default();
         for (name, step) in steps {
-            let start = Instant::now();
             // Later steps build on earlier ones: stop at the first failure.
-            match step(&mut env).await {
-                Ok(()) => {
-                    passed += 1;
-                    println!(
-                        "helm {name} ... ok ({:.1} s)",
-                        start.elapsed().as_secs_f64()
-                    );
-                }
-                Err(error) => {
-                    failed += 1;
-                    println!(
-                        "helm {name} ... FAILED ({:.1} s): {error}",
-                        start.elapsed().as_secs_f64()
-                    );
-                    break;
-                }
+            if !report
+                .run(&format!("helm {name}"), &mut env, step, |_| Ok(()))
+                .await
+            {
+                break;
             }
         }
         let dir = env.dir.clone();
@@ -729,16 +709,6 @@ fn main() -> std::process::ExitCode {
             agent.shutdown().await;
         }
         env.cluster.stop();
-        if failed == 0 {
-            let _ = std::fs::remove_dir_all(&dir);
-        } else {
-            println!("logs (operator pods: pods/*/stderr.log): {}", dir.display());
-        }
-        println!("{passed} passed, {failed} failed");
-        if failed == 0 {
-            std::process::ExitCode::SUCCESS
-        } else {
-            std::process::ExitCode::FAILURE
-        }
+        report.finish(&dir)
     })
 }

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -28,12 +28,14 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 use serde_json::json;
 use tessera_e2e::ensure;
-use tessera_e2e::harness::{Cluster, bin_dir, eventually, free_port, http_get, repo_root, tool};
+use tessera_e2e::harness::{
+    Cluster, Outcome, Report, Step, bin_dir, block_on, could_not_start, eventually, free_port,
+    http_get, repo_root, tool,
+};
 use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
 use tessera_operator::api::RenderJob;
 
-type Outcome = Result<(), String>;
-type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+type Scenario = Step<Env>;
 
 const POOL: &str = "e2e-gpu";
 const IMAGE: &str = "ghcr.io/tessera-dev/render-pod:e2e";
@@ -1122,18 +1124,10 @@ fn s3_the_happy_path_against_the_s3_server(
 }
 
 fn main() -> std::process::ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
+    block_on(async {
         let mut env = match Env::start().await {
             Ok(env) => env,
-            Err(error) => {
-                eprintln!("e2e: could not start the environment: {error}");
-                println!("0 passed, 1 failed");
-                return std::process::ExitCode::FAILURE;
-            }
+            Err(error) => return could_not_start("e2e", &error),
         };
         let scenarios: Vec<(&str, Scenario)> = vec![
             ("happy path", happy_path),
@@ -1181,47 +1175,21 @@ fn main() -> std::process::ExitCode {
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.
         let only = std::env::var("TESSERA_E2E_ONLY").unwrap_or_default();
-        let (mut passed, mut failed) = (0, 0);
+        let mut report = Report::default();
         for (name, scenario) in scenarios
             .into_iter()
             .filter(|(name, _)| name.contains(only.as_str()))
         {
-            let start = Instant::now();
-            let outcome = scenario(&mut env).await;
-            let outcome = outcome.and(env.reset_operators());
-            match outcome {
-                Ok(()) => {
-                    passed += 1;
-                    println!(
-                        "scenario {name} ... ok ({:.1} s)",
-                        start.elapsed().as_secs_f64()
-                    );
-                }
-                Err(error) => {
-                    failed += 1;
-                    println!(
-                        "scenario {name} ... FAILED ({:.1} s): {error}",
-                        start.elapsed().as_secs_f64()
-                    );
-                }
-            }
+            let label = format!("scenario {name}");
+            report
+                .run(&label, &mut env, scenario, Env::reset_operators)
+                .await;
         }
         let dir = env.dir.clone();
         if let Some(agent) = env.agent.take() {
             agent.shutdown().await;
         }
         env.stop();
-        // Keep logs and data only when something failed.
-        if failed == 0 {
-            let _ = std::fs::remove_dir_all(&dir);
-        } else {
-            println!("logs and data: {}", dir.display());
-        }
-        println!("{passed} passed, {failed} failed");
-        if failed == 0 {
-            std::process::ExitCode::SUCCESS
-        } else {
-            std::process::ExitCode::FAILURE
-        }
+        report.finish(&dir)
     })
 }
