@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""render-pod (release build, wgpu) vs Blender Cycles CPU (bpy 5.0.1) on this machine.
+"""render-pod (release build, wgpu) vs Blender Cycles (bpy 5.0.1, CPU or GPU) on this machine.
 
 Same scene, resolution, samples per pixel and bounces for both; one run prints, per scene:
   - samples/s of each (marginal: pixels × N / (T(2N) − T(N)), which drops fixed costs such as
@@ -14,6 +14,12 @@ field of ≥ 500k triangles, generated here as glTF with an external .bin buffer
 
 Usage (from the repository root, in a venv with `pip install bpy==5.0.1 numpy`):
   python bench/render/compare_cycles.py [--size 256] [--spp 16] [--bounces 4] [--out results.json]
+      [--cycles-device CPU|CUDA|OPTIX] [--render-pod target/release/render-pod]
+
+GPU mode (`--cycles-device CUDA` or `OPTIX`): Cycles renders on those GPUs only (no CPU in the
+mix), after one untimed warm-up render per scene so kernel loading/compilation is not timed;
+render-pod gets one untimed 8×8 run too and runs with TESSERA_REQUIRE_HARDWARE_GPU=1. Either renderer finding no GPU is an error
+(non-zero exit), never a silent fallback to the CPU. The devices used are printed and recorded.
 
 Alignment with render-pod: see cycles_reference.py (one-sided emission, 1-px box filter, no
 clamping/adaptive/denoising, every bounce cap = B, single-scatter GGX).
@@ -82,6 +88,7 @@ def heavy_scene(directory, grid):
 
 
 def build_render_pod():
+    """Release build in target/render; see --render-pod to use another binary."""
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "render"))
     subprocess.run(["cargo", "build", "--release", "-p", "render-pod"], cwd=ROOT, env=env, check=True)
     return os.path.join(ROOT, "target", "render", "release", "render-pod")
@@ -95,20 +102,26 @@ def exr_mean(path):
     return pixels.reshape(-1, 3).mean(axis=0)
 
 
-def run_ours(binary, scene, size, spp, bounces, out):
+def run_ours(binary, scene, size, spp, bounces, out, require_gpu=False):
+    # render-pod logs its adapter at info level; everything else at warn.
+    env = dict(os.environ, RUST_LOG="warn,render_pod::gpu=info")
+    if require_gpu:
+        env["TESSERA_REQUIRE_HARDWARE_GPU"] = "1"  # exit 5 instead of running on lavapipe
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         [binary, "local", "--scene", scene, "--width", str(size), "--height", str(size), "--spp", str(spp),
          "--max-bounces", str(bounces), "--seed", "7", "--out", out],
-        capture_output=True, text=True, env=dict(os.environ, RUST_LOG="warn"))
+        capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"render-pod failed ({proc.returncode}):\n{proc.stderr}")
     m = re.search(r"([\d.]+) s rendering, ([\d.]+) Msamples/s on (.*) ->", proc.stdout)
+    kind = re.search(r"GPU adapter .*device_type=(\w+)", proc.stderr)
     return {"wall": wall, "cpu": cpu, "render": float(m.group(1)), "adapter": m.group(3),
+            "deviceType": kind.group(1) if kind else "unknown",
             "mean": exr_mean(os.path.join(out, "frame_0001.exr"))}
 
 
@@ -129,10 +142,20 @@ def main():
     parser.add_argument("--scenes", default="cbox,heavy")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats; medians are reported")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--cycles-device", choices=("CPU",) + cycles_reference.GPU_DEVICE_TYPES, default="CPU",
+                        help="Cycles device; CUDA/OPTIX render on the GPU(s) only and fail if there is none")
+    parser.add_argument("--render-pod", default=None, metavar="BINARY",
+                        help="use this render-pod binary instead of building one in target/render")
     args = parser.parse_args()
+    gpu = args.cycles_device != "CPU"
 
-    binary = build_render_pod()
+    # Fail before the build when the requested GPU is missing.
+    cycles_reference.use_device(bpy.context.scene, args.cycles_device)
+    binary = os.path.abspath(args.render_pod) if args.render_pod else build_render_pod()
     work = tempfile.mkdtemp(prefix="tessera-bench-")
+    if gpu:
+        # Untimed, like Cycles' warm-up: the first run on a fresh node may compile the pipeline.
+        run_ours(binary, CBOX, 8, 1, args.bounces, os.path.join(work, "ours_warmup"), require_gpu=True)
     scenes = {}
     for name in args.scenes.split(","):
         if name == "cbox":
@@ -144,13 +167,18 @@ def main():
     results = []
     for name, (path, triangles) in scenes.items():
         cycles_scene = cycles_reference.setup_scene(path, args.size, args.size, n, args.bounces, [0.0, 0.0, 0.0], seed=7)
+        cycles_device = cycles_reference.use_device(cycles_scene, args.cycles_device)
+        print(f"{name}: Cycles renders on {cycles_device}", flush=True)
+        if gpu:
+            # Untimed: loads (and on first use compiles) the GPU kernels for this scene.
+            run_cycles_once(cycles_scene, 1, os.path.join(work, f"cycles_{name}_warmup.exr"))
         runs = {("ours", k): [] for k in (n, n2)}
         runs.update({("cycles", k): [] for k in (n, n2)})
         # Interleaved repeats, so load from other processes hits both renderers alike.
         for rep in range(args.repeat):
             for k in (n, n2):
                 runs[("ours", k)].append(run_ours(binary, path, args.size, k, args.bounces,
-                                                  os.path.join(work, f"ours_{name}_{k}_{rep}")))
+                                                  os.path.join(work, f"ours_{name}_{k}_{rep}"), require_gpu=gpu))
                 runs[("cycles", k)].append(run_cycles_once(cycles_scene, k, os.path.join(work, f"cycles_{name}_{k}.exr")))
 
         def med(who, k, key):
@@ -177,6 +205,7 @@ def main():
             "repeats": args.repeat,
             "renderPod": {
                 "adapter": runs[("ours", n2)][0]["adapter"],
+                "deviceType": runs[("ours", n2)][0]["deviceType"],
                 "wallSeconds": {str(n): med("ours", n, "wall"), str(n2): med("ours", n2, "wall")},
                 "cpuSeconds": {str(n): med("ours", n, "cpu"), str(n2): med("ours", n2, "cpu")},
                 "marginalSamplesPerSecond": marginal("ours", "wall"),
@@ -184,6 +213,7 @@ def main():
                 "mean": ours_mean.tolist(),
             },
             "cycles": {
+                "device": cycles_device,
                 "wallSeconds": {str(n): med("cycles", n, "wall"), str(n2): med("cycles", n2, "wall")},
                 "cpuSeconds": {str(n): med("cycles", n, "cpu"), str(n2): med("cycles", n2, "cpu")},
                 "marginalSamplesPerSecond": marginal("cycles", "wall"),
@@ -195,8 +225,9 @@ def main():
             "meanRelativeDifference": rel,
         })
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    print(f"\nrender-pod vs Cycles {bpy.app.version_string} CPU on {machine}; {args.size}², {n}/{n2} spp, "
-          f"{args.bounces} bounces")
+    ours = results[0]["renderPod"]
+    print(f"\nrender-pod on {ours['adapter']} [{ours['deviceType']}] vs Cycles {bpy.app.version_string} on "
+          f"{results[0]['cycles']['device']}; {machine}; {args.size}², {n}/{n2} spp, {args.bounces} bounces")
     print("| scene | tris | render-pod samples/s (wall) | Cycles samples/s (wall) | ratio | render-pod samples/CPU-s "
           "| Cycles samples/CPU-s | ratio (CPU) | render-pod 2N wall s | Cycles 2N wall s | mean diff R/G/B |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -213,11 +244,12 @@ def main():
               f"| {m(o['marginalSamplesPerCpuSecond'])} | {m(c['marginalSamplesPerCpuSecond'])} "
               f"| {x(r['ratioMarginalCpu'])} | {o['wallSeconds'][str(n2)]:.1f} | {c['wallSeconds'][str(n2)]:.1f} | {rel} |")
     print(f"load average at the end: {os.getloadavg()}")
-    print(f"render-pod adapter: {results[0]['renderPod']['adapter']}")
+    print(f"render-pod adapter: {ours['adapter']} (device type {ours['deviceType']})")
+    print(f"Cycles device: {results[0]['cycles']['device']}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"machine": machine, "cycles": bpy.app.version_string, "loadAverage": os.getloadavg(),
-                       "results": results}, f, indent=2)
+            json.dump({"machine": machine, "cycles": bpy.app.version_string, "cyclesDevice": args.cycles_device,
+                       "loadAverage": os.getloadavg(), "results": results}, f, indent=2)
             f.write("\n")
 
 

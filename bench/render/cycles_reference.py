@@ -10,7 +10,7 @@ Usage (venv with `pip install bpy==5.0.1 numpy`):
   python cycles_reference.py --scene ../../../shared/scenes/cbox.gltf --width 64 --height 64 \
       --spp 4096 --bounces 3 --exr out.exr --json out.json
 
-Importable: `compare_cycles.py` uses `setup_scene` and `render`.
+Importable: `compare_cycles.py` uses `setup_scene`, `use_device` (CPU or a GPU) and `render`.
 """
 
 import argparse
@@ -111,6 +111,41 @@ def setup_scene(scene_path, width, height, spp, bounces, background, seed=7, thr
     render.image_settings.exr_codec = "ZIP"
     scene.view_settings.view_transform = "Standard"
     return scene
+
+
+GPU_DEVICE_TYPES = ("CUDA", "OPTIX")
+
+
+def use_device(scene, device_type="CPU"):
+    """Make Cycles render `scene` on `device_type` (CPU, CUDA or OPTIX); returns a description of
+    the devices it will use. Call it after `setup_scene`: reading the factory settings resets the
+    preferences. Exits non-zero when a GPU type has no device, because Cycles itself would quietly
+    render on the CPU instead."""
+    if device_type == "CPU":
+        scene.cycles.device = "CPU"
+        return f"CPU ({scene.render.threads} threads)"
+    if device_type not in GPU_DEVICE_TYPES:
+        sys.exit(f"unknown Cycles device type {device_type!r}; use CPU, {', '.join(GPU_DEVICE_TYPES)}")
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    try:
+        prefs.compute_device_type = device_type
+    except TypeError:
+        sys.exit(f"Cycles {bpy.app.version_string}: this build has no {device_type} support")
+    prefs.refresh_devices()  # what get_devices() did; it is deprecated and returns None in 5.0
+    devices = prefs.get_devices_for_type(device_type)
+    gpus = [d for d in devices if d.type == device_type]
+    if not gpus:
+        found = ", ".join(f"{d.name} ({d.type})" for d in prefs.devices) or "none"
+        sys.exit(f"Cycles {bpy.app.version_string}: no {device_type} device available (found: {found}); "
+                 "refusing to fall back to the CPU. Check the NVIDIA driver (nvidia-smi) and, in a "
+                 "container, the GPU runtime (--gpus all).")
+    # The GPUs only: get_devices_for_type also lists the CPU, which would join the render.
+    for d in devices:
+        d.use = d.type == device_type
+    scene.cycles.device = "GPU"
+    if not prefs.has_active_device():
+        sys.exit(f"Cycles: could not enable the {device_type} devices")
+    return ", ".join(f"{d.name} ({d.type})" for d in gpus)
 
 
 def render(scene, exr_path, spp=None):

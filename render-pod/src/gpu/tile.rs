@@ -250,10 +250,12 @@ fn render_band(
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+    // Rewritten before each dispatch. A storage buffer, not a uniform: lavapipe would compile a
+    // new shader variant per dispatch with the uniform's values inlined (see trace.wgsl).
+    let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("params"),
         size: std::mem::size_of::<GpuParams>() as u64,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -262,7 +264,7 @@ fn render_band(
         entries: &[
             wgpu::BindGroupEntry {
                 binding: 0,
-                resource: uniform.as_entire_binding(),
+                resource: params_buffer.as_entire_binding(),
             },
             wgpu::BindGroupEntry {
                 binding: 1,
@@ -303,6 +305,7 @@ fn render_band(
     let total: u64 = rect.pixel_count() * u64::from(params.samples.count);
     let mut done = 0u64;
     let mut samples_done = 0u32;
+    let mut dispatches = 0u32;
     while samples_done < params.samples.count {
         let budget = match size {
             DispatchSize::Fixed(paths) => paths.max(1),
@@ -327,7 +330,8 @@ fn render_band(
             p.samples[0] = d.sample_start;
             p.samples[1] = d.sample_count;
             p.counts[2] = u32::from(samples_done > 0);
-            ctx.queue.write_buffer(&uniform, 0, bytemuck::bytes_of(&p));
+            ctx.queue
+                .write_buffer(&params_buffer, 0, bytemuck::bytes_of(&p));
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("trace"),
             });
@@ -344,6 +348,7 @@ fn render_band(
             ctx.queue.submit([encoder.finish()]);
             // One bounded submit at a time: no watchdog trips, and progress is real.
             ctx.wait()?;
+            dispatches += 1;
             done += u64::from(d.rows) * u64::from(rect.width) * u64::from(d.sample_count);
             progress(done, total);
         }
@@ -359,6 +364,8 @@ fn render_band(
             ctx.paths_per_dispatch.store(next as u64, Ordering::Relaxed);
         }
     }
+
+    tracing::debug!(dispatches, rows = rect.height, "band traced");
 
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("readback"),

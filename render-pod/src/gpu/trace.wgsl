@@ -74,7 +74,10 @@ struct Light {
 // Header of 4 words per texture (texel offset, width, height, wrap/filter flags), then texels
 // as packed RGBA8.
 @group(0) @binding(5) var<storage, read> textures: array<u32>;
-@group(1) @binding(0) var<uniform> params: Params;
+// A storage buffer, not a uniform: lavapipe (Mesa 22.3) inlines uniform and push-constant
+// values into a freshly compiled shader variant on every pipeline bind, i.e. per dispatch
+// (≈ 14 ms and ≈ 2.3 MB kept each; docs/renderer.md, Profile); storage loads are not inlined.
+@group(1) @binding(0) var<storage, read> params: Params;
 @group(1) @binding(1) var<storage, read_write> accum: array<vec4f>;
 
 const PI: f32 = 3.14159265358979;
