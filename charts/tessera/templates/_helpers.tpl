@@ -37,5 +37,9 @@ app.kubernetes.io/part-of: tessera
 {{- end }}
 
 {{- define "tessera.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
