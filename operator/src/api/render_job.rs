@@ -449,7 +449,7 @@ pub struct ShardFailure {
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// PascalCase reason, e.g. `BadScene`, `Error`, `OOMKilled`, `OutputCorrupt`.
+    /// PascalCase reason, e.g. `BadInput`, `Error`, `OOMKilled`, `OutputCorrupt`.
     pub reason: String,
     pub message: String,
 }
