@@ -871,7 +871,9 @@ async fn probe_readiness(
         } else {
             successes >= probe.success_threshold
         };
-        if flip {
+        // The process may have exited while the probe ran: never report a finished pod Running.
+        let still_running = state.lock().is_ok_and(|s| s.running.contains_key(&uid));
+        if flip && still_running {
             ready = !ready;
             if let Err(error) = report_running(&api, &name, started, &pod_ip, ready).await {
                 warn!(%error, pod = %name, "readiness update failed");
