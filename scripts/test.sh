@@ -26,6 +26,9 @@ step "Helm chart (helm lint --strict)"
 step "test control plane and kubectl (e2e/testcluster, built from the Kubernetes Go modules)"
 eval "$(scripts/e2e-tools.sh)"
 
+step "Azurite (the Azure Blob emulator render-pod's storage test runs against, from npm)"
+render-pod/tests/azurite.sh
+
 step "cargo test (unit, mocked-API, end-to-end scenarios)"
 # The scenarios start the workspace binaries (operator, fake render pod): build them first.
 cargo build --workspace --bins --locked

@@ -1,13 +1,21 @@
-//! Object storage through `object_store`: `file://` always, `s3://` with the `aws` feature
-//! (credentials and region from the standard `AWS_*` environment variables). Plain paths are
-//! local files. The async client runs on a private current-thread tokio runtime; stores are
-//! cached per scheme + authority.
+//! Object storage through `object_store`. Which URL reaches which store:
+//!
+//! | URL | store | feature | configuration |
+//! |---|---|---|---|
+//! | plain path, `file:///…` | local file system | always | none |
+//! | `s3://`, `s3a://`, S3 `https://` hosts | Amazon S3 (and S3-compatible) | `aws` | `AWS_*` variables |
+//! | `gs://bucket/…` | Google Cloud Storage | `gcp` | `GoogleCloudStorageBuilder::from_env()`: `GOOGLE_*` (+ `SERVICE_ACCOUNT`) |
+//! | `az://`, `azure://`, `adl://`, `abfs(s)://`, Azure `https://` hosts | Azure Blob Storage | `azure` | `MicrosoftAzureBuilder::from_env()`: `AZURE_*` (+ `IDENTITY_ENDPOINT`) |
+//!
+//! Anything else (an unknown scheme, plain `http(s)://`, a scheme whose feature this build lacks)
+//! is [`Error::BadSpec`], i.e. exit code 3 (`BAD_INPUT`). The async clients run on a private
+//! current-thread tokio runtime; stores are cached per scheme + authority.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -31,6 +39,96 @@ pub fn join(base: &str, relative: &str) -> Result<String> {
         .map_err(|e| Error::BadSpec(format!("cannot resolve {relative:?} against {base}: {e}")))
 }
 
+/// The kind of store a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `file://` and plain paths.
+    Local,
+    /// `memory://` (process-local, for tests).
+    Memory,
+    /// `s3://`, `s3a://`, `https://…amazonaws.com`, `https://…r2.cloudflarestorage.com`.
+    S3,
+    /// `gs://`.
+    Gcs,
+    /// `az://`, `azure://`, `adl://`, `abfs://`, `abfss://`, `https://…(blob|dfs).core.windows.net`.
+    Azure,
+}
+
+impl Backend {
+    /// The render-pod cargo feature that enables this backend, when this build lacks it.
+    fn missing_feature(self) -> Option<&'static str> {
+        match self {
+            Backend::Local | Backend::Memory => None,
+            Backend::S3 => (!cfg!(feature = "aws")).then_some("aws"),
+            Backend::Gcs => (!cfg!(feature = "gcp")).then_some("gcp"),
+            Backend::Azure => (!cfg!(feature = "azure")).then_some("azure"),
+        }
+    }
+}
+
+const SUPPORTED: &str = "supported: plain paths, file://, s3://, gs://, az://, azure://, adl://, \
+                         abfs://, abfss://";
+
+/// Which store `url` selects and the object path inside it, without building a client (no
+/// network, no credentials). Unknown schemes and disabled backends are [`Error::BadSpec`].
+pub fn select(url: &Url) -> Result<(Backend, Path)> {
+    let unsupported =
+        |why: String| Error::BadSpec(format!("unsupported storage URL \"{url}\": {why}"));
+    let (scheme, path) =
+        ObjectStoreScheme::parse(url).map_err(|e| unsupported(format!("{e} ({SUPPORTED})")))?;
+    let backend = match scheme {
+        ObjectStoreScheme::Local => Backend::Local,
+        ObjectStoreScheme::Memory => Backend::Memory,
+        ObjectStoreScheme::AmazonS3 => Backend::S3,
+        ObjectStoreScheme::GoogleCloudStorage => Backend::Gcs,
+        ObjectStoreScheme::MicrosoftAzure => Backend::Azure,
+        _ => {
+            return Err(unsupported(format!(
+                "scheme {:?} is not an object store ({SUPPORTED})",
+                url.scheme()
+            )));
+        }
+    };
+    if let Some(feature) = backend.missing_feature() {
+        return Err(unsupported(format!(
+            "this render-pod was built without the `{feature}` feature"
+        )));
+    }
+    // URLs are percent-encoded; object keys and file names are not.
+    let path = Path::parse(path.as_ref()).map_err(|e| unsupported(e.to_string()))?;
+    let path = Path::from_url_path(path.as_ref()).unwrap_or(path);
+    Ok((backend, path))
+}
+
+/// Builds the client for `url`, configured from the process environment.
+fn build_store(backend: Backend, url: &Url) -> object_store::Result<Box<dyn ObjectStore>> {
+    match backend {
+        Backend::Local | Backend::Memory | Backend::S3 => {
+            // Only AWS_* variables reach the S3 client (and nothing reaches the others).
+            let options: Vec<(String, String)> = std::env::vars()
+                .filter(|(k, _)| k.starts_with("AWS_"))
+                .collect();
+            object_store::parse_url_opts(url, options).map(|(store, _)| store)
+        }
+        #[cfg(feature = "gcp")]
+        Backend::Gcs => Ok(Box::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .build()?,
+        )),
+        #[cfg(feature = "azure")]
+        Backend::Azure => Ok(Box::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .build()?,
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(object_store::Error::NotSupported {
+            source: format!("{other:?} storage is not enabled in this build").into(),
+        }),
+    }
+}
+
 pub struct Storage {
     runtime: tokio::runtime::Runtime,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
@@ -49,26 +147,29 @@ impl Storage {
 
     fn resolve(&self, location: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         let url = to_url(location)?;
+        let (backend, path) = select(&url)?;
         let key = url[..url::Position::BeforePath].to_string();
-        let options: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_"))
-            .collect();
-        let (store, path) = object_store::parse_url_opts(&url, options).map_err(|e| match e {
-            object_store::Error::Generic { .. } | object_store::Error::InvalidPath { .. } => {
-                Error::BadSpec(format!("unsupported storage URL {location:?}: {e}"))
-            }
-            other => Error::storage(location, other),
-        })?;
-        // URLs are percent-encoded; object keys and file names are not.
-        let path = Path::from_url_path(path.as_ref()).unwrap_or(path);
         let mut stores = self
             .stores
             .lock()
             .map_err(|_| Error::BadSpec("storage cache poisoned".into()))?;
-        let store = stores
-            .entry(key)
-            .or_insert_with(|| Arc::from(store))
-            .clone();
+        if let Some(store) = stores.get(&key) {
+            return Ok((store.clone(), path));
+        }
+        // Builder errors are configuration errors (a missing account or bucket, an unreadable
+        // key file, a malformed container name): retrying cannot help.
+        let store: Arc<dyn ObjectStore> = build_store(backend, &url)
+            .map_err(|e| match e {
+                object_store::Error::Generic { .. }
+                | object_store::Error::InvalidPath { .. }
+                | object_store::Error::NotSupported { .. }
+                | object_store::Error::UnknownConfigurationKey { .. } => Error::BadSpec(format!(
+                    "cannot configure {backend:?} storage for {location:?}: {e}"
+                )),
+                other => Error::storage(location, other),
+            })?
+            .into();
+        stores.insert(key, store.clone());
         Ok((store, path))
     }
 
@@ -135,6 +236,113 @@ mod tests {
             format!("{}c%20d.png", url.trim_end_matches("b.bin"))
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn selected(location: &str) -> (Backend, String) {
+        let (backend, path) = select(&to_url(location).unwrap()).unwrap();
+        (backend, path.to_string())
+    }
+
+    #[test]
+    fn urls_select_their_store_and_object_path() {
+        let cases = [
+            ("file:///data/t/a.exr", Backend::Local, "data/t/a.exr"),
+            (
+                "s3://bucket/p/frame_0001.exr",
+                Backend::S3,
+                "p/frame_0001.exr",
+            ),
+            ("s3a://bucket/p/m.json", Backend::S3, "p/m.json"),
+            (
+                "gs://bucket/tessera/ns/job/m.json",
+                Backend::Gcs,
+                "tessera/ns/job/m.json",
+            ),
+            ("gs://bucket/c%20d.png", Backend::Gcs, "c d.png"),
+            ("az://renders/ns/job/f.exr", Backend::Azure, "ns/job/f.exr"),
+            ("azure://renders/ns/f.exr", Backend::Azure, "ns/f.exr"),
+            ("adl://renders/ns/f.exr", Backend::Azure, "ns/f.exr"),
+            ("abfs://renders/ns/f.exr", Backend::Azure, "ns/f.exr"),
+            ("abfss://renders/ns/f.exr", Backend::Azure, "ns/f.exr"),
+            (
+                "abfss://renders@acct.dfs.core.windows.net/ns/f.exr",
+                Backend::Azure,
+                "ns/f.exr",
+            ),
+            (
+                "https://acct.blob.core.windows.net/renders/ns/f.exr",
+                Backend::Azure,
+                "ns/f.exr",
+            ),
+            ("memory:///x/y", Backend::Memory, "x/y"),
+        ];
+        for (url, backend, path) in cases {
+            if let Some(feature) = backend.missing_feature() {
+                let err = select(&to_url(url).unwrap()).unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("without the `{feature}` feature")),
+                    "{err}"
+                );
+                continue;
+            }
+            assert_eq!(selected(url), (backend, path.to_string()), "{url}");
+        }
+        let plain = std::env::temp_dir().join("a b.exr");
+        let (backend, path) = selected(plain.to_str().unwrap());
+        assert_eq!(backend, Backend::Local);
+        assert!(path.ends_with("a b.exr"), "{path}");
+    }
+
+    #[test]
+    #[cfg(all(feature = "gcp", feature = "azure"))]
+    fn relative_scene_references_stay_in_the_bucket() {
+        for base in [
+            "gs://bucket/scenes/shot.gltf",
+            "az://renders/scenes/shot.gltf",
+            "abfss://renders@acct.dfs.core.windows.net/scenes/shot.gltf",
+        ] {
+            let joined = join(base, "tex/wood%20grain.png").unwrap();
+            assert_eq!(joined, base.replace("shot.gltf", "tex/wood%20grain.png"));
+            let (backend, path) = selected(&joined);
+            assert_eq!(backend, selected(base).0);
+            assert_eq!(path, "scenes/tex/wood grain.png");
+        }
+    }
+
+    #[test]
+    fn unknown_schemes_are_bad_input_with_a_clear_message() {
+        use tessera_shard::contract::exit;
+        for url in [
+            "ftp://host/scene.gltf",
+            "hdfs://namenode/out",
+            "http://example.com/scene.gltf",
+            "https://example.com/scene.gltf",
+        ] {
+            let err = select(&to_url(url).unwrap()).unwrap_err();
+            assert!(matches!(err, Error::BadSpec(_)), "{url}: {err}");
+            assert_eq!(err.exit_code(), exit::BAD_INPUT, "{url}");
+            let msg = err.to_string();
+            assert!(msg.contains("unsupported storage URL"), "{msg}");
+            assert!(msg.contains("gs://") && msg.contains("az://"), "{msg}");
+            // The same through the storage layer.
+            let storage = Storage::new().unwrap();
+            let err = storage.get_opt(url).unwrap_err();
+            assert_eq!(err.exit_code(), exit::BAD_INPUT, "{url}: {err}");
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "azure")]
+    fn a_malformed_azure_container_is_bad_input() {
+        // The builder rejects it before it looks at any credentials: no network, no env.
+        let storage = Storage::new().unwrap();
+        let err = storage.get_opt("az://not.a.container/x").unwrap_err();
+        assert_eq!(
+            err.exit_code(),
+            tessera_shard::contract::exit::BAD_INPUT,
+            "{err}"
+        );
+        assert!(err.to_string().contains("Azure"), "{err}");
     }
 
     #[test]
