@@ -430,6 +430,34 @@ fn a_sample_job_completes_under_the_chart_rbac(
             renders == 16,
             "the fake render pod rendered {renders} shards, expected 16"
         );
+        // The leader exports the pool's capacity and what it created on /metrics.
+        let leases: Api<Lease> = Api::namespaced(env.client.clone(), NAMESPACE);
+        let leader = leases
+            .get(tessera_operator::leader::LEASE_NAME)
+            .await
+            .map_err(|e| e.to_string())?
+            .spec
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default();
+        let leader_ip = env
+            .operator_pods()
+            .await?
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(leader.as_str()))
+            .and_then(|p| p.status.and_then(|s| s.pod_ip))
+            .ok_or_else(|| format!("no pod IP for the leader {leader}"))?;
+        eventually(
+            "the pool's capacity on /metrics",
+            Duration::from_secs(30),
+            || async {
+                let (_, metrics) = http_get(&format!("{leader_ip}:8080"), "/metrics")?;
+                (metrics.contains(r#"tessera_pool_ready_nodes{pool="gpu-a"} 3"#)
+                    && metrics.contains(r#"tessera_pool_gpus{pool="gpu-a"} 6"#)
+                    && metrics.contains(r#"tessera_pods_created_total{role="shard"} 16"#))
+                .then_some(())
+            },
+        )
+        .await?;
         // The pool's status is written too (renderpools/status).
         let ready_nodes = env.kubectl_ok(&[
             "get",

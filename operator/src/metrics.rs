@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::api::ShardCounts;
+use crate::api::{RenderPoolStatus, ShardCounts};
 use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -28,6 +28,11 @@ pub struct Metrics {
     pub reconcile_duration: HistogramVec,
     pub reconcile_errors: IntCounterVec,
     pub pods_created: IntCounterVec,
+    /// Per pool, from its status: ready matching nodes, their GPUs, shard slots, running shards.
+    pub pool_ready_nodes: IntGaugeVec,
+    pub pool_gpus: IntGaugeVec,
+    pub pool_shard_capacity: IntGaugeVec,
+    pub pool_running_shards: IntGaugeVec,
 }
 
 impl Metrics {
@@ -78,6 +83,25 @@ impl Metrics {
             Opts::new("tessera_pods_created_total", "Pods created by role"),
             &["role"],
         )?;
+        let pool_gauge =
+            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["pool"]);
+        let pool_ready_nodes = pool_gauge(
+            "tessera_pool_ready_nodes",
+            "Ready, schedulable nodes matching the pool's nodeSelector",
+        )?;
+        let pool_gpus = pool_gauge("tessera_pool_gpus", "GPUs of the pool's ready nodes")?;
+        let pool_shard_capacity = pool_gauge(
+            "tessera_pool_shard_capacity",
+            "Shards the pool can run at once (GPUs / GPUs per shard, capped)",
+        )?;
+        let pool_running_shards = pool_gauge(
+            "tessera_pool_running_shards",
+            "Shard pods pending or running on the pool's live nodes",
+        )?;
+        registry.register(Box::new(pool_ready_nodes.clone()))?;
+        registry.register(Box::new(pool_gpus.clone()))?;
+        registry.register(Box::new(pool_shard_capacity.clone()))?;
+        registry.register(Box::new(pool_running_shards.clone()))?;
         registry.register(Box::new(shards.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(shard_duration.clone()))?;
@@ -95,6 +119,10 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             pods_created,
+            pool_ready_nodes,
+            pool_gpus,
+            pool_shard_capacity,
+            pool_running_shards,
         })
     }
 
@@ -127,6 +155,18 @@ impl Metrics {
         self.queue_depth
             .with_label_values(&[pool])
             .set(i64::from(waiting));
+    }
+
+    /// Sets a pool's capacity gauges from its status.
+    pub fn set_pool_capacity(&self, pool: &str, status: &RenderPoolStatus) {
+        for (gauge, value) in [
+            (&self.pool_ready_nodes, status.ready_nodes),
+            (&self.pool_gpus, status.gpu_capacity),
+            (&self.pool_shard_capacity, status.shard_capacity),
+            (&self.pool_running_shards, status.running_shards),
+        ] {
+            gauge.with_label_values(&[pool]).set(i64::from(value));
+        }
     }
 
     /// The text exposition format.

@@ -247,6 +247,7 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
     );
     ctx.metrics
         .set_pool_shards(&name, &shards_by_namespace(&jobs));
+    ctx.metrics.set_pool_capacity(&name, &status);
     if status != old {
         let api: Api<RenderPool> = Api::all(ctx.client.clone());
         let body = serde_json::json!({

@@ -46,6 +46,10 @@ fn registered_families() -> BTreeMap<String, Family> {
         metrics.reconcile_duration,
         metrics.reconcile_errors,
         metrics.pods_created,
+        metrics.pool_ready_nodes,
+        metrics.pool_gpus,
+        metrics.pool_shard_capacity,
+        metrics.pool_running_shards,
     );
     metrics
         .registry
@@ -367,7 +371,7 @@ fn the_dashboard_queries_only_registered_metrics_and_has_unique_panel_ids() {
     let families = registered_families();
     assert_eq!(
         families.len(),
-        7,
+        11,
         "the test touches every metric of Metrics; update it when Metrics changes: {:?}",
         families.keys()
     );
