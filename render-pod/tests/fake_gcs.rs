@@ -14,15 +14,15 @@
 //! by `GOOGLE_SERVICE_ACCOUNT`.
 #![cfg(feature = "gcp")]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod bucket;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use bucket::{Emulator, TempDir, check_round_trip, check_whole_job, render_pod};
 use render_pod::storage::Storage;
 
-const BIN: &str = env!("CARGO_BIN_EXE_render-pod");
 const BUCKET: &str = "tessera";
 
 fn fake_gcs_bin() -> PathBuf {
@@ -41,74 +41,14 @@ fn fake_gcs_bin() -> PathBuf {
     bin
 }
 
-/// Kills fake-gcs-server when the test ends, however it ends.
-struct FakeGcs {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Drop for FakeGcs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("render-pod-fake-gcs-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn start_fake_gcs() -> FakeGcs {
-    let bin = fake_gcs_bin();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = TempDir::new("data");
-    let child = Command::new(&bin)
-        // In memory, plain HTTP; the XML API is routed by Host header, and object_store's is
-        // `127.0.0.1:<port>` (its base URL), which is the default public host.
-        .args(["-host", "127.0.0.1", "-port", &port.to_string()])
-        // The working directory only catches anything it might write.
-        .current_dir(&dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let mut gcs = FakeGcs {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = gcs.child.try_wait().unwrap() {
-            panic!("fake-gcs-server exited before it listened: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fake-gcs-server did not listen on {port} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    gcs
+/// In memory, plain HTTP; the XML API is routed by Host header, and object_store's is
+/// `127.0.0.1:<port>` (its base URL), which is the default public host.
+fn start_fake_gcs() -> Emulator {
+    Emulator::start("fake-gcs-server", &fake_gcs_bin(), |port| {
+        ["-host", "127.0.0.1", "-port", &port.to_string()]
+            .map(String::from)
+            .to_vec()
+    })
 }
 
 /// Creates a bucket through the JSON API (object_store never creates one).
@@ -143,114 +83,20 @@ fn write_service_account(dir: &Path, port: u16) -> PathBuf {
     path
 }
 
-fn run(args: &[&str], service_account: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("GOOGLE_SERVICE_ACCOUNT", service_account)
-        .output()
-        .expect("spawn render-pod")
-}
-
 #[test]
 fn gcs_round_trip_and_a_whole_local_job_through_fake_gcs_server() {
     let gcs = start_fake_gcs();
     create_bucket(gcs.port, BUCKET);
-    let config = TempDir::new("config");
+    let config = TempDir::new("fake-gcs-config");
     let service_account = write_service_account(&config.0, gcs.port);
+    let env = [(
+        "GOOGLE_SERVICE_ACCOUNT",
+        service_account.to_string_lossy().into_owned(),
+    )];
     // SAFETY: this test binary has this one test, and nothing else runs or reads the
     // environment while it is changed (before the first storage client exists).
-    unsafe {
-        std::env::set_var("GOOGLE_SERVICE_ACCOUNT", &service_account);
-    }
-
-    // Round trip through the storage layer (an object name that needs percent-encoding).
+    unsafe { std::env::set_var(env[0].0, &env[0].1) };
     let storage = Storage::new().unwrap();
-    storage
-        .put("gs://tessera/rt/hello world.bin", b"hello".to_vec())
-        .unwrap();
-    assert_eq!(
-        storage.get("gs://tessera/rt/hello%20world.bin").unwrap(),
-        b"hello"
-    );
-    // Overwriting replaces the object.
-    storage
-        .put("gs://tessera/rt/hello world.bin", b"again".to_vec())
-        .unwrap();
-    assert_eq!(
-        storage.get("gs://tessera/rt/hello%20world.bin").unwrap(),
-        b"again"
-    );
-    // A missing object is `None` (the merge relies on it to tell "render again" from errors).
-    assert_eq!(
-        storage.get_opt("gs://tessera/rt/missing.bin").unwrap(),
-        None
-    );
-
-    // A bucket that does not exist is a storage error (retryable), not a panic.
-    let err = storage.put("gs://no-such-bucket/x", vec![1]).unwrap_err();
-    assert_eq!(
-        err.exit_code(),
-        tessera_shard::contract::exit::TRANSIENT,
-        "{err}"
-    );
-
-    // A whole job: the scene from gs://, shards, manifests and frames to gs://.
-    let scene = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenes/cbox.gltf");
-    storage
-        .put(
-            "gs://tessera/scenes/cbox.gltf",
-            std::fs::read(&scene).unwrap(),
-        )
-        .unwrap();
-    let job = |scene: &str, out: &str| {
-        run(
-            &[
-                "local",
-                "--scene",
-                scene,
-                "--frames",
-                "1",
-                "--width",
-                "16",
-                "--height",
-                "12",
-                "--spp",
-                "4",
-                "--max-bounces",
-                "2",
-                "--tiles",
-                "2x1",
-                "--sample-splits",
-                "2",
-                "--out",
-                out,
-            ],
-            &service_account,
-        )
-    };
-    let o = job("gs://tessera/scenes/cbox.gltf", "gs://tessera/jobs/cbox");
-    assert!(
-        o.status.success(),
-        "local job on gs:// failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let local = TempDir::new("local");
-    let o = job(scene.to_str().unwrap(), local.0.to_str().unwrap());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for frame in ["frame_0001.exr", "frame_0001.png"] {
-        let remote = storage
-            .get(&format!("gs://tessera/jobs/cbox/{frame}"))
-            .unwrap();
-        assert_eq!(
-            remote,
-            std::fs::read(local.0.join(frame)).unwrap(),
-            "{frame}: gs:// and local renders differ"
-        );
-    }
-    let manifest = storage
-        .get("gs://tessera/jobs/cbox/.shards/local/job-manifest.json")
-        .unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    assert!(manifest["frames"].is_array(), "{manifest}");
+    check_round_trip(&storage, "gs://tessera", "gs://no-such-bucket");
+    check_whole_job(&storage, "gs://tessera", &|args| render_pod(args, &env));
 }
