@@ -853,6 +853,7 @@ async fn probe_readiness(
     probe: HttpProbe,
     (started, pod_ip): (Timestamp, String),
 ) {
+    // The pod's own initialDelaySeconds: the kubelet waits exactly this long before probing.
     tokio::time::sleep(probe.initial_delay).await;
     let (mut ready, mut successes, mut failures) = (false, 0, 0);
     let mut tick = tokio::time::interval(probe.period);
