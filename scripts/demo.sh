@@ -17,9 +17,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-eval "$("$repo/e2e/dev-env" up --dir "$dir" "${extra[@]}")"
+# Assignments before eval: set -e stops on a failed step only through an assignment's status.
+dev_env="$("$repo/e2e/dev-env" up --dir "$dir" "${extra[@]}")"
+eval "$dev_env"
 [ "$keep" = 1 ] || trap '"$repo/e2e/dev-env" down --dir "$dir"' EXIT
-eval "$("$repo/scripts/e2e-tools.sh" 2>/dev/null)"
+tools_env="$("$repo/scripts/e2e-tools.sh")"
+eval "$tools_env"
 kubectl="$TESSERA_KUBECTL"
 
 "$kubectl" delete renderjob cbox --ignore-not-found --wait=true > /dev/null

@@ -24,7 +24,10 @@ step "Helm chart (helm lint --strict)"
 "$HOME/.cache/tessera/kube-tools/bin/helm" lint --strict charts/tessera
 
 step "test control plane and kubectl (e2e/testcluster, built from the Kubernetes Go modules)"
-eval "$(scripts/e2e-tools.sh)"
+# An assignment, not `eval "$(...)"`: set -e sees a failed build only through the assignment's
+# status, so a broken build stops here instead of leaving the tests an older binary.
+tools_env="$(scripts/e2e-tools.sh)"
+eval "$tools_env"
 
 step "Azurite (the Azure Blob emulator render-pod's storage test runs against, from npm)"
 render-pod/tests/azurite.sh

@@ -1125,10 +1125,6 @@ fn s3_the_happy_path_against_the_s3_server(
 
 fn main() -> std::process::ExitCode {
     block_on(async {
-        let mut env = match Env::start().await {
-            Ok(env) => env,
-            Err(error) => return could_not_start("e2e", &error),
-        };
         let scenarios: Vec<(&str, Scenario)> = vec![
             ("happy path", happy_path),
             (
@@ -1174,12 +1170,24 @@ fn main() -> std::process::ExitCode {
             ),
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.
+        // A filter that selects nothing is an error, not "0 passed, 0 failed".
         let only = std::env::var("TESSERA_E2E_ONLY").unwrap_or_default();
-        let mut report = Report::default();
-        for (name, scenario) in scenarios
+        let selected: Vec<(&str, Scenario)> = scenarios
             .into_iter()
             .filter(|(name, _)| name.contains(only.as_str()))
-        {
+            .collect();
+        if selected.is_empty() {
+            return could_not_start(
+                "e2e",
+                &format!("TESSERA_E2E_ONLY={only:?} matches no scenario"),
+            );
+        }
+        let mut env = match Env::start().await {
+            Ok(env) => env,
+            Err(error) => return could_not_start("e2e", &error),
+        };
+        let mut report = Report::default();
+        for (name, scenario) in selected {
             let label = format!("scenario {name}");
             report
                 .run(&label, &mut env, scenario, Env::reset_operators)
