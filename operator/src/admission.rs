@@ -1,6 +1,6 @@
 //! Admission: which jobs may start how many shards on a shared pool right now.
 //!
-//! Order (DESIGN §4): higher priority first; among jobs of equal priority, the pool is shared
+//! Order (docs/architecture.md §6): higher priority first; among jobs of equal priority, the pool is shared
 //! fairly across namespaces (each free slot goes to the namespace holding the fewest slots,
 //! counting what it already runs); within a namespace, first come first served (oldest job
 //! first, then by name for a stable order). Pure: the same inputs give the same grants, so

@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN §9), served on `/metrics`.
+//! Prometheus metrics (docs/architecture.md §10), served on `/metrics`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! Random numbers and sampling math, the CPU mirror of what `trace.wgsl` does.
 //!
-//! Determinism (DESIGN §7): the GPU seeds one PCG stream per path from a hash of
+//! Determinism (docs/architecture.md §9): the GPU seeds one PCG stream per path from a hash of
 //! (seed, frame, pixel x, pixel y, sample index) — see [`path_seed`] — and draws every random
 //! number of that path from it in a fixed order. Nothing depends on the tile, the dispatch or
 //! the thread that runs the path, so a pixel's samples are the same however the frame is cut.

@@ -7,7 +7,7 @@
 //! - [`JobManifest`]: written by the merge pod: every frame, its inputs and checksums.
 //! - [`exit`]: exit codes, which tell the operator whether a retry can help.
 //!
-//! Storage layout under the job's output prefix (DESIGN §5):
+//! Storage layout under the job's output prefix (docs/architecture.md §8):
 //!
 //! ```text
 //! <prefix>/<job-uid>/shards/<i>/<attempt>/...            tile/sample pixels
