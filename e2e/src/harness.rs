@@ -104,6 +104,11 @@ impl Cluster {
     /// with its log in `dir/cluster.log`, and waits until it is ready. Lost nodes are noticed
     /// in seconds, not the default 40 s.
     pub async fn start(dir: &Path) -> Result<Self, String> {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// As [`Cluster::start`], with extra kube-controller-manager flags.
+    pub async fn start_with(dir: &Path, controller_manager_args: &[&str]) -> Result<Self, String> {
         let testcluster = tool(
             "TESSERA_TESTCLUSTER",
             repo_root().join("e2e/testcluster/bin/testcluster"),
@@ -124,6 +129,11 @@ impl Cluster {
                 "--controller-manager-arg=--node-monitor-period=1s",
                 "--controller-manager-arg=--node-monitor-grace-period=10s",
             ])
+            .args(
+                controller_manager_args
+                    .iter()
+                    .map(|arg| format!("--controller-manager-arg={arg}")),
+            )
             .stdout(std::fs::File::create(dir.join("cluster.log")).map_err(|e| e.to_string())?)
             .stderr(Stdio::inherit())
             .spawn()

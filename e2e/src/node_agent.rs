@@ -14,6 +14,8 @@
 //!   token requested for that ServiceAccount and bound to the pod (TokenRequest), so in-cluster
 //!   software runs with exactly the RBAC of its ServiceAccount;
 //! - runs `httpGet` readiness probes and reports the pod's `Ready` condition from them;
+//! - enforces `activeDeadlineSeconds` (kills the process; the pod fails with reason
+//!   `DeadlineExceeded`, as the kubelet reports it);
 //! - reports `Running`, then `Succeeded`/`Failed` with the exit code (128 + signal when killed),
 //!   container statuses and the termination message (the file named by the env var
 //!   `TESSERA_TERMINATION_LOG`, or the tail of stderr under `FallbackToLogsOnError`);
@@ -665,7 +667,37 @@ async fn run_pod(
         ));
     }
 
-    let status = child.wait().await?;
+    // The kubelet enforces activeDeadlineSeconds: past it, the pod is killed and fails with
+    // reason DeadlineExceeded.
+    let deadline = spec
+        .active_deadline_seconds
+        .map(|seconds| Duration::from_secs(seconds.max(0) as u64));
+    let status = match deadline {
+        Some(deadline) => match tokio::time::timeout(deadline, child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                let _ = child.kill().await;
+                state.lock().map(|mut s| s.running.remove(&uid)).ok();
+                info!(pod = %name, "active deadline exceeded; killed");
+                return report_terminal(
+                    api,
+                    &name,
+                    started,
+                    Exit {
+                        code: 137,
+                        reason: "DeadlineExceeded",
+                        message: "",
+                        pod_reason: Some((
+                            "DeadlineExceeded",
+                            "Pod was active on the node longer than the specified deadline",
+                        )),
+                    },
+                )
+                .await;
+            }
+        },
+        None => child.wait().await?,
+    };
     let dead = state.lock().map(|mut s| {
         s.running.remove(&uid);
         s.dead.contains(node)
@@ -1028,10 +1060,40 @@ async fn report_exit(
     reason: &str,
     message: &str,
 ) -> Result<(), AgentError> {
+    let exit = Exit {
+        code,
+        reason,
+        message,
+        pod_reason: None,
+    };
+    report_terminal(api, name, started, exit).await
+}
+
+/// How a pod's container ended, and the pod-level reason and message the kubelet sets for
+/// some endings (DeadlineExceeded).
+struct Exit<'a> {
+    code: i32,
+    reason: &'a str,
+    message: &'a str,
+    pod_reason: Option<(&'a str, &'a str)>,
+}
+
+async fn report_terminal(
+    api: &Api<Pod>,
+    name: &str,
+    started: Timestamp,
+    exit: Exit<'_>,
+) -> Result<(), AgentError> {
+    let Exit {
+        code,
+        reason,
+        message,
+        pod_reason,
+    } = exit;
     let (pod, container) = pod_and_container(api, name).await?;
     let (now, started) = (Timestamp::now().to_string(), started.to_string());
     let phase = if code == 0 { "Succeeded" } else { "Failed" };
-    let status = json!({"status": {
+    let mut status = json!({"status": {
         "phase": phase,
         "startTime": pod.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0.to_string()).unwrap_or_else(|| started.clone()),
         "conditions": [
@@ -1042,6 +1104,10 @@ async fn report_exit(
             "restartCount": 0, "state": {"terminated": {"exitCode": code, "reason": reason, "message": message,
             "startedAt": started, "finishedAt": now}}}],
     }});
+    if let Some((pod_reason, pod_message)) = pod_reason {
+        status["status"]["reason"] = json!(pod_reason);
+        status["status"]["message"] = json!(pod_message);
+    }
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
         .await?;
     info!(pod = %name, code, "pod finished");

@@ -1,4 +1,4 @@
-//! The Helm scenario (DESIGN §8): the chart installs the operator on a real control plane as a
+//! The Helm scenario (docs/architecture.md §11): the chart installs the operator on a real control plane as a
 //! platform team would, and the operator runs as the chart's Deployment, with the chart's
 //! ServiceAccount token and RBAC only, so a missing RBAC verb fails this test.
 //!

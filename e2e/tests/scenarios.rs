@@ -1,4 +1,4 @@
-//! End-to-end scenarios on a real control plane (DESIGN §8).
+//! End-to-end scenarios on a real control plane (docs/architecture.md §11).
 //!
 //! One cluster for all scenarios: `testcluster up` (etcd, kube-apiserver,
 //! kube-controller-manager, kube-scheduler built from the Kubernetes Go modules), the process
@@ -74,8 +74,13 @@ const S3_SECRET_KEY: &str = "tessera-e2e-secret-key-0123456789";
 impl Env {
     async fn start() -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("tessera-e2e-{}", std::process::id()));
+        Self::start_in(dir, &[]).await
+    }
+
+    /// A whole environment in `dir`, its kube-controller-manager run with extra flags.
+    async fn start_in(dir: PathBuf, controller_manager_args: &[&str]) -> Result<Self, String> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let cluster = Cluster::start(&dir).await?;
+        let cluster = Cluster::start_with(&dir, controller_manager_args).await?;
         let script = dir.join("fake-script.json");
         std::fs::write(&script, "{}").map_err(|e| e.to_string())?;
         let fake_log = dir.join("fake-log");
@@ -224,6 +229,44 @@ impl Env {
             serde_json::to_string(&all).map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())
+    }
+
+    /// `(shard, attempt)` → the node, of every render the fake render pod ran for `job`
+    /// (the operator deletes shard pods once accounted, so the pods no longer say).
+    fn render_nodes(&self, job: &str) -> BTreeMap<(u32, u32), String> {
+        let prefix = format!("{job}.render.");
+        std::fs::read_dir(&self.fake_log)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (shard, attempt) = name.strip_prefix(&prefix)?.split_once('.')?;
+                let node = std::fs::read_to_string(e.path()).ok()?;
+                Some(((shard.parse().ok()?, attempt.parse().ok()?), node))
+            })
+            .collect()
+    }
+
+    /// Waits until `job` has no shard pods left: every attempt accounted in its status and
+    /// its pod deleted (pods of failed attempts excepted, when `keep_failed`).
+    async fn shard_pods_gone(&self, namespace: &str, job: &str, keep_failed: bool) -> Outcome {
+        eventually(
+            "the operator to delete every accounted shard pod",
+            Duration::from_secs(60),
+            || async {
+                let pods = self.pods(namespace, job).await.ok()?;
+                pods.iter()
+                    .all(|p| {
+                        label(p, "tessera.dev/role") != "shard"
+                            || (keep_failed
+                                && p.status.as_ref().and_then(|s| s.phase.as_deref())
+                                    == Some("Failed"))
+                    })
+                    .then_some(())
+            },
+        )
+        .await
     }
 
     /// `(shard, attempt)` of every render the fake render pod ran for `job`.
@@ -376,6 +419,22 @@ impl Env {
         Ok((port, data))
     }
 
+    /// Stops everything: the agent first (it kills its pods' processes), then the rest.
+    async fn shutdown(mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown().await;
+        }
+        self.stop();
+    }
+
+    /// The job as the API server has it.
+    async fn render_job(&self, namespace: &str, name: &str) -> Result<RenderJob, String> {
+        Api::<RenderJob>::namespaced(self.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     fn stop(mut self) {
         for (_, mut child) in self.operators.drain(..) {
             let _ = child.kill();
@@ -439,24 +498,25 @@ fn happy_path(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
             table.contains("Complete") && table.contains("100%") && table.contains("16"),
             "kubectl get renderjobs shows:\n{table}"
         );
-        let pods = env.pods("happy", "cbox").await?;
-        let shard_pods: Vec<&Pod> = pods
-            .iter()
-            .filter(|p| label(p, "tessera.dev/role") == "shard")
-            .collect();
-        ensure!(
-            shard_pods.len() == 16,
-            "expected 16 shard pods, found {}",
-            shard_pods.len()
-        );
-        for pod in &shard_pods {
+        for ((shard, attempt), node) in env.render_nodes("cbox") {
             ensure!(
-                GPU_NODES.contains(&node_of(pod).as_str()),
-                "shard pod {} ran on {} (not a pool GPU node)",
-                pod.name_any(),
-                node_of(pod)
+                GPU_NODES.contains(&node.as_str()),
+                "shard {shard} attempt {attempt} ran on {node:?} (not a pool GPU node)"
             );
         }
+        // The ledger holds every attempt, so the shard pods go; the status keeps the account.
+        env.shard_pods_gone("happy", "cbox", false).await?;
+        let job: RenderJob = Api::namespaced(env.client.clone(), "happy")
+            .get("cbox")
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = job.status.unwrap_or_default();
+        ensure!(
+            status.settled_attempts.to_string() == "0-15:1" && status.gpu_seconds > 0.0,
+            "ledger: settled {} gpuSeconds {}",
+            status.settled_attempts,
+            status.gpu_seconds
+        );
         ensure!(
             env.renders("cbox").len() == 16,
             "expected 16 renders, the fake render pod ran {:?}",
@@ -589,19 +649,32 @@ fn failed_shards_are_retried_elsewhere(
             "attempt map {}",
             status.shard_attempts
         );
-        let pods = env.pods("retries", "retry").await?;
-        for shard in ["2", "5"] {
-            let nodes: Vec<(String, String)> = pods
-                .iter()
-                .filter(|p| label(p, "tessera.dev/shard") == shard)
-                .map(|p| (label(p, "tessera.dev/attempt"), node_of(p)))
-                .collect();
-            ensure!(nodes.len() == 2, "shard {shard}: pods {nodes:?}");
+        let nodes = env.render_nodes("retry");
+        for shard in [2, 5] {
+            let (first, retry) = (nodes.get(&(shard, 0)), nodes.get(&(shard, 1)));
             ensure!(
-                nodes[0].1 != nodes[1].1,
+                first.is_some() && retry.is_some() && first != retry,
                 "shard {shard} retried on the node it failed on: {nodes:?}"
             );
         }
+        ensure!(
+            status.failed_attempts.to_string() == "2:1,5:1",
+            "ledger failures {}",
+            status.failed_attempts
+        );
+        // The failed attempts' pods stay for `kubectl logs`; everything else goes.
+        env.shard_pods_gone("retries", "retry", true).await?;
+        let kept: BTreeSet<String> = env
+            .pods("retries", "retry")
+            .await?
+            .iter()
+            .filter(|p| label(p, "tessera.dev/role") == "shard")
+            .map(|p| p.name_any())
+            .collect();
+        ensure!(
+            kept == BTreeSet::from(["retry-2-0".to_string(), "retry-5-0".to_string()]),
+            "kept shard pods {kept:?}"
+        );
         Ok(())
     })
 }
@@ -686,12 +759,11 @@ fn a_lost_node_s_shards_run_elsewhere(
         let job = env
             .wait_condition("lost", "lost", "Complete", Duration::from_secs(120))
             .await?;
-        let pods = env.pods("lost", "lost").await?;
-        let rerun = pods.iter().any(|p| {
-            label(p, "tessera.dev/shard") == running_on_victim
-                && label(p, "tessera.dev/attempt") != "0"
-                && node_of(p) != victim
-        });
+        let shard: u32 = running_on_victim.parse().map_err(|_| "shard label")?;
+        let rerun = env
+            .render_nodes("lost")
+            .iter()
+            .any(|((s, attempt), node)| *s == shard && *attempt > 0 && node != victim);
         ensure!(
             rerun,
             "shard {running_on_victim} was not re-run on another node"
@@ -738,10 +810,15 @@ fn operator_killed_at_random_moments(env: &mut Env) -> Pin<Box<dyn Future<Output
                 .any(|o| o.kind == "RenderJob" && o.name == "restarts")),
             "orphaned pods"
         );
+        env.shard_pods_gone("restarts", "restarts", false).await?;
+        let job: RenderJob = Api::namespaced(env.client.clone(), "restarts")
+            .get("restarts")
+            .await
+            .map_err(|e| e.to_string())?;
+        let settled = job.status.unwrap_or_default().settled_attempts.to_string();
         ensure!(
-            pods.len() == 25,
-            "expected 24 shard pods and one merge pod, found {}",
-            pods.len()
+            settled == "0-23:1",
+            "each attempt accounted exactly once: settledAttempts {settled}"
         );
         Ok(())
     })
@@ -1123,6 +1200,350 @@ fn s3_the_happy_path_against_the_s3_server(
     })
 }
 
+/// The ledger's account of a job, for checking that it never goes back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd)]
+struct Account {
+    settled: u64,
+    counted_failures: u64,
+    node_failures: u64,
+    gpu_seconds: f64,
+}
+
+impl Account {
+    fn of(job: &RenderJob) -> Self {
+        let status = job.status.clone().unwrap_or_default();
+        let sum = |map: &tessera_shard::AttemptMap| map.iter().map(|(_, n)| u64::from(n)).sum();
+        Self {
+            settled: sum(&status.settled_attempts),
+            counted_failures: sum(&status.failed_attempts),
+            node_failures: status
+                .node_failures
+                .iter()
+                .map(|n| u64::from(n.failures))
+                .sum(),
+            gpu_seconds: status.gpu_seconds,
+        }
+    }
+
+    /// Whether no figure is lower than in `earlier`.
+    fn never_below(&self, earlier: &Account) -> bool {
+        self.settled >= earlier.settled
+            && self.counted_failures >= earlier.counted_failures
+            && self.node_failures >= earlier.node_failures
+            && self.gpu_seconds >= earlier.gpu_seconds
+    }
+}
+
+fn deleting_finished_pods_mid_job_loses_nothing(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("ledger", json!({"sleepMs": 800, "fail": {"3/0": 1}}))?;
+        env.job("ledger", "ledger", "1-18", json!({})).await?;
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "ledger");
+        let mut last = Account::default();
+        let mut deleted = 0;
+        // As a person (or a cleanup script) would: delete every pod that has finished, over
+        // and over, until the job completes; the ledger must never go back meanwhile.
+        let started = std::time::Instant::now();
+        let done = loop {
+            ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "not Complete after 120 s; last account {last:?}"
+            );
+            for pod in env.pods("ledger", "ledger").await? {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+                let finished = matches!(phase.as_deref(), Some("Succeeded" | "Failed"));
+                if finished && pod.metadata.deletion_timestamp.is_none() {
+                    let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
+                    deleted += 1;
+                }
+            }
+            let job = env.render_job("ledger", "ledger").await?;
+            let account = Account::of(&job);
+            ensure!(
+                account.never_below(&last),
+                "the ledger went back: {last:?} -> {account:?}"
+            );
+            last = account;
+            let complete = job.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Complete" && c.status == "True")
+            });
+            if complete {
+                break job;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded above
+        };
+        ensure!(deleted > 0, "no finished pod was ever deleted");
+        let renders = env.renders("ledger");
+        let mut expected: Vec<(u32, u32)> = (0..18).map(|s| (s, 0)).collect();
+        expected.push((3, 1));
+        expected.sort_unstable();
+        ensure!(
+            renders == expected,
+            "no shard may render again: {renders:?}"
+        );
+        let status = done.status.unwrap_or_default();
+        ensure!(
+            status.settled_attempts.to_string() == "0-2:1,3:2,4-17:1"
+                && status.failed_attempts.to_string() == "3:1"
+                && status.node_failures.iter().map(|n| n.failures).sum::<u32>() == 1,
+            "ledger: settled {} failed {} nodes {:?}",
+            status.settled_attempts,
+            status.failed_attempts,
+            status.node_failures
+        );
+        println!(
+            "    {deleted} finished pods deleted by hand; gpuSeconds {}",
+            status.gpu_seconds
+        );
+        Ok(())
+    })
+}
+
+fn pod_gc_before_the_operator_accounts_loses_nothing(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        // A second control plane whose kube-controller-manager garbage-collects every
+        // terminated pod past the first (--terminated-pod-gc-threshold=1).
+        let dir = env.dir.join("podgc");
+        let mut gc = Env::start_in(dir, &["--terminated-pod-gc-threshold=1"]).await?;
+        let outcome = pod_gc_scenario(&mut gc).await;
+        gc.shutdown().await;
+        outcome
+    })
+}
+
+async fn pod_gc_scenario(env: &mut Env) -> Outcome {
+    env.set_script("gc", json!({"sleepMs": 2000}))?;
+    env.job("podgc", "gc", "1-6", json!({})).await?;
+    eventually(
+        "six running shard pods",
+        Duration::from_secs(60),
+        || async {
+            let pods = env.pods("podgc", "gc").await.ok()?;
+            (pods
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count()
+                == 6)
+                .then_some(())
+        },
+    )
+    .await?;
+    // The operator goes away while they render: nobody accounts them when they end.
+    env.kill_operator("operator-a");
+    let collected = eventually(
+        "PodGC to delete the finished pods nobody accounted",
+        Duration::from_secs(90),
+        || async {
+            let pods = env.pods("podgc", "gc").await.ok()?;
+            let collected = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_some())
+                .count();
+            (collected >= 5).then_some(collected)
+        },
+    )
+    .await?;
+    env.start_operator("operator-a")?;
+    let job = env
+        .wait_condition("podgc", "gc", "Complete", Duration::from_secs(90))
+        .await?;
+    let renders = env.renders("gc");
+    ensure!(
+        renders == (0..6).map(|s| (s, 0)).collect::<Vec<_>>(),
+        "a shard PodGC collected rendered again: {renders:?}"
+    );
+    let status = job.status.unwrap_or_default();
+    ensure!(
+        status.settled_attempts.to_string() == "0-5:1" && status.gpu_seconds >= 6.0,
+        "ledger: settled {} gpuSeconds {}",
+        status.settled_attempts,
+        status.gpu_seconds
+    );
+    env.shard_pods_gone("podgc", "gc", false).await?;
+    println!(
+        "    PodGC collected {collected} unaccounted pods; all 6 accounted, none rendered again"
+    );
+    Ok(())
+}
+
+fn a_hung_shard_times_out_and_runs_elsewhere(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("hung", json!({"sleepMs": 300, "hang": ["2/0"]}))?;
+        env.job(
+            "timeouts",
+            "hung",
+            "1-4",
+            json!({"retry": {"attemptsPerShard": 2, "backoffSeconds": 0, "maxBackoffSeconds": 0,
+                "shardTimeoutSeconds": 5}}),
+        )
+        .await?;
+        let job = env
+            .wait_condition("timeouts", "hung", "Complete", Duration::from_secs(90))
+            .await?;
+        let status = job.status.unwrap_or_default();
+        let failure = status.last_failure.clone().ok_or("no lastFailure")?;
+        ensure!(
+            failure.shard == 2 && failure.reason == "Timeout",
+            "lastFailure {failure:?}"
+        );
+        ensure!(
+            status.failed_attempts.to_string() == "2:1",
+            "ledger failures {}",
+            status.failed_attempts
+        );
+        let nodes = env.render_nodes("hung");
+        ensure!(
+            matches!((nodes.get(&(2, 0)), nodes.get(&(2, 1))), (Some(a), Some(b)) if a != b),
+            "the retry of the hung shard ran on the same node: {nodes:?}"
+        );
+        Ok(())
+    })
+}
+
+fn a_refusing_quota_is_named_and_the_job_recovers(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("quota").await?;
+        let quota = |pods: u32| {
+            json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "gpu-quota", "namespace": "quota"},
+                "spec": {"hard": {"pods": pods.to_string()}}})
+        };
+        env.kubectl_apply(&quota(1))?;
+        // The quota controller must have computed usage before admission enforces it.
+        eventually("the quota's usage", Duration::from_secs(60), || async {
+            let out = env
+                .kubectl_ok(&[
+                    "get",
+                    "resourcequota",
+                    "gpu-quota",
+                    "-n",
+                    "quota",
+                    "-o",
+                    "jsonpath={.status.used.pods}",
+                ])
+                .ok()?;
+            (!out.trim().is_empty()).then_some(())
+        })
+        .await?;
+        env.set_script("quota-job", json!({"sleepMs": 3000}))?;
+        env.job("quota", "quota-job", "1-6", json!({})).await?;
+        let refused = eventually(
+            "a PodCreateRefused condition naming the quota",
+            Duration::from_secs(60),
+            || async {
+                let job = env.render_job("quota", "quota-job").await.ok()?;
+                job.status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "PodCreateRefused" && c.status == "True")
+                    .filter(|c| c.message.contains("gpu-quota"))
+                    .map(|c| c.message)
+            },
+        )
+        .await?;
+        // Events are best effort and follow the status write: wait for it.
+        eventually(
+            "a FailedCreate event naming the quota",
+            Duration::from_secs(30),
+            || async {
+                let events = env
+                    .kubectl_ok(&[
+                        "get",
+                        "events",
+                        "-n",
+                        "quota",
+                        "--field-selector",
+                        "reason=FailedCreate",
+                        "-o",
+                        "jsonpath={.items[*].message}",
+                    ])
+                    .ok()?;
+                events.contains("gpu-quota").then_some(())
+            },
+        )
+        .await?;
+        env.kubectl_apply(&quota(20))?;
+        let job = env
+            .wait_condition("quota", "quota-job", "Complete", Duration::from_secs(180))
+            .await?;
+        let cleared = job
+            .status
+            .unwrap_or_default()
+            .conditions
+            .into_iter()
+            .any(|c| c.type_ == "PodCreateRefused" && c.status == "False");
+        ensure!(
+            cleared,
+            "PodCreateRefused still set after the quota was raised"
+        );
+        println!("    refused: {refused}");
+        Ok(())
+    })
+}
+
+fn suspend_pauses_the_active_deadline(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.set_script("pause", json!({"sleepMs": 1500}))?;
+        env.job(
+            "suspend",
+            "pause",
+            "1-12",
+            json!({"activeDeadlineSeconds": 15}),
+        )
+        .await?;
+        env.wait_condition("suspend", "pause", "Rendering", Duration::from_secs(60))
+            .await?;
+        env.kubectl_ok(&[
+            "patch",
+            "renderjob",
+            "pause",
+            "-n",
+            "suspend",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec": {"suspend": true}}"#,
+        ])?;
+        env.wait_condition("suspend", "pause", "Suspended", Duration::from_secs(30))
+            .await?;
+        // The perturbation itself: stay suspended longer than the whole deadline.
+        tokio::time::sleep(Duration::from_secs(18)).await;
+        env.kubectl_ok(&[
+            "patch",
+            "renderjob",
+            "pause",
+            "-n",
+            "suspend",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec": {"suspend": false}}"#,
+        ])?;
+        let job = env
+            .wait_condition("suspend", "pause", "Complete", Duration::from_secs(60))
+            .await?;
+        let status = job.status.unwrap_or_default();
+        ensure!(
+            status.suspended_seconds >= 18,
+            "suspendedSeconds {}",
+            status.suspended_seconds
+        );
+        Ok(())
+    })
+}
+
 fn main() -> std::process::ExitCode {
     block_on(async {
         let scenarios: Vec<(&str, Scenario)> = vec![
@@ -1165,6 +1586,26 @@ fn main() -> std::process::ExitCode {
                 a_lost_node_s_shards_run_elsewhere,
             ),
             (
+                "deleting finished pods mid-job loses nothing",
+                deleting_finished_pods_mid_job_loses_nothing,
+            ),
+            (
+                "PodGC before the operator accounts loses nothing",
+                pod_gc_before_the_operator_accounts_loses_nothing,
+            ),
+            (
+                "a hung shard times out and runs elsewhere",
+                a_hung_shard_times_out_and_runs_elsewhere,
+            ),
+            (
+                "a refusing quota is named and the job recovers",
+                a_refusing_quota_is_named_and_the_job_recovers,
+            ),
+            (
+                "suspend pauses the active deadline",
+                suspend_pauses_the_active_deadline,
+            ),
+            (
                 "S3: the happy path against the S3 server",
                 s3_the_happy_path_against_the_s3_server,
             ),
@@ -1194,10 +1635,7 @@ fn main() -> std::process::ExitCode {
                 .await;
         }
         let dir = env.dir.clone();
-        if let Some(agent) = env.agent.take() {
-            agent.shutdown().await;
-        }
-        env.stop();
+        env.shutdown().await;
         report.finish(&dir)
     })
 }

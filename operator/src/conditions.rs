@@ -10,6 +10,8 @@ pub const MERGING: &str = "Merging";
 pub const COMPLETE: &str = "Complete";
 pub const FAILED: &str = "Failed";
 pub const SUSPENDED: &str = "Suspended";
+/// The API server refused a shard pod (quota, admission webhook, policy).
+pub const CREATE_REFUSED: &str = "PodCreateRefused";
 
 /// Sets condition `type_`, keeping the old transition time when the status is unchanged.
 pub fn set(

@@ -1,12 +1,13 @@
-//! The RenderJob reconcile shell: observe → assess → admit → decide → apply → update status.
+//! The RenderJob reconcile shell (docs/architecture.md, "The reconcile pipeline"):
+//! observe → settle → assess → admit → decide → apply → update status.
 //!
-//! Only this module (and `pool_controller`) talk to the API. Every decision is made by the pure
-//! functions in `observe`, `admission` and `decide`. Pods are read from one shared reflector
-//! (never listed per reconcile).
+//! Only this module and `pool::reconcile` talk to the API. Every decision is made by the pure
+//! functions in `observe`, `ledger`, `decide` and `admission`. A job finds its own pods through
+//! the pod index (never by scanning the cache), and admission happens under its pool's lock,
+//! which is released before any API write.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -20,63 +21,18 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::admission::{self, Demand};
 use crate::api::{RenderJob, RenderPool};
-use crate::decide::{self, DecideInput, Decision};
+use crate::conditions::{self, CREATE_REFUSED};
+use crate::context::{Context, FIELD_MANAGER, Refusals};
+use crate::decide::{self, DecideInput, Decision, EventNote, JobState, Planned, ValidJob};
+use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
-use crate::observe;
-use crate::pool_controller::{self, node_is_ready};
+use crate::observe::{self, Observed};
+use crate::pool::index::PodIndex;
+use crate::pool::nodes::{node_is_ready, pool_capacity, ready_nodes};
+use crate::pool::scheduler::{self, JobDemand, Scheduler};
+use crate::pool::status::suspects_of;
 use crate::{Error, Result, labels};
-
-/// The field manager of every server-side apply the operator makes.
-pub const FIELD_MANAGER: &str = "tessera-operator";
-
-/// Pods created but not yet seen in the cache; counted as active so that a stale cache cannot
-/// over-admit. Entries expire: a pod that never shows up was refused or deleted.
-#[derive(Default)]
-pub struct Expectations {
-    created: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-const EXPECTATION_TTL: Duration = Duration::from_secs(30);
-
-impl Expectations {
-    pub fn expect(&self, pod_key: String, pool: &str) {
-        if let Ok(mut created) = self.created.lock() {
-            created.insert(pod_key, (pool.to_string(), Instant::now()));
-        }
-    }
-
-    /// Expected pods of `pool` that the cache does not hold yet.
-    pub fn pending_in_pool(&self, pool: &str, pods: &Store<Pod>) -> u32 {
-        let Ok(mut created) = self.created.lock() else {
-            return 0;
-        };
-        created.retain(|key, (_, at)| {
-            at.elapsed() < EXPECTATION_TTL
-                && key
-                    .split_once('/')
-                    .is_none_or(|(ns, name)| pods.get(&ObjectRef::new(name).within(ns)).is_none())
-        });
-        created.values().filter(|(p, _)| p == pool).count() as u32
-    }
-}
-
-/// Shared by every reconcile.
-pub struct Context {
-    pub client: Client,
-    pub jobs: Store<RenderJob>,
-    pub pods: Store<Pod>,
-    pub pools: Store<RenderPool>,
-    pub nodes: Store<Node>,
-    pub namespaces: Store<Namespace>,
-    pub metrics: Metrics,
-    pub recorder: Recorder,
-    pub expectations: Expectations,
-    /// Admission and pod creation for a pool happen under this lock, so two jobs reconciled
-    /// at once cannot both take the last free slot.
-    pub admission: tokio::sync::Mutex<()>,
-}
 
 /// Fails start-up loudly when the CRDs are missing or RBAC does not allow listing them.
 pub async fn check_crds(client: &Client) -> Result<()> {
@@ -111,12 +67,6 @@ fn namespace_allowed(pool: &RenderPool, namespace: &str, namespaces: &Store<Name
         .is_some_and(|ns| selector.matches(ns.labels()))
 }
 
-fn owned_by<'a>(uid: &'a str, pods: &'a [Arc<Pod>]) -> impl Iterator<Item = &'a Pod> + 'a {
-    pods.iter()
-        .filter(move |p| p.labels().get(labels::JOB_UID).map(String::as_str) == Some(uid))
-        .map(|p| p.as_ref())
-}
-
 pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Action> {
     let namespace = job
         .namespace()
@@ -129,154 +79,267 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
             .reconcile_duration
             .with_label_values(&["RenderJob"])
             .start_timer();
-        if job.meta().deletion_timestamp.is_some() {
-            return Ok(Action::await_change());
-        }
         let uid = job.uid().ok_or(Error::MissingField("metadata.uid"))?;
-        let now = Timestamp::now();
-        let pool = ctx.pools.get(&ObjectRef::new(&job.spec.pool));
-        let pool = pool.filter(|p| namespace_allowed(p, &namespace, &ctx.namespaces));
-        let gpu_resource = pool
-            .as_ref()
-            .map(|p| p.spec.gpu.resource_name.clone())
-            .unwrap_or_else(|| "nvidia.com/gpu".into());
-        let pool_nodes = decide::PoolNodes {
-            ready: pool
-                .as_deref()
-                .map(|p| {
-                    pool_controller::ready_nodes(p, ctx.nodes.state().iter().map(|n| n.as_ref()))
-                })
-                .unwrap_or_default(),
-            suspects: pool
-                .as_deref()
-                .map(pool_controller::suspects_of)
-                .unwrap_or_default(),
-        };
-
-        let pods = ctx.pods.state();
-        let node_ready = |node: &str| {
-            ctx.nodes
-                .get(&ObjectRef::new(node))
-                .is_some_and(|n| node_is_ready(&n))
-        };
-        let observed = observe::observe(owned_by(&uid, &pods), &node_ready, &gpu_resource);
-        let assessment = decide::assess(&job, &observed, &pool_nodes, now);
-
-        let _admission = ctx.admission.lock().await;
-        let grant = match &pool {
-            Some(pool) => grant_for(&job, pool, &assessment, &ctx, &pods),
-            None => 0,
-        };
-        let decision = decide::decide(DecideInput {
-            job: &job,
-            pool: pool.as_deref(),
-            observed: &observed,
-            assessment: &assessment,
-            grant,
-            now,
-        });
-        apply(&job, &namespace, &decision, &ctx).await?;
-        drop(_admission);
-
-        record_finished_shards(&job, &observed, &decision, &ctx);
-        update_status(&job, &namespace, &decision, &ctx).await?;
-        publish_events(&job, &decision, &ctx).await;
-        if decision.delete_job {
-            info!("ttlSecondsAfterFinished passed; deleting the RenderJob");
-            Api::<RenderJob>::namespaced(ctx.client.clone(), &namespace)
-                .delete(&name, &DeleteParams::background())
-                .await?;
+        if job.meta().deletion_timestamp.is_some() {
+            // Being deleted (foreground): let its pods go, or the deletion waits on them.
+            ctx.scheduler.withdraw_elsewhere(&uid, None);
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+            for key in ctx.index.pods_of(&uid, &namespace) {
+                if ctx.pods.get(&key).is_some_and(|p| has_ledger_finalizer(&p)) {
+                    release(&api, &key.name).await?;
+                }
+            }
             return Ok(Action::await_change());
         }
-        // The safety net: look again even if no event arrives.
-        Ok(Action::requeue(
-            decision.requeue_after.unwrap_or(Duration::from_secs(300)),
-        ))
+        let now = Timestamp::now();
+        let pool = ctx
+            .pools
+            .get(&ObjectRef::new(&job.spec.pool))
+            .filter(|p| namespace_allowed(p, &namespace, &ctx.namespaces));
+        let Pass {
+            mut decision,
+            settled,
+        } = pass(&job, pool.as_deref(), &ctx.caches(), now);
+        let outcome = apply(&namespace, &uid, &decision, &ctx).await?;
+        note_refusals(&mut decision, &outcome, &uid, &job, now, &ctx.refusals);
+        finish(&job, &namespace, decision, &settled, &ctx).await
     }
     .instrument(span)
     .await
 }
 
-/// This job's share of its pool's free slots (see `admission`). The other jobs' demand comes
-/// from their status and the pod cache; this job's from its fresh assessment.
-fn grant_for(
+/// What one reconcile of a job reads besides the job and its pool.
+pub struct Caches<'a> {
+    pub pods: &'a Store<Pod>,
+    pub nodes: &'a Store<Node>,
+    pub jobs: &'a Store<RenderJob>,
+    pub index: &'a PodIndex,
+    pub scheduler: &'a Scheduler,
+    pub refusals: &'a Refusals,
+}
+
+impl Context {
+    pub fn caches(&self) -> Caches<'_> {
+        Caches {
+            pods: &self.pods,
+            nodes: &self.nodes,
+            jobs: &self.jobs,
+            index: &self.index,
+            scheduler: &self.scheduler,
+            refusals: &self.refusals,
+        }
+    }
+}
+
+/// The decision of one pass and what it settled.
+pub struct Pass {
+    pub decision: Decision,
+    pub settled: Vec<Settled>,
+}
+
+/// One reconcile pass up to the API writes: the job's own pods from the index, observe,
+/// settle, assess, admit (under the pool's lock) and decide. No I/O; the only state it
+/// changes is the pool scheduler's book. `pool` is `None` when the job's RenderPool does not
+/// exist or does not admit its namespace.
+pub fn pass(
     job: &RenderJob,
-    pool: &RenderPool,
-    assessment: &decide::Assessment,
-    ctx: &Context,
-    pods: &[Arc<Pod>],
-) -> u32 {
-    let pool_name = pool.name_any();
-    let nodes = ctx.nodes.state();
-    let capacity = pool_controller::pool_capacity(pool, nodes.iter().map(|n| n.as_ref())).shards;
-    let mut active_by_job: HashMap<String, u32> = HashMap::new();
+    pool: Option<&RenderPool>,
+    caches: &Caches<'_>,
+    now: Timestamp,
+) -> Pass {
+    let namespace = job.namespace().unwrap_or_default();
+    let uid = job.uid().unwrap_or_default();
+    let gpu_resource = pool
+        .map(|p| p.spec.gpu.resource_name.clone())
+        .unwrap_or_else(|| "nvidia.com/gpu".into());
     let node_ready = |node: &str| {
-        ctx.nodes
+        caches
+            .nodes
             .get(&ObjectRef::new(node))
             .is_some_and(|n| node_is_ready(&n))
     };
-    for pod in pool_controller::active_shard_pods(&pool_name, pods, &node_ready) {
-        if let Some(uid) = pod.labels().get(labels::JOB_UID) {
-            *active_by_job.entry(uid.clone()).or_default() += 1;
-        }
-    }
-    let in_flight = ctx.expectations.pending_in_pool(&pool_name, &ctx.pods);
-    let jobs = ctx.jobs.state();
-    let mut demands: Vec<Demand> = pool_controller::jobs_of_pool(&pool_name, &jobs)
-        .filter(|other| other.uid() != job.uid() && !other.spec.suspend)
-        .map(|other| Demand {
-            namespace: other.namespace().unwrap_or_default(),
-            name: other.name_any(),
-            priority: other.spec.priority,
-            created: other.creation_timestamp().map(|t| t.0).unwrap_or_default(),
-            active: other
-                .uid()
-                .and_then(|u| active_by_job.get(&u).copied())
-                .unwrap_or(0),
-            ready: other.status.as_ref().map(|s| s.shards.waiting).unwrap_or(0),
-        })
+    let own_pods: Vec<Arc<Pod>> = caches
+        .index
+        .pods_of(&uid, &namespace)
+        .iter()
+        .filter_map(|key| caches.pods.get(key))
         .collect();
-    let own_active = job
-        .uid()
-        .and_then(|u| active_by_job.get(&u).copied())
-        .unwrap_or(0);
-    demands.push(Demand {
-        namespace: job.namespace().unwrap_or_default(),
-        name: job.name_any(),
-        priority: job.spec.priority,
-        created: job.creation_timestamp().map(|t| t.0).unwrap_or_default(),
-        active: own_active + in_flight,
-        ready: if job.spec.suspend {
-            0
-        } else {
-            assessment.ready.len() as u32
-        },
-    });
-    let grants = admission::admit(capacity, &demands);
-    tracing::debug!(pool = %pool_name, capacity, in_flight, ?demands, ?grants, "admission");
-    grants
-        .get(&(job.namespace().unwrap_or_default(), job.name_any()))
-        .copied()
-        .unwrap_or(0)
+    let observed = observe::observe(
+        own_pods.iter().map(|p| p.as_ref()),
+        &node_ready,
+        &gpu_resource,
+    );
+    let pool_name = pool.map(|p| p.name_any());
+    caches
+        .scheduler
+        .withdraw_elsewhere(&uid, pool_name.as_deref());
+    let unplanned = |state| Pass {
+        decision: decide::decide(DecideInput {
+            job,
+            state,
+            observed: &observed,
+            grant: 0,
+            now,
+        }),
+        settled: Vec::new(),
+    };
+    let Some(pool) = pool else {
+        return unplanned(JobState::NoPool);
+    };
+    let valid = match ValidJob::new(job, pool) {
+        Ok(valid) => valid,
+        Err(error) => return unplanned(JobState::Invalid(error)),
+    };
+    let mut ledger = Ledger::from_status(&job.status.clone().unwrap_or_default());
+    let settled = ledger.settle(&observed, valid.shard_count(), now);
+    let pool_nodes = decide::PoolNodes {
+        ready: ready_nodes(pool, caches.nodes.state().iter().map(|n| n.as_ref())),
+        suspects: suspects_of(pool),
+    };
+    let assessment = decide::assess(&valid, &observed, &ledger, &pool_nodes, now);
+    let decision = admit_and_decide(
+        &valid,
+        &observed,
+        &assessment,
+        &ledger,
+        &settled,
+        now,
+        caches,
+    );
+    Pass { decision, settled }
 }
 
-/// Creates and deletes pods. `AlreadyExists` on create and `NotFound` on delete are success:
-/// names are deterministic, so a repeat is harmless.
-async fn apply(job: &RenderJob, namespace: &str, decision: &Decision, ctx: &Context) -> Result<()> {
+/// Admission and the decision, under the pool's lock: the grant, the pure decision, and the
+/// creates it decided recorded as in flight. The lock is released before any API write.
+fn admit_and_decide(
+    valid: &ValidJob<'_>,
+    observed: &Observed,
+    assessment: &decide::Assessment,
+    ledger: &Ledger,
+    settled: &[Settled],
+    now: Timestamp,
+    caches: &Caches<'_>,
+) -> Decision {
+    let job = valid.job;
+    let pool_name = valid.pool.name_any();
+    let capacity =
+        pool_capacity(valid.pool, caches.nodes.state().iter().map(|n| n.as_ref())).shards;
+    let node_ready = |node: &str| {
+        caches
+            .nodes
+            .get(&ObjectRef::new(node))
+            .is_some_and(|n| node_is_ready(&n))
+    };
+    let holders = caches
+        .index
+        .slot_holders(&labels::job_label_value(&pool_name), &node_ready);
+    let finished = job.status.as_ref().is_some_and(|s| {
+        conditions::is_true(&s.conditions, conditions::COMPLETE)
+            || conditions::is_true(&s.conditions, conditions::FAILED)
+    });
+    let backing_off = caches.refusals.backing_off(&valid.uid).is_some();
+    let wants = !(job.spec.suspend || finished || backing_off);
+    let demand = JobDemand {
+        namespace: valid.namespace.clone(),
+        name: valid.name.clone(),
+        priority: job.spec.priority,
+        created: job.creation_timestamp().map(|t| t.0).unwrap_or_default(),
+        ready: if wants {
+            assessment.ready.len() as u32
+        } else {
+            0
+        },
+    };
+    let alive = |uid: &str, demand: &JobDemand| {
+        caches
+            .jobs
+            .get(&ObjectRef::new(&demand.name).within(&demand.namespace))
+            .is_some_and(|j| j.uid().as_deref() == Some(uid))
+    };
+    let book = caches.scheduler.book(&pool_name);
+    let mut book = scheduler::lock(&book);
+    let grant = book.admit(
+        &valid.uid,
+        demand,
+        capacity,
+        &holders,
+        &|key| caches.index.contains(key),
+        &alive,
+    );
+    tracing::debug!(pool = %pool_name, capacity, grant, "admission");
+    let decision = decide::decide(DecideInput {
+        job,
+        state: JobState::Planned(Planned {
+            job: valid,
+            assessment,
+            ledger,
+            settled,
+        }),
+        observed,
+        grant,
+        now,
+    });
+    book.expect(
+        &valid.uid,
+        decision
+            .create
+            .iter()
+            .filter(|p| {
+                p.labels().get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_SHARD)
+            })
+            .map(|p| ObjectRef::new(&p.name_any()).within(&valid.namespace)),
+    );
+    decision
+}
+
+/// Pod creates the API server refused in this pass (quota, admission webhook, policy).
+#[derive(Debug, Default)]
+struct ApplyOutcome {
+    created: usize,
+    refused: Option<(String, String)>,
+}
+
+/// Creates, releases and deletes pods. `AlreadyExists` on create and `NotFound` on delete are
+/// success: names are deterministic, so a repeat is harmless. A create the API server refuses
+/// stops the creates of this pass; the ones not made are no longer expected.
+async fn apply(
+    namespace: &str,
+    uid: &str,
+    decision: &Decision,
+    ctx: &Context,
+) -> Result<ApplyOutcome> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut outcome = ApplyOutcome::default();
     for pod in &decision.create {
         let pod_name = pod.name_any();
+        if outcome.refused.is_some() {
+            forget(ctx, pod, namespace);
+            continue;
+        }
         let role = pod.labels().get(labels::ROLE).cloned().unwrap_or_default();
         match api.create(&PostParams::default(), pod).await {
             Ok(_) => {
                 ctx.metrics.pods_created.with_label_values(&[&role]).inc();
+                outcome.created += 1;
                 info!(pod = %pod_name, "created pod");
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(error) => return Err(error.into()),
+            Err(kube::Error::Api(status)) if is_refusal(status.code) => {
+                warn!(pod = %pod_name, message = %status.message, "pod create refused");
+                forget(ctx, pod, namespace);
+                outcome.refused = Some((pod_name, status.message.clone()));
+            }
+            Err(error) => {
+                forget(ctx, pod, namespace);
+                return Err(error.into());
+            }
         }
-        ctx.expectations
-            .expect(format!("{namespace}/{pod_name}"), &job.spec.pool);
+    }
+    if outcome.created > 0 && outcome.refused.is_none() {
+        ctx.refusals.cleared(uid);
+    }
+    for pod_name in &decision.release {
+        release(&api, pod_name).await?;
     }
     for pod_name in &decision.delete {
         match api.delete(pod_name, &DeleteParams::default()).await {
@@ -285,67 +348,217 @@ async fn apply(job: &RenderJob, namespace: &str, decision: &Decision, ctx: &Cont
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(())
+    Ok(outcome)
 }
 
-/// Observes the run time of shards that succeeded or failed for good since the last status.
-fn record_finished_shards(
-    job: &RenderJob,
-    observed: &observe::Observed,
-    decision: &Decision,
-    ctx: &Context,
-) {
-    let old = job.status.clone().unwrap_or_default();
-    let newly = |new: &tessera_shard::IndexSet, old: &tessera_shard::IndexSet| -> Vec<u32> {
-        new.iter().filter(|s| !old.contains(*s)).collect()
-    };
-    for (outcome, shards) in [
-        (
-            "succeeded",
-            newly(&decision.status.succeeded_shards, &old.succeeded_shards),
-        ),
-        (
-            "failed",
-            newly(&decision.status.failed_shards, &old.failed_shards),
-        ),
-    ] {
-        for shard in shards {
-            let attempt = observed.shards.get(&shard).and_then(|a| a.last());
-            if let Some(seconds) =
-                attempt.and_then(|a| Some(a.finished?.duration_since(a.started?).as_secs_f64()))
-            {
-                ctx.metrics
-                    .shard_duration
-                    .with_label_values(&[&job.spec.pool, outcome])
-                    .observe(seconds);
+/// A refusal is the server saying no to this object (quota, admission webhook, policy,
+/// validation), as opposed to a conflict, throttling or an outage, which are retried.
+fn is_refusal(code: u16) -> bool {
+    matches!(code, 400 | 403 | 422) || (code >= 500 && code != 503 && code != 504)
+}
+
+fn forget(ctx: &Context, pod: &Pod, namespace: &str) {
+    if let Some(pool) = pod.labels().get(labels::POOL) {
+        let book = ctx.scheduler.book(pool);
+        scheduler::lock(&book).forget(&ObjectRef::new(&pod.name_any()).within(namespace));
+    }
+}
+
+fn has_ledger_finalizer(pod: &Pod) -> bool {
+    pod.finalizers()
+        .iter()
+        .any(|f| f == labels::LEDGER_FINALIZER)
+}
+
+/// Every few seconds, lets go of pods whose RenderJob is gone (deleted in the background, or
+/// by its TTL): no reconcile will account them any more, and their finalizer would keep them.
+async fn release_orphans(ctx: Arc<Context>, jobs_listed: Arc<std::sync::atomic::AtomicBool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        // Before the job cache is filled every job looks deleted.
+        if !jobs_listed.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        let exists = |namespace: &str, name: &str, uid: &str| {
+            ctx.jobs
+                .get(&ObjectRef::new(name).within(namespace))
+                .is_some_and(|j| j.uid().as_deref() == Some(uid))
+        };
+        for key in ctx.index.orphans(&exists) {
+            let namespace = key.namespace.clone().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+            if let Err(error) = release(&api, &key.name).await {
+                warn!(%error, pod = %key.name, "could not release an orphaned pod");
             }
         }
     }
 }
 
-/// Writes status by server-side apply, and only when it changed.
+/// Drops the ledger finalizer (strategic merge: only that entry goes).
+async fn release(api: &Api<Pod>, pod_name: &str) -> Result<()> {
+    let patch = serde_json::json!({
+        "metadata": {"$deleteFromPrimitiveList/finalizers": [labels::LEDGER_FINALIZER]}
+    });
+    match api
+        .patch(pod_name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A refused create becomes a condition and an Event naming the server's message, and the job
+/// backs off; the first pass whose creates go through clears the condition.
+fn note_refusals(
+    decision: &mut Decision,
+    outcome: &ApplyOutcome,
+    uid: &str,
+    job: &RenderJob,
+    now: Timestamp,
+    refusals: &Refusals,
+) {
+    let generation = job.metadata.generation;
+    match &outcome.refused {
+        Some((pod, message)) => {
+            let wait = refusals.refused(uid);
+            let text = format!(
+                "the API server refused pod {pod}: {message}; retrying in {} s",
+                wait.as_secs()
+            );
+            let changed = !decision
+                .status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == CREATE_REFUSED && c.status == "True" && c.message == text);
+            conditions::set(
+                &mut decision.status.conditions,
+                CREATE_REFUSED,
+                true,
+                "FailedCreate",
+                text.clone(),
+                generation,
+                now,
+            );
+            if changed {
+                decision.events.push(EventNote {
+                    warning: true,
+                    reason: "FailedCreate".into(),
+                    note: text,
+                });
+            }
+            decision.requeue_after = Some(
+                decision
+                    .requeue_after
+                    .map_or(wait, |r| r.min(wait).max(wait)),
+            );
+        }
+        None if outcome.created > 0
+            && conditions::is_true(&decision.status.conditions, CREATE_REFUSED) =>
+        {
+            conditions::set(
+                &mut decision.status.conditions,
+                CREATE_REFUSED,
+                false,
+                "Created",
+                "shard pods are being created again",
+                generation,
+                now,
+            );
+        }
+        None => {}
+    }
+}
+
+/// The end of every reconcile: metrics for settled attempts, the status write, events, the
+/// TTL deletion, and when to look again.
+async fn finish(
+    job: &RenderJob,
+    namespace: &str,
+    decision: Decision,
+    settled: &[Settled],
+    ctx: &Context,
+) -> Result<Action> {
+    let written = match update_status(job, namespace, &decision, ctx).await {
+        Ok(written) => written,
+        // The cache was behind the API server: nothing was applied twice; look again soon.
+        Err(Error::Kube(error)) if matches!(error.as_ref(), kube::Error::Api(s) if s.code == 409) =>
+        {
+            return Ok(Action::requeue(Duration::from_millis(500)));
+        }
+        Err(error) => return Err(error),
+    };
+    if written {
+        record_settled(job, settled, &decision, namespace, ctx);
+    }
+    publish_events(job, &decision, ctx).await;
+    if decision.delete_job {
+        info!("ttlSecondsAfterFinished passed; deleting the RenderJob");
+        Api::<RenderJob>::namespaced(ctx.client.clone(), namespace)
+            .delete(&job.name_any(), &DeleteParams::background())
+            .await?;
+        return Ok(Action::await_change());
+    }
+    // The safety net: look again even if no event arrives.
+    Ok(Action::requeue(
+        decision.requeue_after.unwrap_or(Duration::from_secs(300)),
+    ))
+}
+
+/// Metrics of what this pass settled, once the status that holds it is written.
+fn record_settled(
+    job: &RenderJob,
+    settled: &[Settled],
+    decision: &Decision,
+    namespace: &str,
+    ctx: &Context,
+) {
+    for attempt in settled {
+        if let Some(seconds) = attempt.seconds {
+            let outcome = if attempt.succeeded {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            ctx.metrics
+                .shard_duration
+                .with_label_values(&[&job.spec.pool, outcome])
+                .observe(seconds);
+        }
+    }
+    let old = job.status.as_ref().map(|s| s.gpu_seconds).unwrap_or(0.0);
+    let added = decision.status.gpu_seconds - old;
+    if added > 0.0 && added.is_finite() {
+        ctx.metrics
+            .gpu_seconds
+            .with_label_values(&[namespace, &job.name_any()])
+            .inc_by(added);
+    }
+}
+
+/// Writes status by server-side apply, and only when it changed. The body carries the
+/// resourceVersion the decision was computed from: a status computed from a stale cache is
+/// refused (409) instead of applied, so the ledger never counts an attempt twice.
 async fn update_status(
     job: &RenderJob,
     namespace: &str,
     decision: &Decision,
     ctx: &Context,
-) -> Result<()> {
+) -> Result<bool> {
     let old = job.status.clone().unwrap_or_default();
     if decision.status == old {
-        return Ok(());
+        return Ok(false);
     }
-    let added_gpu_seconds = decision.status.gpu_seconds - old.gpu_seconds;
-    if added_gpu_seconds > 0.0 {
-        ctx.metrics
-            .gpu_seconds
-            .with_label_values(&[namespace, &job.name_any()])
-            .inc_by(added_gpu_seconds);
-    }
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "apiVersion": RenderJob::api_version(&()),
         "kind": RenderJob::kind(&()),
         "status": decision.status,
     });
+    if let Some(version) = job.resource_version() {
+        body["metadata"] = serde_json::json!({"resourceVersion": version});
+    }
     Api::<RenderJob>::namespaced(ctx.client.clone(), namespace)
         .patch_status(
             &job.name_any(),
@@ -353,7 +566,7 @@ async fn update_status(
             &Patch::Apply(body),
         )
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 async fn publish_events(job: &RenderJob, decision: &Decision, ctx: &Context) {
@@ -403,9 +616,19 @@ pub async fn run(
         watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
 
     let (pods, pod_writer) = reflector::store();
+    // The pod index sees every event as the cache does, before the reconcile it triggers.
+    let index = Arc::new(PodIndex::default());
     let pod_events = watcher(Api::<Pod>::all(client.clone()), managed)
         .default_backoff()
         .reflect(pod_writer)
+        .inspect({
+            let index = index.clone();
+            move |event| {
+                if let Ok(event) = event {
+                    index.apply_event(event);
+                }
+            }
+        })
         .touched_objects();
     let (nodes, node_writer) = reflector::store();
     let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
@@ -429,12 +652,27 @@ pub async fn run(
     .reflect(pool_writer)
     .touched_objects();
 
-    let job_controller = Controller::new(
+    // The job cache says when it first holds every job (the controller itself waits on the
+    // store, and a store wakes only one waiter), so the orphan sweep never mistakes a job not
+    // yet listed for a deleted one.
+    let jobs_listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (jobs, job_writer) = reflector::store();
+    let job_events = watcher(
         Api::<RenderJob>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns_stream(pod_events);
-    let jobs = job_controller.store();
+    .default_backoff()
+    .reflect(job_writer)
+    .inspect({
+        let listed = jobs_listed.clone();
+        move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                listed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    })
+    .touched_objects();
+    let job_controller = Controller::for_stream(job_events, jobs.clone()).owns_stream(pod_events);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -451,8 +689,9 @@ pub async fn run(
         namespaces: namespaces.clone(),
         metrics,
         recorder,
-        expectations: Expectations::default(),
-        admission: tokio::sync::Mutex::new(()),
+        index,
+        scheduler: Scheduler::default(),
+        refusals: Refusals::default(),
     });
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -478,7 +717,11 @@ pub async fn run(
             }
         })
         .graceful_shutdown_on(signal(&shutdown_tx))
-        .run(pool_controller::reconcile_pool, error_policy, ctx.clone())
+        .run(
+            crate::pool::reconcile::reconcile_pool,
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| futures::future::ready(()));
     let namespaces_done = namespace_events.for_each(|_| futures::future::ready(()));
 
@@ -499,6 +742,7 @@ pub async fn run(
             info!("caches synced");
         }
     });
+    let orphans = tokio::spawn(release_orphans(ctx.clone(), jobs_listed));
     tokio::spawn({
         let tx = shutdown_tx.clone();
         async move {
@@ -511,6 +755,7 @@ pub async fn run(
         _ = futures::future::join(jobs_done, pool_controller) => {}
         _ = namespaces_done => {}
     }
+    orphans.abort();
     info!("controllers stopped");
     Ok(())
 }

@@ -16,6 +16,8 @@ pub enum SpecError {
     Scene(String),
     #[error("spec.output.url: the job names no output URL and pool {pool} has no storage")]
     NoOutput { pool: String },
+    #[error("{0} is missing")]
+    Metadata(&'static str),
 }
 
 impl SpecError {
@@ -26,6 +28,7 @@ impl SpecError {
             SpecError::Plan(_) => "InvalidSharding",
             SpecError::Scene(_) => "InvalidScene",
             SpecError::NoOutput { .. } => "NoOutputStorage",
+            SpecError::Metadata(_) => "InvalidMetadata",
         }
     }
 }

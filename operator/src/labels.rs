@@ -15,6 +15,9 @@ pub const MANAGER: &str = "tessera-operator";
 /// applied to exactly those attempts.
 pub const MERGE_ATTEMPTS: &str = "tessera.dev/merge-attempts";
 
+/// Finalizer on shard pods: the pod object stays until its attempt is in the job's ledger.
+pub const LEDGER_FINALIZER: &str = "tessera.dev/ledger";
+
 pub const ROLE_SHARD: &str = "shard";
 pub const ROLE_MERGE: &str = "merge";
 

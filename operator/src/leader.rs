@@ -30,7 +30,7 @@ pub async fn compete(
         .with_identity(identity)
         .with_duration(lease_seconds)
         .with_grace(lease_seconds / 3)
-        .with_field_manager(crate::controller::FIELD_MANAGER)
+        .with_field_manager(crate::context::FIELD_MANAGER)
         .build()
         .await
         .map_err(|e| Error::Lease(e.to_string()))?;

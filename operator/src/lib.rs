@@ -2,16 +2,20 @@
 //!
 //! Layout (one job per module):
 //! - [`api`]: the CRD types.
-//! - pure steps: [`job_plan`] (spec → shard plan), [`observe`] (pods → shard states),
-//!   [`admission`] (pool capacity → shards each job may start), [`decide`] (the reconcile
-//!   decision), [`pods`] (pod builder), [`status`] (conditions, progress, ETA).
-//! - the edges: [`controller`] (the reconcile shell, API writes), [`pool_controller`],
+//! - pure steps: [`job_plan`] (spec → shard plan), [`observe`] (pods → attempt states),
+//!   [`ledger`] (ended attempts → the accounted history in status), [`admission`] (pool
+//!   capacity → shards each job may start), [`decide`] (validate, assess and decide by
+//!   phase), [`pods`] (pod builder), [`status`] (progress, ETA).
+//! - the pool boundary: [`pool`] (the pod index, capacity, the per-pool scheduler, the
+//!   RenderPool reconciler).
+//! - the edges: [`controller`] (the RenderJob reconcile shell, API writes), [`context`],
 //!   [`metrics`], [`http`], [`leader`], [`permissions`] (the RBAC it needs, checked at
 //!   start-up), [`telemetry`].
 
 pub mod admission;
 pub mod api;
 pub mod conditions;
+pub mod context;
 pub mod controller;
 pub mod decide;
 pub mod error;
@@ -19,11 +23,12 @@ pub mod http;
 pub mod job_plan;
 pub mod labels;
 pub mod leader;
+pub mod ledger;
 pub mod metrics;
 pub mod observe;
 pub mod permissions;
 pub mod pods;
-pub mod pool_controller;
+pub mod pool;
 pub mod status;
 pub mod telemetry;
 

@@ -37,10 +37,30 @@ pub enum FailureKind {
     Retryable,
     /// No retry can help (bad scene or spec): the shard fails at once.
     Permanent,
-    /// Evicted, preempted, or its node was lost: retried without counting.
+    /// Evicted, preempted, or its pod deleted: retried without counting.
     Disruption,
+    /// Its node stopped answering: retried without counting against the shard, but the node
+    /// is blamed.
+    NodeLost,
     /// A merge that found bad shard outputs; they must be rendered again.
     InvalidShards(IndexSet),
+}
+
+impl Failure {
+    /// Whether the failure counts against the shard's attemptsPerShard.
+    pub fn counts_against_shard(&self) -> bool {
+        self.kind == FailureKind::Retryable
+    }
+
+    /// Whether the node it ran on is blamed (per-node tallies, node exclusion).
+    pub fn blames_node(&self) -> bool {
+        matches!(self.kind, FailureKind::Retryable | FailureKind::NodeLost)
+    }
+
+    /// Whether the attempt ended through no fault of its own (retried at once, not counted).
+    pub fn is_disruption(&self) -> bool {
+        matches!(self.kind, FailureKind::Disruption | FailureKind::NodeLost)
+    }
 }
 
 /// One pod: one attempt of a shard, or of the merge.
@@ -56,6 +76,8 @@ pub struct Attempt {
     pub gpus: u32,
     /// Deletion requested; the pod still exists.
     pub terminating: bool,
+    /// The pod still carries the ledger finalizer (its attempt is not yet released).
+    pub finalizer: bool,
     /// Merge pods only: the shard attempts the merge read.
     pub merge_inputs: Option<AttemptMap>,
 }
@@ -138,6 +160,12 @@ fn read_attempt(
         .and_then(|t| t.finished_at.as_ref().map(|t| t.0));
     let terminating = pod.metadata.deletion_timestamp.is_some();
     let phase = status.phase.as_deref().unwrap_or("Pending");
+    let finalizer = pod
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == labels::LEDGER_FINALIZER);
     let node_lost = node.as_deref().is_some_and(|n| !node_ready(n));
 
     let state = match phase {
@@ -146,12 +174,19 @@ fn read_attempt(
         // A pod that is going away before it finished, on a node that no longer answers, will
         // never report; treat its shard as disrupted so it runs elsewhere.
         _ if terminating && node_lost => AttemptState::Failed(Failure {
-            kind: FailureKind::Disruption,
+            kind: FailureKind::NodeLost,
             reason: "NodeLost".into(),
             message: format!(
                 "node {} stopped answering while the shard ran",
                 node.as_deref().unwrap_or("?")
             ),
+        }),
+        // Deleted (by a person, PodGC, or the operator on suspend) before it ran: it never
+        // will, and the ledger finalizer keeps the object until this is accounted.
+        "Pending" if terminating => AttemptState::Failed(Failure {
+            kind: FailureKind::Disruption,
+            reason: "PodDeleted".into(),
+            message: "the pod was deleted before it ran".into(),
         }),
         "Running" => AttemptState::Running,
         _ => AttemptState::Pending,
@@ -179,6 +214,7 @@ fn read_attempt(
         finished,
         gpus,
         terminating,
+        finalizer,
         merge_inputs,
     }
 }
@@ -205,6 +241,18 @@ fn classify_failure(
                     | "UnexpectedAdmissionError"
             )
         );
+    // The kubelet stopped a pod that outlived its activeDeadlineSeconds (the job's
+    // shardTimeoutSeconds): a hung or far too slow attempt, the node's fault as much as any.
+    if status.reason.as_deref() == Some("DeadlineExceeded") {
+        return Failure {
+            kind: FailureKind::Retryable,
+            reason: "Timeout".into(),
+            message: status
+                .message
+                .clone()
+                .unwrap_or_else(|| "the shard ran longer than shardTimeoutSeconds".into()),
+        };
+    }
     if disrupted {
         return Failure {
             kind: FailureKind::Disruption,
@@ -280,22 +328,6 @@ fn with_exit_code(code: i32, message: &str) -> String {
     } else {
         format!("exit code {code}: {tail}")
     }
-}
-
-/// Nodes (by name) where attempts of any shard of this job failed, with counts; disruptions
-/// are not the node's fault... unless the node was lost, which is.
-pub fn failures_by_node(observed: &Observed) -> BTreeMap<String, u32> {
-    let mut counts = BTreeMap::new();
-    for attempt in observed.shards.values().flatten() {
-        if let (AttemptState::Failed(failure), Some(node)) = (&attempt.state, &attempt.node) {
-            let counts_against_node =
-                matches!(failure.kind, FailureKind::Retryable) || failure.reason == "NodeLost";
-            if counts_against_node {
-                *counts.entry(node.clone()).or_insert(0) += 1;
-            }
-        }
-    }
-    counts
 }
 
 /// Nodes a shard's earlier attempts failed on.
@@ -393,7 +425,7 @@ mod tests {
             panic!()
         };
         assert_eq!(f.reason, "NodeLost");
-        assert_eq!(failures_by_node(&observed).get("gpu-1"), Some(&1));
+        assert!(f.blames_node() && f.is_disruption() && !f.counts_against_shard());
         // The same pod on a live node is still running (being deleted normally).
         let observed = observe([&p], &|_| true, "nvidia.com/gpu");
         assert_eq!(observed.shards[&4][0].state, AttemptState::Running);

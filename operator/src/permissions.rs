@@ -64,6 +64,7 @@ pub const REQUIRED: &[Access] = &[
     cluster("", "namespaces", "watch"),
     // Writes.
     cluster("", "pods", "create"),
+    cluster("", "pods", "patch"), // drop the ledger finalizer once an attempt is accounted
     cluster("", "pods", "delete"),
     cluster("tessera.dev", "renderjobs", "delete"), // ttlSecondsAfterFinished
     cluster("tessera.dev", "renderjobs/status", "patch"),

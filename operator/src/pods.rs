@@ -9,10 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvFromSource, NodeAffinity,
-    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource,
-    Pod, PodSecurityContext, PodSpec, PreferredSchedulingTerm, ResourceRequirements,
-    SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar, EnvVarSource,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PreferredSchedulingTerm,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Resource;
@@ -20,6 +21,7 @@ use kube::api::ObjectMeta;
 use tessera_shard::contract::{MergeSpec, ShardSpec};
 
 use crate::api::{RenderJob, RenderPool};
+use crate::decide::ValidJob;
 use crate::job_plan::SCENE_MOUNT;
 use crate::labels;
 
@@ -36,16 +38,13 @@ pub struct Avoidance {
     pub preferred: BTreeSet<String>,
 }
 
-/// The pod for one attempt of one shard.
-pub fn shard_pod(
-    job: &RenderJob,
-    pool: &RenderPool,
-    spec: &ShardSpec,
-    avoid: &Avoidance,
-    storage_secret: Option<&str>,
-) -> Pod {
-    let job_name = job.metadata.name.clone().unwrap_or_default();
-    let mut labels = job_labels(job, labels::ROLE_SHARD);
+/// The pod for one attempt of one shard. It carries the ledger finalizer: the pod object
+/// outlives its deletion (by a person, PodGC or the operator) until the operator has
+/// accounted its attempt in the job's status (see `ledger`).
+pub fn shard_pod(valid: &ValidJob<'_>, spec: &ShardSpec, avoid: &Avoidance) -> Pod {
+    let (job, pool) = (valid.job, valid.pool);
+    let storage_secret = valid.storage_secret.as_deref();
+    let mut labels = job_labels(valid, labels::ROLE_SHARD);
     labels.insert(labels::SHARD.into(), spec.shard.to_string());
     labels.insert(labels::ATTEMPT.into(), spec.attempt.to_string());
     labels.insert(labels::POOL.into(), labels::job_label_value(&job.spec.pool));
@@ -86,6 +85,7 @@ pub fn shard_pod(
             requests: Some(requests),
             ..Default::default()
         }),
+        env: Some(provenance_env()),
         ..base_container(job, pool, storage_secret)
     };
 
@@ -96,14 +96,21 @@ pub fn shard_pod(
 
     Pod {
         metadata: ObjectMeta {
-            name: Some(labels::shard_pod_name(&job_name, spec.shard, spec.attempt)),
-            namespace: job.metadata.namespace.clone(),
+            name: Some(labels::shard_pod_name(
+                &valid.name,
+                spec.shard,
+                spec.attempt,
+            )),
+            namespace: Some(valid.namespace.clone()),
             labels: Some(labels),
             owner_references: job.controller_owner_ref(&()).map(|r| vec![r]),
+            finalizers: Some(vec![labels::LEDGER_FINALIZER.into()]),
             ..Default::default()
         },
         spec: Some(PodSpec {
             containers: vec![container],
+            // The kubelet stops a hung attempt; the operator reads DeadlineExceeded as Timeout.
+            active_deadline_seconds: valid.policy.shard_timeout_seconds.map(i64::from),
             node_selector: (!pool.spec.node_selector.is_empty())
                 .then(|| pool.spec.node_selector.clone()),
             affinity: avoid_nodes(pool.spec.affinity.clone(), avoid),
@@ -116,15 +123,10 @@ pub fn shard_pod(
 }
 
 /// The merge pod. It needs no GPU and runs wherever the scheduler likes.
-pub fn merge_pod(
-    job: &RenderJob,
-    pool: &RenderPool,
-    spec: &MergeSpec,
-    attempt: u32,
-    storage_secret: Option<&str>,
-) -> Pod {
-    let job_name = job.metadata.name.clone().unwrap_or_default();
-    let mut labels = job_labels(job, labels::ROLE_MERGE);
+pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
+    let (job, pool) = (valid.job, valid.pool);
+    let storage_secret = valid.storage_secret.as_deref();
+    let mut labels = job_labels(valid, labels::ROLE_MERGE);
     labels.insert(labels::ATTEMPT.into(), attempt.to_string());
     let resources = BTreeMap::from([
         ("cpu".to_string(), Quantity("1".into())),
@@ -147,8 +149,8 @@ pub fn merge_pod(
     };
     Pod {
         metadata: ObjectMeta {
-            name: Some(labels::merge_pod_name(&job_name, attempt)),
-            namespace: job.metadata.namespace.clone(),
+            name: Some(labels::merge_pod_name(&valid.name, attempt)),
+            namespace: Some(valid.namespace.clone()),
             labels: Some(labels),
             annotations: Some(BTreeMap::from([(
                 labels::MERGE_ATTEMPTS.to_string(),
@@ -165,16 +167,31 @@ pub fn merge_pod(
     }
 }
 
-fn job_labels(job: &RenderJob, role: &str) -> BTreeMap<String, String> {
+/// Where the attempt ran, for its manifest and log (the downward API).
+fn provenance_env() -> Vec<EnvVar> {
+    [
+        ("TESSERA_POD_NAME", "metadata.name"),
+        ("TESSERA_NODE_NAME", "spec.nodeName"),
+    ]
+    .into_iter()
+    .map(|(name, field)| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .collect()
+}
+
+fn job_labels(valid: &ValidJob<'_>, role: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (
-            labels::JOB.into(),
-            labels::job_label_value(job.metadata.name.as_deref().unwrap_or_default()),
-        ),
-        (
-            labels::JOB_UID.into(),
-            job.metadata.uid.clone().unwrap_or_default(),
-        ),
+        (labels::JOB.into(), labels::job_label_value(&valid.name)),
+        (labels::JOB_UID.into(), valid.uid.clone()),
         (labels::ROLE.into(), role.into()),
         (labels::MANAGED_BY.into(), labels::MANAGER.into()),
         ("app.kubernetes.io/name".into(), "tessera-render".into()),
@@ -358,15 +375,41 @@ mod tests {
     }
 
     fn pod_avoiding(required: &[&str], preferred: &[&str]) -> Pod {
-        let job = job_from_yaml();
+        let mut job = job_from_yaml();
+        job.spec.output = Some(
+            serde_json::from_value(serde_json::json!({"secretName": "s3-credentials"})).unwrap(),
+        );
+        job.spec.retry.as_mut().unwrap().shard_timeout_seconds = Some(600);
         let pool = pool_from_yaml();
+        let valid = ValidJob::new(&job, &pool).unwrap();
         let spec = shard_spec_for(&job, 3, 1);
         let set = |nodes: &[&str]| nodes.iter().map(|s| s.to_string()).collect();
         let avoid = Avoidance {
             required: set(required),
             preferred: set(preferred),
         };
-        shard_pod(&job, &pool, &spec, &avoid, Some("s3-credentials"))
+        shard_pod(&valid, &spec, &avoid)
+    }
+
+    #[test]
+    fn shard_pods_hold_the_ledger_finalizer_a_deadline_and_their_provenance() {
+        let pod = pod_for(&[]);
+        assert_eq!(
+            pod.metadata.finalizers,
+            Some(vec![labels::LEDGER_FINALIZER.to_string()])
+        );
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.active_deadline_seconds, Some(600));
+        let env = spec.containers[0].env.clone().unwrap();
+        let field = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value_from.clone())
+                .and_then(|v| v.field_ref)
+                .map(|f| f.field_path)
+        };
+        assert_eq!(field("TESSERA_NODE_NAME").as_deref(), Some("spec.nodeName"));
+        assert_eq!(field("TESSERA_POD_NAME").as_deref(), Some("metadata.name"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::ActiveShard;
-use crate::observe::{Attempt, AttemptState, Observed};
+use crate::observe::Attempt;
 
 /// Most active shards listed in status; the count covers the rest. Keeps a 10,000-shard
 /// job's object small whatever the pool's size.
@@ -22,54 +22,22 @@ pub fn progress(succeeded: u64, total: u64) -> String {
     format!("{}%", succeeded * 100 / total)
 }
 
-/// GPU time of finished attempts, in seconds.
-pub fn gpu_seconds(observed: &Observed) -> f64 {
-    observed
-        .shards
-        .values()
-        .flatten()
-        .chain(&observed.merges)
-        .filter_map(|a| {
-            Some(
-                a.finished?
-                    .duration_since(a.started?)
-                    .as_secs_f64()
-                    .max(0.0)
-                    * f64::from(a.gpus),
-            )
-        })
-        .sum()
-}
-
-/// When the remaining shards should be done: the mean duration of succeeded attempts times the
-/// remaining shards, over the shards running in parallel, counted from the last finish.
+/// When the remaining shards should be done: the mean run time of succeeded attempts (from
+/// the ledger) times the remaining waves of `parallel` shards, counted from `last_finish`.
 pub fn estimated_completion(
-    observed: &Observed,
+    succeeded_seconds: f64,
+    succeeded: u64,
+    last_finish: Option<Timestamp>,
     remaining: u64,
     parallel: u32,
 ) -> Option<Timestamp> {
-    if remaining == 0 {
+    if remaining == 0 || succeeded == 0 {
         return None;
     }
-    let finished: Vec<(&Attempt, Timestamp, Timestamp)> = observed
-        .shards
-        .values()
-        .flatten()
-        .filter(|a| a.state == AttemptState::Succeeded)
-        .filter_map(|a| Some((a, a.started?, a.finished?)))
-        .collect();
-    if finished.is_empty() {
-        return None;
-    }
-    let total: f64 = finished
-        .iter()
-        .map(|(_, s, f)| f.duration_since(*s).as_secs_f64().max(0.0))
-        .sum();
-    let mean = total / finished.len() as f64;
-    let last = finished.iter().map(|(_, _, f)| *f).max()?;
+    let mean = succeeded_seconds / succeeded as f64;
     let waves = (remaining as f64 / f64::from(parallel.max(1))).ceil();
-    last.checked_add(SignedDuration::from_secs_f64(mean * waves))
-        .ok()
+    let ahead = SignedDuration::try_from_secs_f64(mean * waves).ok()?;
+    last_finish?.checked_add(ahead).ok()
 }
 
 /// The active list, sorted by shard and capped.
@@ -91,20 +59,6 @@ pub fn active_list<'a>(active: impl Iterator<Item = (u32, &'a Attempt)>) -> Vec<
 mod tests {
     use super::*;
 
-    fn done(start: i64, end: i64, gpus: u32) -> Attempt {
-        Attempt {
-            pod: "p".into(),
-            attempt: 0,
-            node: Some("n".into()),
-            state: AttemptState::Succeeded,
-            started: Some(Timestamp::from_second(start).unwrap()),
-            finished: Some(Timestamp::from_second(end).unwrap()),
-            gpus,
-            terminating: false,
-            merge_inputs: None,
-        }
-    }
-
     #[test]
     fn progress_rounds_down() {
         assert_eq!(progress(0, 0), "0%");
@@ -113,15 +67,16 @@ mod tests {
     }
 
     #[test]
-    fn gpu_seconds_and_eta_come_from_finished_work() {
-        let mut observed = Observed::default();
-        observed.shards.insert(0, vec![done(0, 10, 2)]);
-        observed.shards.insert(1, vec![done(5, 25, 1)]);
-        assert_eq!(gpu_seconds(&observed), 40.0);
-        // Mean 15 s; 4 remaining over 2 in parallel = 2 waves = 30 s after the last finish (25).
-        let eta = estimated_completion(&observed, 4, 2).unwrap();
+    fn the_eta_comes_from_finished_work() {
+        let last = Timestamp::from_second(25).unwrap();
+        // Mean 15 s; 4 remaining over 2 in parallel = 2 waves = 30 s after the last finish.
+        let eta = estimated_completion(30.0, 2, Some(last), 4, 2).unwrap();
         assert_eq!(eta, Timestamp::from_second(55).unwrap());
-        assert_eq!(estimated_completion(&observed, 0, 2), None);
-        assert_eq!(estimated_completion(&Observed::default(), 3, 2), None);
+        assert_eq!(estimated_completion(30.0, 2, Some(last), 0, 2), None);
+        assert_eq!(estimated_completion(0.0, 0, Some(last), 3, 2), None);
+        assert_eq!(
+            estimated_completion(f64::INFINITY, 1, Some(last), 3, 2),
+            None
+        );
     }
 }

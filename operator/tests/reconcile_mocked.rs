@@ -16,8 +16,11 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 use tessera_operator::api::{RenderJob, RenderPool};
-use tessera_operator::controller::{Context, Expectations, reconcile_job};
+use tessera_operator::context::{Context, Refusals};
+use tessera_operator::controller::reconcile_job;
 use tessera_operator::metrics::Metrics;
+use tessera_operator::pool::index::PodIndex;
+use tessera_operator::pool::scheduler::Scheduler;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -62,7 +65,10 @@ fn shard_pod(shard: u32, attempt: u32, phase: &str, exit_code: Option<i32>, node
         "metadata": {"name": format!("shot010-{shard}-{attempt}"), "namespace": "lighting", "labels": {
             "tessera.dev/job-uid": "uid-1", "tessera.dev/pool": "gpu-a", "tessera.dev/role": "shard",
             "tessera.dev/shard": shard.to_string(), "tessera.dev/attempt": attempt.to_string(),
-            "app.kubernetes.io/managed-by": "tessera-operator"}},
+            "app.kubernetes.io/managed-by": "tessera-operator"},
+            "ownerReferences": [{"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+                "name": "shot010", "uid": "uid-1", "controller": true}],
+            "finalizers": ["tessera.dev/ledger"]},
         "spec": {"nodeName": node, "containers": [{"name": "render", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
         "status": status,
     }))
@@ -71,6 +77,10 @@ fn shard_pod(shard: u32, attempt: u32, phase: &str, exit_code: Option<i32>, node
 
 fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) -> Arc<Context> {
     let pool: RenderPool = serde_yaml::from_str(POOL_YAML).unwrap();
+    let index = PodIndex::default();
+    for pod in &pods {
+        index.apply_event(&watcher::Event::Apply(pod.clone()));
+    }
     Arc::new(Context {
         client: client.clone(),
         jobs: store_of(vec![job.clone()]),
@@ -86,14 +96,26 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
                 instance: Some("test".into()),
             },
         ),
-        expectations: Expectations::default(),
-        admission: tokio::sync::Mutex::new(()),
+        index: Arc::new(index),
+        scheduler: Scheduler::default(),
+        refusals: Refusals::default(),
     })
 }
 
 /// Waits for the next request, asserts its method and path, answers `reply` (or echoes the
 /// request body), and returns the request body.
 async fn expect(handle: &mut Handle, method: Method, path: &str, reply: Option<Value>) -> Value {
+    expect_answering(handle, method, path, reply, 200).await
+}
+
+/// As `expect`, answering with HTTP status `code`.
+async fn expect_answering(
+    handle: &mut Handle,
+    method: Method,
+    path: &str,
+    reply: Option<Value>,
+    code: u16,
+) -> Value {
     let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
@@ -115,6 +137,7 @@ async fn expect(handle: &mut Handle, method: Method, path: &str, reply: Option<V
     let answer = reply.unwrap_or_else(|| body.clone());
     send.send_response(
         Response::builder()
+            .status(code)
             .body(Body::from(serde_json::to_vec(&answer).unwrap()))
             .unwrap(),
     );
@@ -302,4 +325,111 @@ async fn after_a_restart_succeeded_shards_are_not_rendered_again() {
         .await
         .expect("reconcile succeeds");
     verifier.await.unwrap();
+}
+
+#[tokio::test]
+async fn accounted_attempts_are_released_then_deleted_and_status_is_conditional() {
+    // Shard 0's success is already in the ledger (settledAttempts): its pod lets go of the
+    // finalizer and goes. Shard 1 just succeeded: it is settled now and its pod stays until
+    // the status holding it is written. The status patch names the resourceVersion it read.
+    let (client, mut handle) = mock();
+    let mut job = job();
+    job.metadata.resource_version = Some("4711".into());
+    job.status = Some(
+        serde_json::from_value(
+            json!({"phase": "Rendering", "startTime": "2026-01-15T08:00:00Z",
+            "succeededShards": "0", "settledAttempts": "0:1"}),
+        )
+        .unwrap(),
+    );
+    let pods = vec![
+        shard_pod(0, 0, "Succeeded", Some(0), "gpu-node-1"),
+        shard_pod(1, 0, "Succeeded", Some(0), "gpu-node-1"),
+    ];
+    let ctx = context(client, &job, pods, vec![]);
+    let verifier = tokio::spawn(async move {
+        let release = expect(
+            &mut handle,
+            Method::PATCH,
+            "/api/v1/namespaces/lighting/pods/shot010-0-0",
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(
+            release,
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["tessera.dev/ledger"]}})
+        );
+        expect(
+            &mut handle,
+            Method::DELETE,
+            "/api/v1/namespaces/lighting/pods/shot010-0-0",
+            Some(json!({})),
+        )
+        .await;
+        let status = expect_status_patch(&mut handle).await;
+        assert_eq!(status["metadata"]["resourceVersion"], "4711");
+        assert_eq!(status["status"]["settledAttempts"], "0-1:1");
+        assert_eq!(status["status"]["succeededShards"], "0-1");
+        assert_eq!(status["status"]["gpuSeconds"], 30.0);
+        expect_nothing_more(&mut handle).await;
+    });
+    reconcile_job(Arc::new(job), ctx)
+        .await
+        .expect("reconcile succeeds");
+    verifier.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_create_is_a_condition_and_an_event_naming_the_server_s_reason() {
+    let (client, mut handle) = mock();
+    let job = job();
+    let ctx = context(
+        client,
+        &job,
+        vec![],
+        vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
+    );
+    let message = "pods \"shot010-0-0\" is forbidden: exceeded quota: gpu-quota, requested: pods=1, used: pods=2, limited: pods=2";
+    let verifier = tokio::spawn(async move {
+        expect_answering(
+            &mut handle,
+            Method::POST,
+            "/api/v1/namespaces/lighting/pods",
+            Some(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": message, "reason": "Forbidden", "code": 403}),
+            ),
+            403,
+        )
+        .await;
+        // The second create of the pass is not attempted.
+        let status = expect_status_patch(&mut handle).await;
+        let refused = status["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "PodCreateRefused")
+            .cloned()
+            .unwrap();
+        assert_eq!(refused["status"], "True");
+        assert_eq!(refused["reason"], "FailedCreate");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("exceeded quota: gpu-quota"),
+            "{refused}"
+        );
+        expect_event(&mut handle, "Rendering").await;
+        expect_event(&mut handle, "FailedCreate").await;
+        expect_nothing_more(&mut handle).await;
+    });
+    let action = reconcile_job(Arc::new(job), ctx)
+        .await
+        .expect("a refusal is not a reconcile error");
+    verifier.await.unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(5))
+    );
 }

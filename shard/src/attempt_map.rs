@@ -19,6 +19,9 @@ pub struct AttemptMapError {
     pub item: String,
 }
 
+/// The most shard entries one parse expands (four times the largest plan).
+pub const MAX_EXPANDED: u64 = 400_000;
+
 impl AttemptMap {
     pub fn new() -> Self {
         Self::default()
@@ -48,8 +51,13 @@ impl AttemptMap {
         self.attempts.is_empty()
     }
 
+    /// Parses the compact form. Expansion is bounded: a map names at most
+    /// [`MAX_EXPANDED`] shard entries in all (a plan has at most 100,000 shards), and items
+    /// past that budget are ignored, so a hand-written map of huge or overlapping ranges costs
+    /// a bounded amount of work instead of hanging its reader.
     pub fn parse(text: &str) -> Result<Self, AttemptMapError> {
         let mut map = Self::new();
+        let mut budget = MAX_EXPANDED;
         for raw in text.split(',') {
             let item = raw.trim();
             if item.is_empty() {
@@ -70,7 +78,10 @@ impl AttemptMap {
             if last < first {
                 return Err(error());
             }
-            for shard in first..=last {
+            let wanted = u64::from(last - first) + 1;
+            let take = wanted.min(budget);
+            budget -= take;
+            for shard in (first..=last).take(take as usize) {
                 map.set(shard, attempt);
             }
         }
@@ -129,6 +140,13 @@ mod tests {
         let mut map = AttemptMap::parse("1-3:1").unwrap();
         map.set(2, 0);
         assert_eq!(map.to_string(), "1:1,3:1");
+    }
+
+    #[test]
+    fn huge_ranges_cost_a_bounded_amount_of_work() {
+        let map = AttemptMap::parse("0-4294967295:1,0-4294967295:2").unwrap();
+        assert_eq!(map.iter().count() as u64, MAX_EXPANDED);
+        assert_eq!(map.get(0), 1);
     }
 
     #[test]

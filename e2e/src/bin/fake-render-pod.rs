@@ -4,9 +4,11 @@
 //! behaves as a script tells it:
 //!
 //! - `TESSERA_FAKE_SCRIPT`: a JSON file `{"<job>": {"sleepMs": 100, "fail": {"<shard>/<attempt>": 1},
-//!   "failAlways": {"<shard>": 3}, "mergeInvalid": "3"}}`, read at every start (tests may change it);
-//! - `TESSERA_FAKE_LOG`: a directory where every run leaves `<job>.<role>.<shard>.<attempt>`, so
-//!   tests can count what was rendered.
+//!   "failAlways": {"<shard>": 3}, "hang": ["<shard>/<attempt>"], "mergeInvalid": "3"}}`, read at
+//!   every start (tests may change it); a hanging attempt sleeps until it is killed;
+//! - `TESSERA_FAKE_LOG`: a directory where every run leaves `<job>.<role>.<shard>.<attempt>`
+//!   holding the node it ran on (`TESSERA_NODE_NAME`, from the downward API), so tests can
+//!   count what was rendered where even after the operator deleted the pods.
 //!
 //! Exit codes and termination messages follow `tessera_shard::contract::exit`.
 
@@ -29,6 +31,9 @@ struct JobScript {
     /// `"shard"` → exit code, every attempt.
     #[serde(default)]
     fail_always: HashMap<String, i32>,
+    /// `"shard/attempt"` that never finish.
+    #[serde(default)]
+    hang: Vec<String>,
     /// Shards the first merge reports as corrupt.
     #[serde(default)]
     merge_invalid: Option<String>,
@@ -45,8 +50,9 @@ fn script(job: &str) -> JobScript {
 
 fn log(name: &str) {
     if let Some(dir) = std::env::var_os("TESSERA_FAKE_LOG") {
+        let node = std::env::var("TESSERA_NODE_NAME").unwrap_or_default();
         let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::write(PathBuf::from(dir).join(name), b"");
+        let _ = std::fs::write(PathBuf::from(dir).join(name), node);
     }
 }
 
@@ -77,6 +83,14 @@ fn main() {
                 spec.job, spec.shard, spec.attempt
             ));
             std::thread::sleep(Duration::from_millis(script.sleep_ms));
+            if script
+                .hang
+                .contains(&format!("{}/{}", spec.shard, spec.attempt))
+            {
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600)); // a hung render: until killed
+                }
+            }
             if let Some(code) = script.fail_always.get(&spec.shard.to_string()) {
                 terminate(
                     *code,

@@ -289,6 +289,13 @@ pub struct RetryPolicy {
     #[serde(default = "default_node_threshold")]
     #[schemars(range(min = 1, max = 100))]
     pub node_failure_threshold: u32,
+
+    /// Seconds a shard attempt may run before it is stopped and counted as a failed attempt
+    /// with reason `Timeout` (a hung GPU or render); the retry avoids the node. It becomes the
+    /// shard pod's `activeDeadlineSeconds`, so the kubelet enforces it. Unset: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub shard_timeout_seconds: Option<u32>,
 }
 
 impl Default for RetryPolicy {
@@ -300,6 +307,7 @@ impl Default for RetryPolicy {
             max_failed_shards: 0,
             failure_limit: None,
             node_failure_threshold: default_node_threshold(),
+            shard_timeout_seconds: None,
         }
     }
 }
@@ -356,26 +364,57 @@ pub struct RenderJobStatus {
 
     /// Shards that rendered and were verified, as an index set (`0-41,43-99`).
     #[serde(default, skip_serializing_if = "IndexSet::is_empty")]
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "index_set_schema")]
     pub succeeded_shards: IndexSet,
 
     /// Shards that failed for good.
     #[serde(default, skip_serializing_if = "IndexSet::is_empty")]
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "index_set_schema")]
     pub failed_shards: IndexSet,
 
     /// The current attempt of every shard not on its first (`17:2,40-45:1`); the merge reads
     /// exactly these attempts.
     #[serde(default, skip_serializing_if = "AttemptMap::is_empty")]
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "attempt_map_schema")]
     pub shard_attempts: AttemptMap,
+
+    /// The ledger: how many attempts of each shard have ended and been accounted for
+    /// (attempts `0..n`; `0-99:1,7:3`). Pods whose attempt is accounted for are deleted; the
+    /// failure counts, node tallies and GPU-seconds below never depend on pods that still exist.
+    #[serde(default, skip_serializing_if = "AttemptMap::is_empty")]
+    #[schemars(schema_with = "attempt_map_schema")]
+    pub settled_attempts: AttemptMap,
+
+    /// The ledger: failed attempts that count against each shard's attemptsPerShard
+    /// (`17:2`); evictions, preemptions, lost nodes and deleted pods do not count.
+    #[serde(default, skip_serializing_if = "AttemptMap::is_empty")]
+    #[schemars(schema_with = "attempt_map_schema")]
+    pub failed_attempts: AttemptMap,
+
+    /// The ledger: attempts that ended without counting against their shard (evicted,
+    /// preempted, node lost, pod deleted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disrupted_attempts: u32,
+
+    /// The ledger: wall-clock seconds of the shard attempts that succeeded (for the ETA).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub succeeded_seconds: f64,
+
+    /// Seconds the job spent suspended after it started; activeDeadlineSeconds does not
+    /// count them.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub suspended_seconds: i64,
+
+    /// When the current suspension began (unset while not suspended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_time: Option<Time>,
 
     /// Shards running now (at most 50 listed; `shards.active` counts them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active_shards: Vec<ActiveShard>,
 
-    /// Failed attempts per node, for nodes with at least one; nodes at the retry policy's
-    /// nodeFailureThreshold are no longer used by this job.
+    /// The ledger: failed attempts per node, for nodes with at least one; nodes at the retry
+    /// policy's nodeFailureThreshold are no longer used by this job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_failures: Vec<NodeFailures>,
 
@@ -391,7 +430,8 @@ pub struct RenderJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_completion_time: Option<Time>,
 
-    /// GPU time spent by this job's pods (finished and running), in seconds.
+    /// The ledger: GPU time of this job's finished shard attempts, in seconds (GPUs × wall
+    /// clock), accounted once when each attempt ends.
     #[serde(default)]
     pub gpu_seconds: f64,
 
@@ -462,4 +502,36 @@ pub struct OutputStatus {
     pub frames: String,
     /// The job manifest listing every frame, its inputs and checksums.
     pub manifest: String,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+fn is_zero_i64(value: &i64) -> bool {
+    *value == 0
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// Index sets in status: shard indices have at most five digits (a plan has at most
+/// 100,000 shards), so a hand-edited status cannot name a range the operator would take
+/// minutes to expand; the API server refuses anything else.
+fn index_set_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "maxLength": 65536,
+        "pattern": r"^([0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*)?$",
+    })
+}
+
+/// Attempt maps in status (`17:2,40-45:1`), bounded like index sets.
+fn attempt_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "maxLength": 65536,
+        "pattern": r"^([0-9]{1,5}(-[0-9]{1,5})?:[0-9]{1,5}(,[0-9]{1,5}(-[0-9]{1,5})?:[0-9]{1,5})*)?$",
+    })
 }

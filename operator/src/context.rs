@@ -1,0 +1,71 @@
+//! What every reconcile shares: the client, the watch caches, the pod index, the pool
+//! scheduler, metrics and the event recorder.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use crate::api::{RenderJob, RenderPool};
+use crate::metrics::Metrics;
+use crate::pool::index::PodIndex;
+use crate::pool::scheduler::Scheduler;
+
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "tessera-operator";
+
+pub struct Context {
+    pub client: Client,
+    pub jobs: Store<RenderJob>,
+    pub pods: Store<Pod>,
+    pub pools: Store<RenderPool>,
+    pub nodes: Store<Node>,
+    pub namespaces: Store<Namespace>,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub index: Arc<PodIndex>,
+    pub scheduler: Scheduler,
+    pub refusals: Refusals,
+}
+
+/// Pod creates the API server refused, per job UID: the job backs off before it tries again.
+#[derive(Default)]
+pub struct Refusals {
+    jobs: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl Refusals {
+    /// Records a refusal; answers how long the job waits before it tries again.
+    pub fn refused(&self, uid: &str) -> Duration {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, until) = jobs.entry(uid.to_string()).or_insert((0, Instant::now()));
+        *count = count.saturating_add(1);
+        let wait = FIRST_BACKOFF
+            .saturating_mul(1 << (*count - 1).min(10))
+            .min(MAX_BACKOFF);
+        *until = Instant::now() + wait;
+        wait
+    }
+
+    /// Creates went through: the job no longer backs off.
+    pub fn cleared(&self, uid: &str) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+
+    /// Time left before the job may try creating pods again.
+    pub fn backing_off(&self, uid: &str) -> Option<Duration> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, until) = jobs.get(uid)?;
+        until.checked_duration_since(Instant::now())
+    }
+}

@@ -1,0 +1,230 @@
+//! Assess: where each shard of a valid job stands — succeeded, failed for good, running, ready
+//! to start (with the nodes to avoid), or backing off — from the job's status, its ledger and
+//! the pods that still exist.
+
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp};
+use tessera_shard::{AttemptMap, IndexSet};
+
+use crate::api::{RetryPolicy, ShardFailure};
+use crate::ledger::Ledger;
+use crate::observe::{self, Attempt, AttemptState, FailureKind, Observed};
+use crate::pods::Avoidance;
+
+use super::valid::ValidJob;
+
+/// A shard ready to start: its next attempt and the nodes it should stay off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyShard {
+    pub shard: u32,
+    pub attempt: u32,
+    pub avoid: Avoidance,
+}
+
+/// What assess knows of the pool's nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolNodes {
+    /// Ready, schedulable nodes of the pool.
+    pub ready: BTreeSet<String>,
+    /// Nodes that failed shards of several jobs (the pool's status).
+    pub suspects: BTreeSet<String>,
+}
+
+impl PoolNodes {
+    /// Hard avoidance of `nodes`, unless that would leave no ready node of the pool: then a
+    /// preference only, so the shard still runs somewhere instead of pending forever.
+    pub fn avoidance(&self, nodes: BTreeSet<String>) -> Avoidance {
+        let leaves_none = !self.ready.is_empty() && self.ready.iter().all(|n| nodes.contains(n));
+        let mut preferred: BTreeSet<String> = self.suspects.difference(&nodes).cloned().collect();
+        if leaves_none {
+            preferred.extend(nodes);
+            Avoidance {
+                required: BTreeSet::new(),
+                preferred,
+            }
+        } else {
+            Avoidance {
+                required: nodes,
+                preferred,
+            }
+        }
+    }
+}
+
+/// Where the job stands.
+#[derive(Debug, Clone, Default)]
+pub struct Assessment {
+    pub succeeded: IndexSet,
+    pub failed: IndexSet,
+    pub attempts: AttemptMap,
+    /// Shards with a pod pending or running: (shard, attempt).
+    pub active: Vec<(u32, Attempt)>,
+    /// Shards ready to start, in index order.
+    pub ready: Vec<ReadyShard>,
+    /// Earliest time a backing-off shard becomes ready.
+    pub next_retry: Option<Timestamp>,
+    pub last_failure: Option<ShardFailure>,
+    /// Shards the latest merge found bad and that are now being rendered again.
+    pub invalidated: IndexSet,
+    /// Nodes this job no longer uses (at the retry policy's nodeFailureThreshold).
+    pub excluded: BTreeSet<String>,
+}
+
+/// Reads the job's state from its status, its ledger (already settled with `observed`) and
+/// its observed pods.
+pub fn assess(
+    job: &ValidJob<'_>,
+    observed: &Observed,
+    ledger: &Ledger,
+    nodes: &PoolNodes,
+    now: Timestamp,
+) -> Assessment {
+    let old = job.job.status.clone().unwrap_or_default();
+    let shard_count = job.shard_count();
+    let policy = &job.policy;
+    let mut assessment = Assessment {
+        failed: old
+            .failed_shards
+            .iter()
+            .filter(|s| *s < shard_count)
+            .collect(),
+        attempts: old.shard_attempts.clone(),
+        last_failure: old.last_failure.clone(),
+        excluded: ledger
+            .node_failures
+            .iter()
+            .filter(|(_, count)| **count >= policy.node_failure_threshold)
+            .map(|(node, _)| node.clone())
+            .collect(),
+        ..Default::default()
+    };
+    // The current attempt of a shard is the highest one recorded or seen.
+    for (&shard, attempts) in observed.shards.range(..shard_count) {
+        if let Some(latest) = attempts
+            .last()
+            .filter(|a| a.attempt > assessment.attempts.get(shard))
+        {
+            assessment.attempts.set(shard, latest.attempt);
+        }
+    }
+    invalidate_from_merge(&mut assessment, observed, shard_count);
+    let status_succeeded: IndexSet = old
+        .succeeded_shards
+        .iter()
+        .filter(|s| *s < shard_count && !assessment.invalidated.contains(*s))
+        .collect();
+
+    let no_attempts: Vec<Attempt> = Vec::new();
+    for shard in 0..shard_count {
+        let attempts = observed.shards.get(&shard).unwrap_or(&no_attempts);
+        let current = assessment.attempts.get(shard);
+        let latest = attempts.iter().find(|a| a.attempt == current);
+        match latest.map(|a| (a, &a.state)) {
+            Some((_, AttemptState::Succeeded)) => assessment.succeeded.insert(shard),
+            Some((attempt, AttemptState::Pending | AttemptState::Running)) => {
+                assessment.active.push((shard, attempt.clone()))
+            }
+            Some((attempt, AttemptState::Failed(failure))) => {
+                if assessment.failed.contains(shard) {
+                    continue;
+                }
+                let counted = ledger.counted_failures(shard);
+                let record = ShardFailure {
+                    shard,
+                    attempt: current,
+                    node: attempt.node.clone(),
+                    reason: failure.reason.clone(),
+                    message: failure.message.clone(),
+                };
+                if failure.kind == FailureKind::Permanent || counted >= policy.attempts_per_shard {
+                    assessment.failed.insert(shard);
+                    assessment.last_failure = Some(record);
+                    continue;
+                }
+                if assessment
+                    .last_failure
+                    .as_ref()
+                    .is_none_or(|f| (f.shard, f.attempt) < (shard, current))
+                {
+                    assessment.last_failure = Some(record);
+                }
+                let delay = if failure.is_disruption() {
+                    SignedDuration::ZERO
+                } else {
+                    backoff(policy, counted)
+                };
+                let ready_at = attempt
+                    .finished
+                    .unwrap_or(now)
+                    .checked_add(delay)
+                    .unwrap_or(now);
+                if ready_at <= now {
+                    let mut avoid: BTreeSet<String> =
+                        observe::nodes_failed_for(attempts).into_iter().collect();
+                    avoid.extend(assessment.excluded.iter().cloned());
+                    assessment.ready.push(ReadyShard {
+                        shard,
+                        attempt: current.saturating_add(1),
+                        avoid: nodes.avoidance(avoid),
+                    });
+                } else {
+                    assessment.next_retry =
+                        Some(assessment.next_retry.map_or(ready_at, |t| t.min(ready_at)));
+                }
+            }
+            None if status_succeeded.contains(shard) => assessment.succeeded.insert(shard),
+            None if assessment.failed.contains(shard) => {}
+            // No pod for the current attempt: not started yet, or its pod is gone. An attempt
+            // the ledger already accounted for never runs again under the same number.
+            None => assessment.ready.push(ReadyShard {
+                shard,
+                attempt: current.max(ledger.settled.get(shard)),
+                avoid: nodes.avoidance(assessment.excluded.clone()),
+            }),
+        }
+    }
+    assessment
+}
+
+/// A merge that found bad outputs sends exactly the attempts it read back to rendering: each
+/// named shard whose current attempt is still the one the merge read moves to a new attempt.
+/// Idempotent: once bumped, the same merge verdict no longer matches.
+fn invalidate_from_merge(assessment: &mut Assessment, observed: &Observed, shard_count: u32) {
+    let Some(merge) = observed.merges.last() else {
+        return;
+    };
+    let (AttemptState::Failed(failure), Some(inputs)) = (&merge.state, &merge.merge_inputs) else {
+        return;
+    };
+    let FailureKind::InvalidShards(bad) = &failure.kind else {
+        return;
+    };
+    for shard in bad.iter().filter(|&s| s < shard_count) {
+        if assessment.attempts.get(shard) == inputs.get(shard) {
+            assessment
+                .attempts
+                .set(shard, inputs.get(shard).saturating_add(1));
+            assessment.invalidated.insert(shard);
+        }
+    }
+    if let Some(first) = assessment.invalidated.iter().next() {
+        assessment.last_failure = Some(ShardFailure {
+            shard: first,
+            attempt: inputs.get(first),
+            node: None,
+            reason: "OutputCorrupt".into(),
+            message: format!(
+                "shards {} render again: {}",
+                assessment.invalidated, failure.message
+            ),
+        });
+    }
+}
+
+/// Retry delay after `failures` counted failures: base × 2^(failures−1), capped.
+pub fn backoff(policy: &RetryPolicy, failures: u32) -> SignedDuration {
+    let exponent = failures.saturating_sub(1).min(20);
+    let seconds = u64::from(policy.backoff_seconds).saturating_mul(1 << exponent);
+    SignedDuration::from_secs(seconds.min(u64::from(policy.max_backoff_seconds)) as i64)
+}

@@ -1,0 +1,576 @@
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::api::{RenderPool, RetryPolicy};
+use crate::observe;
+use crate::pods::Avoidance;
+use serde_json::json;
+use tessera_shard::IndexSet;
+
+pub const JOB_YAML: &str = include_str!("../../tests/fixtures/renderjob.yaml");
+pub const POOL_YAML: &str = include_str!("../../tests/fixtures/renderpool.yaml");
+
+pub fn job_from_yaml() -> RenderJob {
+    serde_yaml::from_str(JOB_YAML).unwrap()
+}
+
+pub fn pool_from_yaml() -> RenderPool {
+    serde_yaml::from_str(POOL_YAML).unwrap()
+}
+
+pub fn shard_spec_for(job: &RenderJob, shard: u32, attempt: u32) -> ShardSpec {
+    let plan = job_plan::plan(&job.spec).unwrap();
+    let s = plan.shard(shard).unwrap();
+    ShardSpec {
+        version: CONTRACT_VERSION,
+        job: "shot010".into(),
+        namespace: "lighting".into(),
+        job_uid: "uid-1".into(),
+        shard,
+        attempt,
+        settings: job_plan::render_settings(&job.spec).unwrap(),
+        frames: s.frames,
+        tile: s.tile,
+        samples: s.samples,
+        output: "file:///data/out".into(),
+    }
+}
+
+fn now() -> Timestamp {
+    // An hour after the fixture pods finished.
+    Timestamp::from_second(1_800_003_600).unwrap()
+}
+
+/// A pod of the fixture job in the given state.
+pub fn pod(shard: u32, attempt: u32, phase: &str, exit_code: Option<i32>, node: &str) -> Pod {
+    let mut status = json!({"phase": phase, "startTime": "2027-01-15T08:00:00Z"});
+    if let Some(code) = exit_code {
+        status["containerStatuses"] = json!([{"name": "render", "image": "x", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": code, "reason": "Error", "message": "boom",
+            "startedAt": "2027-01-15T08:00:00Z", "finishedAt": "2027-01-15T08:00:30Z"}}}]);
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("shot010-{shard}-{attempt}"), "namespace": "lighting", "labels": {
+            "tessera.dev/role": "shard", "tessera.dev/shard": shard.to_string(), "tessera.dev/attempt": attempt.to_string()},
+            "finalizers": ["tessera.dev/ledger"]},
+        "spec": {"nodeName": node, "containers": [{"name": "render", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+        "status": status,
+    }))
+    .unwrap()
+}
+
+fn run(job: &RenderJob, pods: &[Pod], grant: u32) -> (Assessment, Decision) {
+    let pool = pool_from_yaml();
+    let observed = observe::observe(pods, &|_| true, "nvidia.com/gpu");
+    let valid = ValidJob::new(job, &pool).unwrap();
+    let mut ledger = Ledger::from_status(&job.status.clone().unwrap_or_default());
+    let settled = ledger.settle(&observed, valid.shard_count(), now());
+    let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), now());
+    let decision = decide(DecideInput {
+        job,
+        state: JobState::Planned(Planned {
+            job: &valid,
+            assessment: &assessment,
+            ledger: &ledger,
+            settled: &settled,
+        }),
+        observed: &observed,
+        grant,
+        now: now(),
+    });
+    (assessment, decision)
+}
+
+/// Runs `pods` through `job` twice, the second time with the status the first wrote, as the
+/// operator does on its next pass.
+fn run_twice(job: &RenderJob, pods: &[Pod], grant: u32) -> (RenderJob, Assessment, Decision) {
+    let (_, first) = run(job, pods, grant);
+    let mut job = job.clone();
+    job.status = Some(first.status);
+    let (assessment, second) = run(&job, pods, grant);
+    (job, assessment, second)
+}
+
+fn names(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_new_job_starts_what_admission_grants() {
+    let job = job_from_yaml();
+    let (assessment, decision) = run(&job, &[], 3);
+    assert_eq!(assessment.ready.len(), 8);
+    assert_eq!(
+        names(&decision.create),
+        ["shot010-0-0", "shot010-1-0", "shot010-2-0"]
+    );
+    let status = &decision.status;
+    assert_eq!(status.phase, Some(JobPhase::Rendering));
+    assert_eq!(
+        status.shards,
+        ShardCounts {
+            total: 8,
+            succeeded: 0,
+            failed: 0,
+            active: 3,
+            waiting: 5
+        }
+    );
+    assert!(conditions::is_true(&status.conditions, ACCEPTED));
+    assert!(conditions::is_true(&status.conditions, RENDERING));
+    assert_eq!(decision.requeue_after, Some(CAPACITY_RECHECK));
+    assert_eq!(decision.events[0].reason, "Rendering");
+}
+
+#[test]
+fn without_a_grant_the_job_is_queued() {
+    let (_, decision) = run(&job_from_yaml(), &[], 0);
+    assert!(decision.create.is_empty());
+    assert_eq!(decision.status.phase, Some(JobPhase::Queued));
+    assert!(!conditions::is_true(&decision.status.conditions, RENDERING));
+}
+
+#[test]
+fn a_failed_attempt_retries_after_backoff_avoiding_its_node() {
+    let job = job_from_yaml();
+    // The fixture's backoff is 0 s, so the retry is due at once.
+    let pods = [
+        pod(0, 0, "Failed", Some(1), "gpu-node-1"),
+        pod(1, 0, "Running", None, "gpu-node-2"),
+    ];
+    let (assessment, decision) = run(&job, &pods, 1);
+    assert_eq!(
+        assessment.ready[0],
+        ReadyShard {
+            shard: 0,
+            attempt: 1,
+            avoid: Avoidance {
+                required: BTreeSet::from(["gpu-node-1".to_string()]),
+                preferred: BTreeSet::new(),
+            }
+        }
+    );
+    assert_eq!(names(&decision.create), ["shot010-0-1"]);
+    assert_eq!(decision.status.shard_attempts.to_string(), "0:1");
+    let failure = decision.status.last_failure.clone().unwrap();
+    assert_eq!(
+        (failure.shard, failure.node.as_deref()),
+        (0, Some("gpu-node-1"))
+    );
+}
+
+#[test]
+fn backoff_doubles_up_to_its_cap() {
+    let policy = RetryPolicy {
+        backoff_seconds: 10,
+        max_backoff_seconds: 60,
+        ..Default::default()
+    };
+    let secs: Vec<i64> = (1..=5).map(|n| backoff(&policy, n).as_secs()).collect();
+    assert_eq!(secs, [10, 20, 40, 60, 60]);
+}
+
+#[test]
+fn waiting_for_backoff_requeues_at_the_retry_time() {
+    let mut job = job_from_yaml();
+    job.spec.retry.as_mut().unwrap().backoff_seconds = 60;
+    job.spec.retry.as_mut().unwrap().max_backoff_seconds = 60;
+    let mut failed = pod(0, 0, "Failed", Some(1), "gpu-node-1");
+    // Finished 10 s before now.
+    let finished = now().checked_sub(SignedDuration::from_secs(10)).unwrap();
+    failed
+        .status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0]
+        .state
+        .as_mut()
+        .unwrap()
+        .terminated
+        .as_mut()
+        .unwrap()
+        .finished_at = Some(Time(finished));
+    let (assessment, decision) = run(&job, &[failed], 8);
+    assert!(!assessment.ready.iter().any(|r| r.shard == 0));
+    assert!(!names(&decision.create).contains(&"shot010-0-1".to_string()));
+    // Every other shard was granted, so only the backoff wakes the job: 60 s after the failure.
+    assert_eq!(decision.requeue_after, Some(Duration::from_secs(50)));
+}
+
+#[test]
+fn a_bad_scene_fails_the_job_at_once_naming_shard_node_and_reason() {
+    let pods = [
+        pod(2, 0, "Failed", Some(3), "gpu-node-1"),
+        pod(1, 0, "Running", None, "gpu-node-2"),
+    ];
+    let (_, decision) = run(&job_from_yaml(), &pods, 4);
+    let status = &decision.status;
+    assert_eq!(status.phase, Some(JobPhase::Failed));
+    let failed = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == FAILED)
+        .unwrap();
+    assert_eq!(failed.reason, "ShardFailed");
+    assert!(
+        failed.message.contains("shard 2 failed on node gpu-node-1"),
+        "{}",
+        failed.message
+    );
+    assert!(failed.message.contains("BadInput"), "{}", failed.message);
+    assert_eq!(decision.delete, ["shot010-1-0"]);
+    assert!(decision.create.is_empty());
+}
+
+#[test]
+fn exhausted_attempts_fail_the_job() {
+    let pods = [
+        pod(5, 0, "Failed", Some(1), "gpu-node-1"),
+        pod(5, 1, "Failed", Some(1), "gpu-node-2"),
+        pod(5, 2, "Failed", Some(1), "gpu-node-3"),
+    ];
+    let (assessment, decision) = run(&job_from_yaml(), &pods, 4);
+    assert_eq!(assessment.failed.to_string(), "5");
+    assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+    assert_eq!(decision.status.failed_shards.to_string(), "5");
+}
+
+#[test]
+fn a_node_at_the_failure_threshold_is_excluded_for_every_shard() {
+    let pods = [
+        pod(0, 0, "Failed", Some(1), "bad-node"),
+        pod(1, 0, "Failed", Some(1), "bad-node"),
+        pod(2, 0, "Failed", Some(1), "bad-node"),
+    ];
+    let (assessment, decision) = run(&job_from_yaml(), &pods, 8);
+    assert!(
+        assessment
+            .ready
+            .iter()
+            .all(|r| r.avoid.required.contains("bad-node"))
+    );
+    assert_eq!(
+        decision
+            .events
+            .iter()
+            .filter(|e| e.reason == "NodeExcluded")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn avoidance_never_excludes_every_ready_node_and_suspects_are_soft() {
+    let nodes = PoolNodes {
+        ready: BTreeSet::from(["a".to_string(), "b".to_string()]),
+        suspects: BTreeSet::from(["c".to_string()]),
+    };
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        nodes.avoidance(set(&["a"])),
+        Avoidance {
+            required: set(&["a"]),
+            preferred: set(&["c"])
+        }
+    );
+    // Avoiding every ready node would leave the pod pending forever: only prefer.
+    assert_eq!(
+        nodes.avoidance(set(&["a", "b"])),
+        Avoidance {
+            required: set(&[]),
+            preferred: set(&["a", "b", "c"])
+        }
+    );
+}
+
+#[test]
+fn evictions_retry_without_counting() {
+    let mut evicted = pod(0, 0, "Failed", None, "gpu-node-1");
+    evicted.status.as_mut().unwrap().reason = Some("Evicted".into());
+    let (assessment, decision) = run(&job_from_yaml(), &[evicted], 8);
+    assert!(decision.status.failed_attempts.is_empty());
+    assert_eq!(decision.status.disrupted_attempts, 1);
+    assert_eq!(assessment.ready[0].attempt, 1);
+}
+
+#[test]
+fn the_last_success_creates_the_merge_pod() {
+    let pods: Vec<Pod> = (0..8)
+        .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+        .collect();
+    let (_, decision) = run(&job_from_yaml(), &pods, 8);
+    assert_eq!(names(&decision.create), ["shot010-merge-0"]);
+    assert_eq!(decision.status.phase, Some(JobPhase::Merging));
+    assert_eq!(decision.status.progress.as_deref(), Some("100%"));
+    assert_eq!(decision.status.succeeded_shards.to_string(), "0-7");
+}
+
+fn merge_pod(attempt: u32, exit_code: i32, message: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("shot010-merge-{attempt}"), "namespace": "lighting",
+            "labels": {"tessera.dev/role": "merge", "tessera.dev/attempt": attempt.to_string()},
+            "annotations": {"tessera.dev/merge-attempts": ""}},
+        "status": {"phase": if exit_code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{
+            "name": "merge", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": exit_code, "message": message,
+                "startedAt": "2027-01-15T08:01:00Z", "finishedAt": "2027-01-15T08:02:00Z"}}}]},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn corrupt_outputs_found_by_the_merge_are_rendered_again_then_merged_again() {
+    let mut pods: Vec<Pod> = (0..8)
+        .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+        .collect();
+    pods.push(merge_pod(
+        0,
+        4,
+        r#"{"shards": "3", "reason": "sha256 mismatch"}"#,
+    ));
+    let (assessment, decision) = run(&job_from_yaml(), &pods, 8);
+    assert_eq!(assessment.invalidated.to_string(), "3");
+    assert_eq!(names(&decision.create), ["shot010-3-1"]);
+    assert_eq!(decision.status.succeeded_shards.to_string(), "0-2,4-7");
+    assert!(decision.events.iter().any(|e| e.reason == "OutputCorrupt"));
+
+    // Shard 3's new attempt succeeds: the merge runs again, reading attempt 1 of shard 3.
+    pods.push(pod(3, 1, "Succeeded", Some(0), "gpu-node-2"));
+    let mut job = job_from_yaml();
+    job.status = Some(decision.status.clone());
+    let (_, decision) = run(&job, &pods, 8);
+    assert_eq!(names(&decision.create), ["shot010-merge-1"]);
+    let annotations = decision.create[0].metadata.annotations.clone().unwrap();
+    assert_eq!(annotations["tessera.dev/merge-attempts"], "3:1");
+}
+
+#[test]
+fn a_successful_merge_completes_the_job() {
+    let mut pods: Vec<Pod> = (0..8)
+        .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+        .collect();
+    pods.push(merge_pod(0, 0, ""));
+    let (_, decision) = run(&job_from_yaml(), &pods, 8);
+    assert!(decision.create.is_empty());
+    assert_eq!(decision.status.phase, Some(JobPhase::Complete));
+    assert!(conditions::is_true(&decision.status.conditions, COMPLETE));
+    assert!(decision.status.completion_time.is_some());
+}
+
+#[test]
+fn suspending_deletes_pods_that_have_not_started() {
+    let mut job = job_from_yaml();
+    job.spec.suspend = true;
+    let pods = [
+        pod(0, 0, "Pending", None, "gpu-node-1"),
+        pod(1, 0, "Running", None, "gpu-node-1"),
+    ];
+    let (_, decision) = run(&job, &pods, 8);
+    assert!(decision.create.is_empty());
+    assert_eq!(decision.delete, ["shot010-0-0"]);
+    assert_eq!(decision.status.phase, Some(JobPhase::Suspended));
+}
+
+#[test]
+fn the_active_deadline_fails_the_job_and_stops_its_pods() {
+    let mut job = job_from_yaml();
+    job.spec.active_deadline_seconds = Some(60);
+    job.status = Some(RenderJobStatus {
+        start_time: Some(Time(
+            now().checked_sub(SignedDuration::from_secs(61)).unwrap(),
+        )),
+        ..Default::default()
+    });
+    let (_, decision) = run(&job, &[pod(0, 0, "Running", None, "gpu-node-1")], 8);
+    assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+    assert_eq!(
+        decision
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == FAILED)
+            .unwrap()
+            .reason,
+        "DeadlineExceeded"
+    );
+    assert_eq!(decision.delete, ["shot010-0-0"]);
+}
+
+#[test]
+fn a_finished_job_is_deleted_after_its_ttl() {
+    let mut job = job_from_yaml();
+    job.spec.ttl_seconds_after_finished = Some(100);
+    let mut status = RenderJobStatus {
+        phase: Some(JobPhase::Complete),
+        ..Default::default()
+    };
+    conditions::set(
+        &mut status.conditions,
+        COMPLETE,
+        true,
+        "FramesWritten",
+        "",
+        Some(1),
+        now(),
+    );
+    status.completion_time = Some(Time(
+        now().checked_sub(SignedDuration::from_secs(40)).unwrap(),
+    ));
+    job.status = Some(status.clone());
+    let (_, decision) = run(&job, &[], 8);
+    assert!(!decision.delete_job);
+    assert_eq!(decision.requeue_after, Some(Duration::from_secs(60)));
+    status.completion_time = Some(Time(
+        now().checked_sub(SignedDuration::from_secs(100)).unwrap(),
+    ));
+    job.status = Some(status);
+    let (_, decision) = run(&job, &[], 8);
+    assert!(decision.delete_job);
+}
+
+#[test]
+fn status_alone_keeps_succeeded_shards_after_their_pods_are_gone() {
+    let mut job = job_from_yaml();
+    job.status = Some(RenderJobStatus {
+        succeeded_shards: IndexSet::parse("0-3").unwrap(),
+        shard_attempts: AttemptMap::parse("2:1").unwrap(),
+        ..Default::default()
+    });
+    let (assessment, decision) = run(&job, &[], 8);
+    assert_eq!(assessment.succeeded.to_string(), "0-3");
+    assert_eq!(
+        names(&decision.create),
+        ["shot010-4-0", "shot010-5-0", "shot010-6-0", "shot010-7-0"]
+    );
+}
+
+#[test]
+fn the_status_of_an_unchanged_job_is_identical() {
+    let job = job_from_yaml();
+    let pods = [pod(0, 0, "Running", None, "gpu-node-1")];
+    let (_, first) = run(&job, &pods, 0);
+    let mut job = job.clone();
+    job.status = Some(first.status.clone());
+    let (_, second) = run(&job, &pods, 0);
+    assert_eq!(second.status, first.status);
+    assert!(second.events.is_empty());
+}
+
+#[test]
+fn a_finished_pod_goes_only_after_the_status_that_records_it() {
+    let job = job_from_yaml();
+    let pods = [
+        pod(0, 0, "Succeeded", Some(0), "gpu-node-1"),
+        pod(1, 0, "Failed", Some(1), "gpu-node-1"),
+    ];
+    let (_, first) = run(&job, &pods, 8);
+    assert!(first.delete.is_empty() && first.release.is_empty());
+    assert_eq!(first.status.settled_attempts.to_string(), "0-1:1");
+    assert_eq!(first.status.failed_attempts.to_string(), "1:1");
+    assert_eq!(first.status.gpu_seconds, 60.0);
+    let (_, _, second) = run_twice(&job, &pods, 8);
+    assert_eq!(second.release, ["shot010-0-0", "shot010-1-0"]);
+    // Shard 1 has not succeeded: its failed pod stays (its retry avoids that node).
+    assert_eq!(second.delete, ["shot010-0-0"]);
+    // Accounting does not change on the second pass, and not once the pods are gone.
+    assert_eq!(second.status.gpu_seconds, 60.0);
+    assert_eq!(second.status.failed_attempts.to_string(), "1:1");
+    let mut gone = job.clone();
+    gone.status = Some(second.status.clone());
+    let (_, third) = run(&gone, &[], 8);
+    assert_eq!(third.status.gpu_seconds, 60.0);
+    assert_eq!(third.status.failed_attempts.to_string(), "1:1");
+    assert_eq!(third.status.succeeded_shards.to_string(), "0");
+    // Shard 1's pod is gone but its attempt 0 is accounted: the retry is attempt 1.
+    assert!(names(&third.create).contains(&"shot010-1-1".to_string()));
+}
+
+#[test]
+fn failure_budgets_survive_the_pods_that_counted_them() {
+    let mut job = job_from_yaml();
+    job.spec.retry.as_mut().unwrap().attempts_per_shard = 2;
+    let pods = [pod(5, 0, "Failed", Some(1), "gpu-node-1")];
+    let (job, _, _) = run_twice(&job, &pods, 8);
+    // Attempt 0's pod deleted by someone; attempt 1 fails too: the shard is out of attempts.
+    let pods = [pod(5, 1, "Failed", Some(1), "gpu-node-2")];
+    let (_, decision) = run(&job, &pods, 8);
+    assert_eq!(decision.status.failed_attempts.to_string(), "5:2");
+    assert_eq!(decision.status.failed_shards.to_string(), "5");
+    assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+}
+
+#[test]
+fn a_timed_out_attempt_counts_and_its_retry_avoids_the_node() {
+    let mut hung = pod(3, 0, "Failed", None, "gpu-node-2");
+    let status = hung.status.as_mut().unwrap();
+    status.reason = Some("DeadlineExceeded".into());
+    status.message = Some("Pod was active on the node longer than the specified deadline".into());
+    let (assessment, decision) = run(&job_from_yaml(), &[hung], 8);
+    assert_eq!(decision.status.failed_attempts.to_string(), "3:1");
+    assert_eq!(
+        decision.status.last_failure.as_ref().unwrap().reason,
+        "Timeout"
+    );
+    let retry = assessment.ready.iter().find(|r| r.shard == 3).unwrap();
+    assert_eq!(retry.attempt, 1);
+    assert!(retry.avoid.required.contains("gpu-node-2"));
+}
+
+#[test]
+fn suspend_pauses_the_active_deadline() {
+    let mut job = job_from_yaml();
+    job.spec.active_deadline_seconds = Some(100);
+    let started = now().checked_sub(SignedDuration::from_secs(90)).unwrap();
+    job.status = Some(RenderJobStatus {
+        start_time: Some(Time(started)),
+        ..Default::default()
+    });
+    job.spec.suspend = true;
+    let (_, suspended) = run(&job, &[], 8);
+    assert_eq!(suspended.status.suspend_time, Some(Time(now())));
+    // Resumed an hour later: the hour does not count, 10 s of the deadline are left.
+    job.spec.suspend = false;
+    let mut status = suspended.status.clone();
+    // It had run 90 s when it was suspended, an hour ago.
+    status.start_time = Some(Time(
+        now().checked_sub(SignedDuration::from_secs(3690)).unwrap(),
+    ));
+    status.suspend_time = Some(Time(
+        now().checked_sub(SignedDuration::from_secs(3600)).unwrap(),
+    ));
+    job.status = Some(status);
+    let (_, resumed) = run(&job, &[], 8);
+    assert_ne!(resumed.status.phase, Some(JobPhase::Failed));
+    assert_eq!(resumed.status.suspended_seconds, 3600);
+    assert_eq!(resumed.status.suspend_time, None);
+    // The next look is when the remaining 10 s of the deadline run out.
+    assert_eq!(resumed.requeue_after, Some(Duration::from_secs(10)));
+    let mut later = job.clone();
+    later.status = Some(resumed.status.clone());
+    later.status.as_mut().unwrap().suspended_seconds = 3590; // as if resumed 10 s ago
+    let (_, expired) = run(&later, &[], 8);
+    assert_eq!(expired.status.phase, Some(JobPhase::Failed));
+}
+
+#[test]
+fn a_hand_edited_status_cannot_panic_the_decision() {
+    let mut job = job_from_yaml();
+    job.status = Some(
+        serde_json::from_value(json!({
+            "succeededShards": "0-99999", "failedShards": "77777",
+            "shardAttempts": "0-7:99999", "settledAttempts": "3:99999",
+            "shards": {"total": 1, "succeeded": 99, "failed": 99, "active": 99, "waiting": 99},
+            "gpuSeconds": 1e308, "suspendedSeconds": 9223372036854775807i64,
+        }))
+        .unwrap(),
+    );
+    job.spec.active_deadline_seconds = Some(i64::MAX);
+    let (_, decision) = run(&job, &[pod(3, 99999, "Failed", Some(1), "n")], 8);
+    // Out-of-plan indices are dropped; counts are recomputed.
+    assert_eq!(decision.status.shards.total, 8);
+    assert!(decision.status.succeeded_shards.iter().all(|s| s < 8));
+}

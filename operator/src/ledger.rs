@@ -1,0 +1,347 @@
+//! The shard ledger: what happened to every shard attempt, accounted once, when it ends.
+//!
+//! Pods are disposable (people delete them, PodGC collects them, the operator deletes them
+//! once accounted), so nothing the job's budgets or accounting rest on may be recomputed from
+//! the pods that still exist. Instead each attempt is *settled* into the job's status when it
+//! ends: its GPU-seconds, whether it counts against its shard, and the node to blame.
+//!
+//! Exactly once: the ledger remembers, per shard, how many attempts it has settled
+//! (`settledAttempts`; attempts settle in order, so a count is enough). Settling is a pure
+//! function of (old status, observed pods), the status is written with the resourceVersion it
+//! was computed from (a stale read is refused, never applied twice), and a shard pod carries
+//! the `tessera.dev/ledger` finalizer until its attempt is settled, so no pod can disappear
+//! before it is accounted (see docs/architecture.md, "The shard ledger").
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use tessera_shard::AttemptMap;
+
+use crate::api::{NodeFailures, RenderJobStatus};
+use crate::observe::{Attempt, AttemptState, Observed};
+
+/// The accounted history of a job's shard attempts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ledger {
+    /// Per shard: attempts `0..n` are accounted for.
+    pub settled: AttemptMap,
+    /// Per shard: failed attempts that count against attemptsPerShard.
+    pub failed: AttemptMap,
+    /// Per node: failed attempts blamed on it.
+    pub node_failures: BTreeMap<String, u32>,
+    /// Attempts that ended without counting (evicted, preempted, lost, deleted).
+    pub disrupted: u32,
+    /// GPUs × wall-clock seconds of every settled attempt.
+    pub gpu_seconds: f64,
+    /// Wall-clock seconds of the settled attempts that succeeded.
+    pub succeeded_seconds: f64,
+}
+
+/// One attempt the ledger accounted for in this pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub shard: u32,
+    pub attempt: u32,
+    pub succeeded: bool,
+    /// Wall-clock seconds, where the attempt started.
+    pub seconds: Option<f64>,
+    pub finished: Timestamp,
+}
+
+impl Ledger {
+    /// The ledger as recorded in a job's status.
+    pub fn from_status(status: &RenderJobStatus) -> Self {
+        Self {
+            settled: status.settled_attempts.clone(),
+            failed: status.failed_attempts.clone(),
+            node_failures: status
+                .node_failures
+                .iter()
+                .map(|n| (n.node.clone(), n.failures))
+                .collect(),
+            disrupted: status.disrupted_attempts,
+            gpu_seconds: finite(status.gpu_seconds),
+            succeeded_seconds: finite(status.succeeded_seconds),
+        }
+    }
+
+    /// Writes the ledger's fields into `status`.
+    pub fn write_to(&self, status: &mut RenderJobStatus) {
+        status.settled_attempts = self.settled.clone();
+        status.failed_attempts = self.failed.clone();
+        status.node_failures = self
+            .node_failures
+            .iter()
+            .map(|(node, failures)| NodeFailures {
+                node: node.clone(),
+                failures: *failures,
+            })
+            .collect();
+        status.disrupted_attempts = self.disrupted;
+        status.gpu_seconds = round_ms(self.gpu_seconds);
+        status.succeeded_seconds = round_ms(self.succeeded_seconds);
+    }
+
+    /// Whether attempt `attempt` of `shard` is accounted for.
+    pub fn is_settled(&self, shard: u32, attempt: u32) -> bool {
+        attempt < self.settled.get(shard)
+    }
+
+    /// Failed attempts of `shard` that count against it.
+    pub fn counted_failures(&self, shard: u32) -> u32 {
+        self.failed.get(shard)
+    }
+
+    /// Failed attempts that counted, over the whole job.
+    pub fn total_counted_failures(&self) -> u32 {
+        self.failed
+            .iter()
+            .fold(0u32, |sum, (_, n)| sum.saturating_add(n))
+    }
+
+    /// Accounts for every attempt of `observed` that has ended and is not yet settled, in
+    /// attempt order per shard (an unfinished attempt holds back the later ones of its
+    /// shard). Shards outside the plan (`shard_count`) are ignored. `now` closes the run time
+    /// of attempts that ended without reporting a finish (a lost node, a deleted pod).
+    pub fn settle(
+        &mut self,
+        observed: &Observed,
+        shard_count: u32,
+        now: Timestamp,
+    ) -> Vec<Settled> {
+        let mut settled = Vec::new();
+        for (&shard, attempts) in observed.shards.range(..shard_count) {
+            for attempt in attempts {
+                if self.is_settled(shard, attempt.attempt) {
+                    continue;
+                }
+                let Some(entry) = self.account(shard, attempt, now) else {
+                    break;
+                };
+                settled.push(entry);
+            }
+        }
+        settled
+    }
+
+    fn account(&mut self, shard: u32, attempt: &Attempt, now: Timestamp) -> Option<Settled> {
+        let failure = match &attempt.state {
+            AttemptState::Succeeded => None,
+            AttemptState::Failed(failure) => Some(failure),
+            AttemptState::Pending | AttemptState::Running => return None,
+        };
+        let finished = attempt.finished.unwrap_or(now);
+        let seconds = attempt
+            .started
+            .map(|started| finished.duration_since(started).as_secs_f64().max(0.0));
+        let gpu_seconds = seconds.unwrap_or(0.0) * f64::from(attempt.gpus);
+        self.gpu_seconds = finite(self.gpu_seconds + gpu_seconds);
+        match failure {
+            None => {
+                self.succeeded_seconds = finite(self.succeeded_seconds + seconds.unwrap_or(0.0))
+            }
+            Some(failure) => {
+                if failure.counts_against_shard() {
+                    let failed = self.failed.get(shard).saturating_add(1);
+                    self.failed.set(shard, failed);
+                } else if failure.is_disruption() {
+                    self.disrupted = self.disrupted.saturating_add(1);
+                }
+                if failure.blames_node()
+                    && let Some(node) = &attempt.node
+                {
+                    let tally = self.node_failures.entry(node.clone()).or_default();
+                    *tally = tally.saturating_add(1);
+                }
+            }
+        }
+        self.settled.set(
+            shard,
+            attempt
+                .attempt
+                .saturating_add(1)
+                .max(self.settled.get(shard)),
+        );
+        Some(Settled {
+            shard,
+            attempt: attempt.attempt,
+            succeeded: failure.is_none(),
+            seconds,
+            finished,
+        })
+    }
+}
+
+/// A hand-edited status may hold NaN or infinities; the ledger never carries them on.
+fn finite(value: f64) -> f64 {
+    if value.is_finite() && value >= 0.0 {
+        value
+    } else {
+        0.0
+    }
+}
+
+/// Millisecond precision keeps the status stable across float rounding.
+fn round_ms(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{Failure, FailureKind};
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + second).unwrap()
+    }
+
+    fn attempt(attempt: u32, node: &str, state: AttemptState, run: (i64, i64)) -> Attempt {
+        Attempt {
+            pod: format!("j-0-{attempt}"),
+            attempt,
+            node: Some(node.into()),
+            finished: matches!(state, AttemptState::Succeeded | AttemptState::Failed(_))
+                .then(|| at(run.1)),
+            state,
+            started: Some(at(run.0)),
+            gpus: 2,
+            terminating: false,
+            finalizer: true,
+            merge_inputs: None,
+        }
+    }
+
+    fn failed(kind: FailureKind, reason: &str) -> AttemptState {
+        AttemptState::Failed(Failure {
+            kind,
+            reason: reason.into(),
+            message: String::new(),
+        })
+    }
+
+    fn observed(shards: &[(u32, Vec<Attempt>)]) -> Observed {
+        Observed {
+            shards: shards.iter().cloned().collect(),
+            merges: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_ended_attempt_is_accounted_once() {
+        let pods = observed(&[
+            (0, vec![attempt(0, "a", AttemptState::Succeeded, (0, 10))]),
+            (
+                1,
+                vec![
+                    attempt(0, "a", failed(FailureKind::Retryable, "Error"), (0, 5)),
+                    attempt(1, "b", AttemptState::Running, (6, 0)),
+                ],
+            ),
+        ]);
+        let mut ledger = Ledger::default();
+        let settled = ledger.settle(&pods, 8, at(100));
+        assert_eq!(settled.len(), 2);
+        assert_eq!(ledger.settled.to_string(), "0-1:1");
+        assert_eq!(ledger.failed.to_string(), "1:1");
+        assert_eq!(ledger.node_failures, BTreeMap::from([("a".into(), 1)]));
+        assert_eq!(ledger.gpu_seconds, 30.0);
+        assert_eq!(ledger.succeeded_seconds, 10.0);
+
+        // The same pods again, as after an operator restart that read this status: nothing new.
+        let mut status = RenderJobStatus::default();
+        ledger.write_to(&mut status);
+        let mut again = Ledger::from_status(&status);
+        assert!(again.settle(&pods, 8, at(200)).is_empty());
+        assert_eq!(again, ledger);
+
+        // Deleting every pod changes nothing either.
+        assert!(again.settle(&Observed::default(), 8, at(300)).is_empty());
+        assert_eq!(again, ledger);
+    }
+
+    #[test]
+    fn disruptions_do_not_count_but_lost_nodes_are_blamed() {
+        let pods = observed(&[
+            (
+                0,
+                vec![attempt(
+                    0,
+                    "a",
+                    failed(FailureKind::Disruption, "Evicted"),
+                    (0, 4),
+                )],
+            ),
+            (
+                1,
+                vec![attempt(
+                    0,
+                    "b",
+                    failed(FailureKind::NodeLost, "NodeLost"),
+                    (0, 4),
+                )],
+            ),
+            (
+                2,
+                vec![attempt(
+                    0,
+                    "c",
+                    failed(FailureKind::Retryable, "Timeout"),
+                    (0, 4),
+                )],
+            ),
+        ]);
+        let mut ledger = Ledger::default();
+        ledger.settle(&pods, 8, at(10));
+        assert_eq!(ledger.failed.to_string(), "2:1");
+        assert_eq!(ledger.disrupted, 2);
+        assert_eq!(
+            ledger.node_failures,
+            BTreeMap::from([("b".into(), 1), ("c".into(), 1)])
+        );
+    }
+
+    #[test]
+    fn an_unfinished_attempt_holds_back_later_ones_and_gaps_are_skipped() {
+        let pods = observed(&[(
+            0,
+            vec![
+                attempt(1, "a", AttemptState::Running, (0, 0)),
+                attempt(2, "b", failed(FailureKind::Retryable, "Error"), (0, 3)),
+            ],
+        )]);
+        let mut ledger = Ledger::default();
+        assert!(ledger.settle(&pods, 8, at(10)).is_empty());
+        // Attempt 0 left no pod (deleted before this version kept finalizers): skipped.
+        let pods = observed(&[(
+            0,
+            vec![
+                attempt(1, "a", AttemptState::Succeeded, (0, 5)),
+                attempt(2, "b", failed(FailureKind::Retryable, "Error"), (0, 3)),
+            ],
+        )]);
+        assert_eq!(ledger.settle(&pods, 8, at(10)).len(), 2);
+        assert_eq!(ledger.settled.get(0), 3);
+    }
+
+    #[test]
+    fn a_hand_edited_status_cannot_overflow_or_poison_the_ledger() {
+        let status: RenderJobStatus = serde_json::from_value(serde_json::json!({
+            "settledAttempts": "0:4294967295", "failedAttempts": "1:4294967295,2:4294967295",
+            "gpuSeconds": -5.0, "nodeFailures": [{"node": "a", "failures": 4294967295u32}],
+        }))
+        .unwrap();
+        let mut ledger = Ledger::from_status(&status);
+        assert_eq!(ledger.total_counted_failures(), u32::MAX);
+        assert_eq!(ledger.gpu_seconds, 0.0);
+        let pods = observed(&[(
+            1,
+            vec![attempt(0, "a", failed(FailureKind::Retryable, "E"), (0, 1))],
+        )]);
+        ledger.settle(&pods, 8, at(10));
+        assert_eq!(ledger.counted_failures(1), u32::MAX);
+        assert_eq!(ledger.node_failures["a"], u32::MAX);
+        // Shards outside the plan are never accounted.
+        let pods = observed(&[(99, vec![attempt(0, "a", AttemptState::Succeeded, (0, 1))])]);
+        assert!(ledger.settle(&pods, 8, at(10)).is_empty());
+    }
+}

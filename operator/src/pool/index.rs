@@ -1,0 +1,356 @@
+//! The pod index: what the pod watch stream says about every managed pod, kept as small keys
+//! so that a job finds its own pods and a pool its slot holders without scanning the cache.
+//!
+//! Fed from the pod watch stream's events (`apply_event`); it owns the one definition of
+//! "holds a slot" ([`holds_slot`]). A pod belongs to the RenderJob that *controls* it (its
+//! controller owner reference), never to a label: the reconcile of a job also checks the
+//! namespace, so a pod cannot be attributed to a job across namespaces.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::RwLock;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+
+use crate::labels;
+
+/// What the index keeps of one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedPod {
+    pub namespace: String,
+    pub name: String,
+    /// UID and name of the RenderJob that controls the pod.
+    pub owner: String,
+    pub owner_name: String,
+    /// The pod still carries the ledger finalizer.
+    pub finalizer: bool,
+    /// The pool label (shard pods only).
+    pub pool: Option<String>,
+    pub shard: bool,
+    pub node: Option<String>,
+    pub phase_terminal: bool,
+    pub pending: bool,
+    pub terminating: bool,
+}
+
+impl IndexedPod {
+    /// Reads a pod; `None` for pods no RenderJob controls.
+    pub fn of(pod: &Pod) -> Option<Self> {
+        let owner = pod
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "RenderJob")?;
+        let labels = pod.labels();
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        Some(Self {
+            namespace: pod.namespace()?,
+            name: pod.name_any(),
+            owner: owner.uid.clone(),
+            owner_name: owner.name.clone(),
+            finalizer: pod
+                .finalizers()
+                .iter()
+                .any(|f| f == labels::LEDGER_FINALIZER),
+            pool: labels.get(labels::POOL).cloned(),
+            shard: labels.get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_SHARD),
+            node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            phase_terminal: matches!(phase, Some("Succeeded" | "Failed")),
+            pending: matches!(phase, None | Some("Pending")),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+        })
+    }
+
+    pub fn key(&self) -> ObjectRef<Pod> {
+        ObjectRef::new(&self.name).within(&self.namespace)
+    }
+}
+
+/// Whether a pod holds one of its pool's slots: a shard pod that has not ended, is not a
+/// deleted pod that never ran, and is either unscheduled or on a Ready node (a node that
+/// stopped answering no longer counts as capacity, so its pods hold nothing either).
+pub fn holds_slot(pod: &IndexedPod, node_ready: &dyn Fn(&str) -> bool) -> bool {
+    may_hold_slot(pod) && pod.node.as_deref().is_none_or(node_ready)
+}
+
+/// The part of [`holds_slot`] that does not depend on nodes.
+fn may_hold_slot(pod: &IndexedPod) -> bool {
+    pod.shard && !pod.phase_terminal && !(pod.terminating && pod.pending)
+}
+
+#[derive(Default)]
+struct Inner {
+    pods: HashMap<ObjectRef<Pod>, IndexedPod>,
+    by_owner: HashMap<String, HashSet<ObjectRef<Pod>>>,
+    by_pool: HashMap<String, HashSet<ObjectRef<Pod>>>,
+    /// Keys seen since the watch restarted (a relist); the rest are dropped at its end.
+    relisting: Option<HashSet<ObjectRef<Pod>>>,
+}
+
+impl Inner {
+    fn upsert(&mut self, pod: IndexedPod) {
+        let key = pod.key();
+        self.remove(&key);
+        self.by_owner
+            .entry(pod.owner.clone())
+            .or_default()
+            .insert(key.clone());
+        // Only pods that may hold a slot: an ended pod never holds one again, so a pool's
+        // set stays as small as its running work however many finished pods the cache holds.
+        if let Some(pool) = pod.pool.clone().filter(|_| may_hold_slot(&pod)) {
+            self.by_pool.entry(pool).or_default().insert(key.clone());
+        }
+        if let Some(seen) = &mut self.relisting {
+            seen.insert(key.clone());
+        }
+        self.pods.insert(key, pod);
+    }
+
+    fn remove(&mut self, key: &ObjectRef<Pod>) {
+        let Some(old) = self.pods.remove(key) else {
+            return;
+        };
+        remove_from(&mut self.by_owner, &old.owner, key);
+        if let Some(pool) = &old.pool {
+            remove_from(&mut self.by_pool, pool, key);
+        }
+    }
+}
+
+fn remove_from(
+    map: &mut HashMap<String, HashSet<ObjectRef<Pod>>>,
+    group: &str,
+    key: &ObjectRef<Pod>,
+) {
+    if let Some(keys) = map.get_mut(group) {
+        keys.remove(key);
+        if keys.is_empty() {
+            map.remove(group);
+        }
+    }
+}
+
+/// Slot holders of one pool, per controlling job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holder {
+    pub namespace: String,
+    pub slots: u32,
+}
+
+/// The index itself, shared by every reconcile.
+#[derive(Default)]
+pub struct PodIndex {
+    inner: RwLock<Inner>,
+}
+
+impl PodIndex {
+    /// Applies one event of the pod watch stream.
+    pub fn apply_event(&self, event: &watcher::Event<Pod>) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        match event {
+            watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                match IndexedPod::of(pod) {
+                    Some(indexed) => inner.upsert(indexed),
+                    None => inner.remove(&ObjectRef::from_obj(pod)),
+                }
+            }
+            watcher::Event::Delete(pod) => inner.remove(&ObjectRef::from_obj(pod)),
+            watcher::Event::Init => inner.relisting = Some(HashSet::new()),
+            watcher::Event::InitDone => {
+                if let Some(seen) = inner.relisting.take() {
+                    let gone: Vec<ObjectRef<Pod>> = inner
+                        .pods
+                        .keys()
+                        .filter(|k| !seen.contains(*k))
+                        .cloned()
+                        .collect();
+                    for key in gone {
+                        inner.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pods controlled by the job with this UID in `namespace`.
+    pub fn pods_of(&self, uid: &str, namespace: &str) -> Vec<ObjectRef<Pod>> {
+        let Ok(inner) = self.inner.read() else {
+            return Vec::new();
+        };
+        let mut keys: Vec<ObjectRef<Pod>> = inner
+            .by_owner
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter(|k| k.namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        keys
+    }
+
+    /// Whether the index holds this pod (the watch has delivered it).
+    pub fn contains(&self, key: &ObjectRef<Pod>) -> bool {
+        self.inner.read().is_ok_and(|i| i.pods.contains_key(key))
+    }
+
+    /// The pool's slot holders per controlling job UID (see [`holds_slot`]).
+    pub fn slot_holders(
+        &self,
+        pool_label: &str,
+        node_ready: &dyn Fn(&str) -> bool,
+    ) -> BTreeMap<String, Holder> {
+        let mut holders: BTreeMap<String, Holder> = BTreeMap::new();
+        let Ok(inner) = self.inner.read() else {
+            return holders;
+        };
+        for key in inner.by_pool.get(pool_label).into_iter().flatten() {
+            let Some(pod) = inner.pods.get(key).filter(|p| holds_slot(p, node_ready)) else {
+                continue;
+            };
+            let holder = holders.entry(pod.owner.clone()).or_default();
+            holder.namespace = pod.namespace.clone();
+            holder.slots += 1;
+        }
+        holders
+    }
+
+    /// Pods holding the ledger finalizer whose RenderJob is gone (`job_exists(namespace,
+    /// name, uid)` says no): nothing will account them any more, so they are let go.
+    pub fn orphans(&self, job_exists: &dyn Fn(&str, &str, &str) -> bool) -> Vec<ObjectRef<Pod>> {
+        let Ok(inner) = self.inner.read() else {
+            return Vec::new();
+        };
+        let mut orphans = Vec::new();
+        for keys in inner.by_owner.values() {
+            let pods: Vec<&IndexedPod> = keys.iter().filter_map(|k| inner.pods.get(k)).collect();
+            let Some(first) = pods.first() else { continue };
+            if job_exists(&first.namespace, &first.owner_name, &first.owner) {
+                continue;
+            }
+            orphans.extend(pods.iter().filter(|p| p.finalizer).map(|p| p.key()));
+        }
+        orphans
+    }
+
+    /// Managed pods in the index.
+    pub fn len(&self) -> usize {
+        self.inner.read().map(|i| i.pods.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, ns: &str, owner: &str, node: Option<&str>, phase: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": ns,
+                "labels": {"tessera.dev/pool": "gpu-a", "tessera.dev/role": "shard"},
+                "ownerReferences": [{"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+                    "name": "j", "uid": owner, "controller": true}]},
+            "spec": {"nodeName": node, "containers": []},
+            "status": {"phase": phase},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_belong_to_their_controller_in_their_namespace() {
+        let index = PodIndex::default();
+        index.apply_event(&watcher::Event::Apply(pod(
+            "a", "ns1", "uid-1", None, "Pending",
+        )));
+        index.apply_event(&watcher::Event::Apply(pod(
+            "b", "ns2", "uid-1", None, "Pending",
+        )));
+        let mut stray = pod("c", "ns1", "uid-1", None, "Pending");
+        stray.metadata.owner_references = None; // a label alone does not make it the job's
+        index.apply_event(&watcher::Event::Apply(stray));
+        let names: Vec<String> = index
+            .pods_of("uid-1", "ns1")
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(names, ["a"]);
+        index.apply_event(&watcher::Event::Delete(pod(
+            "a", "ns1", "uid-1", None, "Pending",
+        )));
+        assert!(index.pods_of("uid-1", "ns1").is_empty());
+    }
+
+    #[test]
+    fn one_definition_of_holding_a_slot() {
+        let index = PodIndex::default();
+        for p in [
+            pod("running", "ns", "u1", Some("alive"), "Running"),
+            pod("unscheduled", "ns", "u1", None, "Pending"),
+            pod("stuck", "ns", "u2", Some("lost"), "Running"),
+            pod("done", "ns", "u2", Some("alive"), "Succeeded"),
+        ] {
+            index.apply_event(&watcher::Event::Apply(p));
+        }
+        let mut deleted = pod(
+            "deleted-before-running",
+            "ns",
+            "u2",
+            Some("alive"),
+            "Pending",
+        );
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        index.apply_event(&watcher::Event::Apply(deleted));
+        let holders = index.slot_holders("gpu-a", &|node| node == "alive");
+        assert_eq!(holders.len(), 1);
+        assert_eq!(holders["u1"].slots, 2);
+    }
+
+    #[test]
+    fn pods_of_a_deleted_job_are_orphans() {
+        let index = PodIndex::default();
+        let mut held = pod("a", "ns", "gone", None, "Succeeded");
+        held.metadata.finalizers = Some(vec![labels::LEDGER_FINALIZER.into()]);
+        index.apply_event(&watcher::Event::Apply(held));
+        index.apply_event(&watcher::Event::Apply(pod(
+            "b",
+            "ns",
+            "gone",
+            None,
+            "Succeeded",
+        )));
+        let mut alive = pod("c", "ns", "alive", None, "Running");
+        alive.metadata.finalizers = Some(vec![labels::LEDGER_FINALIZER.into()]);
+        index.apply_event(&watcher::Event::Apply(alive));
+        let orphans = index.orphans(&|_, _, uid| uid == "alive");
+        assert_eq!(orphans, [ObjectRef::new("a").within("ns")]);
+    }
+
+    #[test]
+    fn a_relist_drops_pods_that_are_gone() {
+        let index = PodIndex::default();
+        index.apply_event(&watcher::Event::Apply(pod(
+            "old", "ns", "u1", None, "Pending",
+        )));
+        index.apply_event(&watcher::Event::Init);
+        index.apply_event(&watcher::Event::InitApply(pod(
+            "new", "ns", "u1", None, "Pending",
+        )));
+        index.apply_event(&watcher::Event::InitDone);
+        let names: Vec<String> = index
+            .pods_of("u1", "ns")
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(names, ["new"]);
+        assert_eq!(index.len(), 1);
+    }
+}

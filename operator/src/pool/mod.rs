@@ -1,0 +1,16 @@
+//! The pool scheduling boundary (docs/architecture.md, "The pool boundary").
+//!
+//! - [`index`]: the pod index fed by the pod watch stream — a job's own pods, a pool's slot
+//!   holders, and the one definition of "holds a slot";
+//! - [`nodes`]: a pool's matching and Ready nodes and its capacity;
+//! - [`scheduler`]: one book per pool behind its own lock — demands and in-flight creates —
+//!   where admission reserves slots;
+//! - [`status`] and [`reconcile`]: the RenderPool's status.
+//!
+//! The job controller uses this module; this module never uses the job controller.
+
+pub mod index;
+pub mod nodes;
+pub mod reconcile;
+pub mod scheduler;
+pub mod status;

@@ -1,0 +1,83 @@
+//! The RenderPool reconciler: reads the pool's nodes, slot holders and jobs from the shared
+//! caches and the pod index, and writes the pool's status (server-side apply, only when it
+//! changed) and its capacity metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Resource;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{RenderJob, RenderPool};
+use crate::context::{Context, FIELD_MANAGER};
+use crate::pool::nodes::{node_is_ready, pool_capacity};
+use crate::pool::status::{jobs_of_pool, pool_status, shards_by_namespace};
+use crate::{Error, Result, labels};
+
+pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx
+        .metrics
+        .reconcile_duration
+        .with_label_values(&["RenderPool"])
+        .start_timer();
+    let name = pool
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let nodes = ctx.nodes.state();
+    let capacity = pool_capacity(&pool, nodes.iter().map(|n| n.as_ref()));
+    let node_ready = |node: &str| {
+        ctx.nodes
+            .get(&ObjectRef::new(node))
+            .is_some_and(|n| node_is_ready(&n))
+    };
+    let running: u32 = ctx
+        .index
+        .slot_holders(&labels::job_label_value(&name), &node_ready)
+        .values()
+        .map(|h| h.slots)
+        .sum();
+    let all_jobs = ctx.jobs.state();
+    let jobs: Vec<&RenderJob> = jobs_of_pool(&name, &all_jobs).map(|j| j.as_ref()).collect();
+    let old = pool.status.clone().unwrap_or_default();
+    let mut status = pool_status(&pool, capacity, running, &jobs);
+    // Start from the old conditions so an unchanged condition keeps its transition time.
+    status.conditions = old.conditions.clone();
+    crate::conditions::set(
+        &mut status.conditions,
+        "Ready",
+        capacity.shards > 0,
+        if capacity.shards > 0 {
+            "CapacityAvailable"
+        } else {
+            "NoCapacity"
+        },
+        format!(
+            "{} of {} matching nodes ready, {} GPUs",
+            capacity.ready_nodes, capacity.matching_nodes, capacity.gpus
+        ),
+        pool.metadata.generation,
+        jiff::Timestamp::now(),
+    );
+    ctx.metrics
+        .set_pool_shards(&name, &shards_by_namespace(&jobs));
+    ctx.metrics.set_pool_capacity(&name, &status);
+    if status != old {
+        let api: Api<RenderPool> = Api::all(ctx.client.clone());
+        let body = serde_json::json!({
+            "apiVersion": RenderPool::api_version(&()),
+            "kind": RenderPool::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(15)))
+}

@@ -1,0 +1,257 @@
+//! The pool scheduler: one book per RenderPool, behind its own lock, holding what admission
+//! needs beyond the pod index — each job's latest demand and the pod creates in flight.
+//!
+//! A job's reconcile takes its pool's lock, registers its demand, computes its grant
+//! ([`crate::admission::admit`]: capacity, priority, fair share across namespaces, FIFO),
+//! records the creates it decided as expected, and releases the lock before any API write.
+//! Jobs of other pools never wait for it. A job's demand comes from its own reconcile, never
+//! from another job's status, so a hand-edited status cannot skew anyone's admission.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::admission::{self, Demand};
+use crate::pool::index::Holder;
+
+/// How long a created pod counts as in flight before the watch must have delivered it; one
+/// that never shows up was refused or deleted.
+const EXPECTATION_TTL: Duration = Duration::from_secs(30);
+
+/// A job's claim, as its last reconcile stated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDemand {
+    pub namespace: String,
+    pub name: String,
+    pub priority: i32,
+    pub created: Timestamp,
+    /// Shards ready to start now.
+    pub ready: u32,
+}
+
+/// One pool's admission state.
+#[derive(Debug, Default)]
+pub struct PoolBook {
+    /// By job UID.
+    demands: BTreeMap<String, JobDemand>,
+    /// Created (or being created) shard pods not yet in the pod index: key → (job UID, since).
+    expected: HashMap<ObjectRef<Pod>, (String, Instant)>,
+}
+
+impl PoolBook {
+    /// Registers `uid`'s demand and answers how many shards it may start now. `holders`:
+    /// slot holders per job UID from the pod index; `indexed`: whether the pod index holds a
+    /// pod (an expectation ends when it does); `alive`: whether a job UID still exists.
+    pub fn admit(
+        &mut self,
+        uid: &str,
+        demand: JobDemand,
+        capacity: u32,
+        holders: &BTreeMap<String, Holder>,
+        indexed: &dyn Fn(&ObjectRef<Pod>) -> bool,
+        alive: &dyn Fn(&str, &JobDemand) -> bool,
+    ) -> u32 {
+        let now = Instant::now();
+        self.expected.retain(|key, (_, since)| {
+            now.duration_since(*since) < EXPECTATION_TTL && !indexed(key)
+        });
+        self.demands.retain(|job, d| job == uid || alive(job, d));
+        self.demands.insert(uid.to_string(), demand);
+
+        let mut in_flight: BTreeMap<&str, u32> = BTreeMap::new();
+        for (job, _) in self.expected.values() {
+            *in_flight.entry(job.as_str()).or_default() += 1;
+        }
+        let active = |job: &str| {
+            holders.get(job).map_or(0, |h| h.slots) + in_flight.get(job).copied().unwrap_or(0)
+        };
+        let mut demands: Vec<Demand> = self
+            .demands
+            .iter()
+            .map(|(job, d)| Demand {
+                namespace: d.namespace.clone(),
+                name: d.name.clone(),
+                priority: d.priority,
+                created: d.created,
+                active: active(job),
+                ready: d.ready,
+            })
+            .collect();
+        // Slots held by jobs that have not stated a demand since this operator started.
+        for (job, holder) in holders
+            .iter()
+            .filter(|(job, _)| !self.demands.contains_key(*job))
+        {
+            demands.push(Demand {
+                namespace: holder.namespace.clone(),
+                name: format!("uid:{job}"),
+                priority: i32::MIN,
+                created: Timestamp::UNIX_EPOCH,
+                active: holder.slots,
+                ready: 0,
+            });
+        }
+        let own = &self.demands[uid];
+        let grants = admission::admit(capacity, &demands);
+        grants
+            .get(&(own.namespace.clone(), own.name.clone()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts these pods as holding slots until the pod index has them.
+    pub fn expect(&mut self, uid: &str, pods: impl IntoIterator<Item = ObjectRef<Pod>>) {
+        let now = Instant::now();
+        for key in pods {
+            self.expected.insert(key, (uid.to_string(), now));
+        }
+    }
+
+    /// A create that did not happen (refused) holds nothing.
+    pub fn forget(&mut self, key: &ObjectRef<Pod>) {
+        self.expected.remove(key);
+    }
+
+    /// A job that wants nothing more (finished, suspended, deleted).
+    pub fn withdraw(&mut self, uid: &str) {
+        self.demands.remove(uid);
+    }
+}
+
+/// Every pool's book, each behind its own lock.
+#[derive(Default)]
+pub struct Scheduler {
+    books: Mutex<HashMap<String, Arc<Mutex<PoolBook>>>>,
+}
+
+impl Scheduler {
+    /// The book of `pool` (created on first use).
+    pub fn book(&self, pool: &str) -> Arc<Mutex<PoolBook>> {
+        let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+        books.entry(pool.to_string()).or_default().clone()
+    }
+
+    /// Removes `uid`'s demand from every pool but `keep` (a job moved to another pool).
+    pub fn withdraw_elsewhere(&self, uid: &str, keep: Option<&str>) {
+        let books: Vec<(String, Arc<Mutex<PoolBook>>)> = {
+            let books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+            books.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (pool, book) in books {
+            if Some(pool.as_str()) != keep {
+                lock(&book).withdraw(uid);
+            }
+        }
+    }
+}
+
+/// Locks a book; a poisoned lock (a panic elsewhere) still holds consistent data.
+pub fn lock(book: &Mutex<PoolBook>) -> MutexGuard<'_, PoolBook> {
+    book.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demand(ns: &str, name: &str, priority: i32, ready: u32) -> JobDemand {
+        JobDemand {
+            namespace: ns.into(),
+            name: name.into(),
+            priority,
+            created: Timestamp::from_second(1).unwrap(),
+            ready,
+        }
+    }
+
+    fn holder(ns: &str, slots: u32) -> Holder {
+        Holder {
+            namespace: ns.into(),
+            slots,
+        }
+    }
+
+    #[test]
+    fn in_flight_creates_hold_slots_until_the_index_has_them() {
+        let mut book = PoolBook::default();
+        let none = BTreeMap::new();
+        let grant = book.admit(
+            "u1",
+            demand("a", "j1", 0, 10),
+            4,
+            &none,
+            &|_| false,
+            &|_, _| true,
+        );
+        assert_eq!(grant, 4);
+        let keys: Vec<ObjectRef<Pod>> = (0..4)
+            .map(|i| ObjectRef::new(&format!("j1-{i}-0")).within("a"))
+            .collect();
+        book.expect("u1", keys.clone());
+        // Another job of the pool, before the watch delivered those pods: nothing is free.
+        let grant = book.admit(
+            "u2",
+            demand("b", "k1", 0, 10),
+            4,
+            &none,
+            &|_| false,
+            &|_, _| true,
+        );
+        assert_eq!(grant, 0);
+        // The watch delivered them (now counted by the index as holders).
+        let holders = BTreeMap::from([("u1".to_string(), holder("a", 4))]);
+        let grant = book.admit(
+            "u2",
+            demand("b", "k1", 0, 10),
+            4,
+            &holders,
+            &|_| true,
+            &|_, _| true,
+        );
+        assert_eq!(grant, 0);
+        book.forget(&keys[0]);
+    }
+
+    #[test]
+    fn a_job_s_demand_is_its_own_never_read_from_others_status() {
+        let mut book = PoolBook::default();
+        let none = BTreeMap::new();
+        // A high-priority job registers a huge demand, then is deleted.
+        book.admit(
+            "u1",
+            demand("a", "big", 100, u32::MAX),
+            8,
+            &none,
+            &|_| false,
+            &|_, _| true,
+        );
+        let grant = book.admit(
+            "u2",
+            demand("b", "k1", 0, 8),
+            8,
+            &none,
+            &|_| false,
+            &|uid, _| uid != "u1",
+        );
+        assert_eq!(grant, 8);
+    }
+
+    #[test]
+    fn holders_without_a_demand_still_use_capacity() {
+        let mut book = PoolBook::default();
+        let holders = BTreeMap::from([("old".to_string(), holder("a", 6))]);
+        let grant = book.admit(
+            "u2",
+            demand("b", "k1", 0, 8),
+            8,
+            &holders,
+            &|_| true,
+            &|_, _| true,
+        );
+        assert_eq!(grant, 2);
+    }
+}
