@@ -34,6 +34,7 @@ use tessera_e2e::harness::{
 };
 use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
 use tessera_operator::api::RenderJob;
+use tessera_operator::ledger::Ledger;
 
 type Scenario = Step<Env>;
 
@@ -512,9 +513,9 @@ fn happy_path(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
             .map_err(|e| e.to_string())?;
         let status = job.status.unwrap_or_default();
         ensure!(
-            status.settled_attempts.to_string() == "0-15:1" && status.gpu_seconds > 0.0,
+            settled(&status) == "0-15:1" && status.gpu_seconds > 0.0,
             "ledger: settled {} gpuSeconds {}",
-            status.settled_attempts,
+            settled(&status),
             status.gpu_seconds
         );
         ensure!(
@@ -815,7 +816,7 @@ fn operator_killed_at_random_moments(env: &mut Env) -> Pin<Box<dyn Future<Output
             .get("restarts")
             .await
             .map_err(|e| e.to_string())?;
-        let settled = job.status.unwrap_or_default().settled_attempts.to_string();
+        let settled = settled(&job.status.unwrap_or_default());
         ensure!(
             settled == "0-23:1",
             "each attempt accounted exactly once: settledAttempts {settled}"
@@ -1200,6 +1201,11 @@ fn s3_the_happy_path_against_the_s3_server(
     })
 }
 
+/// Attempts accounted per shard, listed or implied (`0-17:1`).
+fn settled(status: &tessera_operator::api::RenderJobStatus) -> String {
+    Ledger::from_status(status).settled.to_string()
+}
+
 /// The ledger's account of a job, for checking that it never goes back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd)]
 struct Account {
@@ -1214,7 +1220,7 @@ impl Account {
         let status = job.status.clone().unwrap_or_default();
         let sum = |map: &tessera_shard::AttemptMap| map.iter().map(|(_, n)| u64::from(n)).sum();
         Self {
-            settled: sum(&status.settled_attempts),
+            settled: sum(&Ledger::from_status(&status).settled),
             counted_failures: sum(&status.failed_attempts),
             node_failures: status
                 .node_failures
@@ -1287,11 +1293,11 @@ fn deleting_finished_pods_mid_job_loses_nothing(
         );
         let status = done.status.unwrap_or_default();
         ensure!(
-            status.settled_attempts.to_string() == "0-2:1,3:2,4-17:1"
+            settled(&status) == "0-2:1,3:2,4-17:1"
                 && status.failed_attempts.to_string() == "3:1"
                 && status.node_failures.iter().map(|n| n.failures).sum::<u32>() == 1,
             "ledger: settled {} failed {} nodes {:?}",
-            status.settled_attempts,
+            settled(&status),
             status.failed_attempts,
             status.node_failures
         );
@@ -1360,9 +1366,9 @@ async fn pod_gc_scenario(env: &mut Env) -> Outcome {
     );
     let status = job.status.unwrap_or_default();
     ensure!(
-        status.settled_attempts.to_string() == "0-5:1" && status.gpu_seconds >= 6.0,
+        settled(&status) == "0-5:1" && status.gpu_seconds >= 6.0,
         "ledger: settled {} gpuSeconds {}",
-        status.settled_attempts,
+        settled(&status),
         status.gpu_seconds
     );
     env.shard_pods_gone("podgc", "gc", false).await?;

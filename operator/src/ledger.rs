@@ -6,7 +6,8 @@
 //! ends: its GPU-seconds, whether it counts against its shard, and the node to blame.
 //!
 //! Exactly once: the ledger remembers, per shard, how many attempts it has settled
-//! (`settledAttempts`; attempts settle in order, so a count is enough). Settling is a pure
+//! (`settledAttempts`; attempts settle in order, so a count is enough; for a shard that
+//! succeeded or failed for good it is implied: its current attempt + 1). Settling is a pure
 //! function of (old status, observed pods), the status is written with the resourceVersion it
 //! was computed from (a stale read is refused, never applied twice), and a shard pod carries
 //! the `tessera.dev/ledger` finalizer until its attempt is settled, so no pod can disappear
@@ -19,6 +20,9 @@ use tessera_shard::AttemptMap;
 
 use crate::api::{NodeFailures, RenderJobStatus};
 use crate::observe::{Attempt, AttemptState, Observed};
+
+/// Most nodes whose failure tallies a job's status keeps.
+pub const MAX_NODES_LISTED: usize = 256;
 
 /// The accounted history of a job's shard attempts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,8 +55,21 @@ pub struct Settled {
 impl Ledger {
     /// The ledger as recorded in a job's status.
     pub fn from_status(status: &RenderJobStatus) -> Self {
+        // A shard that succeeded or failed for good has settled its current attempt: status
+        // leaves those out (see `write_to`), which keeps a 100,000-shard job's ledger small.
+        let mut settled = status.settled_attempts.clone();
+        for shard in status
+            .succeeded_shards
+            .iter()
+            .chain(status.failed_shards.iter())
+        {
+            let implied = status.shard_attempts.get(shard).saturating_add(1);
+            if settled.get(shard) < implied {
+                settled.set(shard, implied);
+            }
+        }
         Self {
-            settled: status.settled_attempts.clone(),
+            settled,
             failed: status.failed_attempts.clone(),
             node_failures: status
                 .node_failures
@@ -65,13 +82,30 @@ impl Ledger {
         }
     }
 
-    /// Writes the ledger's fields into `status`.
+    /// Writes the ledger's fields into `status`. Per-node tallies keep the
+    /// [`MAX_NODES_LISTED`] nodes with the most failures: on a farm of thousands of nodes a
+    /// scatter of single failures would otherwise outgrow the object (a dropped node starts
+    /// again from zero, which only delays its exclusion).
+    ///
+    /// Call it after the status's `succeededShards`, `failedShards` and `shardAttempts` are
+    /// set: a finished shard's settled count is implied by them and left out.
     pub fn write_to(&self, status: &mut RenderJobStatus) {
-        status.settled_attempts = self.settled.clone();
+        let mut explicit = AttemptMap::new();
+        for (shard, settled) in self.settled.iter() {
+            let finished =
+                status.succeeded_shards.contains(shard) || status.failed_shards.contains(shard);
+            if !(finished && settled == status.shard_attempts.get(shard).saturating_add(1)) {
+                explicit.set(shard, settled);
+            }
+        }
+        status.settled_attempts = explicit;
         status.failed_attempts = self.failed.clone();
-        status.node_failures = self
-            .node_failures
-            .iter()
+        let mut nodes: Vec<(&String, &u32)> = self.node_failures.iter().collect();
+        nodes.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        nodes.truncate(MAX_NODES_LISTED);
+        nodes.sort_by(|a, b| a.0.cmp(b.0));
+        status.node_failures = nodes
+            .into_iter()
             .map(|(node, failures)| NodeFailures {
                 node: node.clone(),
                 failures: *failures,

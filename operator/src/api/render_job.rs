@@ -379,8 +379,9 @@ pub struct RenderJobStatus {
     pub shard_attempts: AttemptMap,
 
     /// The ledger: how many attempts of each shard have ended and been accounted for
-    /// (attempts `0..n`; `0-99:1,7:3`). Pods whose attempt is accounted for are deleted; the
-    /// failure counts, node tallies and GPU-seconds below never depend on pods that still exist.
+    /// (attempts `0..n`; `7:3,12:1`). Shards in succeededShards or failedShards are not listed:
+    /// theirs is their current attempt + 1. Pods whose attempt is accounted for are deleted;
+    /// the failure counts, node tallies and GPU-seconds never depend on pods that still exist.
     #[serde(default, skip_serializing_if = "AttemptMap::is_empty")]
     #[schemars(schema_with = "attempt_map_schema")]
     pub settled_attempts: AttemptMap,

@@ -469,7 +469,12 @@ fn a_finished_pod_goes_only_after_the_status_that_records_it() {
     ];
     let (_, first) = run(&job, &pods, 8);
     assert!(first.delete.is_empty() && first.release.is_empty());
-    assert_eq!(first.status.settled_attempts.to_string(), "0-1:1");
+    // Shard 0 succeeded: its settled count is implied; shard 1 retries: listed.
+    assert_eq!(first.status.settled_attempts.to_string(), "1:1");
+    assert_eq!(
+        Ledger::from_status(&first.status).settled.to_string(),
+        "0-1:1"
+    );
     assert_eq!(first.status.failed_attempts.to_string(), "1:1");
     assert_eq!(first.status.gpu_seconds, 60.0);
     let (_, _, second) = run_twice(&job, &pods, 8);
@@ -573,4 +578,87 @@ fn a_hand_edited_status_cannot_panic_the_decision() {
     // Out-of-plan indices are dropped; counts are recomputed.
     assert_eq!(decision.status.shards.total, 8);
     assert!(decision.status.succeeded_shards.iter().all(|s| s < 8));
+}
+
+/// The RenderJob as stored after a pass over a job of `frames` × 2×2 tiles in its last
+/// stretch: 200 shards running, 1% of shards retried once after failing on one of 1,000 nodes
+/// with cloud-length names, the rest succeeded. Answers (shards, serialized bytes).
+fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
+    let mut job = job_from_yaml();
+    job.spec.frames = frames.into();
+    job.spec.sharding.tiles.rows = 2;
+    let pool = pool_from_yaml();
+    let valid = ValidJob::new(&job, &pool).unwrap();
+    let shards = valid.shard_count();
+    let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+    let node = |i: u32| {
+        format!(
+            "ip-10-{}-{}-{}.us-west-2.compute.internal",
+            i % 7,
+            i % 251,
+            i % 1000
+        )
+    };
+    let attempt = |n: u32, node: String, state: AttemptState| crate::observe::Attempt {
+        pod: String::new(),
+        attempt: n,
+        node: Some(node),
+        finished: (!matches!(state, AttemptState::Running)).then(|| at(300)),
+        state,
+        started: Some(at(0)),
+        gpus: 1,
+        terminating: false,
+        finalizer: true,
+        merge_inputs: None,
+    };
+    let mut observed = Observed::default();
+    for shard in 0..shards {
+        let attempts = if shard >= shards - 200 {
+            vec![attempt(0, node(shard), AttemptState::Running)]
+        } else if shard % 100 == 7 {
+            let failed = AttemptState::Failed(crate::observe::Failure {
+                kind: FailureKind::Retryable,
+                reason: "Error".into(),
+                message: "exit code 1: CUDA error: an illegal memory access was encountered".into(),
+            });
+            vec![
+                attempt(0, node(shard.wrapping_mul(2_654_435_761)), failed),
+                attempt(1, node(shard), AttemptState::Succeeded),
+            ]
+        } else {
+            vec![attempt(0, node(shard), AttemptState::Succeeded)]
+        };
+        observed.shards.insert(shard, attempts);
+    }
+    let mut ledger = Ledger::default();
+    let settled = ledger.settle(&observed, shards, at(400));
+    let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), at(400));
+    let decision = decide(DecideInput {
+        job: &job,
+        state: JobState::Planned(Planned {
+            job: &valid,
+            assessment: &assessment,
+            ledger: &ledger,
+            settled: &settled,
+        }),
+        observed: &observed,
+        grant: 0,
+        now: at(400),
+    });
+    let mut stored = job.clone();
+    stored.status = Some(decision.status);
+    (shards, serde_json::to_vec(&stored).unwrap().len())
+}
+
+#[test]
+fn the_status_stays_under_64_kib_at_ten_thousand_and_a_hundred_thousand_shards() {
+    for (frames, expected) in [("1-2500", 10_000), ("1-25000", 100_000)] {
+        let (shards, bytes) = stored_size_near_the_end(frames);
+        println!("{shards} shards: RenderJob {bytes} bytes");
+        assert_eq!(shards, expected);
+        assert!(
+            bytes < 64 * 1024,
+            "{shards} shards: the RenderJob is {bytes} bytes"
+        );
+    }
 }
