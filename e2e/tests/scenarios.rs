@@ -1026,6 +1026,66 @@ fn real_frames_are_bit_identical_to_a_whole_frame_render(
         }
         let png = env.dir.join("data/pixels/tiled/frames/tiled.0001.png");
         ensure!(png.exists(), "no PNG at {}", png.display());
+        // Each manifest says where its attempt ran; each attempt left its log tail beside it.
+        let job = env.render_job("pixels", "tiled").await?;
+        let uid = job.metadata.uid.clone().unwrap_or_default();
+        let shard = env.dir.join(format!("data/pixels/tiled/{uid}/shards/3/0"));
+        let manifest: tessera_shard::contract::ShardManifest = serde_json::from_slice(
+            &std::fs::read(shard.join("manifest.json")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let provenance = manifest
+            .provenance
+            .ok_or("the manifest has no provenance")?;
+        ensure!(
+            provenance.pod.as_deref() == Some("tiled-3-0")
+                && provenance
+                    .node
+                    .as_deref()
+                    .is_some_and(|n| GPU_NODES.contains(&n))
+                && provenance.gpu.is_some(),
+            "provenance {provenance:?}"
+        );
+        let log = std::fs::read_to_string(shard.join("log.txt")).map_err(|e| e.to_string())?;
+        ensure!(log.contains("shard done"), "log tail: {log}");
+        Ok(())
+    })
+}
+
+fn a_broken_scene_fails_its_shard_with_the_log_in_storage(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("broken").await?;
+        let scene = env.dir.join("broken.gltf");
+        std::fs::write(
+            &scene,
+            b"{\"asset\": {\"version\": \"2.0\"}, \"buffers\": [{\"byteLength\": 4}]",
+        )
+        .map_err(|e| e.to_string())?;
+        let mut spec = real_job_spec("1", 1);
+        spec["scene"] = json!({"url": format!("file://{}", scene.display())});
+        env.kubectl_apply(
+            &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "broken", "namespace": "broken"}, "spec": spec}),
+        )?;
+        let job = env
+            .wait_condition("broken", "broken", "Failed", Duration::from_secs(120))
+            .await?;
+        let failure = job
+            .status
+            .and_then(|s| s.last_failure)
+            .ok_or("no lastFailure")?;
+        ensure!(failure.reason == "BadInput", "lastFailure {failure:?}");
+        let log_url = failure.log.clone().ok_or("lastFailure names no log")?;
+        let path = log_url.strip_prefix("file://").ok_or("not a file:// log")?;
+        let log = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        ensure!(
+            log.contains("ERROR") && log.contains("broken.gltf"),
+            "the log tail does not say why: {log}"
+        );
+        // The pod is gone or going; the log stays where status says.
+        println!("    lastFailure.log {log_url}");
         Ok(())
     })
 }
@@ -1561,6 +1621,10 @@ fn main() -> std::process::ExitCode {
             (
                 "a corrupted shard object is rendered again before the merge",
                 a_corrupted_shard_object_is_rendered_again_before_the_merge,
+            ),
+            (
+                "a broken scene fails its shard with the log in storage",
+                a_broken_scene_fails_its_shard_with_the_log_in_storage,
             ),
             (
                 "invalid manifests are refused",

@@ -47,6 +47,9 @@ pub struct Settled {
     pub shard: u32,
     pub attempt: u32,
     pub succeeded: bool,
+    pub node: Option<String>,
+    /// Why it failed (PascalCase reason, message), when it did.
+    pub failure: Option<(String, String)>,
     /// Wall-clock seconds, where the attempt started.
     pub seconds: Option<f64>,
     pub finished: Timestamp,
@@ -200,6 +203,8 @@ impl Ledger {
             shard,
             attempt: attempt.attempt,
             succeeded: failure.is_none(),
+            node: attempt.node.clone(),
+            failure: failure.map(|f| (f.reason.clone(), f.message.clone())),
             seconds,
             finished,
         })

@@ -258,6 +258,12 @@ async fn a_failed_pod_gets_a_retry_pod_that_avoids_its_node() {
         let status = expect_status_patch(&mut handle).await;
         assert_eq!(status["status"]["shardAttempts"], "0:1");
         assert_eq!(status["status"]["lastFailure"]["node"], "gpu-node-1");
+        assert_eq!(
+            status["status"]["lastFailure"]["log"],
+            "file:///data/out/lighting/shot010/uid-1/shards/0/0/log.txt"
+        );
+        assert_eq!(status["status"]["failedAttempts"], "0:1");
+        expect_event(&mut handle, "ShardAttemptFailed").await;
         expect_event(&mut handle, "Rendering").await;
         expect_nothing_more(&mut handle).await;
     });

@@ -14,6 +14,7 @@ pub mod error;
 pub mod gltf_scene;
 pub mod gpu;
 pub mod image_io;
+pub mod log_tail;
 pub mod math;
 pub mod sampling;
 pub mod scene;

@@ -14,9 +14,10 @@ use render_pod::commands::read_spec;
 use render_pod::commands::render::ShardRenderer;
 use render_pod::error::{Error, Result};
 use render_pod::gpu::GpuContext;
+use render_pod::log_tail::LogTail;
 use render_pod::scene_source;
 use render_pod::storage::Storage;
-use tessera_shard::contract::{MergeSpec, RenderSettings, ShardSpec};
+use tessera_shard::contract::{LOG_FILE, MergeSpec, RenderSettings, ShardSpec};
 
 #[derive(Parser)]
 #[command(
@@ -131,26 +132,49 @@ fn parse_tiles(text: &str) -> std::result::Result<(u32, u32), String> {
     ))
 }
 
-fn init_logging(format: &str) {
+/// Logs to stderr, and keeps the tail for `log.txt` beside a shard's manifest.
+fn init_logging(format: &str) -> LogTail {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,wgpu_core=warn,wgpu_hal=warn,naga=warn")
     });
+    let tail = LogTail::default();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(tail.clone())
         .with_ansi(std::io::stderr().is_terminal());
     if format == "json" {
         builder.json().init();
     } else {
         builder.init();
     }
+    tail
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Where a shard's log tail goes once the command ends, whatever the outcome.
+struct LogDestination {
+    storage: Storage,
+    location: String,
+}
+
+fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
     match cli.command {
         Command::Render { source } => {
             let spec: ShardSpec = read_spec(source.spec.as_deref(), source.spec_file.as_deref())?;
             render_pod::commands::render::validate(&spec)?;
+            let place = render_pod::commands::render::provenance(None);
+            tracing::info!(
+                job = %spec.job,
+                shard = spec.shard,
+                attempt = spec.attempt,
+                pod = place.pod.as_deref().unwrap_or("?"),
+                node = place.node.as_deref().unwrap_or("?"),
+                "render-pod {} starting",
+                env!("CARGO_PKG_VERSION")
+            );
+            *log_destination = Storage::new().ok().map(|storage| LogDestination {
+                storage,
+                location: format!("{}/{LOG_FILE}", spec.shard_prefix()),
+            });
             let storage = Storage::new()?;
             let asset = scene_source::load(&storage, &spec.settings.scene)?;
             let ctx = GpuContext::new()?;
@@ -229,11 +253,23 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
-    match run(cli) {
+    let tail = init_logging(&cli.log_format);
+    let mut log_destination = None;
+    let outcome = run(cli, &mut log_destination);
+    if let Err(e) = &outcome {
+        tracing::error!(kind = e.label(), exit_code = e.exit_code(), "{e}");
+    }
+    // Best effort: a pod that cannot reach its storage still exits with its own code.
+    if let Some(destination) = log_destination
+        && let Err(error) = destination
+            .storage
+            .put(&destination.location, tail.contents())
+    {
+        eprintln!("render-pod: could not write the log tail: {error}");
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(kind = e.label(), exit_code = e.exit_code(), "{e}");
             eprintln!("render-pod: {e}");
             ExitCode::from(e.exit_code() as u8)
         }

@@ -12,6 +12,7 @@
 //! ```text
 //! <prefix>/<job-uid>/shards/<i>/<attempt>/...            tile/sample pixels
 //! <prefix>/<job-uid>/shards/<i>/<attempt>/manifest.json  written last
+//! <prefix>/<job-uid>/shards/<i>/<attempt>/log.txt        the attempt's log tail
 //! <prefix>/frames/<job>.<frame>.exr|png                   merged frames
 //! <prefix>/<job-uid>/job-manifest.json                    every frame and its inputs
 //! ```
@@ -147,6 +148,27 @@ pub struct ShardManifest {
     pub samples: SampleRange,
     pub files: Vec<ManifestFile>,
     pub stats: RenderStats,
+    /// Where the attempt ran. Absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a shard attempt ran: its pod and node (the downward API), its GPU and driver (as the
+/// graphics API reports them) and the GPU's UUID where the device plugin exposes it
+/// (`NVIDIA_VISIBLE_DEVICES=GPU-…`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 /// One merged frame in the job manifest.
@@ -208,6 +230,18 @@ pub fn job_manifest_path(output: &str, job_uid: &str) -> String {
 
 /// The file name of a shard manifest inside its shard prefix.
 pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The tail of a shard attempt's log (at most 64 KiB), beside its manifest; written for failed
+/// attempts too, so the log outlives the pod.
+pub const LOG_FILE: &str = "log.txt";
+
+/// Where a shard attempt's log tail is: `<prefix>/<job-uid>/shards/<i>/<attempt>/log.txt`.
+pub fn shard_log_path(output: &str, job_uid: &str, shard: u32, attempt: u32) -> String {
+    format!(
+        "{}/{LOG_FILE}",
+        shard_prefix(output, job_uid, shard, attempt)
+    )
+}
 
 /// Exit codes of `render-pod`. The operator reads them from the pod's container status.
 pub mod exit {

@@ -490,9 +490,13 @@ pub struct ShardFailure {
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// PascalCase reason, e.g. `BadInput`, `Error`, `OOMKilled`, `OutputCorrupt`.
+    /// PascalCase reason, e.g. `BadInput`, `Error`, `OOMKilled`, `Timeout`, `OutputCorrupt`.
     pub reason: String,
     pub message: String,
+    /// The attempt's log tail in storage (`…/shards/<i>/<attempt>/log.txt`), written by the
+    /// render pod when it could reach storage; it outlives the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// Output locations.

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
+use tessera_shard::contract::shard_log_path;
 use tessera_shard::{AttemptMap, IndexSet};
 
 use crate::api::{RetryPolicy, ShardFailure};
@@ -136,6 +137,7 @@ pub fn assess(
                     node: attempt.node.clone(),
                     reason: failure.reason.clone(),
                     message: failure.message.clone(),
+                    log: Some(shard_log_path(&job.output, &job.uid, shard, current)),
                 };
                 if failure.kind == FailureKind::Permanent || counted >= policy.attempts_per_shard {
                     assessment.failed.insert(shard);
@@ -218,6 +220,7 @@ fn invalidate_from_merge(assessment: &mut Assessment, observed: &Observed, shard
                 "shards {} render again: {}",
                 assessment.invalidated, failure.message
             ),
+            log: None,
         });
     }
 }

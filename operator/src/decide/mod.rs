@@ -20,7 +20,9 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tessera_shard::AttemptMap;
-use tessera_shard::contract::{CONTRACT_VERSION, MergeSpec, ShardSpec, job_manifest_path};
+use tessera_shard::contract::{
+    CONTRACT_VERSION, MergeSpec, ShardSpec, job_manifest_path, shard_log_path,
+};
 
 use crate::api::{JobPhase, OutputStatus, RenderJob, RenderJobStatus, ShardCounts};
 use crate::conditions::{self, ACCEPTED, COMPLETE, FAILED, MERGING, RENDERING, SUSPENDED};
@@ -32,6 +34,9 @@ use crate::status;
 
 pub use assess::{Assessment, PoolNodes, ReadyShard, assess, backoff};
 pub use valid::ValidJob;
+
+/// Failed attempts announced one Event each per pass; the rest are summed in one more.
+const MAX_FAILURE_EVENTS: usize = 10;
 
 /// How long a job waiting for pool capacity sleeps before it looks again, in case no pod
 /// event wakes it.
@@ -255,7 +260,7 @@ fn decide_planned(
         return draft.fail(failure, message, observed);
     }
     draft.status.last_failure = planned.assessment.last_failure.clone();
-    announce_exclusions_and_corruption(&mut draft, planned);
+    announce_failures(&mut draft, planned);
     if draft.job.spec.suspend {
         return suspended(draft, planned);
     }
@@ -350,7 +355,7 @@ fn track_suspension(draft: &mut Draft<'_>) {
     }
 }
 
-fn announce_exclusions_and_corruption(draft: &mut Draft<'_>, planned: &Planned<'_>) {
+fn announce_failures(draft: &mut Draft<'_>, planned: &Planned<'_>) {
     let threshold = planned.job.policy.node_failure_threshold;
     let newly_excluded: Vec<(String, u32)> = planned
         .ledger
@@ -371,6 +376,38 @@ fn announce_exclusions_and_corruption(draft: &mut Draft<'_>, planned: &Planned<'
             true,
             "NodeExcluded",
             format!("{failures} shard attempts failed on node {node}; this job no longer uses it"),
+        );
+    }
+    let failed_now: Vec<&Settled> = planned
+        .settled
+        .iter()
+        .filter(|s| s.failure.is_some())
+        .collect();
+    for settled in failed_now.iter().take(MAX_FAILURE_EVENTS) {
+        let (reason, message) = settled.failure.clone().unwrap_or_default();
+        let log = shard_log_path(
+            &planned.job.output,
+            &planned.job.uid,
+            settled.shard,
+            settled.attempt,
+        );
+        draft.event(
+            true,
+            "ShardAttemptFailed",
+            format!(
+                "shard {} attempt {} failed on node {}: {reason}: {message}; log: {log}",
+                settled.shard,
+                settled.attempt,
+                settled.node.as_deref().unwrap_or("(none)")
+            ),
+        );
+    }
+    if failed_now.len() > MAX_FAILURE_EVENTS {
+        let more = failed_now.len() - MAX_FAILURE_EVENTS;
+        draft.event(
+            true,
+            "ShardAttemptFailed",
+            format!("{more} more shard attempts failed; status.failedAttempts counts them all"),
         );
     }
     let invalidated = &planned.assessment.invalidated;

@@ -7,7 +7,8 @@
 use std::time::Instant;
 
 use tessera_shard::contract::{
-    CONTRACT_VERSION, MANIFEST_FILE, ManifestFile, RenderStats, ShardManifest, ShardSpec,
+    CONTRACT_VERSION, MANIFEST_FILE, ManifestFile, Provenance, RenderStats, ShardManifest,
+    ShardSpec,
 };
 
 use crate::commands::shard_frame_file;
@@ -210,6 +211,7 @@ impl<'a> ShardRenderer<'a> {
                 },
                 adapter: self.ctx.adapter_label(),
             },
+            provenance: Some(provenance(Some(&self.ctx.info))),
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Image(format!("manifest JSON: {e}")))?;
@@ -222,6 +224,20 @@ impl<'a> ShardRenderer<'a> {
             "shard done"
         );
         Ok(manifest)
+    }
+}
+
+/// Where this attempt runs: pod and node from the downward API (`TESSERA_POD_NAME`,
+/// `TESSERA_NODE_NAME`), the GPU and driver from the adapter, the GPU UUID from the NVIDIA
+/// device plugin's `NVIDIA_VISIBLE_DEVICES` when it names one.
+pub fn provenance(adapter: Option<&wgpu::AdapterInfo>) -> Provenance {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Provenance {
+        pod: env("TESSERA_POD_NAME"),
+        node: env("TESSERA_NODE_NAME"),
+        gpu: adapter.map(|a| a.name.clone()),
+        gpu_uuid: env("NVIDIA_VISIBLE_DEVICES").filter(|v| v.starts_with("GPU-")),
+        driver: adapter.map(|a| format!("{} {}", a.driver, a.driver_info).trim().to_string()),
     }
 }
 
