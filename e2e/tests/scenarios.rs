@@ -1610,6 +1610,112 @@ fn suspend_pauses_the_active_deadline(
     })
 }
 
+/// Shard pods of `job` in `namespace` running now.
+async fn running(env: &Env, namespace: &str, job: &str) -> Result<u32, String> {
+    Ok(env
+        .pods(namespace, job)
+        .await?
+        .iter()
+        .filter(|p| {
+            label(p, "tessera.dev/role") == "shard"
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .count() as u32)
+}
+
+fn priority_first_then_a_fair_share_across_namespaces(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        // The pool has 6 GPU slots. Two teams' equal-priority jobs and one urgent job.
+        let jobs = [
+            ("team-a", "urgent", 100, "1-6"),
+            ("team-a", "bulk-a", 0, "1-24"),
+            ("team-b", "bulk-b", 0, "1-24"),
+        ];
+        for (namespace, name, priority, frames) in jobs {
+            env.set_script(name, json!({"sleepMs": 2000}))?;
+            env.job(
+                namespace,
+                name,
+                frames,
+                json!({"priority": priority, "suspend": true}),
+            )
+            .await?;
+        }
+        for (namespace, name, _, _) in jobs {
+            env.kubectl_ok(&[
+                "patch",
+                "renderjob",
+                name,
+                "-n",
+                namespace,
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec": {"suspend": false}}"#,
+            ])?;
+        }
+        // Sample who runs what until both bulk jobs are done.
+        let (mut urgent_peak, mut slot_samples) = (0, (0u64, 0u64));
+        let mut worst = 0i64;
+        let started = std::time::Instant::now();
+        loop {
+            ensure!(
+                started.elapsed() < Duration::from_secs(180),
+                "not done after 180 s"
+            );
+            let (urgent, a, b) = (
+                running(env, "team-a", "urgent").await?,
+                running(env, "team-a", "bulk-a").await?,
+                running(env, "team-b", "bulk-b").await?,
+            );
+            urgent_peak = urgent_peak.max(urgent);
+            let status = |job: RenderJob| job.status.unwrap_or_default();
+            let (urgent_status, a_status, b_status) = (
+                status(env.render_job("team-a", "urgent").await?),
+                status(env.render_job("team-a", "bulk-a").await?),
+                status(env.render_job("team-b", "bulk-b").await?),
+            );
+            let urgent_waiting = urgent_status.shards.waiting > 0;
+            ensure!(
+                !(urgent_waiting && a + b > 0 && urgent + a + b >= 6),
+                "a priority-0 job held a slot while the priority-100 job waited: urgent {urgent}, a {a}, b {b}"
+            );
+            // Both teams want more than their share: each should hold half the pool.
+            if urgent == 0 && a_status.shards.waiting > 0 && b_status.shards.waiting > 0 {
+                slot_samples.0 += u64::from(a);
+                slot_samples.1 += u64::from(b);
+                worst = worst.max((i64::from(a) - i64::from(b)).abs() / 2);
+            }
+            let done = |s: &tessera_operator::api::RenderJobStatus| {
+                s.shards.succeeded == s.shards.total && s.shards.total > 0
+            };
+            if done(&a_status) && done(&b_status) && done(&urgent_status) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await; // sampling interval, bounded above
+        }
+        ensure!(
+            urgent_peak == 6,
+            "the urgent job never had the whole pool: peak {urgent_peak}"
+        );
+        let total = slot_samples.0 + slot_samples.1;
+        ensure!(total > 0, "the two teams never competed");
+        let share_a = slot_samples.0 as f64 / total as f64;
+        println!(
+            "    urgent job peak {urgent_peak}/6 slots; team-a held {:.1} % of the contested slot-time (fair: 50 %), largest momentary deviation {worst} slot(s)",
+            share_a * 100.0
+        );
+        ensure!(
+            (share_a - 0.5).abs() <= 0.1,
+            "team-a held {:.1} % of the contested slot-time",
+            share_a * 100.0
+        );
+        Ok(())
+    })
+}
+
 fn main() -> std::process::ExitCode {
     block_on(async {
         let scenarios: Vec<(&str, Scenario)> = vec![
@@ -1674,6 +1780,10 @@ fn main() -> std::process::ExitCode {
             (
                 "suspend pauses the active deadline",
                 suspend_pauses_the_active_deadline,
+            ),
+            (
+                "priority first, then a fair share across namespaces",
+                priority_first_then_a_fair_share_across_namespaces,
             ),
             (
                 "S3: the happy path against the S3 server",
