@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::client::Body;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
@@ -186,6 +187,19 @@ async fn expect_nothing_more(handle: &mut Handle) {
     }
 }
 
+/// Runs one reconcile while `verifier` checks its requests; both must succeed.
+async fn reconcile_and_verify(
+    job: RenderJob,
+    ctx: Arc<Context>,
+    verifier: tokio::task::JoinHandle<()>,
+) -> Action {
+    let action = reconcile_job(Arc::new(job), ctx)
+        .await
+        .expect("reconcile succeeds");
+    verifier.await.unwrap();
+    action
+}
+
 fn mock() -> (Client, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     (Client::new(service, "default"), handle)
@@ -225,10 +239,7 @@ async fn first_reconcile_creates_pods_up_to_capacity() {
         expect_event(&mut handle, "Rendering").await;
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx)
-        .await
-        .expect("reconcile succeeds");
-    verifier.await.unwrap();
+    reconcile_and_verify(job, ctx, verifier).await;
 }
 
 #[tokio::test]
@@ -267,10 +278,7 @@ async fn a_failed_pod_gets_a_retry_pod_that_avoids_its_node() {
         expect_event(&mut handle, "Rendering").await;
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx)
-        .await
-        .expect("reconcile succeeds");
-    verifier.await.unwrap();
+    reconcile_and_verify(job, ctx, verifier).await;
 }
 
 #[tokio::test]
@@ -292,10 +300,7 @@ async fn the_last_success_creates_the_merge_pod() {
         expect_event(&mut handle, "Merging").await;
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx)
-        .await
-        .expect("reconcile succeeds");
-    verifier.await.unwrap();
+    reconcile_and_verify(job, ctx, verifier).await;
 }
 
 #[tokio::test]
@@ -327,10 +332,7 @@ async fn after_a_restart_succeeded_shards_are_not_rendered_again() {
         assert_eq!(status["status"]["shards"]["active"], 2);
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx)
-        .await
-        .expect("reconcile succeeds");
-    verifier.await.unwrap();
+    reconcile_and_verify(job, ctx, verifier).await;
 }
 
 #[tokio::test]
@@ -380,10 +382,7 @@ async fn accounted_attempts_are_released_then_deleted_and_status_is_conditional(
         assert_eq!(status["status"]["gpuSeconds"], 30.0);
         expect_nothing_more(&mut handle).await;
     });
-    reconcile_job(Arc::new(job), ctx)
-        .await
-        .expect("reconcile succeeds");
-    verifier.await.unwrap();
+    reconcile_and_verify(job, ctx, verifier).await;
 }
 
 #[tokio::test]
@@ -431,12 +430,7 @@ async fn a_refused_create_is_a_condition_and_an_event_naming_the_server_s_reason
         expect_event(&mut handle, "FailedCreate").await;
         expect_nothing_more(&mut handle).await;
     });
-    let action = reconcile_job(Arc::new(job), ctx)
-        .await
-        .expect("a refusal is not a reconcile error");
-    verifier.await.unwrap();
-    assert_eq!(
-        action,
-        kube::runtime::controller::Action::requeue(Duration::from_secs(5))
-    );
+    // A refusal is not a reconcile error: the job backs off.
+    let action = reconcile_and_verify(job, ctx, verifier).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
 }
