@@ -17,6 +17,24 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+need() { command -v "$1" >/dev/null 2>&1 || { echo "demo.sh: $1 is missing: $2" >&2; exit 1; }; }
+need cargo "install Rust 1.95 (rustup)"
+need go "install Go >= 1.24: the local control plane is built from the Kubernetes Go modules"
+need python3 "install Python 3"
+# The real render pod needs a Vulkan driver; without a GPU that is Mesa's lavapipe.
+if [ "${#extra[@]}" = 0 ] && ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "demo.sh: installing Mesa's lavapipe (mesa-vulkan-drivers) for the renderer" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    echo "demo.sh: no Vulkan driver found (/usr/share/vulkan/icd.d is empty): install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1) or run with --fake-render" >&2
+    exit 1
+  fi
+fi
+# Mesa's Vulkan WSI complains on every start without it; rendering needs no display.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
 # Assignments before eval: set -e stops on a failed step only through an assignment's status.
 dev_env="$("$repo/e2e/dev-env" up --dir "$dir" "${extra[@]}")"
 eval "$dev_env"
@@ -29,11 +47,26 @@ kubectl="$TESSERA_KUBECTL"
 sed -e "s#file:///data/scenes/cbox.gltf#file://$repo/config/samples/scenes/cbox.gltf#" \
   "$repo/config/samples/renderjob.yaml" | "$kubectl" apply -f -
 start=$(date +%s)
-"$kubectl" wait --for=condition=Complete renderjob/cbox --timeout=30m
+# Complete or Failed, whichever comes first (kubectl wait watches one condition only).
+phase=""
+while [ "$phase" != Complete ] && [ "$phase" != Failed ]; do
+  if [ $(( $(date +%s) - start )) -gt 1800 ]; then
+    echo "demo.sh: the job did not finish within 30 minutes" >&2; exit 1
+  fi
+  sleep 1
+  phase="$("$kubectl" get renderjob cbox -o jsonpath='{.status.phase}')"
+done
 "$kubectl" get renderjob cbox
-"$kubectl" get pods -l tessera.dev/job=cbox -o wide --no-headers | awk '{print "  " $1 "\t" $3 "\t" $7}'
+if [ "$phase" = Failed ]; then
+  echo "demo.sh: the job failed:" >&2
+  "$kubectl" get renderjob cbox -o jsonpath='{.status.conditions[?(@.type=="Failed")].message}{"\n"}' >&2
+  exit 1
+fi
+echo "GPU-seconds: $("$kubectl" get renderjob cbox -o jsonpath='{.status.gpuSeconds}') (the job's ledger; finished shard pods are deleted once accounted)"
 frames="$("$kubectl" get renderjob cbox -o jsonpath='{.status.output.frames}')"
 echo
 echo "Rendered in $(( $(date +%s) - start )) s. Merged frames: $frames"
 ls -l "$dir/data/default/cbox/frames" 2>/dev/null || true
-[ "$keep" = 1 ] && echo "The environment is still up: export KUBECONFIG=$dir/cluster/kubeconfig; stop it with e2e/dev-env down --dir $dir"
+if [ "$keep" = 1 ]; then
+  echo "The environment is still up: export KUBECONFIG=$dir/cluster/kubeconfig; stop it with e2e/dev-env down --dir $dir"
+fi
