@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -310,45 +310,85 @@ async fn apply(
 ) -> Result<ApplyOutcome> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let mut outcome = ApplyOutcome::default();
-    for pod in &decision.create {
-        let pod_name = pod.name_any();
-        if outcome.refused.is_some() {
-            forget(ctx, pod, namespace);
-            continue;
+    // Slow start, as the Job controller does: batches of 1, 2, 4, … creates at once, so a
+    // refusal (a quota) costs a few requests, not hundreds, and a healthy pass is not serial.
+    let mut pending: &[Pod] = &decision.create;
+    let mut batch = 1;
+    let mut failure = None;
+    while !pending.is_empty() && outcome.refused.is_none() && failure.is_none() {
+        let (now, later) = pending.split_at(batch.min(pending.len()));
+        pending = later;
+        // Owned futures: the controller's future must not borrow across these awaits.
+        let creates = now.iter().map(|pod| {
+            let (api, pod) = (api.clone(), pod.clone());
+            async move { api.create(&PostParams::default(), &pod).await }
+        });
+        let results = futures::future::join_all(creates).await;
+        for (pod, result) in now.iter().zip(results) {
+            let pod_name = pod.name_any();
+            match result {
+                Ok(_) => {
+                    let role = pod.labels().get(labels::ROLE).cloned().unwrap_or_default();
+                    ctx.metrics.pods_created.with_label_values(&[&role]).inc();
+                    outcome.created += 1;
+                    info!(pod = %pod_name, "created pod");
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(kube::Error::Api(status)) if is_refusal(status.code) => {
+                    warn!(pod = %pod_name, message = %status.message, "pod create refused");
+                    forget(ctx, pod, namespace);
+                    outcome
+                        .refused
+                        .get_or_insert((pod_name, status.message.clone()));
+                }
+                Err(error) => {
+                    forget(ctx, pod, namespace);
+                    failure.get_or_insert(error);
+                }
+            }
         }
-        let role = pod.labels().get(labels::ROLE).cloned().unwrap_or_default();
-        match api.create(&PostParams::default(), pod).await {
-            Ok(_) => {
-                ctx.metrics.pods_created.with_label_values(&[&role]).inc();
-                outcome.created += 1;
-                info!(pod = %pod_name, "created pod");
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(kube::Error::Api(status)) if is_refusal(status.code) => {
-                warn!(pod = %pod_name, message = %status.message, "pod create refused");
-                forget(ctx, pod, namespace);
-                outcome.refused = Some((pod_name, status.message.clone()));
-            }
-            Err(error) => {
-                forget(ctx, pod, namespace);
-                return Err(error.into());
-            }
-        }
+        batch = (batch * 2).min(MAX_PARALLEL_WRITES);
+    }
+    for pod in pending {
+        forget(ctx, pod, namespace); // not created this pass
+    }
+    if let Some(error) = failure {
+        return Err(error.into());
     }
     if outcome.created > 0 && outcome.refused.is_none() {
         ctx.refusals.cleared(uid);
     }
-    for pod_name in &decision.release {
-        release(&api, pod_name).await?;
-    }
-    for pod_name in &decision.delete {
-        match api.delete(pod_name, &DeleteParams::default()).await {
-            Ok(_) => info!(pod = %pod_name, "deleted pod"),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
+    let releases = decision.release.iter().cloned().map(|name| {
+        let api = api.clone();
+        async move { release(&api, &name).await }
+    });
+    futures::stream::iter(releases)
+        .buffer_unordered(MAX_PARALLEL_WRITES)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let deletes = decision.delete.iter().cloned().map(|name| {
+        let api = api.clone();
+        async move { delete_pod(&api, &name).await }
+    });
+    futures::stream::iter(deletes)
+        .buffer_unordered(MAX_PARALLEL_WRITES)
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok(outcome)
+}
+
+/// Pod writes of one reconcile in flight at once.
+const MAX_PARALLEL_WRITES: usize = 16;
+
+async fn delete_pod(api: &Api<Pod>, pod_name: &str) -> Result<()> {
+    match api.delete(pod_name, &DeleteParams::default()).await {
+        Ok(_) => {
+            info!(pod = %pod_name, "deleted pod");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A refusal is the server saying no to this object (quota, admission webhook, policy,
