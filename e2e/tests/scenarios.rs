@@ -1618,15 +1618,67 @@ fn suspend_pauses_the_active_deadline(
     })
 }
 
-/// Shard pods of `job` in `namespace` running now.
+/// Runs 24 one-second shards on the 6-slot pool, one node of which renders 10× slower, with
+/// or without speculation; answers the seconds from create to Complete.
+async fn slow_node_run(env: &Env, name: &str, speculation: bool) -> Result<f64, String> {
+    env.set_script(
+        name,
+        json!({"sleepMs": 1000, "slowNodes": {"gpu-node-3": 10}}),
+    )?;
+    let mut retry = json!({"attemptsPerShard": 3, "backoffSeconds": 0, "maxBackoffSeconds": 0});
+    if speculation {
+        retry["speculativeFactor"] = json!(3);
+    }
+    let started = std::time::Instant::now();
+    env.job("slow", name, "1-24", json!({"retry": retry}))
+        .await?;
+    env.wait_condition("slow", name, "Complete", Duration::from_secs(180))
+        .await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn speculative_attempts_route_around_a_slow_node(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let without = slow_node_run(env, "slow-plain", false).await?;
+        let with = slow_node_run(env, "slow-spec", true).await?;
+        let job = env.render_job("slow", "slow-spec").await?;
+        let status = job.status.unwrap_or_default();
+        let nodes = env.render_nodes("slow-spec");
+        let extra = nodes.keys().filter(|(_, attempt)| *attempt > 0).count();
+        ensure!(extra > 0, "no speculative attempt ran: {nodes:?}");
+        ensure!(
+            status.failed_attempts.is_empty() && status.node_failures.is_empty(),
+            "a lost race counted as a failure: failed {} nodes {:?}",
+            status.failed_attempts,
+            status.node_failures
+        );
+        println!(
+            "    24 shards, one node 10x slower: {without:.1} s without speculation, {with:.1} s with (ratio {:.2}); {extra} speculative attempts, {} superseded",
+            with / without,
+            status.disrupted_attempts
+        );
+        ensure!(
+            with < without,
+            "speculation did not help: {with:.1} s vs {without:.1} s"
+        );
+        Ok(())
+    })
+}
+
+/// Shard pods of `job` in `namespace` holding a slot now: created and not ended (pending or
+/// running; on a loaded machine a granted pod may take a moment to start).
 async fn running(env: &Env, namespace: &str, job: &str) -> Result<u32, String> {
     Ok(env
         .pods(namespace, job)
         .await?
         .iter()
         .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
             label(p, "tessera.dev/role") == "shard"
-                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                && matches!(phase, None | Some("Pending" | "Running"))
+                && p.metadata.deletion_timestamp.is_none()
         })
         .count() as u32)
 }
@@ -1792,6 +1844,10 @@ fn main() -> std::process::ExitCode {
             (
                 "priority first, then a fair share across namespaces",
                 priority_first_then_a_fair_share_across_namespaces,
+            ),
+            (
+                "speculative attempts route around a slow node",
+                speculative_attempts_route_around_a_slow_node,
             ),
             (
                 "S3: the happy path against the S3 server",

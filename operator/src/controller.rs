@@ -190,8 +190,14 @@ pub fn pass(
         Ok(valid) => valid,
         Err(error) => return unplanned(JobState::Invalid(error)),
     };
-    let mut ledger = Ledger::from_status(&job.status.clone().unwrap_or_default());
-    let settled = ledger.settle(&observed, valid.shard_count(), now);
+    let recorded = job.status.clone().unwrap_or_default();
+    let mut ledger = Ledger::from_status(&recorded);
+    let settled = ledger.settle(
+        &observed,
+        valid.shard_count(),
+        &recorded.succeeded_shards,
+        now,
+    );
     let pool_nodes = decide::PoolNodes {
         ready: ready_nodes(pool, caches.nodes.state().iter().map(|n| n.as_ref())),
         suspects: suspects_of(pool),
@@ -244,8 +250,9 @@ fn admit_and_decide(
         name: valid.name.clone(),
         priority: job.spec.priority,
         created: job.creation_timestamp().map(|t| t.0).unwrap_or_default(),
+        // Speculative re-runs ask for slots too; the grant serves ready shards first.
         ready: if wants {
-            assessment.ready.len() as u32
+            (assessment.ready.len() + assessment.speculative.len()) as u32
         } else {
             0
         },

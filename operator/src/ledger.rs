@@ -16,10 +16,10 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use tessera_shard::AttemptMap;
+use tessera_shard::{AttemptMap, IndexSet};
 
 use crate::api::{NodeFailures, RenderJobStatus};
-use crate::observe::{Attempt, AttemptState, Observed};
+use crate::observe::{Attempt, AttemptState, Failure, FailureKind, Observed};
 
 /// Most nodes whose failure tallies a job's status keeps.
 pub const MAX_NODES_LISTED: usize = 256;
@@ -39,7 +39,19 @@ pub struct Ledger {
     pub gpu_seconds: f64,
     /// Wall-clock seconds of the settled attempts that succeeded.
     pub succeeded_seconds: f64,
+    /// Their run times, as a histogram (see [`duration_bucket`]).
+    pub succeeded_durations: AttemptMap,
 }
+
+/// Histogram buckets of run times: bucket `b` holds [2^(b/4), 2^((b+1)/4)) seconds, a
+/// quarter octave (about 19 %) wide; bucket 0 also holds shorter runs.
+pub fn duration_bucket(seconds: f64) -> u32 {
+    let quarter_octaves = 4.0 * seconds.max(1.0).log2();
+    (quarter_octaves.floor() as u32).min(MAX_DURATION_BUCKET)
+}
+
+/// The last bucket: about 2^25 s, longer than any render.
+const MAX_DURATION_BUCKET: u32 = 100;
 
 /// One attempt the ledger accounted for in this pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +62,8 @@ pub struct Settled {
     pub node: Option<String>,
     /// Why it failed (PascalCase reason, message), when it did.
     pub failure: Option<(String, String)>,
+    /// It was stopped because another attempt of its shard succeeded first.
+    pub superseded: bool,
     /// Wall-clock seconds, where the attempt started.
     pub seconds: Option<f64>,
     pub finished: Timestamp,
@@ -82,6 +96,7 @@ impl Ledger {
             disrupted: status.disrupted_attempts,
             gpu_seconds: finite(status.gpu_seconds),
             succeeded_seconds: finite(status.succeeded_seconds),
+            succeeded_durations: status.succeeded_durations.clone(),
         }
     }
 
@@ -117,6 +132,7 @@ impl Ledger {
         status.disrupted_attempts = self.disrupted;
         status.gpu_seconds = round_ms(self.gpu_seconds);
         status.succeeded_seconds = round_ms(self.succeeded_seconds);
+        status.succeeded_durations = self.succeeded_durations.clone();
     }
 
     /// Whether attempt `attempt` of `shard` is accounted for.
@@ -127,6 +143,26 @@ impl Ledger {
     /// Failed attempts of `shard` that count against it.
     pub fn counted_failures(&self, shard: u32) -> u32 {
         self.failed.get(shard)
+    }
+
+    /// The median run time of succeeded attempts, once at least `min_samples` succeeded: the
+    /// middle of the histogram bucket that holds it.
+    pub fn median_seconds(&self, min_samples: u32) -> Option<f64> {
+        let total = self
+            .succeeded_durations
+            .iter()
+            .fold(0u32, |sum, (_, n)| sum.saturating_add(n));
+        if total < min_samples.max(1) {
+            return None;
+        }
+        let mut seen = 0u32;
+        for (bucket, count) in self.succeeded_durations.iter() {
+            seen = seen.saturating_add(count);
+            if seen.saturating_mul(2) >= total {
+                return Some(2f64.powf((f64::from(bucket) + 0.5) / 4.0));
+            }
+        }
+        None
     }
 
     /// Failed attempts that counted, over the whole job.
@@ -140,19 +176,25 @@ impl Ledger {
     /// attempt order per shard (an unfinished attempt holds back the later ones of its
     /// shard). Shards outside the plan (`shard_count`) are ignored. `now` closes the run time
     /// of attempts that ended without reporting a finish (a lost node, a deleted pod).
+    /// `succeeded`: shards the recorded status holds as succeeded. An attempt the operator
+    /// stopped because another attempt of its shard succeeded (a speculative race) is
+    /// accounted as `Superseded`: not a failure, no node blamed.
     pub fn settle(
         &mut self,
         observed: &Observed,
         shard_count: u32,
+        succeeded: &IndexSet,
         now: Timestamp,
     ) -> Vec<Settled> {
         let mut settled = Vec::new();
         for (&shard, attempts) in observed.shards.range(..shard_count) {
+            let won = succeeded.contains(shard)
+                || attempts.iter().any(|a| a.state == AttemptState::Succeeded);
             for attempt in attempts {
                 if self.is_settled(shard, attempt.attempt) {
                     continue;
                 }
-                let Some(entry) = self.account(shard, attempt, now) else {
+                let Some(entry) = self.account(shard, attempt, won, now) else {
                     break;
                 };
                 settled.push(entry);
@@ -161,9 +203,22 @@ impl Ledger {
         settled
     }
 
-    fn account(&mut self, shard: u32, attempt: &Attempt, now: Timestamp) -> Option<Settled> {
+    fn account(
+        &mut self,
+        shard: u32,
+        attempt: &Attempt,
+        won: bool,
+        now: Timestamp,
+    ) -> Option<Settled> {
+        let superseded = Failure {
+            kind: FailureKind::Disruption,
+            reason: "Superseded".into(),
+            message: "another attempt of the shard succeeded first".into(),
+        };
+        let lost_a_race = won && attempt.terminating;
         let failure = match &attempt.state {
             AttemptState::Succeeded => None,
+            AttemptState::Failed(_) if lost_a_race => Some(&superseded),
             AttemptState::Failed(failure) => Some(failure),
             AttemptState::Pending | AttemptState::Running => return None,
         };
@@ -175,7 +230,11 @@ impl Ledger {
         self.gpu_seconds = finite(self.gpu_seconds + gpu_seconds);
         match failure {
             None => {
-                self.succeeded_seconds = finite(self.succeeded_seconds + seconds.unwrap_or(0.0))
+                let run = seconds.unwrap_or(0.0);
+                self.succeeded_seconds = finite(self.succeeded_seconds + run);
+                let bucket = duration_bucket(run);
+                let count = self.succeeded_durations.get(bucket).saturating_add(1);
+                self.succeeded_durations.set(bucket, count);
             }
             Some(failure) => {
                 if failure.counts_against_shard() {
@@ -205,6 +264,7 @@ impl Ledger {
             succeeded: failure.is_none(),
             node: attempt.node.clone(),
             failure: failure.map(|f| (f.reason.clone(), f.message.clone())),
+            superseded: failure.is_some() && lost_a_race,
             seconds,
             finished,
         })
@@ -228,7 +288,6 @@ fn round_ms(value: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{Failure, FailureKind};
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + second).unwrap()
@@ -278,7 +337,7 @@ mod tests {
             ),
         ]);
         let mut ledger = Ledger::default();
-        let settled = ledger.settle(&pods, 8, at(100));
+        let settled = ledger.settle(&pods, 8, &IndexSet::new(), at(100));
         assert_eq!(settled.len(), 2);
         assert_eq!(ledger.settled.to_string(), "0-1:1");
         assert_eq!(ledger.failed.to_string(), "1:1");
@@ -290,11 +349,15 @@ mod tests {
         let mut status = RenderJobStatus::default();
         ledger.write_to(&mut status);
         let mut again = Ledger::from_status(&status);
-        assert!(again.settle(&pods, 8, at(200)).is_empty());
+        assert!(again.settle(&pods, 8, &IndexSet::new(), at(200)).is_empty());
         assert_eq!(again, ledger);
 
         // Deleting every pod changes nothing either.
-        assert!(again.settle(&Observed::default(), 8, at(300)).is_empty());
+        assert!(
+            again
+                .settle(&Observed::default(), 8, &IndexSet::new(), at(300))
+                .is_empty()
+        );
         assert_eq!(again, ledger);
     }
 
@@ -330,7 +393,7 @@ mod tests {
             ),
         ]);
         let mut ledger = Ledger::default();
-        ledger.settle(&pods, 8, at(10));
+        ledger.settle(&pods, 8, &IndexSet::new(), at(10));
         assert_eq!(ledger.failed.to_string(), "2:1");
         assert_eq!(ledger.disrupted, 2);
         assert_eq!(
@@ -349,7 +412,7 @@ mod tests {
             ],
         )]);
         let mut ledger = Ledger::default();
-        assert!(ledger.settle(&pods, 8, at(10)).is_empty());
+        assert!(ledger.settle(&pods, 8, &IndexSet::new(), at(10)).is_empty());
         // Attempt 0 left no pod (deleted before this version kept finalizers): skipped.
         let pods = observed(&[(
             0,
@@ -358,8 +421,26 @@ mod tests {
                 attempt(2, "b", failed(FailureKind::Retryable, "Error"), (0, 3)),
             ],
         )]);
-        assert_eq!(ledger.settle(&pods, 8, at(10)).len(), 2);
+        assert_eq!(ledger.settle(&pods, 8, &IndexSet::new(), at(10)).len(), 2);
         assert_eq!(ledger.settled.get(0), 3);
+    }
+
+    #[test]
+    fn the_median_run_time_comes_from_a_quarter_octave_histogram() {
+        assert_eq!(duration_bucket(0.2), 0);
+        assert_eq!(duration_bucket(2.0), 4);
+        assert_eq!(duration_bucket(1e30), 100);
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.median_seconds(5), None);
+        for seconds in [10.0, 11.0, 12.0, 95.0, 9.5] {
+            let bucket = duration_bucket(seconds);
+            let count = ledger.succeeded_durations.get(bucket) + 1;
+            ledger.succeeded_durations.set(bucket, count);
+        }
+        let median = ledger.median_seconds(5).unwrap();
+        // Within the 19 % width of the bucket that holds the middle run (10-11 s).
+        assert!((9.0..13.0).contains(&median), "{median}");
+        assert_eq!(ledger.median_seconds(6), None);
     }
 
     #[test]
@@ -376,11 +457,11 @@ mod tests {
             1,
             vec![attempt(0, "a", failed(FailureKind::Retryable, "E"), (0, 1))],
         )]);
-        ledger.settle(&pods, 8, at(10));
+        ledger.settle(&pods, 8, &IndexSet::new(), at(10));
         assert_eq!(ledger.counted_failures(1), u32::MAX);
         assert_eq!(ledger.node_failures["a"], u32::MAX);
         // Shards outside the plan are never accounted.
         let pods = observed(&[(99, vec![attempt(0, "a", AttemptState::Succeeded, (0, 1))])]);
-        assert!(ledger.settle(&pods, 8, at(10)).is_empty());
+        assert!(ledger.settle(&pods, 8, &IndexSet::new(), at(10)).is_empty());
     }
 }

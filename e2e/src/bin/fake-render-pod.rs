@@ -4,7 +4,8 @@
 //! behaves as a script tells it:
 //!
 //! - `TESSERA_FAKE_SCRIPT`: a JSON file `{"<job>": {"sleepMs": 100, "fail": {"<shard>/<attempt>": 1},
-//!   "failAlways": {"<shard>": 3}, "hang": ["<shard>/<attempt>"], "mergeInvalid": "3"}}`, read at
+//!   "failAlways": {"<shard>": 3}, "hang": ["<shard>/<attempt>"], "slowNodes": {"<node>": 10},
+//!   "mergeInvalid": "3"}}`, read at
 //!   every start (tests may change it); a hanging attempt sleeps until it is killed;
 //! - `TESSERA_FAKE_LOG`: a directory where every run leaves `<job>.<role>.<shard>.<attempt>`
 //!   holding the node it ran on (`TESSERA_NODE_NAME`, from the downward API), so tests can
@@ -34,6 +35,9 @@ struct JobScript {
     /// `"shard/attempt"` that never finish.
     #[serde(default)]
     hang: Vec<String>,
+    /// `"node"` → factor: renders on that node take `sleepMs` × factor (a slow GPU).
+    #[serde(default)]
+    slow_nodes: HashMap<String, u64>,
     /// Shards the first merge reports as corrupt.
     #[serde(default)]
     merge_invalid: Option<String>,
@@ -82,7 +86,11 @@ fn main() {
                 "{}.render.{}.{}",
                 spec.job, spec.shard, spec.attempt
             ));
-            std::thread::sleep(Duration::from_millis(script.sleep_ms));
+            let node = std::env::var("TESSERA_NODE_NAME").unwrap_or_default();
+            let factor = script.slow_nodes.get(&node).copied().unwrap_or(1);
+            std::thread::sleep(Duration::from_millis(
+                script.sleep_ms.saturating_mul(factor),
+            ));
             if script
                 .hang
                 .contains(&format!("{}/{}", spec.shard, spec.attempt))

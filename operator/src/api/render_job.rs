@@ -296,6 +296,15 @@ pub struct RetryPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 604800))]
     pub shard_timeout_seconds: Option<u32>,
+
+    /// Speculative re-runs of slow shards: when an attempt has run longer than this many times
+    /// the median run time of the job's succeeded attempts (once at least 5 have succeeded),
+    /// one extra attempt of the shard starts on another node. The first to succeed wins; the
+    /// other is stopped, and both are accounted (the loser as `Superseded`, not a failure).
+    /// Unset: no speculation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 100))]
+    pub speculative_factor: Option<u32>,
 }
 
 impl Default for RetryPolicy {
@@ -308,6 +317,7 @@ impl Default for RetryPolicy {
             failure_limit: None,
             node_failure_threshold: default_node_threshold(),
             shard_timeout_seconds: None,
+            speculative_factor: None,
         }
     }
 }
@@ -400,6 +410,13 @@ pub struct RenderJobStatus {
     /// The ledger: wall-clock seconds of the shard attempts that succeeded (for the ETA).
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub succeeded_seconds: f64,
+
+    /// The ledger: run times of succeeded attempts as a histogram, `bucket:count`, bucket `b`
+    /// holding [2^(b/4), 2^((b+1)/4)) seconds (bucket 0 also the shorter ones): the median
+    /// that speculative re-runs compare against.
+    #[serde(default, skip_serializing_if = "AttemptMap::is_empty")]
+    #[schemars(schema_with = "attempt_map_schema")]
+    pub succeeded_durations: AttemptMap,
 
     /// Seconds the job spent suspended after it started; activeDeadlineSeconds does not
     /// count them.

@@ -70,6 +70,13 @@ pub struct Assessment {
     pub invalidated: IndexSet,
     /// Nodes this job no longer uses (at the retry policy's nodeFailureThreshold).
     pub excluded: BTreeSet<String>,
+    /// Extra attempts of shards running far longer than the job's median (speculative
+    /// re-runs), to start after the ready shards.
+    pub speculative: Vec<ReadyShard>,
+    /// Pods of attempts that lost a race: another attempt of their shard succeeded.
+    pub superseded: Vec<String>,
+    /// When a running attempt becomes slow enough for a speculative re-run.
+    pub next_speculation: Option<Timestamp>,
 }
 
 /// Reads the job's state from its status, its ledger (already settled with `observed`) and
@@ -100,15 +107,6 @@ pub fn assess(
             .collect(),
         ..Default::default()
     };
-    // The current attempt of a shard is the highest one recorded or seen.
-    for (&shard, attempts) in observed.shards.range(..shard_count) {
-        if let Some(latest) = attempts
-            .last()
-            .filter(|a| a.attempt > assessment.attempts.get(shard))
-        {
-            assessment.attempts.set(shard, latest.attempt);
-        }
-    }
     invalidate_from_merge(&mut assessment, observed, shard_count);
     let status_succeeded: IndexSet = old
         .succeeded_shards
@@ -119,13 +117,49 @@ pub fn assess(
     let no_attempts: Vec<Attempt> = Vec::new();
     for shard in 0..shard_count {
         let attempts = observed.shards.get(&shard).unwrap_or(&no_attempts);
-        let current = assessment.attempts.get(shard);
-        let latest = attempts.iter().find(|a| a.attempt == current);
-        match latest.map(|a| (a, &a.state)) {
-            Some((_, AttemptState::Succeeded)) => assessment.succeeded.insert(shard),
-            Some((attempt, AttemptState::Pending | AttemptState::Running)) => {
-                assessment.active.push((shard, attempt.clone()))
+        // Attempts at or after the recorded one: the ones that can still decide the shard.
+        let floor = assessment.attempts.get(shard);
+        let live: Vec<&Attempt> = attempts.iter().filter(|a| a.attempt >= floor).collect();
+        // The first attempt to succeed wins (a speculative race may have two); the loser stops.
+        if let Some(winner) = live
+            .iter()
+            .filter(|a| a.state == AttemptState::Succeeded)
+            .min_by_key(|a| (a.finished, a.attempt))
+        {
+            assessment.attempts.set(shard, winner.attempt);
+            assessment.superseded.extend(
+                live.iter()
+                    .filter(|a| a.is_active() && !a.terminating)
+                    .map(|a| a.pod.clone()),
+            );
+            // Succeeded once the ledger holds it (attempts settle in order, so a winner waits
+            // for the attempt it beat to end); until then the shard still counts as active.
+            if ledger.is_settled(shard, winner.attempt) {
+                assessment.succeeded.insert(shard);
+            } else {
+                assessment.active.push((shard, (*winner).clone()));
             }
+            continue;
+        }
+        let active: Vec<&Attempt> = live.iter().copied().filter(|a| a.is_active()).collect();
+        if let Some(first) = active.iter().min_by_key(|a| a.attempt) {
+            assessment.attempts.set(shard, first.attempt);
+            assessment.active.push((shard, (*first).clone()));
+            if let [only] = active[..] {
+                let ctx = SpeculationInput {
+                    job,
+                    ledger,
+                    nodes,
+                    now,
+                };
+                consider_speculation(&mut assessment, &ctx, shard, attempts, only);
+            }
+            continue;
+        }
+        let latest = live.iter().max_by_key(|a| a.attempt);
+        let current = latest.map_or(floor, |a| a.attempt);
+        assessment.attempts.set(shard, current);
+        match latest.map(|a| (*a, &a.state)) {
             Some((attempt, AttemptState::Failed(failure))) => {
                 if assessment.failed.contains(shard) {
                     continue;
@@ -175,6 +209,7 @@ pub fn assess(
                         Some(assessment.next_retry.map_or(ready_at, |t| t.min(ready_at)));
                 }
             }
+            Some(_) => {} // succeeded and active attempts were handled above
             None if status_succeeded.contains(shard) => assessment.succeeded.insert(shard),
             None if assessment.failed.contains(shard) => {}
             // No pod for the current attempt: not started yet, or its pod is gone. An attempt
@@ -187,6 +222,71 @@ pub fn assess(
         }
     }
     assessment
+}
+
+/// Runs needed before the median run time is trusted for speculation.
+const SPECULATION_MIN_SAMPLES: u32 = 5;
+
+/// A shard whose only running attempt has run longer than `speculativeFactor` × the median
+/// of the job's succeeded attempts gets one extra attempt, on another node.
+fn consider_speculation(
+    assessment: &mut Assessment,
+    input: &SpeculationInput<'_>,
+    shard: u32,
+    attempts: &[Attempt],
+    running: &Attempt,
+) {
+    let SpeculationInput {
+        job,
+        ledger,
+        nodes,
+        now,
+    } = *input;
+    let (Some(factor), Some(median)) = (
+        job.policy.speculative_factor,
+        ledger.median_seconds(SPECULATION_MIN_SAMPLES),
+    ) else {
+        return;
+    };
+    let (AttemptState::Running, Some(started), false) =
+        (&running.state, running.started, running.terminating)
+    else {
+        return;
+    };
+    let Ok(limit) = SignedDuration::try_from_secs_f64(median * f64::from(factor)) else {
+        return;
+    };
+    let slow_at = started.checked_add(limit).unwrap_or(Timestamp::MAX);
+    if slow_at > now {
+        assessment.next_speculation = Some(
+            assessment
+                .next_speculation
+                .map_or(slow_at, |t| t.min(slow_at)),
+        );
+        return;
+    }
+    let next = attempts
+        .iter()
+        .map(|a| a.attempt.saturating_add(1))
+        .max()
+        .unwrap_or(0);
+    let mut avoid: BTreeSet<String> = observe::nodes_failed_for(attempts).into_iter().collect();
+    avoid.extend(running.node.iter().cloned());
+    avoid.extend(assessment.excluded.iter().cloned());
+    assessment.speculative.push(ReadyShard {
+        shard,
+        attempt: next.max(ledger.settled.get(shard)),
+        avoid: nodes.avoidance(avoid),
+    });
+}
+
+/// What a speculation check reads besides the shard.
+#[derive(Clone, Copy)]
+struct SpeculationInput<'a> {
+    job: &'a ValidJob<'a>,
+    ledger: &'a Ledger,
+    nodes: &'a PoolNodes,
+    now: Timestamp,
 }
 
 /// A merge that found bad outputs sends exactly the attempts it read back to rendering: each

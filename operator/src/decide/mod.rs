@@ -254,6 +254,11 @@ fn decide_planned(
     {
         return finished(draft, observed);
     }
+    // Attempts that lost a race to another attempt of their shard stop now.
+    draft
+        .decision
+        .delete
+        .extend(planned.assessment.superseded.iter().cloned());
     track_suspension(&mut draft);
     if let Some((failure, message)) = out_of_budget(&draft, planned) {
         draft.status.last_failure = planned.assessment.last_failure.clone();
@@ -381,7 +386,7 @@ fn announce_failures(draft: &mut Draft<'_>, planned: &Planned<'_>) {
     let failed_now: Vec<&Settled> = planned
         .settled
         .iter()
-        .filter(|s| s.failure.is_some())
+        .filter(|s| s.failure.is_some() && !s.superseded)
         .collect();
     for settled in failed_now.iter().take(MAX_FAILURE_EVENTS) {
         let (reason, message) = settled.failure.clone().unwrap_or_default();
@@ -463,7 +468,40 @@ fn rendering(mut draft: Draft<'_>, planned: &Planned<'_>, grant: u32) -> Decisio
             .push(pods::shard_pod(job, &spec, &ready.avoid));
         draft.status.shard_attempts.set(ready.shard, ready.attempt);
     }
-    let created = draft.decision.create.len();
+    let regular = draft.decision.create.len();
+    let spare = (grant as usize).saturating_sub(regular);
+    for extra in assessment.speculative.iter().take(spare) {
+        let Some(shard) = job.plan.shard(extra.shard) else {
+            continue;
+        };
+        let spec = ShardSpec {
+            version: CONTRACT_VERSION,
+            job: job.name.clone(),
+            namespace: job.namespace.clone(),
+            job_uid: job.uid.clone(),
+            shard: extra.shard,
+            attempt: extra.attempt,
+            settings: job.settings.clone(),
+            frames: shard.frames,
+            tile: shard.tile,
+            samples: shard.samples,
+            output: job.output.clone(),
+        };
+        // The attempt map keeps the running attempt: whichever succeeds first is recorded.
+        draft
+            .decision
+            .create
+            .push(pods::shard_pod(job, &spec, &extra.avoid));
+        draft.event(
+            false,
+            "SpeculativeAttempt",
+            format!(
+                "shard {} runs far longer than the job's median; attempt {} starts on another node",
+                extra.shard, extra.attempt
+            ),
+        );
+    }
+    let created = regular;
     if draft.status.start_time.is_none() && created > 0 {
         draft.status.start_time = Some(Time(draft.now));
     }
@@ -506,7 +544,10 @@ fn rendering(mut draft: Draft<'_>, planned: &Planned<'_>, grant: u32) -> Decisio
     if waiting > 0 {
         draft.requeue_within(CAPACITY_RECHECK);
     }
-    if let Some(next) = assessment.next_retry {
+    for next in [assessment.next_retry, assessment.next_speculation]
+        .into_iter()
+        .flatten()
+    {
         draft.requeue_within(to_duration(next.duration_since(draft.now)));
     }
     if let (Some(deadline), false) = (

@@ -63,8 +63,14 @@ fn run(job: &RenderJob, pods: &[Pod], grant: u32) -> (Assessment, Decision) {
     let pool = pool_from_yaml();
     let observed = observe::observe(pods, &|_| true, "nvidia.com/gpu");
     let valid = ValidJob::new(job, &pool).unwrap();
-    let mut ledger = Ledger::from_status(&job.status.clone().unwrap_or_default());
-    let settled = ledger.settle(&observed, valid.shard_count(), now());
+    let recorded = job.status.clone().unwrap_or_default();
+    let mut ledger = Ledger::from_status(&recorded);
+    let settled = ledger.settle(
+        &observed,
+        valid.shard_count(),
+        &recorded.succeeded_shards,
+        now(),
+    );
     let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), now());
     let decision = decide(DecideInput {
         job,
@@ -631,7 +637,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
         observed.shards.insert(shard, attempts);
     }
     let mut ledger = Ledger::default();
-    let settled = ledger.settle(&observed, shards, at(400));
+    let settled = ledger.settle(&observed, shards, &IndexSet::new(), at(400));
     let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), at(400));
     let decision = decide(DecideInput {
         job: &job,
@@ -661,4 +667,104 @@ fn the_status_stays_under_64_kib_at_ten_thousand_and_a_hundred_thousand_shards()
             "{shards} shards: the RenderJob is {bytes} bytes"
         );
     }
+}
+
+/// The fixture job with speculation at 3× the median, and a ledger that has seen 6 shards
+/// succeed in about 30 s each.
+fn speculating_job() -> RenderJob {
+    let mut job = job_from_yaml();
+    job.spec.retry.as_mut().unwrap().speculative_factor = Some(3);
+    job.status = Some(RenderJobStatus {
+        succeeded_shards: IndexSet::parse("2-7").unwrap(),
+        succeeded_durations: tessera_shard::AttemptMap::parse(&format!(
+            "{}:6",
+            crate::ledger::duration_bucket(30.0)
+        ))
+        .unwrap(),
+        ..Default::default()
+    });
+    job
+}
+
+/// A running pod of the fixture job that started `ago` seconds before `now()`.
+fn running_since(shard: u32, attempt: u32, node: &str, ago: i64) -> Pod {
+    let mut pod = pod(shard, attempt, "Running", None, node);
+    let started = now().checked_sub(SignedDuration::from_secs(ago)).unwrap();
+    pod.status.as_mut().unwrap().start_time = Some(Time(started));
+    pod
+}
+
+#[test]
+fn a_shard_far_slower_than_the_median_gets_one_speculative_attempt_elsewhere() {
+    let job = speculating_job();
+    let pods = [
+        running_since(0, 0, "slow-node", 200), // > 3 × ~30 s
+        running_since(1, 0, "gpu-node-2", 40),
+    ];
+    let (assessment, decision) = run(&job, &pods, 8);
+    assert_eq!(assessment.speculative.len(), 1);
+    let extra = &assessment.speculative[0];
+    assert_eq!((extra.shard, extra.attempt), (0, 1));
+    assert!(extra.avoid.required.contains("slow-node"));
+    assert_eq!(names(&decision.create), ["shot010-0-1"]);
+    // The attempt map keeps the running attempt until one of them succeeds.
+    assert_eq!(decision.status.shard_attempts.get(0), 0);
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.reason == "SpeculativeAttempt")
+    );
+    // Shard 1 becomes slow 3 × median after its start: the job looks again then.
+    assert!(
+        decision
+            .requeue_after
+            .is_some_and(|d| d <= Duration::from_secs(60))
+    );
+    // No second extra attempt while two run.
+    let mut job = job.clone();
+    job.status = Some(decision.status.clone());
+    let pods = [
+        running_since(0, 0, "slow-node", 260),
+        running_since(0, 1, "gpu-node-3", 10),
+        running_since(1, 0, "gpu-node-2", 50),
+    ];
+    let (assessment, _) = run(&job, &pods, 8);
+    assert!(assessment.speculative.is_empty());
+}
+
+#[test]
+fn the_first_attempt_to_succeed_wins_and_the_other_is_stopped_and_not_blamed() {
+    let job = speculating_job();
+    let pods = [
+        running_since(0, 0, "slow-node", 300),
+        pod(0, 1, "Succeeded", Some(0), "gpu-node-3"),
+    ];
+    let (assessment, decision) = run(&job, &pods, 8);
+    // Attempt 1 won, but the ledger holds it only once attempt 0 has ended.
+    assert!(!assessment.succeeded.contains(0));
+    assert_eq!(decision.status.shard_attempts.get(0), 1);
+    assert_eq!(assessment.superseded, ["shot010-0-0"]);
+    assert!(decision.delete.contains(&"shot010-0-0".to_string()));
+    // The loser, stopped, ends Failed while terminating: superseded, not a failure.
+    let mut job = job.clone();
+    job.status = Some(decision.status.clone());
+    let mut loser = pod(0, 0, "Failed", Some(143), "slow-node");
+    loser.metadata.deletion_timestamp = Some(Time(now()));
+    let (_, decision) = run(
+        &job,
+        &[loser, pod(0, 1, "Succeeded", Some(0), "gpu-node-3")],
+        8,
+    );
+    let status = &decision.status;
+    assert!(status.succeeded_shards.contains(0));
+    assert!(status.failed_attempts.is_empty());
+    assert!(status.node_failures.is_empty());
+    assert_eq!(status.disrupted_attempts, 1);
+    assert!(
+        !decision
+            .events
+            .iter()
+            .any(|e| e.reason == "ShardAttemptFailed")
+    );
 }
