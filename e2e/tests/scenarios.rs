@@ -513,10 +513,9 @@ fn happy_path(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
             .map_err(|e| e.to_string())?;
         let status = job.status.unwrap_or_default();
         ensure!(
-            settled(&status) == "0-15:1" && status.gpu_seconds > 0.0,
-            "ledger: settled {} gpuSeconds {}",
-            settled(&status),
-            status.gpu_seconds
+            settled(&status) == "0-15:1",
+            "ledger: settled {}",
+            settled(&status)
         );
         ensure!(
             env.renders("cbox").len() == 16,
@@ -1351,6 +1350,8 @@ fn deleting_finished_pods_mid_job_loses_nothing(
             tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded above
         };
         ensure!(deleted > 0, "no finished pod was ever deleted");
+        // 19 attempts of 0.8 s, timed by the node agent to the second.
+        ensure!(last.gpu_seconds > 0.0, "no GPU-seconds accounted: {last:?}");
         let renders = env.renders("ledger");
         let mut expected: Vec<(u32, u32)> = (0..18).map(|s| (s, 0)).collect();
         expected.push((3, 1));
@@ -1817,6 +1818,16 @@ fn main() -> std::process::ExitCode {
                 "deleting a job removes its pods",
                 deleting_a_job_removes_its_pods,
             ),
+            // Before the lost-node scenario: it leaves gpu-node-3 NotReady, and these
+            // two need the whole 6-slot pool.
+            (
+                "priority first, then a fair share across namespaces",
+                priority_first_then_a_fair_share_across_namespaces,
+            ),
+            (
+                "speculative attempts route around a slow node",
+                speculative_attempts_route_around_a_slow_node,
+            ),
             (
                 "a lost node's shards run elsewhere",
                 a_lost_node_s_shards_run_elsewhere,
@@ -1840,14 +1851,6 @@ fn main() -> std::process::ExitCode {
             (
                 "suspend pauses the active deadline",
                 suspend_pauses_the_active_deadline,
-            ),
-            (
-                "priority first, then a fair share across namespaces",
-                priority_first_then_a_fair_share_across_namespaces,
-            ),
-            (
-                "speculative attempts route around a slow node",
-                speculative_attempts_route_around_a_slow_node,
             ),
             (
                 "S3: the happy path against the S3 server",
