@@ -22,7 +22,8 @@
 //! - handles deletion: SIGTERM, the grace period, SIGKILL, then the final grace-0 delete with a
 //!   UID precondition.
 //!
-//! Faults, for tests: kill a pod's process, fail every pod on a node, stop a node's heartbeat
+//! Faults, for tests: kill a pod's process, fail every pod on a node, slow a node down, stop a
+//! node's heartbeat
 //! (the node then goes NotReady and its agent behaves like a dead kubelet: it neither runs nor
 //! finishes anything on that node), and hold pods with a label until released.
 //!
@@ -191,6 +192,8 @@ struct State {
     dead: HashSet<String>,
     /// Nodes that fail every pod at once.
     failing: HashSet<String>,
+    /// Nodes whose pods run this much longer (a slow GPU): reported Running, started late.
+    slow: HashMap<String, Duration>,
     /// Pods with this label are not started until released.
     hold: Option<(String, String)>,
     held: Vec<(Pod, String)>,
@@ -250,6 +253,16 @@ impl Agent {
         } else {
             state.failing.remove(node);
         }
+    }
+
+    /// Makes every pod started on `node` from now on run `delay` longer (`None`: normal
+    /// again), like a slow GPU: the pod reports Running at once and its process starts late.
+    pub fn slow_node(&self, node: &str, delay: Option<Duration>) {
+        let mut state = self.lock();
+        match delay {
+            Some(delay) => state.slow.insert(node.into(), delay),
+            None => state.slow.remove(node),
+        };
     }
 
     /// Stops (or resumes) a node's heartbeat; a stopped node also stops running its pods'
@@ -572,6 +585,18 @@ async fn run_pod(
             "injected failure: every pod on this node fails",
         )
         .await;
+    }
+    let slow = state.lock().ok().and_then(|s| s.slow.get(node).copied());
+    if let Some(delay) = slow {
+        report_running(api, &name, started, "127.0.0.1", true).await?;
+        let until = tokio::time::Instant::now() + delay;
+        while tokio::time::Instant::now() < until {
+            if state.lock().is_ok_and(|s| s.terminating.contains(&uid)) {
+                return report_exit(api, &name, started, 137, "Killed", "stopped on a slow node")
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await; // the slow GPU; polled so a deletion stops it at once
+        }
     }
     let image = container.image.clone().unwrap_or_default();
     let program = match &container.command {

@@ -1668,6 +1668,70 @@ fn speculative_attempts_route_around_a_slow_node(
     })
 }
 
+fn real_frames_survive_a_speculative_race_bit_identical(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        // gpu-node-3 takes 25 s longer per shard; the others render each 64x64 tile in about
+        // a second, so speculation (3x the median) re-runs its shards elsewhere.
+        env.agent()
+            .slow_node("gpu-node-3", Some(Duration::from_secs(25)));
+        let outcome = speculative_race_scenario(env).await;
+        env.agent().slow_node("gpu-node-3", None);
+        outcome
+    })
+}
+
+async fn speculative_race_scenario(env: &mut Env) -> Outcome {
+    env.namespace("race").await?;
+    let mut spec = real_job_spec("1-2", 3);
+    spec["retry"] = json!({"speculativeFactor": 3});
+    env.kubectl_apply(
+        &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+        "metadata": {"name": "race", "namespace": "race"}, "spec": spec}),
+    )?;
+    let job = env
+        .wait_condition("race", "race", "Complete", Duration::from_secs(300))
+        .await?;
+    let status = job.status.clone().unwrap_or_default();
+    ensure!(
+        !status.speculative_races.is_empty(),
+        "no speculative race happened: {:?}",
+        status.shard_attempts
+    );
+    let whole = whole_frame_render(env, "1-2")?;
+    for frame in [1, 2] {
+        let merged = merged_frame(env, "race", "race", frame);
+        let reference = whole.join(format!("frame_{frame:04}.exr"));
+        ensure!(
+            same_bytes(&merged, &reference)?,
+            "{} differs from the whole-frame render after a speculative race",
+            merged.display()
+        );
+    }
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let manifest: tessera_shard::contract::JobManifest = serde_json::from_slice(
+        &std::fs::read(
+            env.dir
+                .join(format!("data/race/race/{uid}/job-manifest.json")),
+        )
+        .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    ensure!(
+        manifest.races.len() == status.speculative_races.len()
+            && manifest.races.iter().all(|r| r.identical),
+        "the merge's race checks: {:?}",
+        manifest.races
+    );
+    println!(
+        "    {} speculative races, frames bit-identical to the whole-frame render; merge checks: {:?}",
+        manifest.races.len(),
+        manifest.races
+    );
+    Ok(())
+}
+
 /// Shard pods of `job` in `namespace` holding a slot now: created and not ended (pending or
 /// running; on a loaded machine a granted pod may take a moment to start).
 async fn running(env: &Env, namespace: &str, job: &str) -> Result<u32, String> {
@@ -1827,6 +1891,10 @@ fn main() -> std::process::ExitCode {
             (
                 "speculative attempts route around a slow node",
                 speculative_attempts_route_around_a_slow_node,
+            ),
+            (
+                "real frames survive a speculative race bit-identical",
+                real_frames_survive_a_speculative_race_bit_identical,
             ),
             (
                 "a lost node's shards run elsewhere",

@@ -196,6 +196,7 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         tiles_y: 2,
         sample_splits: 2,
         attempts: AttemptMap::new(),
+        races: Default::default(),
         formats: vec![ImageFormat::Exr, ImageFormat::Png],
         output: shards_url.clone(),
     };

@@ -110,6 +110,10 @@ pub struct MergeSpec {
     pub sample_splits: u32,
     /// The attempt to read for each shard; shards not listed use attempt 0.
     pub attempts: AttemptMap,
+    /// Shards that had a speculative race: the attempt that lost. Renders are deterministic,
+    /// so every object the loser wrote must equal the winner's; the merge checks and records it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub races: BTreeMap<u32, u32>,
     pub formats: Vec<ImageFormat>,
     pub output: String,
 }
@@ -191,6 +195,23 @@ pub struct JobManifest {
     pub namespace: String,
     pub job_uid: String,
     pub frames: Vec<FrameRecord>,
+    /// What the merge found comparing speculative races' attempts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub races: Vec<RaceCheck>,
+}
+
+/// One speculative race: the objects both attempts wrote, compared byte for byte (through the
+/// winner's manifest checksums). A loser stopped early wrote fewer objects; none may differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaceCheck {
+    pub shard: u32,
+    pub winner: u32,
+    pub loser: u32,
+    /// Objects both attempts wrote.
+    pub compared: u32,
+    /// Whether every compared object is identical.
+    pub identical: bool,
 }
 
 /// What a merge pod that found bad shard outputs writes to its termination message

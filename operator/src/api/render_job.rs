@@ -418,6 +418,13 @@ pub struct RenderJobStatus {
     #[schemars(schema_with = "attempt_map_schema")]
     pub succeeded_durations: AttemptMap,
 
+    /// Shards that had a speculative race and the attempt that lost (at most 256 listed); the
+    /// merge compares the loser's objects with the winner's and records the verdict in the job
+    /// manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub speculative_races: Vec<SpeculativeRace>,
+
     /// Seconds the job spent suspended after it started; activeDeadlineSeconds does not
     /// count them.
     #[serde(default, skip_serializing_if = "is_zero_i64")]
@@ -491,6 +498,13 @@ pub struct ActiveShard {
     pub node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+}
+
+/// A shard's speculative race: the attempt that lost.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SpeculativeRace {
+    pub shard: u32,
+    pub loser: u32,
 }
 
 /// Failed attempts of this job on one node.

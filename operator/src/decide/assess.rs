@@ -2,7 +2,7 @@
 //! to start (with the nodes to avoid), or backing off — from the job's status, its ledger and
 //! the pods that still exist.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 use tessera_shard::contract::shard_log_path;
@@ -77,6 +77,8 @@ pub struct Assessment {
     pub superseded: Vec<String>,
     /// When a running attempt becomes slow enough for a speculative re-run.
     pub next_speculation: Option<Timestamp>,
+    /// Shards whose speculative race has a winner: the losing attempt.
+    pub races: BTreeMap<u32, u32>,
 }
 
 /// Reads the job's state from its status, its ledger (already settled with `observed`) and
@@ -98,6 +100,11 @@ pub fn assess(
             .filter(|s| *s < shard_count)
             .collect(),
         attempts: old.shard_attempts.clone(),
+        races: old
+            .speculative_races
+            .iter()
+            .map(|r| (r.shard, r.loser))
+            .collect(),
         last_failure: old.last_failure.clone(),
         excluded: ledger
             .node_failures
@@ -132,6 +139,14 @@ pub fn assess(
                     .filter(|a| a.is_active() && !a.terminating)
                     .map(|a| a.pod.clone()),
             );
+            // The other attempt of a race: still running (stopped now) or stopped already.
+            let lost = live.iter().find(|a| {
+                a.attempt != winner.attempt
+                    && (a.is_active() || (a.terminating && a.state != AttemptState::Succeeded))
+            });
+            if let Some(loser) = lost {
+                assessment.races.insert(shard, loser.attempt);
+            }
             // Succeeded once the ledger holds it (attempts settle in order, so a winner waits
             // for the attempt it beat to end); until then the shard still counts as active.
             if ledger.is_settled(shard, winner.attempt) {

@@ -24,7 +24,9 @@ use tessera_shard::contract::{
     CONTRACT_VERSION, MergeSpec, ShardSpec, job_manifest_path, shard_log_path,
 };
 
-use crate::api::{JobPhase, OutputStatus, RenderJob, RenderJobStatus, ShardCounts};
+use crate::api::{
+    JobPhase, OutputStatus, RenderJob, RenderJobStatus, ShardCounts, SpeculativeRace,
+};
 use crate::conditions::{self, ACCEPTED, COMPLETE, FAILED, MERGING, RENDERING, SUSPENDED};
 use crate::job_plan::{self, SpecError};
 use crate::ledger::{Ledger, Settled};
@@ -34,6 +36,9 @@ use crate::status;
 
 pub use assess::{Assessment, PoolNodes, ReadyShard, assess, backoff};
 pub use valid::ValidJob;
+
+/// Speculative races kept in status for the merge's check (the CRD's bound).
+const MAX_RACES_LISTED: usize = 256;
 
 /// Failed attempts announced one Event each per pass; the rest are summed in one more.
 const MAX_FAILURE_EVENTS: usize = 10;
@@ -576,7 +581,8 @@ fn merging(mut draft: Draft<'_>, planned: &Planned<'_>, observed: &Observed) -> 
         .filter(|m| matches!(&m.state, AttemptState::Failed(f) if f.kind == FailureKind::Retryable))
         .count() as u32;
     let create_merge = |attempt: u32| {
-        let spec = merge_spec(job, &planned.assessment.attempts);
+        let assessment = planned.assessment;
+        let spec = merge_spec(job, &assessment.attempts, &assessment.races);
         pods::merge_pod(job, &spec, attempt)
     };
     match observed.merges.last().map(|m| (&m.state, m.attempt)) {
@@ -630,7 +636,11 @@ fn merging(mut draft: Draft<'_>, planned: &Planned<'_>, observed: &Observed) -> 
     draft.finish()
 }
 
-fn merge_spec(job: &ValidJob<'_>, attempts: &AttemptMap) -> MergeSpec {
+fn merge_spec(
+    job: &ValidJob<'_>,
+    attempts: &AttemptMap,
+    races: &std::collections::BTreeMap<u32, u32>,
+) -> MergeSpec {
     let sharding = &job.job.spec.sharding;
     MergeSpec {
         version: CONTRACT_VERSION,
@@ -644,6 +654,7 @@ fn merge_spec(job: &ValidJob<'_>, attempts: &AttemptMap) -> MergeSpec {
         tiles_y: sharding.tiles.rows,
         sample_splits: sharding.sample_splits,
         attempts: attempts.clone(),
+        races: races.clone(),
         formats: job_plan::formats(&job.job.spec),
         output: job.output.clone(),
     }
@@ -669,6 +680,12 @@ fn fill_counts(status: &mut RenderJobStatus, planned: &Planned<'_>) {
     status.succeeded_shards = assessment.succeeded.clone();
     status.failed_shards = assessment.failed.clone();
     status.shard_attempts = assessment.attempts.clone();
+    status.speculative_races = assessment
+        .races
+        .iter()
+        .take(MAX_RACES_LISTED)
+        .map(|(&shard, &loser)| SpeculativeRace { shard, loser })
+        .collect();
     status.progress = Some(status::progress(
         assessment.succeeded.len(),
         u64::from(total),

@@ -758,6 +758,11 @@ fn the_first_attempt_to_succeed_wins_and_the_other_is_stopped_and_not_blamed() {
     );
     let status = &decision.status;
     assert!(status.succeeded_shards.contains(0));
+    // The race is remembered for the merge, which compares what the loser wrote.
+    assert_eq!(
+        status.speculative_races,
+        [crate::api::SpeculativeRace { shard: 0, loser: 0 }]
+    );
     assert!(status.failed_attempts.is_empty());
     assert!(status.node_failures.is_empty());
     assert_eq!(status.disrupted_attempts, 1);

@@ -92,6 +92,7 @@ pub fn prepare(storage: &Storage, job: &LocalJob) -> Result<PreparedJob> {
         tiles_y: job.tiles.1,
         sample_splits: job.sample_splits,
         attempts: AttemptMap::new(),
+        races: Default::default(),
         formats: vec![ImageFormat::Exr, ImageFormat::Png],
         output: shards_url.clone(),
     };

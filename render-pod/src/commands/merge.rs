@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use tessera_shard::contract::{
     CONTRACT_VERSION, FrameRecord, ImageFormat, InvalidShards, JobManifest, MANIFEST_FILE,
-    ManifestFile, MergeSpec, ShardManifest, frame_path, job_manifest_path, shard_prefix,
+    ManifestFile, MergeSpec, RaceCheck, ShardManifest, frame_path, job_manifest_path, shard_prefix,
 };
 use tessera_shard::{FrameList, IndexSet, PlanInput, Shard, ShardPlan};
 
@@ -321,17 +321,74 @@ pub fn merge(
             });
         }
     }
+    let races = check_races(storage, spec)?;
     let manifest = JobManifest {
         version: CONTRACT_VERSION,
         job: spec.job.clone(),
         namespace: spec.namespace.clone(),
         job_uid: spec.job_uid.clone(),
         frames: records,
+        races,
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::Image(format!("job manifest JSON: {e}")))?;
     storage.put(&job_manifest_path(&spec.output, &spec.job_uid), json)?;
     Ok(manifest)
+}
+
+/// Compares each speculative race's losing attempt with the winner that was merged: every
+/// object the loser wrote must match the winner's manifest (renders are deterministic).
+fn check_races(storage: &Storage, spec: &MergeSpec) -> Result<Vec<RaceCheck>> {
+    let mut checks = Vec::new();
+    for (&shard, &loser) in &spec.races {
+        let winner = spec.attempts.get(shard);
+        let prefix = |attempt| shard_prefix(&spec.output, &spec.job_uid, shard, attempt);
+        let manifest: ShardManifest =
+            serde_json::from_slice(&storage.get(&format!("{}/{MANIFEST_FILE}", prefix(winner)))?)
+                .map_err(|e| Error::Image(format!("manifest of shard {shard}: {e}")))?;
+        let loser_prefix = prefix(loser);
+        let mut objects = Vec::new();
+        for file in &manifest.files {
+            objects.push((
+                file,
+                storage.get_opt(&format!("{loser_prefix}/{}", file.path))?,
+            ));
+        }
+        let check = race_check(shard, winner, loser, &objects);
+        if !check.identical {
+            tracing::warn!(
+                shard,
+                winner,
+                loser,
+                "a speculative race's attempts wrote different objects: the render is not deterministic"
+            );
+        }
+        checks.push(check);
+    }
+    Ok(checks)
+}
+
+/// The verdict on one race from the winner's manifest entries and what the loser wrote at the
+/// same paths (`None`: it was stopped before writing that object).
+pub fn race_check(
+    shard: u32,
+    winner: u32,
+    loser: u32,
+    objects: &[(&ManifestFile, Option<Vec<u8>>)],
+) -> RaceCheck {
+    let written: Vec<(&ManifestFile, &Vec<u8>)> = objects
+        .iter()
+        .filter_map(|(file, bytes)| Some((*file, bytes.as_ref()?)))
+        .collect();
+    RaceCheck {
+        shard,
+        winner,
+        loser,
+        compared: written.len() as u32,
+        identical: written
+            .iter()
+            .all(|(file, bytes)| matches_manifest(file, bytes).is_ok()),
+    }
 }
 
 /// Best-effort write of the termination message (Kubernetes reads at most 4 KiB).
@@ -354,6 +411,25 @@ mod tests {
     use super::*;
 
     const MERGE_SPEC: &str = include_str!("../../../shard/fixtures/merge-spec.json");
+
+    #[test]
+    fn a_race_is_identical_only_if_every_object_both_wrote_matches() {
+        let good = b"tile pixels".to_vec();
+        let file = |path: &str| ManifestFile {
+            path: path.into(),
+            size: good.len() as u64,
+            sha256: sha256_hex(&good),
+        };
+        let (a, b) = (file("frame_0001.exr"), file("frame_0002.exr"));
+        // The loser was stopped after its first frame: one object compared, identical.
+        let check = race_check(3, 1, 0, &[(&a, Some(good.clone())), (&b, None)]);
+        assert_eq!((check.compared, check.identical), (1, true));
+        // A differing object (a render that is not deterministic) is recorded as such.
+        let mut other = good.clone();
+        other[0] ^= 1;
+        let check = race_check(3, 1, 0, &[(&a, Some(good.clone())), (&b, Some(other))]);
+        assert_eq!((check.compared, check.identical), (2, false));
+    }
 
     #[test]
     fn fixture_merge_spec_parses_and_plans() {
