@@ -53,7 +53,7 @@ while [ "$phase" != Complete ] && [ "$phase" != Failed ]; do
   if [ $(( $(date +%s) - start )) -gt 1800 ]; then
     echo "demo.sh: the job did not finish within 30 minutes" >&2; exit 1
   fi
-  sleep 1
+  sleep 1   # poll the phase once a second: kubectl wait cannot wait on two conditions
   phase="$("$kubectl" get renderjob cbox -o jsonpath='{.status.phase}')"
 done
 "$kubectl" get renderjob cbox

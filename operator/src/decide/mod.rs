@@ -451,52 +451,19 @@ fn rendering(mut draft: Draft<'_>, planned: &Planned<'_>, grant: u32) -> Decisio
     let job = planned.job;
     let assessment = planned.assessment;
     for ready in assessment.ready.iter().take(grant as usize) {
-        let Some(shard) = job.plan.shard(ready.shard) else {
-            continue;
-        };
-        let spec = ShardSpec {
-            version: CONTRACT_VERSION,
-            job: job.name.clone(),
-            namespace: job.namespace.clone(),
-            job_uid: job.uid.clone(),
-            shard: ready.shard,
-            attempt: ready.attempt,
-            settings: job.settings.clone(),
-            frames: shard.frames,
-            tile: shard.tile,
-            samples: shard.samples,
-            output: job.output.clone(),
-        };
-        draft
-            .decision
-            .create
-            .push(pods::shard_pod(job, &spec, &ready.avoid));
-        draft.status.shard_attempts.set(ready.shard, ready.attempt);
+        if let Some(pod) = attempt_pod(job, ready) {
+            draft.decision.create.push(pod);
+            draft.status.shard_attempts.set(ready.shard, ready.attempt);
+        }
     }
     let regular = draft.decision.create.len();
     let spare = (grant as usize).saturating_sub(regular);
     for extra in assessment.speculative.iter().take(spare) {
-        let Some(shard) = job.plan.shard(extra.shard) else {
+        // The attempt map keeps the running attempt: whichever succeeds first is recorded.
+        let Some(pod) = attempt_pod(job, extra) else {
             continue;
         };
-        let spec = ShardSpec {
-            version: CONTRACT_VERSION,
-            job: job.name.clone(),
-            namespace: job.namespace.clone(),
-            job_uid: job.uid.clone(),
-            shard: extra.shard,
-            attempt: extra.attempt,
-            settings: job.settings.clone(),
-            frames: shard.frames,
-            tile: shard.tile,
-            samples: shard.samples,
-            output: job.output.clone(),
-        };
-        // The attempt map keeps the running attempt: whichever succeeds first is recorded.
-        draft
-            .decision
-            .create
-            .push(pods::shard_pod(job, &spec, &extra.avoid));
+        draft.decision.create.push(pod);
         draft.event(
             false,
             "SpeculativeAttempt",
@@ -563,6 +530,25 @@ fn rendering(mut draft: Draft<'_>, planned: &Planned<'_>, grant: u32) -> Decisio
         draft.requeue_within(to_duration(expires.duration_since(draft.now)));
     }
     draft.finish()
+}
+
+/// The pod of one shard attempt; `None` for a shard outside the plan.
+fn attempt_pod(job: &ValidJob<'_>, ready: &ReadyShard) -> Option<Pod> {
+    let shard = job.plan.shard(ready.shard)?;
+    let spec = ShardSpec {
+        version: CONTRACT_VERSION,
+        job: job.name.clone(),
+        namespace: job.namespace.clone(),
+        job_uid: job.uid.clone(),
+        shard: ready.shard,
+        attempt: ready.attempt,
+        settings: job.settings.clone(),
+        frames: shard.frames,
+        tile: shard.tile,
+        samples: shard.samples,
+        output: job.output.clone(),
+    };
+    Some(pods::shard_pod(job, &spec, &ready.avoid))
 }
 
 /// Every shard rendered: merge, then complete.
