@@ -77,6 +77,7 @@ pub fn render_settings(spec: &RenderJobSpec) -> Result<RenderSettings, SpecError
         max_bounces: spec.max_bounces,
         background,
         seed: spec.seed,
+        limits: Default::default(),
     })
 }
 

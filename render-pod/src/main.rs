@@ -208,6 +208,7 @@ fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
                     max_bounces: args.max_bounces,
                     background: args.background,
                     seed: args.seed,
+                    limits: Default::default(),
                 },
                 tiles: args.tiles,
                 sample_splits: args.sample_splits,

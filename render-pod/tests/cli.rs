@@ -138,6 +138,7 @@ fn settings() -> RenderSettings {
         max_bounces: 2,
         background: [0.0; 3],
         seed: 3,
+        limits: Default::default(),
     }
 }
 

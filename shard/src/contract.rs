@@ -65,6 +65,9 @@ pub struct RenderSettings {
     #[serde(default)]
     pub background: [f32; 3],
     pub seed: u64,
+    /// What the render pod will load (the pool's `spec.sceneLimits`, else the defaults).
+    #[serde(default)]
+    pub limits: crate::limits::SceneLimits,
 }
 
 /// One shard attempt, as the operator hands it to a render pod.

@@ -28,9 +28,11 @@ pub mod attempt_map;
 pub mod contract;
 pub mod frames;
 pub mod index_set;
+pub mod limits;
 pub mod plan;
 
 pub use attempt_map::AttemptMap;
 pub use frames::{FrameList, FrameListError};
 pub use index_set::IndexSet;
+pub use limits::SceneLimits;
 pub use plan::{PlanError, PlanInput, SampleRange, Shard, ShardPlan, TileRect};
