@@ -15,7 +15,10 @@ use gltf::animation::util::ReadOutputs;
 use gltf::animation::{Interpolation, Property};
 use gltf::mesh::Mode;
 
+use tessera_shard::SceneLimits;
+
 use crate::error::{Error, Result};
+use crate::gltf_check;
 use crate::math::{Mat4, Vec3, vec3};
 use crate::scene::{Camera, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, Wrap};
 
@@ -50,21 +53,80 @@ fn wrap(mode: gltf::texture::WrappingMode) -> Wrap {
     }
 }
 
+/// What an external reference is fetched for, and so how much of it may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum External {
+    /// A buffer: exactly its declared `byteLength` is read (the object must hold at least that).
+    Buffer { length: u64 },
+    /// An encoded image: the whole object, refused unread when larger than `max_bytes`.
+    Image { max_bytes: u64 },
+}
+
+/// A decoded image, shared by the textures that use it.
+struct DecodedImage {
+    width: u32,
+    height: u32,
+    rgba8: std::sync::Arc<[u8]>,
+}
+
+/// An image's size and RGBA8 pixels: checked against the limits from its header, then decoded.
+fn decode_image(
+    index: usize,
+    encoded: &[u8],
+    limits: &SceneLimits,
+) -> std::result::Result<DecodedImage, String> {
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(encoded))
+            .with_guessed_format()
+            .map_err(|e| format!("image {index}: {e}"))
+    };
+    let (width, height) = reader()?
+        .into_dimensions()
+        .map_err(|e| format!("image {index}: {e} (PNG and JPEG are supported)"))?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_image_pixels {
+        return Err(format!(
+            "image {index} is {width}x{height}: {pixels} pixels exceed the limit of {} \
+             (sceneLimits.maxImagePixels)",
+            limits.max_image_pixels
+        ));
+    }
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(width);
+    decoder_limits.max_image_height = Some(height);
+    // 16-bit RGBA is the widest layout the PNG decoder produces.
+    decoder_limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(1 << 20));
+    let mut reader = reader()?;
+    reader.limits(decoder_limits);
+    let decoded = reader
+        .decode()
+        .map_err(|e| format!("image {index}: {e} (PNG and JPEG are supported)"))?;
+    Ok(DecodedImage {
+        width,
+        height,
+        rgba8: decoded.into_rgba8().into_raw().into(),
+    })
+}
+
 impl GltfAsset {
-    /// Parses `bytes` (the `.gltf` JSON or a `.glb`); `resolve(uri)` returns the bytes of an
-    /// external buffer or image referenced relative to the scene.
+    /// Parses `bytes` (the `.gltf` JSON or a `.glb`) within `limits`; `resolve(uri, what)`
+    /// returns the bytes of an external buffer or image referenced relative to the scene. The
+    /// document is checked ([`gltf_check`]) before anything is fetched or decoded.
     pub fn parse(
         url: &str,
         bytes: &[u8],
-        resolve: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
+        limits: &SceneLimits,
+        resolve: &mut dyn FnMut(&str, External) -> Result<Vec<u8>>,
     ) -> Result<Self> {
         let bad = |reason: String| Error::bad_scene(url, reason);
         let gltf =
             gltf::Gltf::from_slice(bytes).map_err(|e| bad(format!("not a glTF 2.0 file: {e}")))?;
         let document = gltf.document;
+        let cost = gltf_check::check(&document, limits).map_err(bad)?;
         let mut blob = gltf.blob;
         let mut buffers = Vec::new();
         for buffer in document.buffers() {
+            let length = buffer.length();
             let mut data = match buffer.source() {
                 gltf::buffer::Source::Bin => blob.take().ok_or_else(|| {
                     bad(format!(
@@ -74,56 +136,79 @@ impl GltfAsset {
                 })?,
                 gltf::buffer::Source::Uri(uri) if uri.starts_with("data:") => decode_data_uri(uri)
                     .ok_or_else(|| bad(format!("buffer {}: malformed data URI", buffer.index())))?,
-                gltf::buffer::Source::Uri(uri) => resolve(uri)?,
+                gltf::buffer::Source::Uri(uri) => resolve(
+                    uri,
+                    External::Buffer {
+                        length: length as u64,
+                    },
+                )?,
             };
-            if data.len() < buffer.length() {
+            if data.len() < length {
                 return Err(bad(format!(
-                    "buffer {} has {} bytes, the file declares {}",
+                    "buffer {} has {} bytes, the file declares {length}",
                     buffer.index(),
                     data.len(),
-                    buffer.length()
                 )));
             }
-            data.truncate(buffer.length());
+            data.truncate(length);
             buffers.push(data);
         }
-        let mut images = Vec::new();
+        // Only images some texture uses are fetched and decoded, each once.
+        let mut used = vec![false; document.images().len()];
+        for texture in document.textures() {
+            used[texture.source().index()] = true;
+        }
+        let mut image_bytes_left = limits.max_buffer_bytes.saturating_sub(cost.buffer_bytes);
+        let mut images: Vec<Option<DecodedImage>> = Vec::new();
         for image in document.images() {
-            let encoded = match image.source() {
+            if !used[image.index()] {
+                images.push(None);
+                continue;
+            }
+            let encoded: std::borrow::Cow<[u8]> = match image.source() {
                 gltf::image::Source::View { view, .. } => {
+                    // In range: gltf_check checked every view against its buffer.
                     let data = &buffers[view.buffer().index()];
-                    let end = view.offset() + view.length();
-                    data.get(view.offset()..end)
-                        .ok_or_else(|| {
-                            bad(format!("image {}: buffer view out of range", image.index()))
-                        })?
-                        .to_vec()
+                    std::borrow::Cow::Borrowed(&data[view.offset()..view.offset() + view.length()])
                 }
                 gltf::image::Source::Uri { uri, .. } if uri.starts_with("data:") => {
-                    decode_data_uri(uri).ok_or_else(|| {
+                    std::borrow::Cow::Owned(decode_data_uri(uri).ok_or_else(|| {
                         bad(format!("image {}: malformed data URI", image.index()))
-                    })?
+                    })?)
                 }
-                gltf::image::Source::Uri { uri, .. } => resolve(uri)?,
+                gltf::image::Source::Uri { uri, .. } => {
+                    let fetched = resolve(
+                        uri,
+                        External::Image {
+                            max_bytes: image_bytes_left,
+                        },
+                    )?;
+                    image_bytes_left = image_bytes_left.saturating_sub(fetched.len() as u64);
+                    std::borrow::Cow::Owned(fetched)
+                }
             };
-            let decoded = image::load_from_memory(&encoded)
-                .map_err(|e| {
-                    bad(format!(
-                        "image {}: {e} (PNG and JPEG are supported)",
-                        image.index()
-                    ))
-                })?
-                .to_rgba8();
-            images.push(decoded);
+            let decoded = decode_image(image.index(), &encoded, limits).map_err(&bad)?;
+            images.push(Some(decoded));
         }
         let mut textures = Vec::new();
+        let mut texture_bytes: u64 = 0;
         for texture in document.textures() {
-            let img = &images[texture.source().index()];
+            let image = images[texture.source().index()]
+                .as_ref()
+                .ok_or_else(|| bad(format!("texture {}: image not loaded", texture.index())))?;
+            texture_bytes = texture_bytes.saturating_add(image.rgba8.len() as u64);
+            if texture_bytes > limits.max_texture_bytes {
+                return Err(bad(format!(
+                    "textures need {texture_bytes} bytes or more, over the limit of {} \
+                     (sceneLimits.maxTextureBytes)",
+                    limits.max_texture_bytes
+                )));
+            }
             let sampler = texture.sampler();
             textures.push(Texture {
-                width: img.width(),
-                height: img.height(),
-                rgba8: img.as_raw().clone(),
+                width: image.width,
+                height: image.height,
+                rgba8: image.rgba8.clone(),
                 wrap_s: wrap(sampler.wrap_s()),
                 wrap_t: wrap(sampler.wrap_t()),
                 nearest: matches!(
@@ -587,7 +672,7 @@ pub fn sample_channel(
 mod tests {
     use super::*;
 
-    fn no_external(uri: &str) -> Result<Vec<u8>> {
+    fn no_external(uri: &str, _: External) -> Result<Vec<u8>> {
         Err(Error::bad_scene(uri, "no external files in this test"))
     }
 
@@ -595,7 +680,13 @@ mod tests {
 
     #[test]
     fn cbox_loads_with_camera_materials_and_emitter() {
-        let asset = GltfAsset::parse("cbox.gltf", CBOX.as_bytes(), &mut no_external).unwrap();
+        let asset = GltfAsset::parse(
+            "cbox.gltf",
+            CBOX.as_bytes(),
+            &SceneLimits::DEFAULT,
+            &mut no_external,
+        )
+        .unwrap();
         let scene = asset.scene_at(0.0, None).unwrap();
         assert_eq!(scene.triangles.len(), 36);
         assert!((scene.camera.position.z - 3.9).abs() < 1e-6);
@@ -627,7 +718,7 @@ mod tests {
             b"{}",
             b"{\"asset\":{\"version\":\"2.0\"}}",
         ] {
-            let err = GltfAsset::parse("x.gltf", bytes, &mut no_external)
+            let err = GltfAsset::parse("x.gltf", bytes, &SceneLimits::DEFAULT, &mut no_external)
                 .and_then(|a| a.scene_at(0.0, None).map(|_| ()));
             let err = err.expect_err("must fail");
             assert_eq!(

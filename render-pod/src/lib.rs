@@ -1,7 +1,7 @@
 //! Tessera's render pod: a GPU path tracer (WGSL compute on wgpu) for glTF 2.0 scenes, the
 //! shard renderer and the merger of the pod contract ([`tessera_shard::contract`]).
 //!
-//! Modules, one job each: [`math`], [`scene`] (renderer scene), [`gltf_scene`] (glTF loading),
+//! Modules, one job each: [`math`], [`scene`] (renderer scene), [`gltf_scene`] (glTF loading), [`gltf_check`] (limits and structure, before loading),
 //! [`bvh`] (binned-SAH BVH), [`sampling`] and [`bsdf`] (pure math mirrored by the shader),
 //! [`gpu`] (device context, scene upload, tile rendering), [`image_io`] (EXR/PNG),
 //! [`storage`] (object_store), [`scene_source`], [`commands`] (render, merge, local).
@@ -11,6 +11,7 @@ pub mod bsdf;
 pub mod bvh;
 pub mod commands;
 pub mod error;
+pub mod gltf_check;
 pub mod gltf_scene;
 pub mod gpu;
 pub mod image_io;

@@ -176,7 +176,7 @@ fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
                 location: format!("{}/{LOG_FILE}", spec.shard_prefix()),
             });
             let storage = Storage::new()?;
-            let asset = scene_source::load(&storage, &spec.settings.scene)?;
+            let asset = scene_source::load(&storage, &spec.settings.scene, &spec.settings.limits)?;
             let ctx = GpuContext::new()?;
             ShardRenderer::new(&ctx, &storage, &asset).render_shard(&spec, &mut |_, _| {})?;
             Ok(())

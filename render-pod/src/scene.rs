@@ -111,7 +111,8 @@ pub enum Wrap {
 pub struct Texture {
     pub width: u32,
     pub height: u32,
-    pub rgba8: Vec<u8>,
+    /// Shared: every texture that uses one image, and every frame's scene, holds the same pixels.
+    pub rgba8: std::sync::Arc<[u8]>,
     pub wrap_s: Wrap,
     pub wrap_t: Wrap,
     pub nearest: bool,

@@ -100,6 +100,71 @@ pub fn select(url: &Url) -> Result<(Backend, Path)> {
     Ok((backend, path))
 }
 
+/// The variable the operator sets on every pod: `true` only when the pool opted in to ambient
+/// cloud credentials (instance metadata, IRSA, Workload Identity). Absent (a workstation running
+/// `render-pod local`): allowed.
+pub const AMBIENT_CREDENTIALS_ENV: &str = "TESSERA_AMBIENT_CREDENTIALS";
+
+/// Whether `vars` (the process environment) configure credentials for `backend` themselves,
+/// rather than leaving the client to fall back to the node's or pod's cloud identity.
+pub fn has_explicit_credentials(backend: Backend, vars: &HashMap<String, String>) -> bool {
+    let set = |key: &str| vars.get(key).is_some_and(|v| !v.is_empty());
+    let yes = |key: &str| {
+        vars.get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
+    match backend {
+        Backend::Local | Backend::Memory => true,
+        Backend::S3 => {
+            (set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY")) || yes("AWS_SKIP_SIGNATURE")
+        }
+        Backend::Gcs => {
+            [
+                "GOOGLE_SERVICE_ACCOUNT",
+                "GOOGLE_SERVICE_ACCOUNT_PATH",
+                "GOOGLE_SERVICE_ACCOUNT_KEY",
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                "GOOGLE_BEARER_TOKEN",
+            ]
+            .iter()
+            .any(|k| set(k))
+                || yes("GOOGLE_SKIP_SIGNATURE")
+        }
+        Backend::Azure => {
+            [
+                "AZURE_STORAGE_ACCOUNT_KEY",
+                "AZURE_STORAGE_ACCESS_KEY",
+                "AZURE_STORAGE_MASTER_KEY",
+                "AZURE_STORAGE_SAS_KEY",
+                "AZURE_STORAGE_SAS_TOKEN",
+                "AZURE_STORAGE_TOKEN",
+                "AZURE_CLIENT_SECRET",
+            ]
+            .iter()
+            .any(|k| set(k))
+                || yes("AZURE_STORAGE_USE_EMULATOR")
+                || yes("AZURE_SKIP_SIGNATURE")
+        }
+    }
+}
+
+/// Refuses a cloud store without explicit credentials when ambient ones are not allowed, so a
+/// job never reads or writes with the node's identity by accident.
+fn check_credentials(backend: Backend, location: &str) -> Result<()> {
+    let vars: HashMap<String, String> = std::env::vars().collect();
+    let ambient_allowed = vars
+        .get(AMBIENT_CREDENTIALS_ENV)
+        .is_none_or(|v| v.eq_ignore_ascii_case("true"));
+    if ambient_allowed || has_explicit_credentials(backend, &vars) {
+        return Ok(());
+    }
+    Err(Error::BadSpec(format!(
+        "no credentials for {location:?}: the pool's or job's Secret sets none for {backend:?} \
+         storage, and the pool does not allow ambient cloud credentials \
+         (RenderPool spec.storage.ambientCredentials)"
+    )))
+}
+
 /// Builds the client for `url`, configured from the process environment.
 fn build_store(backend: Backend, url: &Url) -> object_store::Result<Box<dyn ObjectStore>> {
     match backend {
@@ -156,6 +221,7 @@ impl Storage {
         if let Some(store) = stores.get(&key) {
             return Ok((store.clone(), path));
         }
+        check_credentials(backend, location)?;
         // Builder errors are configuration errors (a missing account or bucket, an unreadable
         // key file, a malformed container name): retrying cannot help.
         let store: Arc<dyn ObjectStore> = build_store(backend, &url)
@@ -187,6 +253,53 @@ impl Storage {
         }
     }
 
+    /// The object's size; `Ok(None)` when it does not exist.
+    pub fn size(&self, location: &str) -> Result<Option<u64>> {
+        let (store, path) = self.resolve(location)?;
+        match self.runtime.block_on(store.head(&path)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(location, e)),
+        }
+    }
+
+    /// The object's bytes if it holds at most `max` bytes: its size is read first, then exactly
+    /// that range, so an oversized object is refused without being read. `Ok(None)`: no object.
+    pub fn get_bounded(&self, location: &str, max: u64) -> Result<Option<Bounded>> {
+        let Some(size) = self.size(location)? else {
+            return Ok(None);
+        };
+        if size > max {
+            return Ok(Some(Bounded::TooLarge(size)));
+        }
+        Ok(self.get_prefix(location, size)?.map(Bounded::Bytes))
+    }
+
+    /// The first `length` bytes of the object (a ranged read), which must hold at least that
+    /// many; `Ok(None)`: no object.
+    pub fn get_prefix(&self, location: &str, length: u64) -> Result<Option<Vec<u8>>> {
+        if length == 0 {
+            return Ok(self.size(location)?.map(|_| Vec::new()));
+        }
+        let (store, path) = self.resolve(location)?;
+        let bytes = match self.runtime.block_on(store.get_range(&path, 0..length)) {
+            Ok(bytes) => bytes.to_vec(),
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::storage(location, e)),
+        };
+        if bytes.len() as u64 != length {
+            // Replaced or truncated while we read it: a retry reads a consistent object.
+            return Err(Error::storage(
+                location,
+                object_store::Error::Generic {
+                    store: "render-pod",
+                    source: format!("asked for {length} bytes, got {}", bytes.len()).into(),
+                },
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
     pub fn get(&self, location: &str) -> Result<Vec<u8>> {
         self.get_opt(location)?.ok_or_else(|| {
             Error::storage(
@@ -206,6 +319,14 @@ impl Storage {
             .map(|_| ())
             .map_err(|e| Error::storage(location, e))
     }
+}
+
+/// What [`Storage::get_bounded`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bounded {
+    Bytes(Vec<u8>),
+    /// The object's size, over the bound; nothing was read.
+    TooLarge(u64),
 }
 
 /// Lower-case hex SHA-256.

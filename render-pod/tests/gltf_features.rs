@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use render_pod::gltf_scene::GltfAsset;
 use render_pod::storage::Storage;
+use tessera_shard::SceneLimits;
 use tessera_shard::plan::SampleRange;
 
 /// A unit quad in the z = 0 plane facing +Z, textured with a 2×1 image, under a node
@@ -171,9 +172,12 @@ fn textures_through_embedded_glb_and_external_files() {
         false,
     );
     let bytes = serde_json::to_vec(&doc).unwrap();
-    let asset = GltfAsset::parse("embedded.gltf", &bytes, &mut |u| {
-        Err(render_pod::Error::bad_scene(u, "none"))
-    })
+    let asset = GltfAsset::parse(
+        "embedded.gltf",
+        &bytes,
+        &SceneLimits::DEFAULT,
+        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
+    )
     .unwrap();
     check_texture(&asset);
 
@@ -191,9 +195,12 @@ fn textures_through_embedded_glb_and_external_files() {
     doc["bufferViews"].as_array_mut().unwrap().push(
         serde_json::json!({"buffer": 0, "byteOffset": image_offset, "byteLength": png.len()}),
     );
-    let asset = GltfAsset::parse("quad.glb", &glb(&doc, &bin), &mut |u| {
-        Err(render_pod::Error::bad_scene(u, "none"))
-    })
+    let asset = GltfAsset::parse(
+        "quad.glb",
+        &glb(&doc, &bin),
+        &SceneLimits::DEFAULT,
+        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
+    )
     .unwrap();
     check_texture(&asset);
 
@@ -209,7 +216,11 @@ fn textures_through_embedded_glb_and_external_files() {
     );
     std::fs::write(dir.join("quad.gltf"), serde_json::to_vec(&doc).unwrap()).unwrap();
     let storage = Storage::new().unwrap();
-    let asset = render_pod::scene_source::load(&storage, dir.join("quad.gltf").to_str().unwrap());
+    let asset = render_pod::scene_source::load(
+        &storage,
+        dir.join("quad.gltf").to_str().unwrap(),
+        &SceneLimits::DEFAULT,
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     check_texture(&asset.unwrap());
 }
@@ -229,9 +240,12 @@ fn animations_move_nodes_at_frame_time() {
     doc["buffers"].as_array_mut().unwrap().push(
         serde_json::json!({"uri": data_uri("application/octet-stream", &anim), "byteLength": 32}),
     );
-    let asset = GltfAsset::parse("anim.gltf", &serde_json::to_vec(&doc).unwrap(), &mut |u| {
-        Err(render_pod::Error::bad_scene(u, "none"))
-    })
+    let asset = GltfAsset::parse(
+        "anim.gltf",
+        &serde_json::to_vec(&doc).unwrap(),
+        &SceneLimits::DEFAULT,
+        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
+    )
     .unwrap();
     assert!(asset.is_animated());
     let center_x = |t: f64| {
@@ -267,9 +281,12 @@ fn alpha_mask_cuts_out_for_camera_and_shadow_rays() {
         false,
     );
     doc["materials"][0]["alphaMode"] = serde_json::json!("MASK");
-    let asset = GltfAsset::parse("mask.gltf", &serde_json::to_vec(&doc).unwrap(), &mut |u| {
-        Err(render_pod::Error::bad_scene(u, "none"))
-    })
+    let asset = GltfAsset::parse(
+        "mask.gltf",
+        &serde_json::to_vec(&doc).unwrap(),
+        &SceneLimits::DEFAULT,
+        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
+    )
     .unwrap();
     let scene = asset.scene_at(0.0, None).unwrap();
     assert_eq!(scene.materials[0].alpha_cutoff, Some(0.5));

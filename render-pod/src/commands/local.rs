@@ -97,7 +97,7 @@ pub fn prepare(storage: &Storage, job: &LocalJob) -> Result<PreparedJob> {
         output: shards_url.clone(),
     };
     let plan = merge::plan_of(&merge_spec)?;
-    let asset = scene_source::load(storage, &settings.scene)?;
+    let asset = scene_source::load(storage, &settings.scene, &settings.limits)?;
     // Fail on a bad camera name before any GPU work.
     asset.scene_at(0.0, settings.camera.as_deref())?;
     Ok(PreparedJob {

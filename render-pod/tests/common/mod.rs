@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
+use tessera_shard::SceneLimits;
 
 use render_pod::gltf_scene::GltfAsset;
 use render_pod::gpu::tile::{DispatchSize, Tile, TileParams, render_in_dispatches};
@@ -27,9 +28,12 @@ pub fn ctx() -> &'static GpuContext {
 pub const CBOX: &str = include_str!("../scenes/cbox.gltf");
 
 pub fn cbox() -> Scene {
-    let asset = GltfAsset::parse("cbox.gltf", CBOX.as_bytes(), &mut |uri| {
-        Err(render_pod::Error::bad_scene(uri, "no external files"))
-    })
+    let asset = GltfAsset::parse(
+        "cbox.gltf",
+        CBOX.as_bytes(),
+        &SceneLimits::DEFAULT,
+        &mut |uri, _| Err(render_pod::Error::bad_scene(uri, "no external files")),
+    )
     .expect("cbox parses");
     asset.scene_at(0.0, None).expect("cbox flattens")
 }
