@@ -61,6 +61,19 @@ pub fn encode_exr(image: &RgbImage) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
+/// The size of an EXR's first layer from its header alone (nothing is decoded or allocated).
+pub fn exr_size(bytes: &[u8]) -> std::result::Result<(u32, u32), String> {
+    let meta = exr::meta::MetaData::read_from_buffered(Cursor::new(bytes), false)
+        .map_err(|e| format!("not a readable EXR: {e}"))?;
+    let header = meta.headers.first().ok_or("an EXR without layers")?;
+    let (w, h) = (header.layer_size.width(), header.layer_size.height());
+    Ok((
+        u32::try_from(w).map_err(|_| format!("EXR width {w}"))?,
+        u32::try_from(h).map_err(|_| format!("EXR height {h}"))?,
+    ))
+}
+
+/// Decodes an EXR. Callers that hold untrusted bytes check [`exr_size`] first.
 pub fn decode_exr(bytes: &[u8]) -> Result<RgbImage> {
     let image = read()
         .no_deep_data()

@@ -240,6 +240,22 @@ fn local_render_merge_verify_rerender_and_merge_again() {
     bytes.push(0);
     std::fs::write(shard_dir(3, 0).join("frame_0002.exr"), bytes).unwrap();
     std::fs::remove_file(shard_dir(5, 0).join("manifest.json")).unwrap();
+    // Shard 6's manifest sends the merge outside its prefix; shard 7's object is garbage
+    // that matches its (rewritten) manifest: both are invalid shards, not transient errors.
+    let edit_manifest = |i: u32, edit: &dyn Fn(&mut serde_json::Value)| {
+        let path = shard_dir(i, 0).join("manifest.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut manifest);
+        std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    };
+    edit_manifest(6, &|m| m["files"][0]["path"] = "../../../../../etc/passwd".into());
+    let garbage = vec![7u8; 300];
+    std::fs::write(shard_dir(7, 0).join("frame_0001.exr"), &garbage).unwrap();
+    edit_manifest(7, &|m| {
+        m["files"][0]["size"] = garbage.len().into();
+        m["files"][0]["sha256"] = render_pod::storage::sha256_hex(&garbage).into();
+    });
     let o = merge(&spec);
     assert_eq!(
         o.status.code(),
@@ -249,12 +265,14 @@ fn local_render_merge_verify_rerender_and_merge_again() {
     );
     let invalid: InvalidShards =
         serde_json::from_slice(&std::fs::read(&termination).unwrap()).unwrap();
-    assert_eq!(invalid.shards.to_string(), "3,5");
-    assert!(
-        invalid.reason.contains("manifest missing"),
-        "{}",
-        invalid.reason
-    );
+    assert_eq!(invalid.shards.to_string(), "3,5-7");
+    for why in [
+        "manifest missing",
+        "\"../../../../../etc/passwd\", which is not one of its frame objects",
+        "not a readable EXR",
+    ] {
+        assert!(invalid.reason.contains(why), "{why}: {}", invalid.reason);
+    }
 
     // Re-render exactly those shards as attempt 1 through `render`, merge with the new
     // attempts: identical frames (determinism across processes and attempts).
@@ -269,7 +287,7 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         sample_splits: 2,
     })
     .unwrap();
-    for index in [3u32, 5] {
+    for index in [3u32, 5, 6, 7] {
         let shard = plan.shard(index).unwrap();
         let shard_spec = ShardSpec {
             version: CONTRACT_VERSION,
@@ -290,7 +308,7 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(shard_dir(index, 1).join("manifest.json").is_file());
     }
-    spec.attempts = AttemptMap::parse("3:1,5:1").unwrap();
+    spec.attempts = AttemptMap::parse("3:1,5-7:1").unwrap();
     let o = merge(&spec);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(

@@ -22,8 +22,8 @@ use tessera_shard::{FrameList, IndexSet, PlanInput, Shard, ShardPlan};
 use crate::commands::render::MAX_DIMENSION;
 use crate::commands::shard_frame_file;
 use crate::error::{Error, Result};
-use crate::image_io::{RgbImage, decode_exr, encode_exr, encode_png};
-use crate::storage::{Storage, sha256_hex};
+use crate::image_io::{RgbImage, decode_exr, encode_exr, encode_png, exr_size};
+use crate::storage::{Bounded, Storage, sha256_hex};
 
 /// Where merged frames go.
 #[derive(Debug, Clone)]
@@ -90,11 +90,22 @@ fn check_shard(
 ) -> Result<Result<ShardManifest, String>> {
     let attempt = spec.attempts.get(shard.index);
     let prefix = shard_prefix(&spec.output, &spec.job_uid, shard.index, attempt);
-    let Some(bytes) = storage.get_opt(&format!("{prefix}/{MANIFEST_FILE}"))? else {
-        return Ok(Err(format!(
-            "shard {} attempt {attempt}: manifest missing",
-            shard.index
-        )));
+    let bytes = match storage
+        .get_bounded(&format!("{prefix}/{MANIFEST_FILE}"), MAX_MANIFEST_BYTES)?
+    {
+        Some(Bounded::Bytes(bytes)) => bytes,
+        Some(Bounded::TooLarge(size)) => {
+            return Ok(Err(format!(
+                "shard {} attempt {attempt}: manifest has {size} bytes, more than any shard writes",
+                shard.index
+            )));
+        }
+        None => {
+            return Ok(Err(format!(
+                "shard {} attempt {attempt}: manifest missing",
+                shard.index
+            )));
+        }
     };
     let manifest: ShardManifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
@@ -117,37 +128,59 @@ fn check_shard(
             shard.index
         )));
     }
-    for &frame in &shard.frames {
-        if !manifest
-            .files
-            .iter()
-            .any(|f| f.path == shard_frame_file(frame))
-        {
+    // Exactly the planned objects, by name: a manifest cannot send the merge anywhere else.
+    let expected: Vec<String> = shard.frames.iter().map(|&f| shard_frame_file(f)).collect();
+    if let Some(file) = manifest.files.iter().find(|f| !expected.contains(&f.path)) {
+        return Ok(Err(format!(
+            "shard {}: manifest lists {:?}, which is not one of its frame objects",
+            shard.index,
+            file.path.chars().take(120).collect::<String>()
+        )));
+    }
+    for (frame, name) in shard.frames.iter().zip(&expected) {
+        if manifest.files.iter().filter(|f| &f.path == name).count() != 1 {
             return Ok(Err(format!(
-                "shard {}: manifest lacks frame {frame}",
+                "shard {}: manifest must list frame {frame} once",
                 shard.index
             )));
         }
     }
     for file in &manifest.files {
-        match storage.get_opt(&format!("{prefix}/{}", file.path))? {
-            None => {
-                return Ok(Err(format!(
-                    "shard {}: object {} missing",
-                    shard.index, file.path
-                )));
+        let bytes = match storage.get_bounded(&format!("{prefix}/{}", file.path), file.size)? {
+            None => Err("missing".to_string()),
+            Some(Bounded::TooLarge(size)) => {
+                Err(format!("has {size} bytes, manifest says {}", file.size))
             }
-            Some(bytes) => {
-                if let Err(why) = matches_manifest(file, &bytes) {
-                    return Ok(Err(format!(
-                        "shard {}: object {} {why}",
-                        shard.index, file.path
-                    )));
-                }
-            }
+            Some(Bounded::Bytes(bytes)) => matches_manifest(file, &bytes).map(|()| bytes),
+        };
+        let tile = shard.tile;
+        let checked = bytes.and_then(|bytes| match exr_size(&bytes)? {
+            (w, h) if (w, h) == (tile.width, tile.height) => Ok(()),
+            (w, h) => Err(format!(
+                "is {w}x{h}, the plan says {}x{}",
+                tile.width, tile.height
+            )),
+        });
+        if let Err(why) = checked {
+            return Ok(Err(format!(
+                "shard {}: object {} {why}",
+                shard.index, file.path
+            )));
         }
     }
     Ok(Ok(manifest))
+}
+
+/// A manifest is a few hundred bytes per frame; anything this large was not written by us.
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+fn invalid_shard(index: u32, object: &str, why: &str) -> Error {
+    let mut shards = IndexSet::new();
+    shards.insert(index);
+    Error::InvalidShards(InvalidShards {
+        shards,
+        reason: format!("shard {index}: object {object} {why}"),
+    })
 }
 
 fn matches_manifest(file: &ManifestFile, bytes: &[u8]) -> std::result::Result<(), String> {
@@ -183,11 +216,18 @@ pub fn merge(
     // Pass 1: verify everything before writing anything.
     let mut invalid = IndexSet::new();
     let mut reasons = Vec::new();
+    let mut manifests = BTreeMap::new();
     for shard in plan.shards() {
-        if let Err(why) = check_shard(storage, spec, &shard)? {
-            tracing::warn!(shard = shard.index, reason = %why, "invalid shard output");
-            invalid.insert(shard.index);
-            reasons.push(why);
+        match check_shard(storage, spec, &shard)? {
+            Ok(manifest) => {
+                // Only the object list is kept: a merge of 10^5 shards holds 10^5 of these.
+                manifests.insert(shard.index, manifest.files);
+            }
+            Err(why) => {
+                tracing::warn!(shard = shard.index, reason = %why, "invalid shard output");
+                invalid.insert(shard.index);
+                reasons.push(why);
+            }
         }
     }
     if !invalid.is_empty() {
@@ -219,44 +259,37 @@ pub fn merge(
             };
             let attempt = spec.attempts.get(index);
             let prefix = shard_prefix(&spec.output, &spec.job_uid, index, attempt);
-            let manifest: ShardManifest =
-                serde_json::from_slice(&storage.get(&format!("{prefix}/{MANIFEST_FILE}"))?)
-                    .map_err(|e| {
-                        Error::Image(format!(
-                            "manifest of shard {index} changed during the merge: {e}"
-                        ))
-                    })?;
+            let Some(files) = manifests.get(&index) else {
+                continue;
+            };
             for &frame in &shard.frames {
                 let name = shard_frame_file(frame);
-                let entry = manifest.files.iter().find(|f| f.path == name);
-                let bytes = storage.get(&format!("{prefix}/{name}"))?;
-                if let Some(why) = entry
-                    .map(|e| matches_manifest(e, &bytes))
-                    .and_then(|r| r.err())
-                    .or_else(|| entry.is_none().then(|| "missing".to_string()))
-                {
-                    let mut shards = IndexSet::new();
-                    shards.insert(index);
-                    return Err(Error::InvalidShards(InvalidShards {
-                        shards,
-                        reason: format!(
-                            "shard {index}: object {name} {why} (changed during the merge)"
-                        ),
-                    }));
+                // Pass 1 checked the manifest lists each frame once, with its size.
+                let Some(entry) = files.iter().find(|f| f.path == name) else {
+                    return Err(invalid_shard(index, &name, "missing from the manifest"));
+                };
+                let bytes = match storage.get_bounded(&format!("{prefix}/{name}"), entry.size)? {
+                    Some(Bounded::Bytes(bytes)) => bytes,
+                    _ => Vec::new(),
+                };
+                if let Err(why) = matches_manifest(entry, &bytes) {
+                    return Err(invalid_shard(
+                        index,
+                        &name,
+                        &format!("{why} (changed during the merge)"),
+                    ));
                 }
-                let tile = decode_exr(&bytes)?;
                 let r = shard.tile;
-                if tile.width != r.width || tile.height != r.height {
-                    let mut shards = IndexSet::new();
-                    shards.insert(index);
-                    return Err(Error::InvalidShards(InvalidShards {
-                        shards,
-                        reason: format!(
-                            "shard {index}: {name} is {}x{}, the plan says {}x{}",
-                            tile.width, tile.height, r.width, r.height
-                        ),
-                    }));
-                }
+                // Pass 1 checked the header; pixel data can still be corrupt. Either way the
+                // shard is invalid and re-rendered, never retried as a transient failure.
+                let tile = match decode_exr(&bytes) {
+                    Ok(tile) if tile.width == r.width && tile.height == r.height => tile,
+                    Ok(tile) => {
+                        let why = format!("is {}x{}", tile.width, tile.height);
+                        return Err(invalid_shard(index, &name, &why));
+                    }
+                    Err(e) => return Err(invalid_shard(index, &name, &e.to_string())),
+                };
                 let acc = frames.entry(frame).or_insert_with(|| FrameSum {
                     sum: vec![[0.0; 3]; w * h],
                     count: vec![0; w * h],
@@ -321,7 +354,7 @@ pub fn merge(
             });
         }
     }
-    let races = check_races(storage, spec)?;
+    let races = check_races(storage, spec, &manifests)?;
     let manifest = JobManifest {
         version: CONTRACT_VERSION,
         job: spec.job.clone(),
@@ -338,21 +371,28 @@ pub fn merge(
 
 /// Compares each speculative race's losing attempt with the winner that was merged: every
 /// object the loser wrote must match the winner's manifest (renders are deterministic).
-fn check_races(storage: &Storage, spec: &MergeSpec) -> Result<Vec<RaceCheck>> {
+fn check_races(
+    storage: &Storage,
+    spec: &MergeSpec,
+    manifests: &BTreeMap<u32, Vec<ManifestFile>>,
+) -> Result<Vec<RaceCheck>> {
     let mut checks = Vec::new();
     for (&shard, &loser) in &spec.races {
         let winner = spec.attempts.get(shard);
-        let prefix = |attempt| shard_prefix(&spec.output, &spec.job_uid, shard, attempt);
-        let manifest: ShardManifest =
-            serde_json::from_slice(&storage.get(&format!("{}/{MANIFEST_FILE}", prefix(winner)))?)
-                .map_err(|e| Error::Image(format!("manifest of shard {shard}: {e}")))?;
-        let loser_prefix = prefix(loser);
+        let Some(files) = manifests.get(&shard) else {
+            continue;
+        };
+        let loser_prefix = shard_prefix(&spec.output, &spec.job_uid, shard, loser);
         let mut objects = Vec::new();
-        for file in &manifest.files {
-            objects.push((
-                file,
-                storage.get_opt(&format!("{loser_prefix}/{}", file.path))?,
-            ));
+        for file in files {
+            // Read no more than the winner's object: a longer one differs anyway.
+            let bytes =
+                match storage.get_bounded(&format!("{loser_prefix}/{}", file.path), file.size)? {
+                    Some(Bounded::Bytes(bytes)) => Some(bytes),
+                    Some(Bounded::TooLarge(_)) => Some(Vec::new()),
+                    None => None,
+                };
+            objects.push((file, bytes));
         }
         let check = race_check(shard, winner, loser, &objects);
         if !check.identical {
