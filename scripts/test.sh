@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The project's test command (README): formatting, lints, unit and mocked-API tests, the
 # end-to-end scenarios on a real control plane, CRD staleness.
-# Expects what .ci/run installs (Rust and Go toolchains, Mesa's lavapipe for GPU tests).
+# Expects what .ci/run installs (Rust and Go toolchains, Mesa's lavapipe for GPU tests, strace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Fail fast, with the reason, on what .ci/run would have installed.
+for tool in strace go; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is missing: run .ci/run (it installs what the tests need)" >&2; exit 1; }
+done
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 \
+  || { echo "Mesa's lavapipe is missing (apt-get install mesa-vulkan-drivers): run .ci/run" >&2; exit 1; }
 
 # Mesa's Vulkan WSI complains on every start without it; the tests need no display.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"

@@ -22,6 +22,13 @@ pub struct SceneCost {
 
 /// Runs every check; `Err` is the reason, for a bad-scene error.
 pub fn check(document: &gltf::Document, limits: &SceneLimits) -> Result<SceneCost, String> {
+    let version = &document.as_json().asset.version;
+    if !version.starts_with("2.") {
+        return Err(format!(
+            "asset.version is {:?}: only glTF 2.x is supported",
+            version.chars().take(32).collect::<String>()
+        ));
+    }
     let buffer_bytes = check_buffers(document, limits)?;
     check_views(document)?;
     for accessor in document.accessors() {
