@@ -111,7 +111,13 @@ pub fn reference(scene: &str, uri: &str) -> std::result::Result<String, String> 
         .join(uri)
         .map_err(|e| format!("external reference {uri:?}: {e}"))?;
     let directory = &base.as_str()[..base.as_str().rfind('/').map_or(0, |i| i + 1)];
-    let store = |u: &Url| (u.scheme().to_string(), u.host_str().map(str::to_string), u.port());
+    let store = |u: &Url| {
+        (
+            u.scheme().to_string(),
+            u.host_str().map(str::to_string),
+            u.port(),
+        )
+    };
     if !target.as_str().starts_with(directory) || store(&target) != store(&base) {
         return refuse("it resolves outside the scene's directory");
     }

@@ -249,7 +249,9 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         edit(&mut manifest);
         std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
     };
-    edit_manifest(6, &|m| m["files"][0]["path"] = "../../../../../etc/passwd".into());
+    edit_manifest(6, &|m| {
+        m["files"][0]["path"] = "../../../../../etc/passwd".into()
+    });
     let garbage = vec![7u8; 300];
     std::fs::write(shard_dir(7, 0).join("frame_0001.exr"), &garbage).unwrap();
     edit_manifest(7, &|m| {
