@@ -20,6 +20,47 @@ pub struct SceneCost {
     pub keyframes: u64,
 }
 
+/// What the `gltf` crate's validation misses or trips over (gltf-json 1.4), checked on the raw
+/// JSON first: it indexes the accessor a primitive's POSITION names without a bounds check,
+/// and it never validates animation channel targets, which its readers unwrap.
+pub fn check_before_validation(root: &gltf::json::Root) -> Result<(), String> {
+    for (m, mesh) in root.meshes.iter().enumerate() {
+        for (p, primitive) in mesh.primitives.iter().enumerate() {
+            for (semantic, index) in &primitive.attributes {
+                if index.value() >= root.accessors.len() {
+                    return Err(format!(
+                        "meshes[{m}].primitives[{p}].attributes[{semantic:?}]: accessor {} \
+                         does not exist ({} accessors)",
+                        index.value(),
+                        root.accessors.len()
+                    ));
+                }
+            }
+        }
+    }
+    // Its animation validation skips channels' targets, which the readers then unwrap.
+    for (a, animation) in root.animations.iter().enumerate() {
+        for (c, channel) in animation.channels.iter().enumerate() {
+            let at = format!("animations[{a}].channels[{c}].target");
+            if channel.target.node.value() >= root.nodes.len() {
+                return Err(format!(
+                    "{at}.node: node {} does not exist",
+                    channel.target.node.value()
+                ));
+            }
+            if !matches!(
+                channel.target.path,
+                gltf::json::validation::Checked::Valid(_)
+            ) {
+                return Err(format!(
+                    "{at}.path: not one of translation, rotation, scale, weights"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs every check; `Err` is the reason, for a bad-scene error.
 pub fn check(document: &gltf::Document, limits: &SceneLimits) -> Result<SceneCost, String> {
     let version = &document.as_json().asset.version;

@@ -119,9 +119,10 @@ impl GltfAsset {
         resolve: &mut dyn FnMut(&str, External) -> Result<Vec<u8>>,
     ) -> Result<Self> {
         let bad = |reason: String| Error::bad_scene(url, reason);
-        let gltf =
-            gltf::Gltf::from_slice(bytes).map_err(|e| bad(format!("not a glTF 2.0 file: {e}")))?;
-        let document = gltf.document;
+        let not_gltf = |e: gltf::Error| bad(format!("not a glTF 2.0 file: {e}"));
+        let gltf = gltf::Gltf::from_slice_without_validation(bytes).map_err(not_gltf)?;
+        gltf_check::check_before_validation(gltf.document.as_json()).map_err(bad)?;
+        let document = gltf::Document::from_json(gltf.document.into_json()).map_err(not_gltf)?;
         let cost = gltf_check::check(&document, limits).map_err(bad)?;
         let mut blob = gltf.blob;
         let mut buffers = Vec::new();
