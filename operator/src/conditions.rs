@@ -12,6 +12,9 @@ pub const FAILED: &str = "Failed";
 pub const SUSPENDED: &str = "Suspended";
 /// The API server refused a shard pod (quota, admission webhook, policy).
 pub const CREATE_REFUSED: &str = "PodCreateRefused";
+/// The job's pods cannot start: a missing Secret, an image that cannot be pulled, a pod stuck
+/// in ContainerCreating (decide/blocked.rs).
+pub const PODS_BLOCKED: &str = "PodsBlocked";
 
 /// Sets condition `type_`, keeping the old transition time when the status is unchanged.
 pub fn set(

@@ -244,7 +244,9 @@ fn admit_and_decide(
             || conditions::is_true(&s.conditions, conditions::FAILED)
     });
     let backing_off = caches.refusals.backing_off(&valid.uid).is_some();
-    let wants = !(job.spec.suspend || finished || backing_off);
+    // Pods that cannot start (a missing Secret, a bad image) ask for no more slots.
+    let stuck = decide::blocked(valid, observed, now).is_some_and(|b| b.stops_creates);
+    let wants = !(job.spec.suspend || finished || backing_off || stuck);
     let demand = JobDemand {
         namespace: valid.namespace.clone(),
         name: valid.name.clone(),

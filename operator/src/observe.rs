@@ -80,6 +80,34 @@ pub struct Attempt {
     pub finalizer: bool,
     /// Merge pods only: the shard attempts the merge read.
     pub merge_inputs: Option<AttemptMap>,
+    /// Not started, and why, when the kubelet says (a missing Secret, a bad image).
+    pub waiting: Option<Waiting>,
+}
+
+/// Why a pod that has not started is waiting, as its container status says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    /// The kubelet's reason: `CreateContainerConfigError`, `ErrImagePull`, `ContainerCreating`, …
+    pub reason: String,
+    pub message: String,
+    /// When the pod was bound to its node (the PodScheduled condition), if it was.
+    pub scheduled: Option<Timestamp>,
+}
+
+impl Waiting {
+    /// The kubelet gave up on the container's configuration or image: the pod will not start
+    /// until someone fixes it (creates the Secret, fixes the image), whatever the operator does.
+    pub fn is_config_error(&self) -> bool {
+        matches!(
+            self.reason.as_str(),
+            "CreateContainerConfigError"
+                | "CreateContainerError"
+                | "InvalidImageName"
+                | "ErrImagePull"
+                | "ImagePullBackOff"
+                | "ErrImageNeverPull"
+        )
+    }
 }
 
 impl Attempt {
@@ -199,6 +227,9 @@ fn read_attempt(
         .and_then(|l| l.get(gpu_resource))
         .and_then(|q| q.0.parse().ok())
         .unwrap_or(0);
+    let waiting = matches!(state, AttemptState::Pending)
+        .then(|| waiting_of(&status))
+        .flatten();
     let merge_inputs = pod
         .metadata
         .annotations
@@ -216,7 +247,30 @@ fn read_attempt(
         terminating,
         finalizer,
         merge_inputs,
+        waiting,
     }
+}
+
+/// The first container's waiting state, with when the pod was scheduled.
+fn waiting_of(status: &k8s_openapi::api::core::v1::PodStatus) -> Option<Waiting> {
+    let waiting = status
+        .container_statuses
+        .as_ref()
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.waiting.clone())?;
+    let scheduled = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0);
+    Some(Waiting {
+        reason: waiting.reason.unwrap_or_default(),
+        message: waiting.message.unwrap_or_default(),
+        scheduled,
+    })
 }
 
 /// Reads why a pod failed: disruption (eviction, preemption, node loss) first, then the render
@@ -448,6 +502,31 @@ mod tests {
             f.kind,
             FailureKind::InvalidShards(IndexSet::parse("3,7-8").unwrap())
         );
+    }
+
+    #[test]
+    fn a_pod_waiting_on_a_missing_secret_says_so() {
+        let status = json!({"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "containerStatuses": [{"name": "render", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"render-s3\" not found"}}}]});
+        let observed = observe([&shard_pod(1, 0, status)], &|_| true, "nvidia.com/gpu");
+        let attempt = &observed.shards[&1][0];
+        assert_eq!(attempt.state, AttemptState::Pending);
+        let waiting = attempt.waiting.clone().unwrap();
+        assert!(waiting.is_config_error());
+        assert_eq!(waiting.message, "secret \"render-s3\" not found");
+        assert_eq!(
+            waiting.scheduled,
+            Some("2026-01-01T00:00:00Z".parse().unwrap())
+        );
+        // A running pod waits for nothing.
+        let observed = observe(
+            [&shard_pod(1, 0, json!({"phase": "Running"}))],
+            &|_| true,
+            "x",
+        );
+        assert_eq!(observed.shards[&1][0].waiting, None);
     }
 
     #[test]

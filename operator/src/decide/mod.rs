@@ -11,6 +11,7 @@
 //! budget, suspended, rendering, merging.
 
 pub mod assess;
+pub mod blocked;
 pub mod cleanup;
 pub mod valid;
 
@@ -27,7 +28,9 @@ use tessera_shard::contract::{
 use crate::api::{
     JobPhase, OutputStatus, RenderJob, RenderJobStatus, ShardCounts, SpeculativeRace,
 };
-use crate::conditions::{self, ACCEPTED, COMPLETE, FAILED, MERGING, RENDERING, SUSPENDED};
+use crate::conditions::{
+    self, ACCEPTED, COMPLETE, FAILED, MERGING, PODS_BLOCKED, RENDERING, SUSPENDED,
+};
 use crate::job_plan::{self, SpecError};
 use crate::ledger::{Ledger, Settled};
 use crate::observe::{AttemptState, FailureKind, Observed};
@@ -35,6 +38,7 @@ use crate::pods;
 use crate::status;
 
 pub use assess::{Assessment, PoolNodes, ReadyShard, assess, backoff};
+pub use blocked::{Blocked, blocked};
 pub use valid::ValidJob;
 
 /// Speculative races kept in status for the merge's check (the CRD's bound).
@@ -271,11 +275,19 @@ fn decide_planned(
     }
     draft.status.last_failure = planned.assessment.last_failure.clone();
     announce_failures(&mut draft, planned);
+    let stuck = blocked(job, observed, draft.now);
+    note_blocked(&mut draft, stuck.as_ref());
     if draft.job.spec.suspend {
         return suspended(draft, planned);
     }
     draft.set(SUSPENDED, false, "Running", String::new());
     if planned.assessment.succeeded.len() < u64::from(job.shard_count()) {
+        // Pods that cannot start (a missing Secret, a bad image): start no more of them.
+        let grant = if stuck.is_some_and(|b| b.stops_creates) {
+            0
+        } else {
+            grant
+        };
         rendering(draft, planned, grant)
     } else {
         merging(draft, planned, observed)
@@ -427,6 +439,27 @@ fn announce_failures(draft: &mut Draft<'_>, planned: &Planned<'_>) {
             "OutputCorrupt",
             format!("shards {invalidated} have missing or corrupt outputs and render again"),
         );
+    }
+}
+
+/// The `PodsBlocked` condition: set (with an event when it appears or its reason changes)
+/// while pods cannot start, cleared once none is blocked.
+fn note_blocked(draft: &mut Draft<'_>, stuck: Option<&Blocked>) {
+    let old = draft
+        .old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == PODS_BLOCKED && c.status == "True")
+        .map(|c| c.reason.clone());
+    match stuck {
+        Some(stuck) => {
+            draft.set(PODS_BLOCKED, true, &stuck.reason, stuck.message.clone());
+            if old.as_deref() != Some(stuck.reason.as_str()) {
+                draft.event(true, &stuck.reason, stuck.message.clone());
+            }
+        }
+        None if old.is_some() => draft.set(PODS_BLOCKED, false, "PodsStarted", String::new()),
+        None => {}
     }
 }
 

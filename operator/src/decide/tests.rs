@@ -131,6 +131,54 @@ fn a_new_job_starts_what_admission_grants() {
 }
 
 #[test]
+fn pods_that_cannot_start_are_named_and_no_more_start() {
+    let mut stuck = pod(0, 0, "Pending", None, "gpu-1");
+    stuck.status.as_mut().unwrap().container_statuses = Some(vec![
+        serde_json::from_value(
+            json!({"name": "render", "image": "x", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": "CreateContainerConfigError",
+                "message": "secret \"render-s3\" not found"}}}),
+        )
+        .unwrap(),
+    ]);
+    let job = job_from_yaml();
+    let (_, decision) = run(&job, std::slice::from_ref(&stuck), 3);
+    assert!(decision.create.is_empty(), "{:?}", names(&decision.create));
+    let blocked = decision
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::PODS_BLOCKED)
+        .unwrap();
+    assert_eq!(
+        (blocked.status.as_str(), blocked.reason.as_str()),
+        ("True", "SecretNotFound")
+    );
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.reason == "SecretNotFound" && e.warning)
+    );
+    // Once the pod runs, the condition clears and shards start again.
+    let mut job = job;
+    job.status = Some(decision.status);
+    let running = pod(0, 0, "Running", None, "gpu-1");
+    let (_, decision) = run(&job, &[running], 3);
+    assert_eq!(decision.create.len(), 3);
+    let blocked = decision
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::PODS_BLOCKED)
+        .unwrap();
+    assert_eq!(
+        (blocked.status.as_str(), blocked.reason.as_str()),
+        ("False", "PodsStarted")
+    );
+}
+
+#[test]
 fn without_a_grant_the_job_is_queued() {
     let (_, decision) = run(&job_from_yaml(), &[], 0);
     assert!(decision.create.is_empty());
@@ -616,6 +664,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
         terminating: false,
         finalizer: true,
         merge_inputs: None,
+        waiting: None,
     };
     let mut observed = Observed::default();
     for shard in 0..shards {
