@@ -38,6 +38,9 @@ const RENDER_IMAGE: &str = "ghcr.io/tessera-dev/render-pod";
 /// The agent's pods share the host's network: each binds its own loopback pod IP, so both
 /// replicas can listen on port 8080. (On a real cluster the default, 0.0.0.0, is right.)
 const LISTEN_ON_POD_IP: &str = "operator.listenHost=$(POD_IP)";
+/// A namespace without Pod Security enforcement: there the admission policy alone stands
+/// between the operator's token and a privileged pod.
+const UNGUARDED: &str = "unguarded";
 
 struct Env {
     dir: PathBuf,
@@ -234,6 +237,16 @@ fn the_chart_lints_and_renders_valid_objects(
             "networkPolicy.enabled=true",
             "--set",
             "grafanaDashboard.enabled=true",
+            "--set",
+            "renderNetworkPolicy.enabled=true",
+            "--set",
+            "renderNetworkPolicy.namespaces={default}",
+            "--set",
+            "renderNetworkPolicy.storage[0].cidr=203.0.113.0/24",
+            "--set",
+            "renderNetworkPolicy.storage[0].ports={443}",
+            "--set",
+            "renderNetworkPolicy.extraEgress[0].to[0].ipBlock.cidr=169.254.169.254/32",
         ];
         let mut args = vec!["template", RELEASE, &chart, "-n", NAMESPACE];
         args.extend(everything_on);
@@ -248,17 +261,38 @@ fn the_chart_lints_and_renders_valid_objects(
             "NetworkPolicy",
             "PodDisruptionBudget",
             "ConfigMap",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ] {
             ensure!(
                 rendered.contains(&format!("\nkind: {kind}\n")),
                 "the chart rendered no {kind}"
             );
         }
+        // The render pods' NetworkPolicy: one in each listed namespace, selecting them by the
+        // operator's labels.
+        ensure!(
+            rendered.contains("name: tessera-render\n  namespace: default\n")
+                && rendered.contains("app.kubernetes.io/managed-by: tessera-operator"),
+            "the render pods' NetworkPolicy is not in namespace default:\n{rendered}"
+        );
         let out = env.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered));
         ensure!(
             out.status.success(),
             "the API server refused the rendered chart: {}",
             String::from_utf8_lossy(&out.stderr)
+        );
+        // The admission policy is on by default and can be switched off.
+        let (ok, without_policy, stderr) = env.helm(&[
+            "template",
+            RELEASE,
+            &chart,
+            "--set",
+            "admissionPolicy.enabled=false",
+        ]);
+        ensure!(
+            ok && !without_policy.contains("kind: ValidatingAdmissionPolicy"),
+            "admissionPolicy.enabled=false still renders the policy: {stderr}"
         );
         // The ServiceMonitor renders when the cluster serves its API, and fails clearly if not.
         let monitor = env.helm_ok(&[
@@ -292,6 +326,18 @@ fn the_chart_lints_and_renders_valid_objects(
             ("operator.logFormat=xml", "logFormat"),
             ("oprator.port=1", "oprator"),
             ("image.pullPolicy=Sometimes", "pullPolicy"),
+            (
+                "admissionPolicy.validationActions={Block}",
+                "validationActions",
+            ),
+            (
+                "renderNetworkPolicy.enabled=true",
+                "renderNetworkPolicy.namespaces",
+            ),
+            (
+                "renderNetworkPolicy.storage[0].cidr=storage.example.com",
+                "cidr",
+            ),
         ] {
             let (ok, _, stderr) = env.helm(&["template", RELEASE, &chart, "--set", value]);
             ensure!(
@@ -561,6 +607,297 @@ fn the_operator_account_has_least_privilege(
     })
 }
 
+/// The chart's ValidatingAdmissionPolicy bounds the operator's own power. The operator's creates
+/// and finalizer patches went through it (the sample job completed, its shard pods are gone).
+/// With the operator's ServiceAccount token, a copy of the operator's own merge pod is admitted,
+/// and the same pod made privileged, given a hostPath, host networking, a capability, root, a
+/// token, a foreign image, no labels, a host port or a node is refused with a message naming
+/// it — in a namespace without Pod Security enforcement, so the policy alone refuses. A pool whose
+/// image the policy does not allow gets `PodCreateRefused` with the policy's message. The admin
+/// creates the same privileged pod untouched.
+fn the_operator_account_creates_only_tessera_pods(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let policy = format!("{RELEASE}-operator-pods");
+        let warnings = env.kubectl_ok(&[
+            "get",
+            "validatingadmissionpolicy",
+            &policy,
+            "-o",
+            "jsonpath={.status.typeChecking.expressionWarnings}",
+        ])?;
+        ensure!(
+            warnings.trim().is_empty(),
+            "the policy's CEL does not type-check against Pod: {warnings}"
+        );
+        // The operator's finalizer patches (UPDATE) were admitted: the completed job's shard
+        // pods are deleted and gone.
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        eventually(
+            "cbox's shard pods gone",
+            Duration::from_secs(60),
+            || async {
+                pods.list(
+                    &ListParams::default().labels("tessera.dev/job=cbox,tessera.dev/role=shard"),
+                )
+                .await
+                .ok()
+                .filter(|l| l.items.is_empty())
+                .map(|_| ())
+            },
+        )
+        .await?;
+        // The operator's own merge pod (merge pods stay), as the operator would create it again.
+        let merge = pods
+            .list(&ListParams::default().labels("tessera.dev/job=cbox,tessera.dev/role=merge"))
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .next()
+            .ok_or("cbox left no merge pod")?;
+        let mut own = serde_json::to_value(&merge).map_err(|e| e.to_string())?;
+        let strip = |object: &mut serde_json::Value, fields: &[&str]| {
+            if let Some(map) = object.as_object_mut() {
+                for field in fields {
+                    map.remove(*field);
+                }
+            }
+        };
+        strip(
+            &mut own["metadata"],
+            &[
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "managedFields",
+                "generation",
+            ],
+        );
+        strip(
+            &mut own["spec"],
+            &["nodeName", "priority", "preemptionPolicy"],
+        );
+        strip(&mut own, &["status"]);
+        own["metadata"]["name"] = json!("policy-check");
+        own["metadata"]["namespace"] = json!(UNGUARDED);
+        env.kubectl_ok(&["create", "namespace", UNGUARDED])?;
+        let kubeconfig = env.service_account_kubeconfig()?;
+        let create = |kubeconfig: &Path, pod: &serde_json::Value| {
+            let out = kubectl_with(
+                &env.kubectl,
+                kubeconfig,
+                &["create", "--dry-run=server", "-f", "-"],
+                &pod.to_string(),
+            );
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (ok, stderr) = create(&kubeconfig, &own);
+        ensure!(
+            ok,
+            "the operator's own pod, created again with its token, is refused: {stderr}"
+        );
+        type Change = fn(&mut serde_json::Value);
+        let changes: [(&str, Change, &str); 10] = [
+            (
+                "privileged",
+                |p| {
+                    let security = &mut p["spec"]["containers"][0]["securityContext"];
+                    security["privileged"] = json!(true);
+                    security
+                        .as_object_mut()
+                        .map(|s| s.remove("allowPrivilegeEscalation"));
+                },
+                "privileged containers are refused: merge",
+            ),
+            (
+                "a hostPath volume",
+                |p| {
+                    let volume = json!({"name": "host", "hostPath": {"path": "/"}});
+                    match p["spec"]["volumes"].as_array_mut() {
+                        Some(volumes) => volumes.push(volume),
+                        None => p["spec"]["volumes"] = json!([volume]),
+                    }
+                },
+                "host (hostPath /)",
+            ),
+            (
+                "host networking",
+                |p| p["spec"]["hostNetwork"] = json!(true),
+                "host namespaces are refused: hostNetwork",
+            ),
+            (
+                "an added capability",
+                |p| {
+                    p["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] =
+                        json!(["SYS_ADMIN"])
+                },
+                "drop ALL capabilities and add none: merge",
+            ),
+            (
+                "root",
+                |p| {
+                    p["spec"]["securityContext"]["runAsUser"] = json!(0);
+                    p["spec"]["securityContext"]["runAsNonRoot"] = json!(false);
+                    if let Some(security) =
+                        p["spec"]["containers"][0]["securityContext"].as_object_mut()
+                    {
+                        security.remove("runAsNonRoot");
+                    }
+                },
+                "must run as non-root",
+            ),
+            (
+                "an API token",
+                |p| {
+                    if let Some(spec) = p["spec"].as_object_mut() {
+                        spec.remove("automountServiceAccountToken");
+                    }
+                },
+                "automountServiceAccountToken: false",
+            ),
+            (
+                "a foreign image",
+                |p| p["spec"]["containers"][0]["image"] = json!("docker.io/library/busybox:1.36"),
+                "image docker.io/library/busybox:1.36 is not a Tessera render image",
+            ),
+            (
+                "no managed-by label",
+                |p| {
+                    if let Some(labels) = p["metadata"]["labels"].as_object_mut() {
+                        labels.remove("app.kubernetes.io/managed-by");
+                    }
+                },
+                "pods labelled app.kubernetes.io/managed-by=tessera-operator",
+            ),
+            (
+                "a host port",
+                |p| {
+                    p["spec"]["containers"][0]["ports"] =
+                        json!([{"containerPort": 8080, "hostPort": 8080}])
+                },
+                "host ports are refused: merge",
+            ),
+            (
+                "a node of its choosing",
+                |p| p["spec"]["nodeName"] = json!("gpu-node-1"),
+                "spec.nodeName is refused",
+            ),
+        ];
+        for (what, change, named) in changes {
+            let mut pod = own.clone();
+            change(&mut pod);
+            let (ok, stderr) = create(&kubeconfig, &pod);
+            ensure!(
+                !ok && stderr.contains(&format!("ValidatingAdmissionPolicy '{policy}'"))
+                    && stderr.contains(named),
+                "the operator's pod with {what}: expected the policy to refuse it naming \
+                 {named:?}, got: {}",
+                if ok { "admitted" } else { &stderr }
+            );
+        }
+        // Other users are not matched: the admin creates the privileged pod as it is.
+        let mut privileged = own.clone();
+        (changes[0].1)(&mut privileged);
+        let (ok, stderr) = create(&env.kubeconfig, &privileged);
+        ensure!(
+            ok,
+            "the policy refused the admin's privileged pod: {stderr}"
+        );
+        // A pool whose image the policy does not allow: its job says why no pod runs.
+        let pool = std::fs::read_to_string(repo_root().join("config/samples/renderpool.yaml"))
+            .map_err(|e| e.to_string())?
+            .replace("\n  name: gpu-a\n", "\n  name: rogue\n")
+            .replace(
+                "image: ghcr.io/tessera-dev/render-pod:0.1.0",
+                "image: docker.io/library/busybox:1.36",
+            )
+            .replace(
+                "url: file:///data/tessera",
+                &format!("url: file://{}/data", env.dir.display()),
+            );
+        let out = env.kubectl(&["apply", "-f", "-"], Some(&pool));
+        ensure!(
+            out.status.success(),
+            "applying the rogue pool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The sample job, as the sample pool's job that completed, on the rogue pool.
+        let job = std::fs::read_to_string(repo_root().join("config/samples/renderjob.yaml"))
+            .map_err(|e| e.to_string())?
+            .replace("\n  name: cbox\n", "\n  name: rogue\n")
+            .replace("\n  pool: gpu-a\n", "\n  pool: rogue\n");
+        let out = env.kubectl(&["apply", "-f", "-"], Some(&job));
+        ensure!(
+            out.status.success(),
+            "applying the rogue pool's job: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Err(error) = env.kubectl_ok(&[
+            "wait",
+            "--for=condition=PodCreateRefused",
+            "renderjob/rogue",
+            "-n",
+            "default",
+            "--timeout=60s",
+        ]) {
+            let conditions = env.kubectl_ok(&[
+                "get",
+                "rj",
+                "rogue",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={.status.conditions}",
+            ]);
+            return Err(format!("{error}; the job's conditions: {conditions:?}"));
+        }
+        let message = env.kubectl_ok(&[
+            "get",
+            "rj",
+            "rogue",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"PodCreateRefused\")].message}",
+        ])?;
+        ensure!(
+            message.contains("image docker.io/library/busybox:1.36 is not a Tessera render image"),
+            "PodCreateRefused of the rogue pool's job: {message}"
+        );
+        env.kubectl_ok(&["delete", "rj", "rogue", "-n", "default", "--wait"])?;
+        env.kubectl_ok(&["delete", "renderpool", "rogue", "--wait"])?;
+        Ok(())
+    })
+}
+
+/// kubectl with another kubeconfig (another user), feeding `stdin`.
+fn kubectl_with(
+    kubectl: &Path,
+    kubeconfig: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(kubectl)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().expect("kubectl finishes")
+}
+
 /// `helm upgrade` to a chart whose CRD adds a field upgrades the CRD (templates, not `crds/`),
 /// keeps the operator available, and `helm uninstall` keeps the CRDs and the jobs.
 fn helm_upgrade_upgrades_the_crds(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
@@ -716,6 +1053,10 @@ fn main() -> std::process::ExitCode {
             (
                 "the operator's account has least privilege",
                 the_operator_account_has_least_privilege,
+            ),
+            (
+                "the operator's account creates only Tessera-shaped pods",
+                the_operator_account_creates_only_tessera_pods,
             ),
             (
                 "helm upgrade upgrades the CRDs; uninstall keeps them",
