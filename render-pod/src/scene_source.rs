@@ -8,7 +8,7 @@ use tessera_shard::SceneLimits;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::gltf_scene::{External, GltfAsset};
+use crate::gltf_scene::{self, External, GltfAsset};
 use crate::storage::{self, Backend, Bounded, Storage};
 
 pub fn load(storage: &Storage, url: &str, limits: &SceneLimits) -> Result<GltfAsset> {
@@ -58,7 +58,8 @@ pub fn load(storage: &Storage, url: &str, limits: &SceneLimits) -> Result<GltfAs
             },
         }
     };
-    let asset = GltfAsset::parse(url, &bytes, limits, &mut resolve)?;
+    let asset =
+        gltf_scene::contain_panics(url, || GltfAsset::parse(url, &bytes, limits, &mut resolve))?;
     tracing::info!(
         scene = url,
         bytes = bytes.len(),

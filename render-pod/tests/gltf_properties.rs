@@ -37,6 +37,12 @@ fn assert_named_bad_scene(result: Result<(), Error>) -> Result<(), TestCaseError
             matches!(&e, Error::BadScene { url, .. } if url == URL),
             "not a bad scene naming the file: {e}"
         );
+        prop_assert!(
+            !e.to_string()
+                .contains(render_pod::gltf_scene::LOADER_PANICKED),
+            "{}",
+            e
+        );
     }
     Ok(())
 }

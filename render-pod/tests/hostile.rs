@@ -150,6 +150,8 @@ struct Run {
 }
 
 /// `render-pod local` on `scene` under strace and an address-space limit.
+// The child is reaped by wait4 (for its rusage), which std's Child cannot see.
+#[allow(clippy::zombie_processes)]
 fn run(root: &Path, scene: &Path) -> Run {
     let trace = root.join(format!(
         "{}.strace",
