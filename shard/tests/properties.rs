@@ -26,7 +26,7 @@ proptest! {
     fn frame_lists_parse_or_name_the_problem(text in list_like()) {
         match FrameList::parse(&text) {
             Ok(list) => {
-                prop_assert!(list.len() >= 1 && list.len() <= tessera_shard::frames::MAX_FRAMES);
+                prop_assert!(!list.is_empty() && list.len() <= tessera_shard::frames::MAX_FRAMES);
                 prop_assert!(list.nth(list.len() - 1).is_some());
                 prop_assert!(list.nth(list.len()).is_none());
                 // The written form parses to the same frames (a one-frame range may lose its
