@@ -40,7 +40,8 @@ fn job() -> RenderJob {
 fn pool() -> RenderPool {
     serde_json::from_value(json!({
         "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool", "metadata": {"name": "gpu-a"},
-        "spec": {"image": "ghcr.io/tessera-dev/render-pod:0.1.0", "storage": {"url": "s3://studio-renders/out"}}
+        "spec": {"image": "ghcr.io/tessera-dev/render-pod:0.1.0", "storage": {"url": "s3://studio-renders/out",
+                 "sharedReadPrefixes": ["s3://studio-renders/scenes"]}}
     }))
     .expect("valid pool")
 }

@@ -1,9 +1,12 @@
 //! From a RenderJob's spec to its shard plan and the settings every pod shares.
 
 use tessera_shard::contract::{ImageFormat, RenderSettings};
-use tessera_shard::{FrameList, PlanInput, ShardPlan};
+use tessera_shard::{FrameList, PlanInput, SceneLimits, ShardPlan};
 
-use crate::api::{OutputFormat, RenderJob, RenderJobSpec, RenderPool};
+use crate::api::{
+    OutputFormat, RenderJob, RenderJobSpec, RenderPool, SceneLimitsSpec, StorageSpec,
+};
+use crate::storage_url::StorageUrl;
 
 /// Why a spec that passed the API server's checks still cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +21,23 @@ pub enum SpecError {
     NoOutput { pool: String },
     #[error("{0} is missing")]
     Metadata(&'static str),
+    /// A URL the operator refuses (docs/security.md, "Storage confinement").
+    #[error("{field}: {url:?} {reason}")]
+    InvalidUrl {
+        field: &'static str,
+        url: String,
+        reason: String,
+    },
+    /// An output outside the job's namespace area while it uses the pool's credentials.
+    #[error("spec.output.url: {0}")]
+    OutputOutsideNamespace(String),
+    /// A scene outside the namespace area and the shared libraries while it uses the pool's
+    /// credentials.
+    #[error("spec.scene.url: {0}")]
+    SceneOutsideNamespace(String),
+    /// The pool's storage cannot be used safely; fixing the RenderPool fixes the job.
+    #[error("RenderPool {pool}: {message}")]
+    PoolStorage { pool: String, message: String },
 }
 
 impl SpecError {
@@ -29,6 +49,10 @@ impl SpecError {
             SpecError::Scene(_) => "InvalidScene",
             SpecError::NoOutput { .. } => "NoOutputStorage",
             SpecError::Metadata(_) => "InvalidMetadata",
+            SpecError::InvalidUrl { .. } => "InvalidURL",
+            SpecError::OutputOutsideNamespace(_) => "OutputOutsideNamespace",
+            SpecError::SceneOutsideNamespace(_) => "SceneOutsideNamespace",
+            SpecError::PoolStorage { .. } => "InvalidPoolStorage",
         }
     }
 }
@@ -51,25 +75,15 @@ pub fn plan(spec: &RenderJobSpec) -> Result<ShardPlan, SpecError> {
 /// Where a ConfigMap scene is mounted in pods.
 pub const SCENE_MOUNT: &str = "/scene";
 
-/// The scene URL as pods see it.
-pub fn scene_url(spec: &RenderJobSpec) -> Result<String, SpecError> {
-    match (&spec.scene.url, &spec.scene.config_map) {
-        (Some(url), None) => Ok(url.clone()),
-        (None, Some(key)) => Ok(format!("file://{SCENE_MOUNT}/{}", key.key)),
-        _ => Err(SpecError::Scene(
-            "set exactly one of scene.url and scene.configMap".into(),
-        )),
-    }
-}
-
-/// The settings shared by every shard and the merge.
-pub fn render_settings(spec: &RenderJobSpec) -> Result<RenderSettings, SpecError> {
+/// The settings shared by every shard and the merge: `scene` is the URL pods read (from
+/// [`confine`]), the scene budgets are the pool's.
+pub fn render_settings(spec: &RenderJobSpec, pool: &RenderPool, scene: String) -> RenderSettings {
     let background = match spec.background.as_deref() {
         Some([r, g, b]) => [*r, *g, *b],
         _ => [0.0; 3],
     };
-    Ok(RenderSettings {
-        scene: scene_url(spec)?,
+    RenderSettings {
+        scene,
         camera: spec.camera.clone(),
         width: spec.resolution.width,
         height: spec.resolution.height,
@@ -77,37 +91,200 @@ pub fn render_settings(spec: &RenderJobSpec) -> Result<RenderSettings, SpecError
         max_bounces: spec.max_bounces,
         background,
         seed: spec.seed,
-        limits: Default::default(),
+        limits: scene_limits(pool),
+    }
+}
+
+/// The pool's scene budgets, the defaults where it sets none.
+pub fn scene_limits(pool: &RenderPool) -> SceneLimits {
+    pool.spec
+        .scene_limits
+        .as_ref()
+        .map(SceneLimitsSpec::resolve)
+        .unwrap_or_default()
+}
+
+/// Where a job reads and writes, and with which credentials, once confined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStorage {
+    /// The output prefix, normalised, without a trailing slash.
+    pub output: String,
+    /// The scene URL as pods read it.
+    pub scene: String,
+    /// The Secret whose keys become the pods' environment: the job's, else the pool's.
+    pub secret: Option<String>,
+    /// Whether the job brings credentials of its own (a Secret other than the pool's).
+    pub own_credentials: bool,
+    /// Whether pods may fall back to ambient cloud credentials (the pool's
+    /// `storage.ambientCredentials`).
+    pub ambient_credentials: bool,
+}
+
+fn parse_url(field: &'static str, url: &str) -> Result<StorageUrl, SpecError> {
+    StorageUrl::parse(url).map_err(|e| SpecError::InvalidUrl {
+        field,
+        url: url.chars().take(256).collect(),
+        reason: e.0,
     })
 }
 
-/// The job's output prefix: its own URL, else `<pool storage>/<namespace>/<job>`.
-pub fn output_prefix(job: &RenderJob, pool: &RenderPool) -> Result<String, SpecError> {
-    if let Some(url) = job.spec.output.as_ref().and_then(|o| o.url.as_ref()) {
-        return Ok(url.trim_end_matches('/').to_string());
+/// The pool's storage, checked: its URL and its shared read-only prefixes, none of which may
+/// overlap the tenants' area.
+fn pool_storage(
+    pool_name: &str,
+    storage: &StorageSpec,
+) -> Result<(StorageUrl, Vec<StorageUrl>), SpecError> {
+    let invalid = |message: String| SpecError::PoolStorage {
+        pool: pool_name.to_string(),
+        message,
+    };
+    let url = StorageUrl::parse(&storage.url)
+        .map_err(|e| invalid(format!("spec.storage.url {:?} {e}", storage.url)))?;
+    let mut shared = Vec::new();
+    for (i, prefix) in storage.shared_read_prefixes.iter().enumerate() {
+        let field = format!("spec.storage.sharedReadPrefixes[{i}]");
+        let parsed =
+            StorageUrl::parse(prefix).map_err(|e| invalid(format!("{field} {prefix:?} {e}")))?;
+        if parsed.may_overlap(&url) {
+            return Err(invalid(format!(
+                "{field} {prefix:?} overlaps spec.storage.url {url}, where every namespace's \
+                 jobs write: a shared library must lie beside the tenants' area"
+            )));
+        }
+        shared.push(parsed);
     }
-    let storage = pool
-        .spec
-        .storage
-        .as_ref()
-        .ok_or_else(|| SpecError::NoOutput {
-            pool: job.spec.pool.clone(),
-        })?;
-    Ok(format!(
-        "{}/{}/{}",
-        storage.url.trim_end_matches('/'),
-        job.metadata.namespace.as_deref().unwrap_or("default"),
-        job.metadata.name.as_deref().unwrap_or_default()
-    ))
+    Ok((url, shared))
 }
 
-/// The Secret holding storage credentials: the job's, else the pool's.
-pub fn storage_secret(job: &RenderJob, pool: &RenderPool) -> Option<String> {
-    job.spec
-        .output
-        .as_ref()
-        .and_then(|o| o.secret_name.clone())
-        .or_else(|| pool.spec.storage.as_ref()?.secret_name.clone())
+/// Where the job may read and write (docs/security.md, "Storage confinement"). Pure.
+///
+/// - Every URL is parsed and must be in normal form ([`StorageUrl`]).
+/// - A job that names a Secret of its own (`spec.output.secretName`, other than the pool's
+///   `storage.secretName`) may use any object-store URL for its output and scene.
+/// - Otherwise it uses the pool's credentials, and then its output must lie under
+///   `<pool storage>/<namespace>/` (default `<pool storage>/<namespace>/<job>`), and its scene
+///   under `<pool storage>/<namespace>/` or one of the pool's `storage.sharedReadPrefixes`.
+/// - `file://` URLs are confined in every case: a pod reaches files through the pool's volume,
+///   which no Secret changes.
+pub fn confine(job: &RenderJob, pool: &RenderPool) -> Result<JobStorage, SpecError> {
+    let namespace = job
+        .metadata
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or(SpecError::Metadata("metadata.namespace"))?;
+    let name = job
+        .metadata
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or(SpecError::Metadata("metadata.name"))?;
+    let pool_name = job.spec.pool.as_str();
+    let storage = pool.spec.storage.as_ref();
+    let (pool_url, shared) = match storage {
+        Some(storage) => {
+            let (url, shared) = pool_storage(pool_name, storage)?;
+            (Some(url), shared)
+        }
+        None => (None, Vec::new()),
+    };
+    // The namespace's area: `<pool storage>/<namespace>`.
+    let area = match &pool_url {
+        Some(url) => Some(url.child(namespace).map_err(|e| SpecError::PoolStorage {
+            pool: pool_name.to_string(),
+            message: format!("spec.storage.url {url} cannot hold namespace {namespace}: {e}"),
+        })?),
+        None => None,
+    };
+    let pool_secret = storage.and_then(|s| s.secret_name.clone());
+    let job_secret = job.spec.output.as_ref().and_then(|o| o.secret_name.clone());
+    // Naming the pool's own Secret is still using the pool's credentials.
+    let own_credentials = job_secret.is_some() && job_secret != pool_secret;
+    let secret = job_secret.or(pool_secret);
+    let area_text = |area: &Option<StorageUrl>| match area {
+        Some(area) => format!("{area}/"),
+        None => format!("(RenderPool {pool_name} has no storage)"),
+    };
+
+    let output = match job.spec.output.as_ref().and_then(|o| o.url.as_deref()) {
+        Some(url) => {
+            let url = parse_url("spec.output.url", url)?;
+            let allowed = (own_credentials && !url.is_file())
+                || area
+                    .as_ref()
+                    .is_some_and(|area| url.is_strictly_under(area));
+            if !allowed {
+                let why = if url.is_file() {
+                    "file:// outputs always lie under it, since pods reach files through the pool's volume"
+                } else {
+                    "that is the only place jobs of this namespace may write with the pool's credentials; write under it, or name a Secret of your own in spec.output.secretName"
+                };
+                return Err(SpecError::OutputOutsideNamespace(format!(
+                    "{url} is not under {}: {why}",
+                    area_text(&area)
+                )));
+            }
+            url
+        }
+        None => {
+            let area = area.as_ref().ok_or_else(|| SpecError::NoOutput {
+                pool: pool_name.to_string(),
+            })?;
+            // A Kubernetes name is always a valid segment; anything else is no real job.
+            area.child(name)
+                .map_err(|_| SpecError::Metadata("metadata.name"))?
+        }
+    };
+
+    let scene = match (&job.spec.scene.url, &job.spec.scene.config_map) {
+        (Some(url), None) => {
+            let url = parse_url("spec.scene.url", url)?;
+            let allowed = (own_credentials && !url.is_file())
+                || area
+                    .as_ref()
+                    .is_some_and(|area| url.is_strictly_under(area))
+                || shared.iter().any(|prefix| url.is_strictly_under(prefix));
+            if !allowed {
+                let libraries = if shared.is_empty() {
+                    format!(
+                        "a shared library (RenderPool {pool_name} lists none in spec.storage.sharedReadPrefixes)"
+                    )
+                } else {
+                    format!(
+                        "RenderPool {pool_name}'s shared libraries {}",
+                        shared
+                            .iter()
+                            .map(|p| format!("{p}/"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let why = if url.is_file() {
+                    "file:// scenes always must, since pods reach files through the pool's volume"
+                } else {
+                    "with the pool's credentials a job reads only these; copy the scene there, or name a Secret of your own in spec.output.secretName"
+                };
+                return Err(SpecError::SceneOutsideNamespace(format!(
+                    "{url} is neither under {} nor under {libraries}: {why}",
+                    area_text(&area)
+                )));
+            }
+            url.to_string()
+        }
+        (None, Some(key)) => format!("file://{SCENE_MOUNT}/{}", key.key),
+        _ => {
+            return Err(SpecError::Scene(
+                "set exactly one of scene.url and scene.configMap".into(),
+            ));
+        }
+    };
+    Ok(JobStorage {
+        output: output.to_string(),
+        scene,
+        secret,
+        own_credentials,
+        ambient_credentials: storage.is_some_and(|s| s.ambient_credentials),
+    })
 }
 
 pub fn formats(spec: &RenderJobSpec) -> Vec<ImageFormat> {
@@ -123,4 +300,298 @@ pub fn formats(spec: &RenderJobSpec) -> Vec<ImageFormat> {
             OutputFormat::Png => ImageFormat::Png,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn pool(storage: Value) -> RenderPool {
+        serde_json::from_value(json!({
+            "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool", "metadata": {"name": "gpu-a"},
+            "spec": {"image": "render-pod:1", "storage": storage}
+        }))
+        .unwrap()
+    }
+
+    fn s3_pool() -> RenderPool {
+        pool(
+            json!({"url": "s3://renders/tessera/", "secretName": "render-s3",
+            "sharedReadPrefixes": ["s3://assets/library", "file:///library"]}),
+        )
+    }
+
+    fn job(namespace: &str, name: &str, spec: Value) -> RenderJob {
+        let mut full = json!({"pool": "gpu-a", "scene": {"url": "s3://renders/tessera/lighting/scenes/a.glb"},
+            "frames": "1", "resolution": {"width": 8, "height": 8}, "samplesPerPixel": 1});
+        full.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": name, "namespace": namespace, "uid": "u"}, "spec": full
+        }))
+        .unwrap()
+    }
+
+    fn confined(spec: Value) -> Result<JobStorage, SpecError> {
+        confine(&job("lighting", "shot010", spec), &s3_pool())
+    }
+
+    #[test]
+    fn by_default_a_job_writes_under_its_namespace_with_the_pools_secret() {
+        let storage = confined(json!({})).unwrap();
+        assert_eq!(storage.output, "s3://renders/tessera/lighting/shot010");
+        assert_eq!(storage.scene, "s3://renders/tessera/lighting/scenes/a.glb");
+        assert_eq!(storage.secret.as_deref(), Some("render-s3"));
+        assert!(!storage.own_credentials && !storage.ambient_credentials);
+        let storage =
+            confined(json!({"output": {"url": "s3://renders/tessera/lighting/deliveries/v2/"}}))
+                .unwrap();
+        assert_eq!(
+            storage.output,
+            "s3://renders/tessera/lighting/deliveries/v2"
+        );
+    }
+
+    #[test]
+    fn with_the_pools_credentials_another_namespaces_prefix_is_refused() {
+        for url in [
+            "s3://renders/tessera/comp/shot010",
+            "s3://renders/tessera/lighting",
+            "s3://renders/tessera/lighting-b/x",
+            "s3://renders/other",
+            "s3a://renders/tessera/lighting/x",
+            "gs://renders/tessera/lighting/x",
+        ] {
+            let error = confined(json!({"output": {"url": url}})).unwrap_err();
+            assert_eq!(error.reason(), "OutputOutsideNamespace", "{url}");
+            let message = error.to_string();
+            assert!(
+                message.starts_with("spec.output.url:")
+                    && message.contains("s3://renders/tessera/lighting/")
+                    && message.contains("spec.output.secretName"),
+                "{message}"
+            );
+        }
+        // Naming the pool's own Secret is still the pool's credentials.
+        let error = confined(
+            json!({"output": {"url": "s3://renders/tessera/comp/x", "secretName": "render-s3"}}),
+        )
+        .unwrap_err();
+        assert_eq!(error.reason(), "OutputOutsideNamespace");
+    }
+
+    #[test]
+    fn urls_not_in_normal_form_are_refused_whoever_the_credentials_are() {
+        for (spec, field) in [
+            (
+                json!({"output": {"url": "s3://renders/tessera/lighting/../comp/x"}}),
+                "spec.output.url",
+            ),
+            (
+                json!({"output": {"url": "s3://renders/tessera/lighting/%2e%2e/comp", "secretName": "mine"}}),
+                "spec.output.url",
+            ),
+            (
+                json!({"output": {"url": "s3://renders/tessera/lighting//x"}}),
+                "spec.output.url",
+            ),
+            (
+                json!({"scene": {"url": "s3://renders/tessera/lighting/a.glb?versionId=3"}}),
+                "spec.scene.url",
+            ),
+            (
+                json!({"scene": {"url": "https://example.com/a.glb"}, "output": {"secretName": "mine"}}),
+                "spec.scene.url",
+            ),
+            (
+                json!({"scene": {"url": "s3://me@renders/a.glb"}, "output": {"secretName": "mine"}}),
+                "spec.scene.url",
+            ),
+        ] {
+            let error = confined(spec.clone()).unwrap_err();
+            assert_eq!(error.reason(), "InvalidURL", "{spec}");
+            assert!(error.to_string().starts_with(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_job_with_its_own_secret_chooses_its_object_store_urls_but_not_files() {
+        let storage = confined(json!({"scene": {"url": "gs://vendor/scene.glb"},
+            "output": {"url": "s3://deliveries/shot010", "secretName": "shot010-s3"}}))
+        .unwrap();
+        assert_eq!(storage.output, "s3://deliveries/shot010");
+        assert_eq!(storage.scene, "gs://vendor/scene.glb");
+        assert_eq!(storage.secret.as_deref(), Some("shot010-s3"));
+        assert!(storage.own_credentials);
+        let error =
+            confined(json!({"output": {"url": "file:///data/other", "secretName": "mine"}}))
+                .unwrap_err();
+        assert_eq!(error.reason(), "OutputOutsideNamespace");
+        assert!(error.to_string().contains("pool's volume"), "{error}");
+        let error = confined(
+            json!({"scene": {"url": "file:///etc/scene.gltf"}, "output": {"secretName": "mine"}}),
+        )
+        .unwrap_err();
+        assert_eq!(error.reason(), "SceneOutsideNamespace");
+    }
+
+    #[test]
+    fn scenes_come_from_the_namespace_area_the_shared_libraries_or_a_config_map() {
+        for url in [
+            "s3://renders/tessera/lighting/scenes/a.glb",
+            "s3://assets/library/chars/hero.glb",
+            "file:///library/cbox.gltf",
+        ] {
+            let storage = confined(json!({"scene": {"url": url}})).unwrap();
+            assert_eq!(storage.scene, url);
+        }
+        let storage =
+            confined(json!({"scene": {"configMap": {"name": "scenes", "key": "a.glb"}}})).unwrap();
+        assert_eq!(storage.scene, "file:///scene/a.glb");
+        for url in [
+            "s3://renders/tessera/comp/scenes/a.glb",
+            "s3://assets/library",
+            "s3://assets/library-private/a.glb",
+            "s3://assets/a.glb",
+        ] {
+            let error = confined(json!({"scene": {"url": url}})).unwrap_err();
+            assert_eq!(error.reason(), "SceneOutsideNamespace", "{url}");
+            let message = error.to_string();
+            assert!(
+                message.starts_with("spec.scene.url:")
+                    && message.contains("s3://assets/library/")
+                    && message.contains("s3://renders/tessera/lighting/"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_jobs_of_one_name_in_two_namespaces_never_share_a_prefix() {
+        let pool = s3_pool();
+        let a = confine(
+            &job(
+                "team-a",
+                "shot",
+                json!({"scene": {"url": "s3://assets/library/a.glb"}}),
+            ),
+            &pool,
+        )
+        .unwrap();
+        let b = confine(
+            &job(
+                "team-b",
+                "shot",
+                json!({"scene": {"url": "s3://assets/library/a.glb"}}),
+            ),
+            &pool,
+        )
+        .unwrap();
+        assert_eq!(a.output, "s3://renders/tessera/team-a/shot");
+        assert_eq!(b.output, "s3://renders/tessera/team-b/shot");
+        let (a, b) = (
+            StorageUrl::parse(&a.output).unwrap(),
+            StorageUrl::parse(&b.output).unwrap(),
+        );
+        assert!(!a.may_overlap(&b));
+    }
+
+    #[test]
+    fn a_pool_whose_libraries_overlap_the_tenants_area_is_refused() {
+        for shared in [
+            "s3://renders/tessera",
+            "s3://renders",
+            "s3://renders/tessera/lighting/scenes",
+            "s3a://renders/tessera/comp",
+            "https://renders.s3.amazonaws.com/tessera/comp",
+        ] {
+            let pool = pool(json!({"url": "s3://renders/tessera", "sharedReadPrefixes": [shared]}));
+            let error = confine(&job("lighting", "shot010", json!({})), &pool).unwrap_err();
+            assert_eq!(error.reason(), "InvalidPoolStorage", "{shared}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("spec.storage.sharedReadPrefixes[0]"),
+                "{error}"
+            );
+        }
+        let pool = pool(json!({"url": "s3://renders/../tessera"}));
+        let error = confine(&job("lighting", "shot010", json!({})), &pool).unwrap_err();
+        assert_eq!(error.reason(), "InvalidPoolStorage");
+    }
+
+    #[test]
+    fn without_pool_storage_only_a_job_with_its_own_secret_has_an_output() {
+        let bare: RenderPool = serde_json::from_value(json!({
+            "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool", "metadata": {"name": "gpu-a"},
+            "spec": {"image": "render-pod:1"}
+        }))
+        .unwrap();
+        let scene = json!({"url": "s3://mine/a.glb"});
+        let error = confine(&job("lighting", "j", json!({"scene": scene})), &bare).unwrap_err();
+        assert_eq!(error.reason(), "NoOutputStorage");
+        let error = confine(
+            &job(
+                "lighting",
+                "j",
+                json!({"scene": scene, "output": {"url": "s3://mine/out"}}),
+            ),
+            &bare,
+        )
+        .unwrap_err();
+        assert_eq!(error.reason(), "OutputOutsideNamespace");
+        assert!(error.to_string().contains("has no storage"), "{error}");
+        let storage = confine(
+            &job(
+                "lighting",
+                "j",
+                json!({"scene": scene, "output": {"url": "s3://mine/out", "secretName": "mine"}}),
+            ),
+            &bare,
+        )
+        .unwrap();
+        assert_eq!(
+            (storage.output.as_str(), storage.secret.as_deref()),
+            ("s3://mine/out", Some("mine"))
+        );
+    }
+
+    #[test]
+    fn the_pools_scene_limits_reach_the_settings_and_ambient_credentials_are_opt_in() {
+        let mut pool = pool(json!({"url": "s3://renders/tessera", "ambientCredentials": true}));
+        pool.spec.scene_limits = Some(serde_json::from_value(json!({"maxTriangles": 5})).unwrap());
+        let job = job("lighting", "shot010", json!({}));
+        let storage = confine(&job, &pool).unwrap();
+        assert!(storage.ambient_credentials);
+        let settings = render_settings(&job.spec, &pool, storage.scene);
+        assert_eq!(settings.limits.max_triangles, 5);
+        assert_eq!(settings.limits.max_nodes, SceneLimits::DEFAULT.max_nodes);
+        pool.spec.scene_limits = None;
+        assert_eq!(scene_limits(&pool), SceneLimits::DEFAULT);
+    }
+
+    #[test]
+    fn the_scene_limits_field_mirrors_the_contract() {
+        let all = SceneLimitsSpec {
+            max_scene_bytes: Some(1),
+            max_buffer_bytes: Some(2),
+            max_nodes: Some(3),
+            max_instances: Some(4),
+            max_vertices: Some(5),
+            max_triangles: Some(6),
+            max_image_pixels: Some(7),
+            max_texture_bytes: Some(8),
+            max_keyframes: Some(9),
+        };
+        let spec = serde_json::to_value(&all).unwrap();
+        let resolved = all.resolve();
+        for (name, value) in resolved.entries() {
+            assert_eq!(spec[name], value, "{name}");
+        }
+        assert_eq!(spec.as_object().unwrap().len(), resolved.entries().len());
+    }
 }

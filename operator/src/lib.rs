@@ -5,7 +5,8 @@
 //! - pure steps: [`job_plan`] (spec → shard plan), [`observe`] (pods → attempt states),
 //!   [`ledger`] (ended attempts → the accounted history in status), [`admission`] (pool
 //!   capacity → shards each job may start), [`decide`] (validate, assess and decide by
-//!   phase), [`pods`] (pod builder), [`status`] (progress, ETA).
+//!   phase), [`pods`] (pod builder), [`status`] (progress, ETA), [`storage_url`]
+//!   (storage URLs in normal form, and what lies under what).
 //! - the pool boundary: [`pool`] (the pod index, capacity, the per-pool scheduler, the
 //!   RenderPool reconciler).
 //! - the edges: [`controller`] (the RenderJob reconcile shell, API writes), [`context`],
@@ -30,6 +31,7 @@ pub mod permissions;
 pub mod pods;
 pub mod pool;
 pub mod status;
+pub mod storage_url;
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -85,7 +85,12 @@ pub fn shard_pod(valid: &ValidJob<'_>, spec: &ShardSpec, avoid: &Avoidance) -> P
             requests: Some(requests),
             ..Default::default()
         }),
-        env: Some(provenance_env()),
+        env: Some(
+            provenance_env()
+                .into_iter()
+                .chain([ambient_credentials_env(valid)])
+                .collect(),
+        ),
         ..base_container(job, pool, storage_secret)
     };
 
@@ -145,6 +150,7 @@ pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
             requests: Some(resources),
             ..Default::default()
         }),
+        env: Some(vec![ambient_credentials_env(valid)]),
         ..base_container(job, pool, storage_secret)
     };
     Pod {
@@ -164,6 +170,20 @@ pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
             ..base_pod_spec(job, pool)
         }),
         status: None,
+    }
+}
+
+/// The variable that tells the render pod whether it may fall back to ambient cloud
+/// credentials (instance metadata, IRSA, Workload Identity) when its Secret configures none.
+pub const AMBIENT_CREDENTIALS_ENV: &str = "TESSERA_AMBIENT_CREDENTIALS";
+
+/// `TESSERA_AMBIENT_CREDENTIALS`: `"true"` only when the pool opted in
+/// (`spec.storage.ambientCredentials`), `"false"` on every other pod.
+fn ambient_credentials_env(valid: &ValidJob<'_>) -> EnvVar {
+    EnvVar {
+        name: AMBIENT_CREDENTIALS_ENV.into(),
+        value: Some(valid.ambient_credentials.to_string()),
+        ..Default::default()
     }
 }
 
@@ -487,6 +507,39 @@ mod tests {
                 .name,
             "s3-credentials"
         );
+    }
+
+    #[test]
+    fn every_pod_says_whether_ambient_credentials_are_allowed() {
+        let env_of = |pod: &Pod| {
+            pod.spec.as_ref().unwrap().containers[0]
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == AMBIENT_CREDENTIALS_ENV)
+                .and_then(|e| e.value.clone())
+        };
+        let job = job_from_yaml();
+        let mut pool = pool_from_yaml();
+        for allowed in [false, true] {
+            pool.spec.storage.as_mut().unwrap().ambient_credentials = allowed;
+            let valid = ValidJob::new(&job, &pool).unwrap();
+            let shard = shard_pod(&valid, &shard_spec_for(&job, 0, 0), &Avoidance::default());
+            let merge_spec: MergeSpec = serde_json::from_value(serde_json::json!({
+                "version": 1, "job": "shot010", "namespace": "lighting", "jobUid": "uid-1",
+                "settings": shard_spec_for(&job, 0, 0).settings, "frames": "1-4",
+                "framesPerShard": 1, "tilesX": 2, "tilesY": 1, "sampleSplits": 1,
+                "attempts": "", "formats": ["exr"], "output": valid.output,
+            }))
+            .unwrap();
+            let merge = merge_pod(&valid, &merge_spec, 0);
+            for pod in [&shard, &merge] {
+                assert_eq!(
+                    env_of(pod).as_deref(),
+                    Some(if allowed { "true" } else { "false" })
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod render_job;
 pub mod render_pool;
+pub mod validation;
 
 pub use render_job::*;
 pub use render_pool::*;

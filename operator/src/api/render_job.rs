@@ -6,6 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tessera_shard::{AttemptMap, IndexSet};
 
+use super::validation::{NO_DOT_SEGMENTS, NO_EMPTY_SEGMENTS};
+
 /// The frame-list syntax the API server accepts: `1-100`, `1-100x2`, `1,5,10-20`, `-10--1`.
 /// The operator's parser (tessera_shard::frames) accepts the same and also refuses backwards
 /// ranges and duplicates, which a regular expression cannot see.
@@ -41,14 +43,19 @@ pub const FRAMES_PATTERN: &str =
 #[serde(rename_all = "camelCase")]
 pub struct RenderJobSpec {
     /// The RenderPool whose nodes render this job.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub pool: String,
 
     /// Where the glTF 2.0 scene (.gltf with embedded buffers, or .glb) comes from.
     pub scene: SceneSource,
 
-    /// Name of the camera to render through. Default: the scene's first camera.
+    /// Name of the camera to render through (at most 256 characters). Default: the scene's
+    /// first camera.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub camera: Option<String>,
 
     /// Frames in render-farm syntax: `1-100`, `1-100x2` (every second frame), `1,5,10-20`,
@@ -73,9 +80,10 @@ pub struct RenderJobSpec {
     #[schemars(range(min = 0, max = 64))]
     pub max_bounces: u32,
 
-    /// Constant environment radiance, linear RGB. Default black.
+    /// Constant environment radiance, linear RGB, each component between 0 and 1,000,000.
+    /// Default black.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 3, max = 3))]
+    #[schemars(length(min = 3, max = 3), inner(range(min = 0.0, max = 1000000.0)))]
     pub background: Option<Vec<f32>>,
 
     /// Seed of the random sequences; the same seed gives the same pixels.
@@ -127,10 +135,23 @@ fn default_max_bounces() -> u32 {
 #[x_kube(validation = Rule::new("has(self.url) != has(self.configMap)").message("set exactly one of spec.scene.url and spec.scene.configMap"))]
 #[serde(rename_all = "camelCase")]
 pub struct SceneSource {
-    /// Object-store or HTTP(S) URL of the scene: `s3://…`, `gs://…`, `az://…`, `file:///…`,
-    /// `https://…`.
+    /// Storage URL of the scene: `s3://…` (also `s3a://`), `gs://…`, `az://…` (also `azure://`,
+    /// `adl://`, `abfs(s)://`), `https://` on an S3 or Azure storage host, or `file:///…`. Plain
+    /// HTTP(S) servers are not supported. Without a Secret of the job's own
+    /// (`spec.output.secretName`), it must lie under the pool's `<storage>/<namespace>/` or
+    /// one of its `storage.sharedReadPrefixes`; `file://` scenes always must. No `.`/`..` or
+    /// empty path segments, query, fragment or user information; at most 2048 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(s3|gs|az|file|http|https)://.+$"))]
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(
+            pattern = r"^(file:///|(s3|s3a|gs|az|azure|adl|abfs|abfss|https)://[a-z0-9])[^\s?#\\]*$"
+        )
+    )]
+    #[x_kube(
+        validation = Rule::new(NO_DOT_SEGMENTS).message("spec.scene.url must not contain `.` or `..` path segments (also percent-encoded)"),
+        validation = Rule::new(NO_EMPTY_SEGMENTS).message("spec.scene.url must not contain empty path segments (`//`)")
+    )]
     pub url: Option<String>,
 
     /// A ConfigMap key in the job's namespace holding the scene (binaryData for .glb).
@@ -141,11 +162,14 @@ pub struct SceneSource {
 /// A key of a ConfigMap.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct ConfigMapKey {
-    /// ConfigMap name.
-    #[schemars(length(min = 1))]
+    /// ConfigMap name, in the job's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key within the ConfigMap, for example `shot010.glb`.
-    #[schemars(length(min = 1), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
@@ -217,17 +241,37 @@ fn one() -> u32 {
 }
 
 /// Where outputs go.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputSpec {
-    /// Output prefix URL (`s3://bucket/shots/010`, `file:///data/out`). Default: the pool's
-    /// storage URL followed by `/<namespace>/<job>`.
+    /// Output prefix URL (`s3://bucket/shots/010`, `file:///data/out`; the same schemes as
+    /// `spec.scene.url`). Default: the pool's storage URL followed by `/<namespace>/<job>`.
+    /// Without a Secret of the job's own it must lie under the pool's
+    /// `<storage>/<namespace>/`; `file://` outputs always must. No `.`/`..` or empty path
+    /// segments, query, fragment or user information; at most 2048 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(s3|gs|az|file)://.+$"))]
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(
+            pattern = r"^(file:///|(s3|s3a|gs|az|azure|adl|abfs|abfss|https)://[a-z0-9])[^\s?#\\]*$"
+        )
+    )]
+    #[x_kube(
+        validation = Rule::new(NO_DOT_SEGMENTS).message("spec.output.url must not contain `.` or `..` path segments (also percent-encoded)"),
+        validation = Rule::new(NO_EMPTY_SEGMENTS).message("spec.output.url must not contain empty path segments (`//`)")
+    )]
     pub url: Option<String>,
 
-    /// Secret (in this namespace) with storage credentials. Default: the pool's.
+    /// A Secret in this namespace with storage credentials; every key becomes an environment
+    /// variable of the shard and merge pods. Naming one (other than the pool's
+    /// `storage.secretName`) lets the job choose any object-store URL for its output and
+    /// scene. Default: the pool's Secret, which confines the job to the pool's
+    /// `<storage>/<namespace>/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub secret_name: Option<String>,
 
     /// Formats of the merged frames.

@@ -5,12 +5,18 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tessera_shard::SceneLimits;
+
+use super::validation::{
+    ALL_NO_DOT_SEGMENTS, ALL_NO_EMPTY_SEGMENTS, NO_DOT_PATH_SEGMENTS, NO_DOT_SEGMENTS,
+    NO_EMPTY_SEGMENTS, POSITIVE_QUANTITY,
+};
 
 /// A group of GPU nodes that renders shards, and how shard pods run on it.
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "tessera.dev",
     version = "v1alpha1",
@@ -47,8 +53,9 @@ pub struct RenderPoolSpec {
     #[serde(default)]
     pub shard_resources: ShardResources,
 
-    /// The render-pod container image.
-    #[schemars(length(min = 1))]
+    /// The render-pod container image (a reference without whitespace, at most 1024
+    /// characters).
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[^\s]+$"))]
     pub image: String,
 
     /// Most shards of this pool running at once, over all jobs. Unset: limited by the GPU
@@ -57,16 +64,30 @@ pub struct RenderPoolSpec {
     #[schemars(range(min = 1))]
     pub max_concurrent_shards: Option<u32>,
 
-    /// Namespaces whose RenderJobs may use this pool. Unset: every namespace.
+    /// Namespaces whose RenderJobs may use this pool. Unset: every namespace. Operators are
+    /// `In`, `NotIn` (with values), `Exists` and `DoesNotExist` (without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "namespace_selector_schema")]
     pub namespace_selector: Option<LabelSelector>,
 
-    /// Default output storage for jobs that name none.
+    /// The pool's storage: where its jobs write (each namespace under `<url>/<namespace>/`),
+    /// the credentials, the shared volume, the read-only libraries every tenant may read
+    /// scenes from, and whether ambient cloud credentials may be used (docs/storage.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
 
+    /// What a render pod of this pool will load from one scene; unset fields keep the
+    /// defaults (docs/security.md, "Scene budgets"). Raise them for pools whose nodes have the
+    /// memory for larger scenes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene_limits: Option<SceneLimitsSpec>,
+
     /// PriorityClass of shard pods, so render work can yield to (or preempt) other workloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub priority_class_name: Option<String>,
 
     /// Seconds a shard pod stays bound to a node that stopped answering before it is evicted
@@ -88,7 +109,10 @@ pub struct GpuRequest {
     /// The extended resource name of the GPU (`nvidia.com/gpu`, or a MIG profile such as
     /// `nvidia.com/mig-1g.10gb`).
     #[serde(default = "default_gpu_resource")]
-    #[schemars(length(min = 1), regex(pattern = r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$"))]
+    #[schemars(
+        length(min = 1, max = 317),
+        regex(pattern = r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$")
+    )]
     pub resource_name: String,
 
     /// GPUs per shard pod.
@@ -115,39 +139,195 @@ fn one() -> u32 {
 }
 
 /// CPU and memory per shard pod.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShardResources {
-    /// CPU per shard pod (request and limit). Default `2`.
+    /// CPU per shard pod (request and limit), a positive quantity. Default `2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(POSITIVE_QUANTITY).message("spec.shardResources.cpu must be a positive quantity such as 2 or 500m"))]
     pub cpu: Option<Quantity>,
-    /// Memory per shard pod (request and limit). Default `8Gi`.
+    /// Memory per shard pod (request and limit), a positive quantity. Default `8Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(POSITIVE_QUANTITY).message("spec.shardResources.memory must be a positive quantity such as 8Gi"))]
     pub memory: Option<Quantity>,
 }
 
-/// Object storage for outputs.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+/// The pool's storage.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.sharedReadPrefixes) || self.sharedReadPrefixes.all(p, !(p.endsWith('/') ? p : p + '/').startsWith(self.url.endsWith('/') ? self.url : self.url + '/') && !(self.url.endsWith('/') ? self.url : self.url + '/').startsWith(p.endsWith('/') ? p : p + '/'))").message("spec.storage.sharedReadPrefixes must not overlap spec.storage.url, the tenants' area: a shared library lies beside it, neither inside it nor containing it"))]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
-    /// Output prefix URL: `s3://bucket/prefix`, `gs://…`, `az://…`, or `file:///path` on a
-    /// volume shared by every node.
-    #[schemars(regex(pattern = r"^(s3|gs|az|file)://.+$"))]
+    /// Storage prefix URL: `s3://bucket/prefix` (also `s3a://`), `gs://…`, `az://…` (also
+    /// `azure://`, `adl://`, `abfs(s)://`), `https://` on an S3 or Azure storage host, or
+    /// `file:///path` on the shared volume. Jobs of namespace `ns` that bring no Secret of
+    /// their own write under `<url>/<ns>/` (by default `<url>/<ns>/<job>`) and nowhere else.
+    /// No `.`/`..` or empty path segments, query, fragment or user information.
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(
+            pattern = r"^(file:///|(s3|s3a|gs|az|azure|adl|abfs|abfss|https)://[a-z0-9])[^\s?#\\]*$"
+        )
+    )]
+    #[x_kube(
+        validation = Rule::new(NO_DOT_SEGMENTS).message("spec.storage.url must not contain `.` or `..` path segments (also percent-encoded)"),
+        validation = Rule::new(NO_EMPTY_SEGMENTS).message("spec.storage.url must not contain empty path segments (`//`)")
+    )]
     pub url: String,
 
     /// A Secret, in the job's namespace, whose keys become the pods' environment
     /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT`, `GOOGLE_SERVICE_ACCOUNT`, …).
+    /// Jobs that use it are confined to `<url>/<namespace>/`. Give each namespace's copy
+    /// credentials limited to that prefix where the store allows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub secret_name: Option<String>,
 
     /// A PersistentVolumeClaim, in the job's namespace, mounted into shard and merge pods at
     /// `mountPath`; use with `file://` URLs under that path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub volume_claim: Option<String>,
 
-    /// Where `volumeClaim` is mounted. Default `/data`.
+    /// Where `volumeClaim` is mounted: an absolute path without `.`/`..` segments. Default
+    /// `/data`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s\\]*$"))]
+    #[x_kube(validation = Rule::new(NO_DOT_PATH_SEGMENTS).message("spec.storage.mountPath must not contain `.` or `..` segments"))]
     pub mount_path: Option<String>,
+
+    /// Read-only libraries every tenant may read scenes (and the buffers and textures they
+    /// reference) from with the pool's credentials, for example `s3://studio-assets/library`.
+    /// Must not overlap `url`. Jobs with a Secret of their own may read any URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            length(min = 1, max = 2048),
+            regex(
+                pattern = r"^(file:///|(s3|s3a|gs|az|azure|adl|abfs|abfss|https)://[a-z0-9])[^\s?#\\]*$"
+            )
+        )
+    )]
+    #[x_kube(
+        validation = Rule::new(ALL_NO_DOT_SEGMENTS).message("spec.storage.sharedReadPrefixes must not contain `.` or `..` path segments (also percent-encoded)"),
+        validation = Rule::new(ALL_NO_EMPTY_SEGMENTS).message("spec.storage.sharedReadPrefixes must not contain empty path segments (`//`)")
+    )]
+    pub shared_read_prefixes: Vec<String>,
+
+    /// Whether render and merge pods may fall back to ambient cloud credentials (the node's
+    /// instance metadata, IRSA, GKE/Azure Workload Identity) when their Secret configures none.
+    /// Default false: a pod without explicit credentials fails instead of using the node's
+    /// identity. The pods see it as `TESSERA_AMBIENT_CREDENTIALS`.
+    #[serde(default)]
+    pub ambient_credentials: bool,
+}
+
+/// Per-pool scene budgets; each unset field keeps `tessera_shard::SceneLimits`'s default.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SceneLimitsSpec {
+    /// Bytes of the `.gltf`/`.glb` file itself. Default 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_scene_bytes: Option<u64>,
+    /// Bytes of all buffers together (GLB chunk, data URIs and external files). Default 4 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_buffer_bytes: Option<u64>,
+    /// Nodes in the document. Default 1,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_nodes: Option<u64>,
+    /// Mesh instances after the node forest is walked. Default 1,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_instances: Option<u64>,
+    /// Vertices over all instances. Default 100,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_vertices: Option<u64>,
+    /// Triangles over all instances. Default 20,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_triangles: Option<u64>,
+    /// Pixels of one image (width × height), read from its header before decoding. Default
+    /// 16384².
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_image_pixels: Option<u64>,
+    /// Decoded texture bytes over all images (RGBA8). Default 4 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_texture_bytes: Option<u64>,
+    /// Keyframes over all animation samplers. Default 10,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_keyframes: Option<u64>,
+}
+
+impl SceneLimitsSpec {
+    /// The limits a render pod gets: these where set, the defaults elsewhere.
+    pub fn resolve(&self) -> SceneLimits {
+        let d = SceneLimits::DEFAULT;
+        SceneLimits {
+            max_scene_bytes: self.max_scene_bytes.unwrap_or(d.max_scene_bytes),
+            max_buffer_bytes: self.max_buffer_bytes.unwrap_or(d.max_buffer_bytes),
+            max_nodes: self.max_nodes.unwrap_or(d.max_nodes),
+            max_instances: self.max_instances.unwrap_or(d.max_instances),
+            max_vertices: self.max_vertices.unwrap_or(d.max_vertices),
+            max_triangles: self.max_triangles.unwrap_or(d.max_triangles),
+            max_image_pixels: self.max_image_pixels.unwrap_or(d.max_image_pixels),
+            max_texture_bytes: self.max_texture_bytes.unwrap_or(d.max_texture_bytes),
+            max_keyframes: self.max_keyframes.unwrap_or(d.max_keyframes),
+        }
+    }
+}
+
+/// The namespaceSelector's schema: a LabelSelector bounded so that the API server can check
+/// it (operators limited to the four a namespace selector understands, values required for
+/// `In`/`NotIn` and forbidden for `Exists`/`DoesNotExist`).
+fn namespace_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "description": "A label selector over namespaces.",
+        "properties": {
+            "matchLabels": {
+                "type": "object",
+                "maxProperties": 64,
+                "additionalProperties": {"type": "string", "maxLength": 63},
+                "description": "Labels a namespace must carry, ANDed."
+            },
+            "matchExpressions": {
+                "type": "array",
+                "maxItems": 32,
+                "description": "Label requirements, ANDed.",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": {"type": "string", "minLength": 1, "maxLength": 317},
+                        "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                        "values": {
+                            "type": "array",
+                            "maxItems": 256,
+                            "items": {"type": "string", "maxLength": 63}
+                        }
+                    },
+                    "x-kubernetes-validations": [{
+                        "rule": "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+                        "message": "spec.namespaceSelector.matchExpressions: In and NotIn need values; Exists and DoesNotExist take none"
+                    }]
+                }
+            }
+        }
+    })
 }
 
 /// What the operator observed of the pool.

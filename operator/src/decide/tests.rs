@@ -28,7 +28,11 @@ pub fn shard_spec_for(job: &RenderJob, shard: u32, attempt: u32) -> ShardSpec {
         job_uid: "uid-1".into(),
         shard,
         attempt,
-        settings: job_plan::render_settings(&job.spec).unwrap(),
+        settings: job_plan::render_settings(
+            &job.spec,
+            &pool_from_yaml(),
+            "file:///data/scenes/cbox.gltf".into(),
+        ),
         frames: s.frames,
         tile: s.tile,
         samples: s.samples,
@@ -128,6 +132,50 @@ fn a_new_job_starts_what_admission_grants() {
     assert!(conditions::is_true(&status.conditions, RENDERING));
     assert_eq!(decision.requeue_after, Some(CAPACITY_RECHECK));
     assert_eq!(decision.events[0].reason, "Rendering");
+}
+
+#[test]
+fn a_job_writing_into_another_namespace_fails_without_a_pod() {
+    let mut job = job_from_yaml();
+    job.spec.output =
+        Some(serde_json::from_value(json!({"url": "file:///data/out/comp/shot010"})).unwrap());
+    let pool = pool_from_yaml();
+    let error = ValidJob::new(&job, &pool).unwrap_err();
+    assert_eq!(error.reason(), "OutputOutsideNamespace");
+    let running = pod(0, 0, "Running", None, "gpu-1");
+    let observed = observe::observe([&running], &|_| true, "nvidia.com/gpu");
+    let decision = decide(DecideInput {
+        job: &job,
+        state: JobState::Invalid(error),
+        observed: &observed,
+        grant: 8,
+        now: now(),
+    });
+    assert!(decision.create.is_empty());
+    assert_eq!(decision.delete, ["shot010-0-0"]);
+    assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+    let condition = |type_: &str| {
+        decision
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .cloned()
+            .unwrap()
+    };
+    let accepted = condition(ACCEPTED);
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "OutputOutsideNamespace")
+    );
+    assert!(
+        accepted.message.starts_with(
+            "spec.output.url: file:///data/out/comp/shot010 is not under file:///data/out/lighting/"
+        ),
+        "{}",
+        accepted.message
+    );
+    assert_eq!(condition(FAILED).reason, "OutputOutsideNamespace");
 }
 
 #[test]

@@ -21,7 +21,10 @@ pub struct ValidJob<'a> {
     /// The output prefix URL, without a trailing slash.
     pub output: String,
     pub policy: RetryPolicy,
+    /// The Secret whose keys become the pods' environment: the job's, else the pool's.
     pub storage_secret: Option<String>,
+    /// Whether pods may fall back to ambient cloud credentials (the pool opted in).
+    pub ambient_credentials: bool,
 }
 
 impl<'a> ValidJob<'a> {
@@ -32,15 +35,22 @@ impl<'a> ValidJob<'a> {
                 .filter(|v| !v.is_empty())
                 .ok_or(SpecError::Metadata(field))
         };
+        let name = identity("metadata.name", &job.metadata.name)?;
+        let namespace = identity("metadata.namespace", &job.metadata.namespace)?;
+        let uid = identity("metadata.uid", &job.metadata.uid)?;
+        let plan = job_plan::plan(&job.spec)?;
+        // Storage confinement: where it reads and writes, with whose credentials.
+        let storage = job_plan::confine(job, pool)?;
         Ok(Self {
-            name: identity("metadata.name", &job.metadata.name)?,
-            namespace: identity("metadata.namespace", &job.metadata.namespace)?,
-            uid: identity("metadata.uid", &job.metadata.uid)?,
-            plan: job_plan::plan(&job.spec)?,
-            settings: job_plan::render_settings(&job.spec)?,
-            output: job_plan::output_prefix(job, pool)?,
+            name,
+            namespace,
+            uid,
+            plan,
+            settings: job_plan::render_settings(&job.spec, pool, storage.scene),
+            output: storage.output,
             policy: job.spec.retry.clone().unwrap_or_default(),
-            storage_secret: job_plan::storage_secret(job, pool),
+            storage_secret: storage.secret,
+            ambient_credentials: storage.ambient_credentials,
             job,
             pool,
         })
