@@ -145,10 +145,17 @@ impl Env {
         .map_err(|e| e.to_string())?;
         env.agent = Some(agent);
         env.start_operator("operator-a")?;
+        // Jobs write under <dir>/data/<namespace>/ and read scenes from there or from the
+        // shared libraries: the fake scenes, the samples, and <dir>/scenes.
+        std::fs::create_dir_all(env.dir.join("scenes")).map_err(|e| e.to_string())?;
         let pool = json!({
             "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool", "metadata": {"name": POOL},
             "spec": {"nodeSelector": {"tessera.dev/node-group": "gpu-a"}, "image": IMAGE,
-                     "nodeLostTolerationSeconds": 2, "storage": {"url": format!("file://{}/data", env.dir.display())}}
+                     "nodeLostTolerationSeconds": 2, "storage": {
+                         "url": format!("file://{}/data", env.dir.display()),
+                         "sharedReadPrefixes": ["file:///scenes", "file:///data/scenes",
+                             format!("file://{}", samples_dir().display()),
+                             format!("file://{}/scenes", env.dir.display())]}}
         });
         env.kubectl_apply(&pool)?;
         let mut real_pool = pool.clone();
@@ -457,6 +464,12 @@ impl std::ops::Deref for Env {
     }
 }
 
+/// `config/samples/scenes`, without `..` (a storage URL may not have one).
+fn samples_dir() -> PathBuf {
+    let dir = repo_root().join("config/samples/scenes");
+    dir.canonicalize().unwrap_or(dir)
+}
+
 fn node_of(pod: &Pod) -> String {
     pod.spec
         .as_ref()
@@ -583,6 +596,54 @@ fn invalid_manifests_are_refused(env: &mut Env) -> Pin<Box<dyn Future<Output = O
                 "spec.retry.backoffSeconds must not exceed spec.retry.maxBackoffSeconds",
             ),
             (json!({"pool": ""}), "spec.pool"),
+            // Storage URLs, names and values copied into pods (docs/security.md, "What the
+            // API server refuses").
+            (
+                json!({"output": {"url": "file:///data/team-a/../team-b/x"}}),
+                "spec.output.url must not contain `.` or `..` path segments",
+            ),
+            (
+                json!({"scene": {"url": "s3://b/lib/%2E%2e/team-b/s.glb"}}),
+                "spec.scene.url must not contain `.` or `..` path segments",
+            ),
+            (
+                json!({"output": {"url": "s3://b/out//x"}}),
+                "spec.output.url must not contain empty path segments",
+            ),
+            (
+                json!({"scene": {"url": "http://example.com/s.glb"}}),
+                "spec.scene.url",
+            ),
+            (
+                json!({"scene": {"url": "s3://b/s.glb?versionId=1"}}),
+                "spec.scene.url",
+            ),
+            (
+                json!({"output": {"url": "file:///data\\team-b"}}),
+                "spec.output.url",
+            ),
+            (
+                json!({"scene": {"url": format!("s3://b/{}", "a".repeat(2100))}}),
+                "spec.scene.url",
+            ),
+            (json!({"camera": "c".repeat(300)}), "spec.camera"),
+            (
+                json!({"background": [-1.0, 0.0, 0.0]}),
+                "spec.background[0]",
+            ),
+            (
+                json!({"background": [0.0, 2.0e6, 0.0]}),
+                "spec.background[1]",
+            ),
+            (
+                json!({"scene": {"configMap": {"name": "Scenes_A", "key": "s.glb"}}}),
+                "spec.scene.configMap.name",
+            ),
+            (
+                json!({"output": {"secretName": "s3/creds"}}),
+                "spec.output.secretName",
+            ),
+            (json!({"pool": "GPU pool"}), "spec.pool"),
         ];
         let count = cases.len();
         for (change, expected) in cases {
@@ -602,6 +663,114 @@ fn invalid_manifests_are_refused(env: &mut Env) -> Pin<Box<dyn Future<Output = O
                 "refusal of {change} does not name `{expected}`: {stderr}"
             );
         }
+        // RenderPools: storage, image, quantities, selectors, budgets.
+        let pool_base =
+            json!({"image": "render-pod:1", "storage": {"url": "s3://renders/tessera"}});
+        let storage = |extra: serde_json::Value| {
+            let mut storage = json!({"url": "s3://renders/tessera"});
+            if let (Some(storage), Some(extra)) = (storage.as_object_mut(), extra.as_object()) {
+                storage.extend(extra.clone());
+            }
+            json!({"storage": storage})
+        };
+        let pool_cases: Vec<(serde_json::Value, &str)> = vec![
+            (
+                storage(json!({"url": "s3://renders/x/../tessera"})),
+                "spec.storage.url must not contain `.` or `..` path segments",
+            ),
+            (
+                storage(json!({"url": "http://minio:9000/renders"})),
+                "spec.storage.url",
+            ),
+            (
+                storage(json!({"sharedReadPrefixes": ["s3://renders/tessera/library"]})),
+                "spec.storage.sharedReadPrefixes must not overlap spec.storage.url",
+            ),
+            (
+                storage(json!({"sharedReadPrefixes": ["s3://renders"]})),
+                "spec.storage.sharedReadPrefixes must not overlap spec.storage.url",
+            ),
+            (
+                storage(json!({"sharedReadPrefixes": ["s3://assets/%2e%2e/renders"]})),
+                "spec.storage.sharedReadPrefixes must not contain `.` or `..`",
+            ),
+            (
+                storage(json!({"mountPath": "data"})),
+                "spec.storage.mountPath",
+            ),
+            (
+                storage(json!({"mountPath": "/data/../etc"})),
+                "spec.storage.mountPath must not contain `.` or `..` segments",
+            ),
+            (
+                storage(json!({"secretName": "Render S3"})),
+                "spec.storage.secretName",
+            ),
+            (json!({"image": "render-pod :1"}), "spec.image"),
+            (
+                json!({"shardResources": {"cpu": "-1"}}),
+                "spec.shardResources.cpu must be a positive quantity",
+            ),
+            (
+                json!({"shardResources": {"memory": "lots"}}),
+                "spec.shardResources.memory must be a positive quantity",
+            ),
+            (
+                json!({"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Gt", "values": ["1"]}]}}),
+                "spec.namespaceSelector.matchExpressions[0].operator",
+            ),
+            (
+                json!({"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]}}),
+                "In and NotIn need values; Exists and DoesNotExist take none",
+            ),
+            (
+                json!({"sceneLimits": {"maxTriangles": 0}}),
+                "spec.sceneLimits.maxTriangles",
+            ),
+            (
+                json!({"priorityClassName": "Render Low"}),
+                "spec.priorityClassName",
+            ),
+        ];
+        let pool_count = pool_cases.len();
+        for (change, expected) in pool_cases {
+            let mut spec = pool_base.clone();
+            if let (Some(spec), Some(change)) = (spec.as_object_mut(), change.as_object()) {
+                spec.extend(change.clone());
+            }
+            let manifest = json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool",
+                "metadata": {"name": "bad-pool"}, "spec": spec});
+            let out = env.kubectl(
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(&manifest.to_string()),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            ensure!(
+                !out.status.success(),
+                "the API server accepted the pool {change}"
+            );
+            ensure!(
+                stderr.contains(expected),
+                "refusal of the pool {change} does not name `{expected}`: {stderr}"
+            );
+        }
+        // What stays valid: quantities as numbers, the documented Azure form, libraries beside
+        // the tenants' area.
+        let good_pool = json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool",
+            "metadata": {"name": "good-pool"}, "spec": {"image": "render-pod:1",
+            "shardResources": {"cpu": 2, "memory": "8Gi"},
+            "storage": {"url": "abfss://renders@acct.dfs.core.windows.net/tessera",
+                "sharedReadPrefixes": ["abfss://renders@acct.dfs.core.windows.net/library", "file:///library"]},
+            "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]}}});
+        let out = env.kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&good_pool.to_string()),
+        );
+        ensure!(
+            out.status.success(),
+            "a valid pool was refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Frozen once rendering started: the CEL transition rule.
         env.set_script("frozen", json!({"sleepMs": 20000}))?;
         env.job("invalid", "frozen", "1-2", json!({})).await?;
@@ -627,8 +796,140 @@ fn invalid_manifests_are_refused(env: &mut Env) -> Pin<Box<dyn Future<Output = O
         );
         env.kubectl_ok(&["delete", "rj", "frozen", "-n", "invalid", "--wait=false"])?;
         println!(
-            "    {} invalid manifests refused, frames frozen mid-render",
-            count
+            "    {count} invalid RenderJobs and {pool_count} invalid RenderPools refused, frames frozen mid-render"
+        );
+        Ok(())
+    })
+}
+
+/// A job that uses the pool's credentials (no Secret of its own) and aims its output or scene
+/// at another namespace's prefix of the pool's storage is refused with a condition naming the
+/// field, and creates no pod.
+fn tenants_cannot_reach_another_namespaces_prefix(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let data = env.dir.join("data");
+        let victim = data.join("tenant-b");
+        let cases = [
+            (
+                "steal",
+                json!({"output": {"url": format!("file://{}/victim", victim.display())}}),
+                "OutputOutsideNamespace",
+                "spec.output.url",
+            ),
+            (
+                "peek",
+                json!({"scene": {"url": format!("file://{}/scenes/secret.gltf", victim.display())}}),
+                "SceneOutsideNamespace",
+                "spec.scene.url",
+            ),
+            // A Secret of its own does not open the pool's volume: file:// stays confined.
+            (
+                "smuggle",
+                json!({"output": {"url": format!("file://{}/victim", victim.display()), "secretName": "mine"}}),
+                "OutputOutsideNamespace",
+                "spec.output.url",
+            ),
+        ];
+        for (name, extra, _, _) in &cases {
+            env.job("tenant-a", name, "1-2", extra.clone()).await?;
+        }
+        for (name, _, reason, field) in cases {
+            let job = env
+                .wait_condition("tenant-a", name, "Failed", Duration::from_secs(30))
+                .await?;
+            let status = job.status.unwrap_or_default();
+            for type_ in ["Accepted", "Failed"] {
+                let condition = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == type_)
+                    .ok_or(format!("{name}: no {type_} condition"))?;
+                ensure!(
+                    condition.reason == reason
+                        && condition.message.starts_with(field)
+                        && condition.message.contains("tenant-a/"),
+                    "{name}: {type_} is {} {}: {}",
+                    condition.status,
+                    condition.reason,
+                    condition.message
+                );
+            }
+            ensure!(
+                env.pods("tenant-a", name).await?.is_empty() && env.renders(name).is_empty(),
+                "{name}: pods were created"
+            );
+        }
+        ensure!(
+            !victim.exists(),
+            "{} exists: a job wrote into tenant-b's prefix",
+            victim.display()
+        );
+        println!("    3 cross-namespace jobs refused (output, scene, file:// with a Secret)");
+        Ok(())
+    })
+}
+
+/// Two jobs of the same name in two namespaces both complete, each under its own
+/// `<storage>/<namespace>/<job>/`: shard manifests, frames and job manifest.
+fn tenants_jobs_of_one_name_write_apart(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let namespaces = ["tenant-a", "tenant-b"];
+        for namespace in namespaces {
+            env.job(
+                namespace,
+                "twin",
+                "1-2",
+                json!({"output": {"formats": ["EXR"]}}),
+            )
+            .await?;
+        }
+        let mut prefixes = Vec::new();
+        for namespace in namespaces {
+            let job = env
+                .wait_condition(namespace, "twin", "Complete", Duration::from_secs(90))
+                .await?;
+            let uid = job.metadata.uid.clone().unwrap_or_default();
+            let prefix = env.dir.join("data").join(namespace).join("twin");
+            let frames = job.status.and_then(|s| s.output).map(|o| o.frames);
+            ensure!(
+                frames.as_deref()
+                    == Some(
+                        format!("file://{}/frames/twin.####.{{exr,png}}", prefix.display())
+                            .as_str()
+                    ),
+                "{namespace}: status.output.frames {frames:?}"
+            );
+            // What the fake render pod wrote: each object names the job that wrote it.
+            let expected = [
+                prefix.join("frames/twin.0001.exr"),
+                prefix.join("frames/twin.0002.exr"),
+                prefix.join(format!("{uid}/job-manifest.json")),
+                prefix.join(format!("{uid}/shards/0/0/manifest.json")),
+                prefix.join(format!("{uid}/shards/1/0/manifest.json")),
+            ];
+            for path in expected {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                ensure!(
+                    text.contains(&format!("{namespace}/twin {uid}")),
+                    "{} was written by another job: {text}",
+                    path.display()
+                );
+            }
+            prefixes.push(prefix);
+        }
+        ensure!(
+            prefixes[0] != prefixes[1],
+            "one prefix for both: {prefixes:?}"
+        );
+        println!(
+            "    {} and {} hold one job each",
+            prefixes[0].display(),
+            prefixes[1].display()
         );
         Ok(())
     })
@@ -964,7 +1265,7 @@ fn corrupt_outputs_are_rendered_again_before_the_merge(
 
 /// The real renderer's settings for the pixel scenarios: small, so lavapipe renders them fast.
 fn real_job_spec(frames: &str, tiles: u32) -> serde_json::Value {
-    let scene = repo_root().join("config/samples/scenes/cbox.gltf");
+    let scene = samples_dir().join("cbox.gltf");
     json!({
         "pool": REAL_POOL, "scene": {"url": format!("file://{}", scene.display())}, "frames": frames,
         "resolution": {"width": 64, "height": 64}, "samplesPerPixel": 8, "maxBounces": 2,
@@ -978,7 +1279,7 @@ fn whole_frame_render(env: &Env, frames: &str) -> Result<PathBuf, String> {
     if out.join("frame_0001.exr").exists() {
         return Ok(out);
     }
-    let scene = repo_root().join("config/samples/scenes/cbox.gltf");
+    let scene = samples_dir().join("cbox.gltf");
     let status = Command::new(env.bin.join("render-pod"))
         .args([
             "local",
@@ -1071,7 +1372,7 @@ fn a_broken_scene_fails_its_shard_with_the_log_in_storage(
 ) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
     Box::pin(async move {
         env.namespace("broken").await?;
-        let scene = env.dir.join("broken.gltf");
+        let scene = env.dir.join("scenes/broken.gltf");
         std::fs::write(
             &scene,
             b"{\"asset\": {\"version\": \"2.0\"}, \"buffers\": [{\"byteLength\": 4}]",
@@ -1209,7 +1510,7 @@ fn s3_the_happy_path_against_the_s3_server(
         }}))?;
         // render-pod must have been built with S3 support (its `aws` feature): say so at once
         // rather than after the job's timeout.
-        let scene = repo_root().join("config/samples/scenes/cbox.gltf");
+        let scene = samples_dir().join("cbox.gltf");
         let probe = Command::new(env.bin.join("render-pod"))
             .args([
                 "local", "--frames", "1", "--width", "8", "--height", "8", "--spp", "1",
@@ -1860,6 +2161,14 @@ fn main() -> std::process::ExitCode {
             (
                 "invalid manifests are refused",
                 invalid_manifests_are_refused,
+            ),
+            (
+                "tenants: a job cannot reach another namespace's prefix",
+                tenants_cannot_reach_another_namespaces_prefix,
+            ),
+            (
+                "tenants: jobs of one name in two namespaces write apart",
+                tenants_jobs_of_one_name_write_apart,
             ),
             (
                 "failed shards are retried elsewhere",

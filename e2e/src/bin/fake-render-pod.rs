@@ -11,6 +11,10 @@
 //!   holding the node it ran on (`TESSERA_NODE_NAME`, from the downward API), so tests can
 //!   count what was rendered where even after the operator deleted the pods.
 //!
+//! - a `file://` output prefix: a shard writes its `manifest.json` under its shard prefix and the
+//!   merge writes every frame (`frame_path`) and the job manifest, each holding
+//!   `<namespace>/<job> <job-uid>`, so tests can see which job wrote where (not real images).
+//!
 //! Exit codes and termination messages follow `tessera_shard::contract::exit`.
 
 use std::collections::HashMap;
@@ -18,8 +22,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tessera_shard::IndexSet;
-use tessera_shard::contract::{InvalidShards, MergeSpec, ShardSpec, exit};
+use tessera_shard::contract::{
+    InvalidShards, MANIFEST_FILE, MergeSpec, ShardSpec, exit, frame_path, job_manifest_path,
+};
+use tessera_shard::{FrameList, IndexSet};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +63,23 @@ fn log(name: &str) {
         let node = std::env::var("TESSERA_NODE_NAME").unwrap_or_default();
         let _ = std::fs::create_dir_all(&dir);
         let _ = std::fs::write(PathBuf::from(dir).join(name), node);
+    }
+}
+
+/// Writes `text` at `url` when it is a `file://` URL; other stores are not faked.
+fn write_object(url: &str, text: &str) {
+    let Some(path) = url.strip_prefix("file://") else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(error) = std::fs::write(&path, text) {
+        terminate(
+            exit::TRANSIENT,
+            &format!("writing {}: {error}", path.display()),
+        );
     }
 }
 
@@ -114,6 +137,13 @@ fn main() {
                     ),
                 );
             }
+            write_object(
+                &format!("{}/{MANIFEST_FILE}", spec.shard_prefix()),
+                &format!(
+                    "{}/{} {} shard {} attempt {}\n",
+                    spec.namespace, spec.job, spec.job_uid, spec.shard, spec.attempt
+                ),
+            );
         }
         "merge" => {
             let spec: MergeSpec = serde_json::from_str(spec)
@@ -135,6 +165,21 @@ fn main() {
                     &serde_json::to_string(&verdict).unwrap_or_default(),
                 );
             }
+            let owner = format!("{}/{} {}", spec.namespace, spec.job, spec.job_uid);
+            let frames = FrameList::parse(&spec.frames)
+                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad frames: {e}")));
+            for frame in frames.iter() {
+                for format in &spec.formats {
+                    write_object(
+                        &frame_path(&spec.output, &spec.job, frame, *format),
+                        &format!("{owner} frame {frame}\n"),
+                    );
+                }
+            }
+            write_object(
+                &job_manifest_path(&spec.output, &spec.job_uid),
+                &format!("{owner} job manifest\n"),
+            );
         }
         other => terminate(exit::USAGE, &format!("unknown mode {other}")),
     }
