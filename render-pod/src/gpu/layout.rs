@@ -353,7 +353,7 @@ impl PackedScene {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::math::vec3;
     use crate::scene::{Camera, Material};
@@ -405,13 +405,103 @@ mod tests {
         }
     }
 
+    /// Sizes and member offsets of a struct of the parsed shader module, by member name.
+    pub(crate) fn wgsl_layout(name: &str) -> (u32, Vec<(String, u32)>) {
+        use wgpu::naga;
+        let module = naga::front::wgsl::parse_str(crate::gpu::TRACE_WGSL).expect("trace.wgsl");
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).expect("layout");
+        let (handle, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("trace.wgsl has no struct {name}"));
+        let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+            panic!("{name} is not a struct");
+        };
+        let members = members
+            .iter()
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+            .collect();
+        (layouter[handle].size, members)
+    }
+
+    /// Every record the CPU uploads has the size and member offsets the shader reads, taken
+    /// from trace.wgsl itself: change a field on either side and this fails.
     #[test]
-    fn record_sizes_match_the_wgsl_structs() {
-        assert_eq!(std::mem::size_of::<BvhNode>(), 32);
-        assert_eq!(std::mem::size_of::<GpuTriPos>(), 48);
-        assert_eq!(std::mem::size_of::<GpuTriAttr>(), 96);
-        assert_eq!(std::mem::size_of::<GpuMaterial>(), 80);
-        assert_eq!(std::mem::size_of::<GpuLight>(), 64);
+    fn records_match_the_parsed_wgsl_structs() {
+        use std::mem::{offset_of, size_of};
+        let records: [(&str, usize, Vec<(&str, usize)>); 5] = [
+            (
+                "Node",
+                size_of::<BvhNode>(),
+                vec![
+                    ("bmin", offset_of!(BvhNode, min)),
+                    ("left_or_first", offset_of!(BvhNode, left_or_first)),
+                    ("bmax", offset_of!(BvhNode, max)),
+                    ("count", offset_of!(BvhNode, count)),
+                ],
+            ),
+            (
+                "TriPos",
+                size_of::<GpuTriPos>(),
+                vec![
+                    ("v0", offset_of!(GpuTriPos, v0)),
+                    ("e1", offset_of!(GpuTriPos, e1)),
+                    ("e2", offset_of!(GpuTriPos, e2)),
+                ],
+            ),
+            (
+                "TriAttr",
+                size_of::<GpuTriAttr>(),
+                vec![
+                    ("n0", offset_of!(GpuTriAttr, n0)),
+                    ("n1", offset_of!(GpuTriAttr, n1)),
+                    ("n2", offset_of!(GpuTriAttr, n2)),
+                    ("v", offset_of!(GpuTriAttr, v)),
+                    ("tangent", offset_of!(GpuTriAttr, tangent)),
+                    ("material", offset_of!(GpuTriAttr, material)),
+                    ("flags", offset_of!(GpuTriAttr, flags)),
+                    ("pad0", offset_of!(GpuTriAttr, pad)),
+                    ("pad1", offset_of!(GpuTriAttr, pad) + 4),
+                ],
+            ),
+            (
+                "Material",
+                size_of::<GpuMaterial>(),
+                vec![
+                    ("base_color", offset_of!(GpuMaterial, base_color)),
+                    ("emissive", offset_of!(GpuMaterial, emissive)),
+                    ("params", offset_of!(GpuMaterial, params)),
+                    ("specular_color", offset_of!(GpuMaterial, specular_color)),
+                    ("textures", offset_of!(GpuMaterial, textures)),
+                ],
+            ),
+            (
+                "Light",
+                size_of::<GpuLight>(),
+                vec![
+                    ("kind", offset_of!(GpuLight, kind)),
+                    ("index", offset_of!(GpuLight, index)),
+                    ("select_pdf", offset_of!(GpuLight, select_pdf)),
+                    ("cdf", offset_of!(GpuLight, cdf)),
+                    ("position", offset_of!(GpuLight, position)),
+                    ("direction", offset_of!(GpuLight, direction)),
+                    ("intensity", offset_of!(GpuLight, intensity)),
+                ],
+            ),
+        ];
+        for (name, rust_size, rust_members) in records {
+            let (size, members) = wgsl_layout(name);
+            assert_eq!(size as usize, rust_size, "size of {name}");
+            let wgsl: Vec<(String, usize)> =
+                members.into_iter().map(|(n, o)| (n, o as usize)).collect();
+            let rust: Vec<(String, usize)> = rust_members
+                .into_iter()
+                .map(|(n, o)| (n.to_string(), o))
+                .collect();
+            assert_eq!(wgsl, rust, "members of {name} (name, offset)");
+        }
     }
 
     #[test]

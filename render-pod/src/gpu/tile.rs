@@ -415,6 +415,30 @@ fn render_band(
 mod tests {
     use super::*;
 
+    #[test]
+    fn params_match_the_parsed_wgsl_struct() {
+        use std::mem::{offset_of, size_of};
+        let (size, members) = crate::gpu::layout::tests::wgsl_layout("Params");
+        assert_eq!(size as usize, size_of::<GpuParams>());
+        let rust = [
+            ("cam_pos", offset_of!(GpuParams, cam_pos)),
+            ("cam_right", offset_of!(GpuParams, cam_right)),
+            ("cam_up", offset_of!(GpuParams, cam_up)),
+            ("cam_fwd", offset_of!(GpuParams, cam_fwd)),
+            ("background", offset_of!(GpuParams, background)),
+            ("image", offset_of!(GpuParams, image)),
+            ("tile", offset_of!(GpuParams, tile)),
+            ("samples", offset_of!(GpuParams, samples)),
+            ("seed", offset_of!(GpuParams, seed)),
+            ("counts", offset_of!(GpuParams, counts)),
+        ];
+        let wgsl: Vec<(&str, usize)> = members
+            .iter()
+            .map(|(n, o)| (n.as_str(), *o as usize))
+            .collect();
+        assert_eq!(wgsl, rust);
+    }
+
     fn covered(width: u32, height: u32, samples: SampleRange, budget: u64) {
         let plan = plan_dispatches(width, height, samples, budget);
         let mut hits = vec![Vec::new(); (width * height) as usize];
