@@ -205,6 +205,11 @@ impl<'a> Draft<'a> {
 pub fn decide(input: DecideInput<'_>) -> Decision {
     let mut draft = Draft::new(input.job, input.now);
     match input.state {
+        // A finished job stays as it finished, even if its pool or the rules changed since
+        // (a deleted pool, or an upgrade that confines storage, must not reopen or fail it).
+        JobState::NoPool | JobState::Invalid(_) if is_finished(&draft.old) => {
+            finished(draft, input.observed)
+        }
         JobState::NoPool => no_pool(draft),
         JobState::Invalid(error) => {
             draft.set(ACCEPTED, false, error.reason(), error.to_string());
@@ -292,6 +297,11 @@ fn decide_planned(
     } else {
         merging(draft, planned, observed)
     }
+}
+
+fn is_finished(status: &RenderJobStatus) -> bool {
+    conditions::is_true(&status.conditions, COMPLETE)
+        || conditions::is_true(&status.conditions, FAILED)
 }
 
 /// Finished jobs only wait for their TTL (and stop what still runs).

@@ -179,6 +179,50 @@ fn a_job_writing_into_another_namespace_fails_without_a_pod() {
 }
 
 #[test]
+fn a_finished_job_stays_finished_when_its_spec_no_longer_passes() {
+    // Complete before an upgrade that confines storage: it must not turn into Failed.
+    let mut job = job_from_yaml();
+    let (_, first) = run(&job, &[], 8);
+    let mut status = first.status;
+    conditions::set(
+        &mut status.conditions,
+        COMPLETE,
+        true,
+        "FramesWritten",
+        "done",
+        Some(1),
+        now(),
+    );
+    status.phase = Some(JobPhase::Complete);
+    status.completion_time = Some(Time(now()));
+    job.status = Some(status.clone());
+    job.spec.ttl_seconds_after_finished = Some(60);
+    job.spec.scene.url = Some("file:///elsewhere/cbox.gltf".into());
+    let error = ValidJob::new(&job, &pool_from_yaml()).unwrap_err();
+    assert_eq!(error.reason(), "SceneOutsideNamespace");
+    let observed = Observed::default();
+    let decision = decide(DecideInput {
+        job: &job,
+        state: JobState::Invalid(error),
+        observed: &observed,
+        grant: 0,
+        now: now(),
+    });
+    assert_eq!(decision.status.phase, Some(JobPhase::Complete));
+    assert!(!conditions::is_true(&decision.status.conditions, FAILED));
+    assert_eq!(decision.requeue_after, Some(Duration::from_secs(60)));
+    // Nor does a deleted pool reopen it.
+    let decision = decide(DecideInput {
+        job: &job,
+        state: JobState::NoPool,
+        observed: &observed,
+        grant: 0,
+        now: now(),
+    });
+    assert_eq!(decision.status.phase, Some(JobPhase::Complete));
+}
+
+#[test]
 fn pods_that_cannot_start_are_named_and_no_more_start() {
     let mut stuck = pod(0, 0, "Pending", None, "gpu-1");
     stuck.status.as_mut().unwrap().container_statuses = Some(vec![
