@@ -431,7 +431,9 @@ pub(crate) mod tests {
     #[test]
     fn records_match_the_parsed_wgsl_structs() {
         use std::mem::{offset_of, size_of};
-        let records: [(&str, usize, Vec<(&str, usize)>); 5] = [
+        // (WGSL struct, Rust size, [(WGSL member, Rust offset)])
+        type Record = (&'static str, usize, Vec<(&'static str, usize)>);
+        let records: [Record; 5] = [
             (
                 "Node",
                 size_of::<BvhNode>(),
