@@ -364,4 +364,4 @@ fn cornell_box_mean_matches_cycles_reference() {
             "reference EXR channel {c}: {exr} vs JSON {json}"
         );
     }
-}}
+}
