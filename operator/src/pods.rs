@@ -127,6 +127,19 @@ pub fn shard_pod(valid: &ValidJob<'_>, spec: &ShardSpec, avoid: &Avoidance) -> P
     }
 }
 
+/// The merge pod's memory (request and limit), from what it holds at once
+/// (render-pod/src/commands/merge.rs): `framesPerShard` frames of accumulators (Σ in f64 and
+/// a count: 32 bytes a pixel), one decoded tile and its EXR bytes, the finished frame and its
+/// encodings (about 52 bytes a pixel together at worst), plus 256 MiB for the runtime and
+/// 64 MiB for the verified object lists (a few hundred bytes a shard, 10⁵ shards at most).
+/// A 1080p frame per shard needs about 490 MiB; a fixed size would be too small for 8K chunks
+/// and wasteful for previews.
+pub fn merge_memory_bytes(spec: &MergeSpec) -> u64 {
+    let pixels = u64::from(spec.settings.width) * u64::from(spec.settings.height);
+    let frames = u64::from(spec.frames_per_shard.max(1));
+    (320 << 20) + pixels.saturating_mul(32 * frames + 52)
+}
+
 /// The merge pod. It needs no GPU and runs wherever the scheduler likes.
 pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
     let (job, pool) = (valid.job, valid.pool);
@@ -135,7 +148,10 @@ pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
     labels.insert(labels::ATTEMPT.into(), attempt.to_string());
     let resources = BTreeMap::from([
         ("cpu".to_string(), Quantity("1".into())),
-        ("memory".to_string(), Quantity("4Gi".into())),
+        (
+            "memory".to_string(),
+            Quantity(format!("{}Mi", merge_memory_bytes(spec).div_ceil(1 << 20))),
+        ),
     ]);
     let container = Container {
         name: "merge".into(),
@@ -540,6 +556,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_merge_pod_is_sized_from_the_frames_it_holds() {
+        let spec = |width: u32, height: u32, frames_per_shard: u32| -> MergeSpec {
+            serde_json::from_value(serde_json::json!({
+                "version": 1, "job": "j", "namespace": "n", "jobUid": "u",
+                "settings": {"scene": "s3://b/s.glb", "width": width, "height": height,
+                             "samplesPerPixel": 1, "maxBounces": 1, "seed": 0},
+                "frames": "1-10", "framesPerShard": frames_per_shard, "tilesX": 1,
+                "tilesY": 1, "sampleSplits": 1, "attempts": "", "formats": ["exr"],
+                "output": "s3://b/o",
+            }))
+            .unwrap()
+        };
+        let mib = |s: &MergeSpec| merge_memory_bytes(s) >> 20;
+        // A preview stays small; 1080p is about half a GiB; 8K chunks of 10 frames need ~12 GiB.
+        assert_eq!(mib(&spec(64, 64, 1)), 320);
+        assert_eq!(mib(&spec(1920, 1080, 1)), 486);
+        assert_eq!(mib(&spec(7680, 4320, 10)), 12_090);
+        let pod = merge_pod(
+            &ValidJob::new(&job_from_yaml(), &pool_from_yaml()).unwrap(),
+            &spec(1920, 1080, 1),
+            0,
+        );
+        let resources = pod.spec.unwrap().containers[0].resources.clone().unwrap();
+        assert_eq!(
+            resources.requests.unwrap()["memory"],
+            Quantity("487Mi".into())
+        );
+        assert_eq!(
+            resources.limits.unwrap()["memory"],
+            Quantity("487Mi".into())
+        );
     }
 
     #[test]
