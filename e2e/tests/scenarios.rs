@@ -1401,6 +1401,45 @@ fn a_broken_scene_fails_its_shard_with_the_log_in_storage(
         );
         // The pod is gone or going; the log stays where status says.
         println!("    lastFailure.log {log_url}");
+
+        // A scene whose buffer climbs out of its directory: bad input, refused before
+        // anything outside is read, and not retried (attempt 0 is the only one).
+        let escape_dir = env.dir.join("scenes/escape");
+        std::fs::create_dir_all(&escape_dir).map_err(|e| e.to_string())?;
+        std::fs::write(env.dir.join("scenes/secret.bin"), [7u8; 36]).map_err(|e| e.to_string())?;
+        let escape = escape_dir.join("escape.gltf");
+        std::fs::write(
+            &escape,
+            json!({"asset": {"version": "2.0"}, "buffers": [{"byteLength": 36, "uri": "../secret.bin"}]})
+                .to_string(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut spec = real_job_spec("1", 1);
+        spec["scene"] = json!({"url": format!("file://{}", escape.display())});
+        env.kubectl_apply(
+            &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "escape", "namespace": "broken"}, "spec": spec}),
+        )?;
+        let job = env
+            .wait_condition("broken", "escape", "Failed", Duration::from_secs(120))
+            .await?;
+        let status = job.status.ok_or("no status")?;
+        let failure = status.last_failure.clone().ok_or("no lastFailure")?;
+        ensure!(
+            failure.reason == "BadInput" && failure.attempt == 0,
+            "lastFailure {failure:?}"
+        );
+        ensure!(
+            failure.message.contains("\"../secret.bin\" refused"),
+            "the failure does not name the reference: {}",
+            failure.message
+        );
+        ensure!(
+            status.shard_attempts.is_empty(),
+            "a bad-input shard was retried: shardAttempts {}",
+            status.shard_attempts
+        );
+        println!("    ../ reference: {}", failure.message);
         Ok(())
     })
 }
@@ -2155,7 +2194,7 @@ fn main() -> std::process::ExitCode {
                 a_corrupted_shard_object_is_rendered_again_before_the_merge,
             ),
             (
-                "a broken scene fails its shard with the log in storage",
+                "a broken scene fails its shard with the log in storage; a ../ reference is bad input, not retried",
                 a_broken_scene_fails_its_shard_with_the_log_in_storage,
             ),
             (
