@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Prepares what bench/render/gpu-run.sh needs on a GPU machine that has no network and no
+# toolchain (see bench/render/README.md, "GPU benchmark run"). Run on a Debian/Ubuntu x86-64
+# machine, from anywhere in the repository:
+#   bench/render/gpu-bundle.sh
+# Writes (both ignored through .git/info/exclude):
+#   .gpu-bundle/render-pod          release binary (this checkout's render-pod)
+#   .gpu-bundle/scenes/cbox.gltf    render-pod/tests/scenes/cbox.gltf
+#   .gpu-bundle/scenes/heavy.{gltf,bin}  compare_cycles.py's heavy_scene() (538,722 + 36 triangles)
+#   .gpu-bundle/BUILD-INFO.txt      commit, rustc, glibc the binary needs
+#   .gl/*.deb                       Vulkan/GL loader packages (libvulkan1 & co.) for an image without them
+# Env: CARGO_TARGET_DIR (default ~/.cache/tessera/target), SKIP_BUILD=1, SKIP_DEBS=1,
+#      PYTHON (a python3 with numpy; default: python3 if it has numpy, else a venv in /tmp).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUNDLE=.gpu-bundle
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tessera/target}
+
+# Ignore the two folders (they travel only as carried paths).
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+touch "$exclude"
+for p in /.gl/ /.gpu-bundle/; do
+  grep -qxF "$p" "$exclude" || echo "$p" >>"$exclude"
+done
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release -p render-pod
+fi
+BIN=$CARGO_TARGET_DIR/release/render-pod
+[ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+
+rm -rf "$BUNDLE"
+mkdir -p "$BUNDLE/scenes"
+cp "$BIN" "$BUNDLE/render-pod"
+strip "$BUNDLE/render-pod" 2>/dev/null || true
+cp render-pod/tests/scenes/cbox.gltf "$BUNDLE/scenes/cbox.gltf"
+
+# The heavy scene: compare_cycles.py's own heavy_scene(), lifted out of the module with ast so
+# that bpy (imported at the module's top) is not needed.
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  if python3 -c "import numpy" 2>/dev/null; then
+    PY=python3
+  else
+    VENV=/tmp/tessera-gpu-bundle-venv
+    [ -x $VENV/bin/python ] && $VENV/bin/python -c "import numpy" 2>/dev/null ||
+      { python3 -m venv $VENV && $VENV/bin/pip install -q numpy; }
+    PY=$VENV/bin/python
+  fi
+fi
+"$PY" - "$ROOT" "$BUNDLE/scenes" <<'EOF'
+import ast, json, os, sys
+import numpy as np
+root, out = sys.argv[1], sys.argv[2]
+src_path = os.path.join(root, "bench", "render", "compare_cycles.py")
+tree = ast.parse(open(src_path).read(), src_path)
+fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "heavy_scene")
+grid = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "add_argument"
+            and n.args and getattr(n.args[0], "value", None) == "--grid")
+grid = next(k.value.value for k in grid.keywords if k.arg == "default")
+ns = {"np": np, "json": json, "os": os, "CBOX": os.path.join(root, "render-pod", "tests", "scenes", "cbox.gltf")}
+exec(compile(ast.Module(body=[fn], type_ignores=[]), src_path, "exec"), ns)
+path, triangles = ns["heavy_scene"](out, grid)
+json.dump({"heavy": {"grid": grid, "triangles": triangles}, "cbox": {"triangles": 36}},
+          open(os.path.join(out, "scenes.json"), "w"))
+print(f"heavy scene: grid {grid}, {triangles} triangles -> {path}")
+EOF
+
+{
+  echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- render-pod shard Cargo.lock 2>/dev/null || echo ' (render-pod/shard have uncommitted changes)')"
+  echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release; echo "$PRETTY_NAME"), $(ldd --version | head -1)"
+  echo "rustc: $(rustc --version)"
+  echo "glibc needed: $(objdump -T "$BUNDLE/render-pod" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
+} >"$BUNDLE/BUILD-INFO.txt"
+cat "$BUNDLE/BUILD-INFO.txt"
+
+if [ -z "${SKIP_DEBS:-}" ]; then
+  # The device README's recipe: the amd64 loader packages, downloaded with a private list dir.
+  mkdir -p .gl /tmp/amd64/partial
+  o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+  ls .gl/libvulkan1_*.deb >/dev/null 2>&1 || {
+    apt-get $o update >/dev/null
+    (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  }
+fi
+
+# What travels: the working tree (tracked + untracked-not-ignored) plus the carried folders; 64 MiB cap.
+tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- | tail -1 | cut -f1)
+carried=$(du -cb .gl "$BUNDLE" | tail -1 | cut -f1)
+total=$((tree + carried))
+echo "travels: working tree $tree B + .gl/.gpu-bundle $carried B = $total B ($((total / 1048576)) MiB of 64)"
+[ "$total" -lt $((48 * 1048576)) ] || { echo "WARNING: over 48 MiB, too close to the 64 MiB limit" >&2; exit 1; }
