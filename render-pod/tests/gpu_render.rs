@@ -179,7 +179,7 @@ fn closed_furnace_matches_the_bounce_series() {
         let (mean, stderr) = mean_and_stderr(&values);
         // 5 standard errors of the pixel mean (a false failure about once in 10⁶ runs) plus
         // 0.2 % for f32 accumulation over B+2 vertices; a 1 % bias in the emitted or reflected
-        // energy moves the mean by about 1 % of the expectation or more, several times that.
+        // energy moves the mean by 1 % or more, about twice the tolerance.
         let tolerance = 5.0 * stderr + 2e-3 * expected;
         eprintln!("furnace B={bounces}: mean {mean:.5} expected {expected:.5} ± {tolerance:.5}");
         assert!(
