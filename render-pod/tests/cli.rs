@@ -201,6 +201,22 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         formats: vec![ImageFormat::Exr, ImageFormat::Png],
         output: shards_url.clone(),
     };
+    // Objects per shard, a storage budget: its frames' tiles and its manifest, nothing else
+    // (8 shards: 1 frame chunk x 2x2 tiles x 2 sample splits).
+    for shard in 0..8 {
+        let mut names: Vec<String> =
+            std::fs::read_dir(out.join(format!(".shards/local/shards/{shard}/0")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["frame_0001.exr", "frame_0002.exr", "manifest.json"],
+            "shard {shard}"
+        );
+    }
+    assert!(!out.join(".shards/local/shards/8").exists());
     let merged_exr = out.join(".shards/frames/local.0001.exr");
     let termination = dir.join("termination-log");
     let merge = |spec: &MergeSpec| {
