@@ -1031,6 +1031,48 @@ fn a_shard_that_always_fails_fails_the_job(
             "a bad scene was retried: {:?}",
             env.renders("bad-scene")
         );
+
+        // A job that accepts missing frames: shard 2 (frame 3) fails for good, every other
+        // frame is merged, and the job is Complete with a reason that says so.
+        env.set_script("partial", json!({"failAlways": {"2": 3}}))?;
+        env.job(
+            "doomed",
+            "partial",
+            "1-4",
+            json!({"retry": {"attemptsPerShard": 3, "backoffSeconds": 0, "maxBackoffSeconds": 0,
+                             "maxFailedShards": 1, "allowMissingFrames": true}}),
+        )
+        .await?;
+        let job = env
+            .wait_condition("doomed", "partial", "Complete", Duration::from_secs(90))
+            .await?;
+        let status = job.status.ok_or("no status")?;
+        let complete = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Complete")
+            .ok_or("no Complete condition")?;
+        ensure!(
+            complete.reason == "MissingFrames" && complete.message.contains("3 of 4 frames"),
+            "Complete: {} {}",
+            complete.reason,
+            complete.message
+        );
+        ensure!(
+            status.missing_frames.as_deref() == Some("3"),
+            "missingFrames {:?}",
+            status.missing_frames
+        );
+        let frames = env.dir.join("data/doomed/partial/frames");
+        for frame in [1, 2, 4] {
+            let path = frames.join(format!("partial.{frame:04}.exr"));
+            ensure!(path.is_file(), "{} was not merged", path.display());
+        }
+        ensure!(
+            !frames.join("partial.0003.exr").exists(),
+            "the missing frame was written"
+        );
+        println!("    partial: {}", complete.message);
         Ok(())
     })
 }
@@ -2214,7 +2256,7 @@ fn main() -> std::process::ExitCode {
                 failed_shards_are_retried_elsewhere,
             ),
             (
-                "a shard that always fails fails the job",
+                "a shard that always fails fails the job, unless the job accepts missing frames",
                 a_shard_that_always_fails_fails_the_job,
             ),
             (

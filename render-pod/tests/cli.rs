@@ -198,6 +198,7 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         sample_splits: 2,
         attempts: AttemptMap::new(),
         races: Default::default(),
+        missing: Default::default(),
         formats: vec![ImageFormat::Exr, ImageFormat::Png],
         output: shards_url.clone(),
     };
@@ -334,5 +335,19 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         first,
         "re-rendered shards must merge to the same frame"
     );
+
+    // A job that accepts missing frames: shard 3 failed for good, so its frame chunk (both
+    // frames here) is left out, and the job manifest says which frames are missing. Shard 3's
+    // objects are not even read (they are corrupt from above).
+    spec.attempts = AttemptMap::parse("5-7:1").unwrap();
+    spec.missing = tessera_shard::IndexSet::parse("3").unwrap();
+    let o = merge(&spec);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: JobManifest = serde_json::from_slice(
+        &std::fs::read(out.join(".shards/local/job-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(manifest.frames.is_empty());
+    assert_eq!(manifest.missing_frames, [1, 2]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

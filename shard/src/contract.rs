@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::attempt_map::AttemptMap;
+use crate::index_set::IndexSet;
 use crate::plan::{SampleRange, TileRect};
 
 /// The contract version this build writes and reads.
@@ -117,6 +118,10 @@ pub struct MergeSpec {
     /// so every object the loser wrote must equal the winner's; the merge checks and records it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub races: BTreeMap<u32, u32>,
+    /// Shards that failed for good in a job that accepts missing frames
+    /// (`retry.allowMissingFrames`): the merge writes every frame but those these shards cover.
+    #[serde(default, skip_serializing_if = "IndexSet::is_empty")]
+    pub missing: IndexSet,
     pub formats: Vec<ImageFormat>,
     pub output: String,
 }
@@ -201,6 +206,9 @@ pub struct JobManifest {
     /// What the merge found comparing speculative races' attempts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub races: Vec<RaceCheck>,
+    /// Frames not written because a shard covering them failed ([`MergeSpec::missing`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_frames: Vec<i64>,
 }
 
 /// One speculative race: the objects both attempts wrote, compared byte for byte (through the

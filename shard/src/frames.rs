@@ -152,6 +152,31 @@ impl FrameList {
     }
 }
 
+/// Frames written compactly in the frame-list syntax (`1-3,7,9-10`), ascending; what status
+/// fields such as `missingFrames` hold. Duplicates are written once.
+pub fn compact(frames: impl IntoIterator<Item = i64>) -> String {
+    let mut frames: Vec<i64> = frames.into_iter().collect();
+    frames.sort_unstable();
+    frames.dedup();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < frames.len() {
+        let start = frames[i];
+        let mut end = start;
+        while i + 1 < frames.len() && frames[i + 1] == end + 1 {
+            i += 1;
+            end = frames[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
 impl fmt::Display for FrameList {
     /// The canonical form: ranges as parsed, single frames without a range, steps only when > 1.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -369,5 +394,14 @@ mod tests {
         let list = FrameList::parse("1-1000000").unwrap();
         assert_eq!(list.len(), 1_000_000);
         assert_eq!(list.nth(999_999), Some(1_000_000));
+    }
+
+    #[test]
+    fn frames_are_written_compactly_and_parse_back() {
+        assert_eq!(compact([7, 1, 2, 3, 9, 10, 3]), "1-3,7,9-10");
+        assert_eq!(compact([-2, -1, 0]), "-2-0");
+        assert_eq!(compact(std::iter::empty()), "");
+        let list = FrameList::parse(&compact([4, 5, 6, 20])).unwrap();
+        assert_eq!(list.iter().collect::<Vec<_>>(), vec![4, 5, 6, 20]);
     }
 }

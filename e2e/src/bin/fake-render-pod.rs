@@ -12,7 +12,7 @@
 //!   count what was rendered where even after the operator deleted the pods.
 //!
 //! - a `file://` output prefix: a shard writes its `manifest.json` under its shard prefix and the
-//!   merge writes every frame (`frame_path`) and the job manifest, each holding
+//!   merge writes every frame (`frame_path`, but those of `missing` shards) and the job manifest, each holding
 //!   `<namespace>/<job> <job-uid>`, so tests can see which job wrote where (not real images).
 //!
 //! Exit codes and termination messages follow `tessera_shard::contract::exit`.
@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tessera_shard::contract::{
     InvalidShards, MANIFEST_FILE, MergeSpec, ShardSpec, exit, frame_path, job_manifest_path,
 };
-use tessera_shard::{FrameList, IndexSet};
+use tessera_shard::{FrameList, IndexSet, PlanInput, ShardPlan};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -168,7 +168,25 @@ fn main() {
             let owner = format!("{}/{} {}", spec.namespace, spec.job, spec.job_uid);
             let frames = FrameList::parse(&spec.frames)
                 .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad frames: {e}")));
-            for frame in frames.iter() {
+            // Frames a missing (failed) shard covers are left out, as the real merge does.
+            let plan = ShardPlan::new(PlanInput {
+                frames: frames.clone(),
+                width: spec.settings.width,
+                height: spec.settings.height,
+                samples_per_pixel: spec.settings.samples_per_pixel,
+                frames_per_shard: spec.frames_per_shard,
+                tiles_x: spec.tiles_x,
+                tiles_y: spec.tiles_y,
+                sample_splits: spec.sample_splits,
+            })
+            .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad plan: {e}")));
+            let missing: Vec<i64> = spec
+                .missing
+                .iter()
+                .filter_map(|i| plan.shard(i))
+                .flat_map(|s| s.frames)
+                .collect();
+            for frame in frames.iter().filter(|f| !missing.contains(f)) {
                 for format in &spec.formats {
                     write_object(
                         &frame_path(&spec.output, &spec.job, frame, *format),

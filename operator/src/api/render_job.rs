@@ -322,6 +322,13 @@ pub struct RetryPolicy {
     #[schemars(range(min = 0))]
     pub max_failed_shards: u32,
 
+    /// Finish with the frames that could be rendered when at most `maxFailedShards` shards
+    /// failed for good (Flamenco's soft failures, Indexed Jobs' success policy): every other
+    /// frame is merged, `status.missingFrames` lists the rest, and the job is Complete with
+    /// reason `MissingFrames`, so pipelines can tell a partial result from a whole one.
+    #[serde(default)]
+    pub allow_missing_frames: bool,
+
     /// Failed shard attempts, over the whole job, after which the job fails (Deadline's job
     /// error limit). Unset: no limit beyond attemptsPerShard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,6 +365,7 @@ impl Default for RetryPolicy {
             backoff_seconds: default_backoff(),
             max_backoff_seconds: default_max_backoff(),
             max_failed_shards: 0,
+            allow_missing_frames: false,
             failure_limit: None,
             node_failure_threshold: default_node_threshold(),
             shard_timeout_seconds: None,
@@ -490,6 +498,11 @@ pub struct RenderJobStatus {
     /// The most recent failure, for a human to start from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<ShardFailure>,
+
+    /// Frames that will not be written because a shard covering them failed for good, in
+    /// frame-list syntax (`retry.allowMissingFrames`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_frames: Option<String>,
 
     /// Percentage of shards done, for `kubectl get` (e.g. `42%`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,10 +20,10 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use tessera_shard::AttemptMap;
 use tessera_shard::contract::{
     CONTRACT_VERSION, MergeSpec, ShardSpec, job_manifest_path, shard_log_path,
 };
+use tessera_shard::{AttemptMap, FrameList, IndexSet};
 
 use crate::api::{
     JobPhase, OutputStatus, RenderJob, RenderJobStatus, ShardCounts, SpeculativeRace,
@@ -262,6 +262,8 @@ fn decide_planned(
     fill_counts(&mut draft.status, planned);
     planned.ledger.write_to(&mut draft.status);
     draft.status.estimated_completion_time = draft.old.estimated_completion_time.clone();
+    let missing = missing_shards(planned);
+    draft.status.missing_frames = (!missing.is_empty()).then(|| missing_frames(job, &missing));
 
     if conditions::is_true(&draft.old.conditions, COMPLETE)
         || conditions::is_true(&draft.old.conditions, FAILED)
@@ -286,7 +288,8 @@ fn decide_planned(
         return suspended(draft, planned);
     }
     draft.set(SUSPENDED, false, "Running", String::new());
-    if planned.assessment.succeeded.len() < u64::from(job.shard_count()) {
+    let settled = planned.assessment.succeeded.len() + missing.len();
+    if settled < u64::from(job.shard_count()) {
         // Pods that cannot start (a missing Secret, a bad image): start no more of them.
         let grant = if stuck.is_some_and(|b| b.stops_creates) {
             0
@@ -297,6 +300,26 @@ fn decide_planned(
     } else {
         merging(draft, planned, observed)
     }
+}
+
+/// Shards that failed for good in a job that accepts missing frames: the merge leaves their
+/// frames out. Empty for every other job (a failed shard fails it instead).
+fn missing_shards(planned: &Planned<'_>) -> IndexSet {
+    if planned.job.policy.allow_missing_frames {
+        planned.assessment.failed.clone()
+    } else {
+        IndexSet::new()
+    }
+}
+
+/// The frames `shards` cover, in frame-list syntax.
+fn missing_frames(job: &ValidJob<'_>, shards: &IndexSet) -> String {
+    tessera_shard::frames::compact(
+        shards
+            .iter()
+            .filter_map(|i| job.plan.shard(i))
+            .flat_map(|s| s.frames),
+    )
 }
 
 fn is_finished(status: &RenderJobStatus) -> bool {
@@ -336,7 +359,9 @@ fn out_of_budget(draft: &Draft<'_>, planned: &Planned<'_>) -> Option<(JobFailure
         && assessment.active.is_empty()
         && assessment.ready.is_empty()
         && assessment.next_retry.is_none();
-    if assessment.failed.len() > u64::from(policy.max_failed_shards) || stuck {
+    // A job that accepts missing frames merges what it has once nothing is left to run.
+    let partial = stuck && policy.allow_missing_frames;
+    if assessment.failed.len() > u64::from(policy.max_failed_shards) || (stuck && !partial) {
         let message = match &assessment.last_failure {
             Some(f) => format!(
                 "shard {} failed on node {} after attempt {}: {}: {}",
@@ -609,24 +634,36 @@ fn merging(mut draft: Draft<'_>, planned: &Planned<'_>, observed: &Observed) -> 
         .iter()
         .filter(|m| matches!(&m.state, AttemptState::Failed(f) if f.kind == FailureKind::Retryable))
         .count() as u32;
+    let missing = missing_shards(planned);
     let create_merge = |attempt: u32| {
         let assessment = planned.assessment;
-        let spec = merge_spec(job, &assessment.attempts, &assessment.races);
+        let mut spec = merge_spec(job, &assessment.attempts, &assessment.races);
+        spec.missing = missing.clone();
         pods::merge_pod(job, &spec, attempt)
     };
     match observed.merges.last().map(|m| (&m.state, m.attempt)) {
         Some((AttemptState::Succeeded, _)) => {
             draft.set(MERGING, false, "Merged", "frames written");
-            draft.set(
-                COMPLETE,
-                true,
-                "FramesWritten",
-                format!(
-                    "{} frames written to {}/frames",
-                    job.plan.input().frames.len(),
-                    job.output
+            let total = job.plan.input().frames.len();
+            let (reason, message) = match &draft.status.missing_frames {
+                None => (
+                    "FramesWritten",
+                    format!("{total} frames written to {}/frames", job.output),
                 ),
-            );
+                Some(frames) => {
+                    let lost = FrameList::parse(frames).map_or(0, |l| l.len());
+                    (
+                        "MissingFrames",
+                        format!(
+                            "{} of {total} frames written to {}/frames; missing frames {frames} \
+                             (shards {missing} failed; retry.allowMissingFrames)",
+                            total - lost,
+                            job.output
+                        ),
+                    )
+                }
+            };
+            draft.set(COMPLETE, true, reason, message);
             draft.status.phase = Some(JobPhase::Complete);
             draft.status.completion_time = Some(Time(draft.now));
             if let Some(ttl) = draft.job.spec.ttl_seconds_after_finished {
@@ -684,6 +721,7 @@ fn merge_spec(
         sample_splits: sharding.sample_splits,
         attempts: attempts.clone(),
         races: races.clone(),
+        missing: IndexSet::new(),
         formats: job_plan::formats(&job.job.spec),
         output: job.output.clone(),
     }

@@ -507,6 +507,82 @@ fn a_successful_merge_completes_the_job() {
     assert!(decision.status.completion_time.is_some());
 }
 
+fn partial_job() -> RenderJob {
+    let mut job = job_from_yaml();
+    let retry = job.spec.retry.as_mut().unwrap();
+    retry.max_failed_shards = 1;
+    retry.allow_missing_frames = true;
+    job
+}
+
+#[test]
+fn a_job_that_accepts_missing_frames_keeps_rendering_then_merges_the_rest() {
+    // 4 frames x 2 tiles: shard 2 (frame 2's left tile) fails on bad input while others run.
+    let mut pods = vec![
+        pod(2, 0, "Failed", Some(3), "gpu-node-1"),
+        pod(1, 0, "Running", None, "gpu-node-2"),
+    ];
+    let (_, decision) = run(&partial_job(), &pods, 8);
+    assert_eq!(decision.status.phase, Some(JobPhase::Rendering));
+    assert_eq!(decision.status.missing_frames.as_deref(), Some("2"));
+    assert!(decision.delete.is_empty());
+
+    // Everything else succeeds: the merge leaves shard 2's frame out.
+    pods = (0..8)
+        .filter(|&s| s != 2)
+        .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
+        .collect();
+    pods.push(pod(2, 0, "Failed", Some(3), "gpu-node-1"));
+    let (_, decision) = run(&partial_job(), &pods, 8);
+    assert_eq!(names(&decision.create), ["shot010-merge-0"]);
+    let args = decision.create[0].spec.as_ref().unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    let spec: tessera_shard::contract::MergeSpec = serde_json::from_str(&args[2]).unwrap();
+    assert_eq!(spec.missing.to_string(), "2");
+
+    // The merge succeeds: Complete, with a reason that says it is partial.
+    pods.push(merge_pod(0, 0, ""));
+    let (_, decision) = run(&partial_job(), &pods, 8);
+    assert_eq!(decision.status.phase, Some(JobPhase::Complete));
+    let complete = decision
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == COMPLETE && c.status == "True")
+        .unwrap();
+    assert_eq!(complete.reason, "MissingFrames");
+    assert!(
+        complete.message.contains("3 of 4 frames written")
+            && complete.message.contains("missing frames 2"),
+        "{}",
+        complete.message
+    );
+    assert_eq!(decision.status.missing_frames.as_deref(), Some("2"));
+}
+
+#[test]
+fn missing_frames_beyond_the_budget_or_without_the_policy_fail_the_job() {
+    let failed = [
+        pod(2, 0, "Failed", Some(3), "gpu-node-1"),
+        pod(5, 0, "Failed", Some(3), "gpu-node-1"),
+    ];
+    let (_, decision) = run(&partial_job(), &failed, 8);
+    assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+    let mut strict = partial_job();
+    strict.spec.retry.as_mut().unwrap().allow_missing_frames = false;
+    let pods: Vec<Pod> = (0..8)
+        .map(|s| match s {
+            2 => pod(2, 0, "Failed", Some(3), "gpu-node-1"),
+            s => pod(s, 0, "Succeeded", Some(0), "gpu-node-1"),
+        })
+        .collect();
+    let (_, decision) = run(&strict, &pods, 8);
+    assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+    assert_eq!(decision.status.missing_frames, None);
+}
+
 #[test]
 fn suspending_deletes_pods_that_have_not_started() {
     let mut job = job_from_yaml();

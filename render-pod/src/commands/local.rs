@@ -93,6 +93,7 @@ pub fn prepare(storage: &Storage, job: &LocalJob) -> Result<PreparedJob> {
         sample_splits: job.sample_splits,
         attempts: AttemptMap::new(),
         races: Default::default(),
+        missing: Default::default(),
         formats: vec![ImageFormat::Exr, ImageFormat::Png],
         output: shards_url.clone(),
     };

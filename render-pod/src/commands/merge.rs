@@ -10,6 +10,9 @@
 //!    value bit for bit. Objects are re-checked against the manifest while merging.
 //! 4. Write frames (EXR linear float, PNG clamped sRGB) and the job manifest. Everything is a
 //!    deterministic function of the shard objects, so merging twice gives identical bytes.
+//!
+//! A job that accepts missing frames names its failed shards in [`MergeSpec::missing`]: the
+//! frames they cover are left out (and listed in the job manifest), every other frame is merged.
 
 use std::collections::BTreeMap;
 
@@ -217,7 +220,19 @@ pub fn merge(
     let mut invalid = IndexSet::new();
     let mut reasons = Vec::new();
     let mut manifests = BTreeMap::new();
+    // Frames a failed shard covers (a job that accepts missing frames): every shard of their
+    // frame chunks is left out, and so are the frames.
+    let missing_frames: std::collections::BTreeSet<i64> = spec
+        .missing
+        .iter()
+        .filter_map(|i| plan.shard(i))
+        .flat_map(|s| s.frames)
+        .collect();
+    let is_missing = |shard: &Shard| shard.frames.iter().any(|f| missing_frames.contains(f));
     for shard in plan.shards() {
+        if is_missing(&shard) {
+            continue;
+        }
         match check_shard(storage, spec, &shard)? {
             Ok(manifest) => {
                 // Only the object list is kept: a merge of 10^5 shards holds 10^5 of these.
@@ -254,7 +269,7 @@ pub fn merge(
         let mut frames: BTreeMap<i64, FrameSum> = BTreeMap::new();
         let mut inputs: BTreeMap<i64, BTreeMap<u32, u32>> = BTreeMap::new();
         for index in plan.shards_of_chunk(chunk) {
-            let Some(shard) = plan.shard(index) else {
+            let Some(shard) = plan.shard(index).filter(|s| !is_missing(s)) else {
                 continue;
             };
             let attempt = spec.attempts.get(index);
@@ -362,6 +377,7 @@ pub fn merge(
         job_uid: spec.job_uid.clone(),
         frames: records,
         races,
+        missing_frames: missing_frames.into_iter().collect(),
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::Image(format!("job manifest JSON: {e}")))?;
