@@ -1077,6 +1077,103 @@ fn a_shard_that_always_fails_fails_the_job(
     })
 }
 
+/// `spec.dependsOn`: a job waits (no pod, `DependenciesReady` False) until the job it names is
+/// Complete, then renders; a failed dependency or a cycle fails the job before it starts.
+fn dependencies_gate_the_start(env: &mut Env) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let after = |name: &str| json!({"dependsOn": [{"name": name}]});
+        env.set_script("layout", json!({"sleepMs": 3000}))?;
+        env.job("chain", "layout", "1-2", json!({})).await?;
+        env.job("chain", "lighting", "1", after("layout")).await?;
+        let api: Api<RenderJob> = Api::namespaced(env.client.clone(), "chain");
+        let waiting = eventually(
+            "lighting waiting for layout",
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                async move {
+                    let job = api.get("lighting").await.ok()?;
+                    let status = job.status?;
+                    let ready = status
+                        .conditions
+                        .iter()
+                        .find(|c| c.type_ == "DependenciesReady")?;
+                    (ready.status == "False" && ready.reason == "WaitingForDependencies")
+                        .then(|| ready.message.clone())
+                }
+            },
+        )
+        .await?;
+        ensure!(waiting.contains("layout"), "waiting message: {waiting}");
+        ensure!(
+            env.renders("lighting").is_empty(),
+            "lighting rendered before layout finished"
+        );
+        let layout = env
+            .wait_condition("chain", "layout", "Complete", Duration::from_secs(90))
+            .await?;
+        let lighting = env
+            .wait_condition("chain", "lighting", "Complete", Duration::from_secs(90))
+            .await?;
+        let done = layout
+            .status
+            .and_then(|s| s.completion_time)
+            .ok_or("no completion")?;
+        let started = lighting
+            .status
+            .and_then(|s| s.start_time)
+            .ok_or("no start")?;
+        ensure!(
+            started.0 >= done.0,
+            "lighting started at {} before layout completed at {}",
+            started.0,
+            done.0
+        );
+
+        env.set_script("plates", json!({"failAlways": {"0": 3}}))?;
+        env.job("chain", "plates", "1", json!({})).await?;
+        env.job("chain", "comp", "1", after("plates")).await?;
+        let comp = env
+            .wait_condition("chain", "comp", "Failed", Duration::from_secs(60))
+            .await?;
+        let failed = comp
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.clone())
+            .find(|c| c.type_ == "Failed")
+            .ok_or("no Failed condition")?;
+        ensure!(
+            failed.reason == "DependencyFailed" && failed.message.contains("plates"),
+            "comp: {} {}",
+            failed.reason,
+            failed.message
+        );
+
+        env.job("chain", "loop-a", "1", after("loop-b")).await?;
+        env.job("chain", "loop-b", "1", after("loop-a")).await?;
+        for name in ["loop-a", "loop-b"] {
+            let job = env
+                .wait_condition("chain", name, "Failed", Duration::from_secs(60))
+                .await?;
+            let failed = job
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.clone())
+                .find(|c| c.type_ == "Failed")
+                .ok_or("no Failed condition")?;
+            ensure!(
+                failed.reason == "DependencyCycle",
+                "{name}: {} {}",
+                failed.reason,
+                failed.message
+            );
+            ensure!(env.renders(name).is_empty(), "{name} rendered");
+        }
+        println!("    waiting: {waiting}; comp: {}", failed.message);
+        Ok(())
+    })
+}
+
 fn a_lost_node_s_shards_run_elsewhere(
     env: &mut Env,
 ) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
@@ -2263,6 +2360,7 @@ fn main() -> std::process::ExitCode {
                 "corrupt outputs are rendered again",
                 corrupt_outputs_are_rendered_again_before_the_merge,
             ),
+            ("dependencies gate the start", dependencies_gate_the_start),
             (
                 "operator killed at random moments",
                 operator_killed_at_random_moments,

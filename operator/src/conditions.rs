@@ -15,6 +15,8 @@ pub const CREATE_REFUSED: &str = "PodCreateRefused";
 /// The job's pods cannot start: a missing Secret, an image that cannot be pulled, a pod stuck
 /// in ContainerCreating (decide/blocked.rs).
 pub const PODS_BLOCKED: &str = "PodsBlocked";
+/// The jobs in `spec.dependsOn` are Complete (decide/depends.rs).
+pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 
 /// Sets condition `type_`, keeping the old transition time when the status is unchanged.
 pub fn set(

@@ -24,7 +24,8 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::api::{RenderJob, RenderPool};
 use crate::conditions::{self, CREATE_REFUSED};
 use crate::context::{Context, FIELD_MANAGER, Refusals};
-use crate::decide::{self, DecideInput, Decision, EventNote, JobState, Planned, ValidJob};
+use crate::decide::depends::{self, DependencyState};
+use crate::decide::{self, DecideInput, Decision, EventNote, Gate, JobState, Planned, ValidJob};
 use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed};
@@ -179,6 +180,7 @@ pub fn pass(
             state,
             observed: &observed,
             grant: 0,
+            dependencies: Gate::Open,
             now,
         }),
         settled: Vec::new(),
@@ -215,6 +217,29 @@ pub fn pass(
     Pass { decision, settled }
 }
 
+/// What `spec.dependsOn` allows, from the job cache: each dependency's state and any cycle
+/// through this job.
+fn dependency_gate(job: &RenderJob, jobs: &Store<RenderJob>) -> Gate {
+    if job.spec.depends_on.is_empty() {
+        return Gate::Open;
+    }
+    let namespace = job.namespace().unwrap_or_default();
+    let get = |name: &str| jobs.get(&ObjectRef::new(name).within(&namespace));
+    let states: Vec<(String, DependencyState)> = job
+        .spec
+        .depends_on
+        .iter()
+        .map(|d| (d.name.clone(), DependencyState::of(get(&d.name).as_deref())))
+        .collect();
+    let depends_on = |name: &str| -> Vec<String> {
+        get(name)
+            .map(|j| j.spec.depends_on.iter().map(|d| d.name.clone()).collect())
+            .unwrap_or_default()
+    };
+    let cycle = depends::find_cycle(&job.name_any(), &depends_on, 1024);
+    depends::gate(&states, cycle.as_deref())
+}
+
 /// Admission and the decision, under the pool's lock: the grant, the pure decision, and the
 /// creates it decided recorded as in flight. The lock is released before any API write.
 fn admit_and_decide(
@@ -227,6 +252,7 @@ fn admit_and_decide(
     caches: &Caches<'_>,
 ) -> Decision {
     let job = valid.job;
+    let dependencies = dependency_gate(job, caches.jobs);
     let pool_name = valid.pool.name_any();
     let capacity =
         pool_capacity(valid.pool, caches.nodes.state().iter().map(|n| n.as_ref())).shards;
@@ -246,7 +272,10 @@ fn admit_and_decide(
     let backing_off = caches.refusals.backing_off(&valid.uid).is_some();
     // Pods that cannot start (a missing Secret, a bad image) ask for no more slots.
     let stuck = decide::blocked(valid, observed, now).is_some_and(|b| b.stops_creates);
-    let wants = !(job.spec.suspend || finished || backing_off || stuck);
+    // A job waiting for its dependencies asks for no slots either.
+    let started = job.status.as_ref().is_some_and(|s| s.start_time.is_some());
+    let gated = !started && dependencies != Gate::Open;
+    let wants = !(job.spec.suspend || finished || backing_off || stuck || gated);
     let demand = JobDemand {
         namespace: valid.namespace.clone(),
         name: valid.name.clone(),
@@ -286,6 +315,7 @@ fn admit_and_decide(
         }),
         observed,
         grant,
+        dependencies,
         now,
     });
     book.expect(

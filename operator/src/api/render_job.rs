@@ -124,6 +124,25 @@ pub struct RenderJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i64>,
+
+    /// Jobs of this namespace that must be Complete (wholly or with missing frames) before
+    /// this job starts rendering: "render B after A". A dependency that does not exist yet is
+    /// waited for (condition `DependenciesReady`); one that failed, or a cycle, fails this job
+    /// (`DependencyFailed`, `DependencyCycle`). Dependencies gate the start only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub depends_on: Vec<Dependency>,
+}
+
+/// A job this one waits for.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Dependency {
+    /// The RenderJob's name, in this job's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
 }
 
 fn default_max_bounces() -> u32 {

@@ -13,6 +13,7 @@
 pub mod assess;
 pub mod blocked;
 pub mod cleanup;
+pub mod depends;
 pub mod valid;
 
 use std::time::Duration;
@@ -29,7 +30,8 @@ use crate::api::{
     JobPhase, OutputStatus, RenderJob, RenderJobStatus, ShardCounts, SpeculativeRace,
 };
 use crate::conditions::{
-    self, ACCEPTED, COMPLETE, FAILED, MERGING, PODS_BLOCKED, RENDERING, SUSPENDED,
+    self, ACCEPTED, COMPLETE, DEPENDENCIES_READY, FAILED, MERGING, PODS_BLOCKED, RENDERING,
+    SUSPENDED,
 };
 use crate::job_plan::{self, SpecError};
 use crate::ledger::{Ledger, Settled};
@@ -39,6 +41,7 @@ use crate::status;
 
 pub use assess::{Assessment, PoolNodes, ReadyShard, assess, backoff};
 pub use blocked::{Blocked, blocked};
+pub use depends::Gate;
 pub use valid::ValidJob;
 
 /// Speculative races kept in status for the merge's check (the CRD's bound).
@@ -81,6 +84,8 @@ pub enum JobFailure {
     FailureLimitExceeded,
     DeadlineExceeded,
     MergeFailed,
+    /// A job in `spec.dependsOn` failed, or the dependencies form a cycle.
+    Dependency(&'static str),
 }
 
 impl JobFailure {
@@ -91,6 +96,7 @@ impl JobFailure {
             JobFailure::FailureLimitExceeded => "FailureLimitExceeded",
             JobFailure::DeadlineExceeded => "DeadlineExceeded",
             JobFailure::MergeFailed => "MergeFailed",
+            JobFailure::Dependency(reason) => reason,
         }
     }
 }
@@ -121,6 +127,8 @@ pub struct DecideInput<'a> {
     pub observed: &'a Observed,
     /// Shards admission lets this job start now.
     pub grant: u32,
+    /// Whether `spec.dependsOn` lets the job start.
+    pub dependencies: Gate,
     pub now: Timestamp,
 }
 
@@ -224,7 +232,13 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             );
             draft.decision.release = cleanup.release;
             draft.decision.delete = cleanup.delete;
-            decide_planned(draft, &planned, input.observed, input.grant)
+            decide_planned(
+                draft,
+                &planned,
+                input.observed,
+                input.grant,
+                &input.dependencies,
+            )
         }
     }
 }
@@ -247,6 +261,7 @@ fn decide_planned(
     planned: &Planned<'_>,
     observed: &Observed,
     grant: u32,
+    dependencies: &Gate,
 ) -> Decision {
     let job = planned.job;
     draft.set(
@@ -269,6 +284,38 @@ fn decide_planned(
         || conditions::is_true(&draft.old.conditions, FAILED)
     {
         return finished(draft, observed);
+    }
+    // Dependencies gate the start only: a job that started renders on whatever they do later.
+    if draft.status.start_time.is_none() && !draft.job.spec.depends_on.is_empty() {
+        match dependencies {
+            Gate::Broken { reason, message } => {
+                draft.set(DEPENDENCIES_READY, false, reason, message.clone());
+                return draft.fail(JobFailure::Dependency(reason), message.clone(), observed);
+            }
+            Gate::Waiting(message) => {
+                draft.set(
+                    DEPENDENCIES_READY,
+                    false,
+                    "WaitingForDependencies",
+                    message.clone(),
+                );
+                draft.status.phase = Some(JobPhase::Queued);
+                // Dependencies finish without touching this job: look again soon.
+                draft.decision.requeue_after = Some(Duration::from_secs(5));
+                return draft.finish();
+            }
+            Gate::Open => {
+                let names: Vec<&str> = draft
+                    .job
+                    .spec
+                    .depends_on
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect();
+                let message = format!("{} complete", names.join(", "));
+                draft.set(DEPENDENCIES_READY, true, "DependenciesComplete", message);
+            }
+        }
     }
     // Attempts that lost a race to another attempt of their shard stop now.
     draft

@@ -64,6 +64,10 @@ pub fn pod(shard: u32, attempt: u32, phase: &str, exit_code: Option<i32>, node: 
 }
 
 fn run(job: &RenderJob, pods: &[Pod], grant: u32) -> (Assessment, Decision) {
+    run_with(job, pods, grant, Gate::Open)
+}
+
+fn run_with(job: &RenderJob, pods: &[Pod], grant: u32, gate: Gate) -> (Assessment, Decision) {
     let pool = pool_from_yaml();
     let observed = observe::observe(pods, &|_| true, "nvidia.com/gpu");
     let valid = ValidJob::new(job, &pool).unwrap();
@@ -77,6 +81,7 @@ fn run(job: &RenderJob, pods: &[Pod], grant: u32) -> (Assessment, Decision) {
     );
     let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), now());
     let decision = decide(DecideInput {
+        dependencies: gate,
         job,
         state: JobState::Planned(Planned {
             job: &valid,
@@ -145,6 +150,7 @@ fn a_job_writing_into_another_namespace_fails_without_a_pod() {
     let running = pod(0, 0, "Running", None, "gpu-1");
     let observed = observe::observe([&running], &|_| true, "nvidia.com/gpu");
     let decision = decide(DecideInput {
+        dependencies: Gate::Open,
         job: &job,
         state: JobState::Invalid(error),
         observed: &observed,
@@ -202,6 +208,7 @@ fn a_finished_job_stays_finished_when_its_spec_no_longer_passes() {
     assert_eq!(error.reason(), "SceneOutsideNamespace");
     let observed = Observed::default();
     let decision = decide(DecideInput {
+        dependencies: Gate::Open,
         job: &job,
         state: JobState::Invalid(error),
         observed: &observed,
@@ -213,6 +220,7 @@ fn a_finished_job_stays_finished_when_its_spec_no_longer_passes() {
     assert_eq!(decision.requeue_after, Some(Duration::from_secs(60)));
     // Nor does a deleted pool reopen it.
     let decision = decide(DecideInput {
+        dependencies: Gate::Open,
         job: &job,
         state: JobState::NoPool,
         observed: &observed,
@@ -505,6 +513,76 @@ fn a_successful_merge_completes_the_job() {
     assert_eq!(decision.status.phase, Some(JobPhase::Complete));
     assert!(conditions::is_true(&decision.status.conditions, COMPLETE));
     assert!(decision.status.completion_time.is_some());
+}
+
+fn run_gated(job: &RenderJob, pods: &[Pod], gate: Gate) -> Decision {
+    run_with(job, pods, 8, gate).1
+}
+
+fn dependent_job() -> RenderJob {
+    let mut job = job_from_yaml();
+    job.spec.depends_on = vec![crate::api::Dependency {
+        name: "layout".into(),
+    }];
+    job
+}
+
+#[test]
+fn a_job_waits_for_its_dependencies_then_starts() {
+    let waiting = run_gated(
+        &dependent_job(),
+        &[],
+        Gate::Waiting("waiting for job layout (Rendering)".into()),
+    );
+    assert!(waiting.create.is_empty());
+    assert_eq!(waiting.status.phase, Some(JobPhase::Queued));
+    let ready = waiting
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == DEPENDENCIES_READY)
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "WaitingForDependencies")
+    );
+    assert!(ready.message.contains("layout (Rendering)"));
+    assert!(waiting.requeue_after.is_some());
+
+    let open = run_gated(&dependent_job(), &[], Gate::Open);
+    assert_eq!(open.create.len(), 8);
+    assert!(conditions::is_true(
+        &open.status.conditions,
+        DEPENDENCIES_READY
+    ));
+
+    // Once started, a job no longer looks at its dependencies.
+    let mut started = dependent_job();
+    started.status = Some(open.status.clone());
+    let later = run_gated(&started, &[], Gate::Waiting("anything".into()));
+    assert_ne!(later.status.phase, Some(JobPhase::Queued));
+}
+
+#[test]
+fn a_failed_dependency_or_a_cycle_fails_the_job_before_it_starts() {
+    let broken = run_gated(
+        &dependent_job(),
+        &[],
+        Gate::Broken {
+            reason: "DependencyCycle",
+            message: "spec.dependsOn forms a cycle: shot010 -> layout -> shot010".into(),
+        },
+    );
+    assert!(broken.create.is_empty());
+    assert_eq!(broken.status.phase, Some(JobPhase::Failed));
+    let failed = broken
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == FAILED)
+        .unwrap();
+    assert_eq!(failed.reason, "DependencyCycle");
+    assert!(failed.message.contains("shot010 -> layout -> shot010"));
 }
 
 fn partial_job() -> RenderJob {
@@ -857,6 +935,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
     let settled = ledger.settle(&observed, shards, &IndexSet::new(), at(400));
     let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), at(400));
     let decision = decide(DecideInput {
+        dependencies: Gate::Open,
         job: &job,
         state: JobState::Planned(Planned {
             job: &valid,
