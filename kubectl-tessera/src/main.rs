@@ -136,11 +136,16 @@ struct WaitArgs {
     /// The RenderJob.
     job: String,
     /// Give up after this long (30m, 1h30m, 90s; 0: no limit) and exit 124.
-    #[arg(long, default_value = "0", value_parser = wait::parse_timeout)]
-    timeout: Option<Duration>,
+    #[arg(long, default_value = "0", value_parser = timeout_arg)]
+    timeout: Duration,
     /// Do not print progress lines on stderr while waiting.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `--timeout`: a duration, zero for no limit.
+fn timeout_arg(text: &str) -> Result<Duration, String> {
+    wait::parse_timeout(text).map(Option::unwrap_or_default)
 }
 
 /// Why a command stopped: its exit code and one line for stderr.
@@ -547,7 +552,7 @@ async fn wait_command(cli: &Cli, args: &WaitArgs) -> Result<()> {
             }
         }
     };
-    let outcome = match args.timeout {
+    let outcome = match (!args.timeout.is_zero()).then_some(args.timeout) {
         Some(limit) => match tokio::time::timeout(limit, watch).await {
             Ok(outcome) => outcome?,
             Err(_) => {
@@ -611,6 +616,102 @@ fn main() -> ExitCode {
         Err(fail) => {
             eprintln!("error: {}", fail.message);
             ExitCode::from(fail.code as u8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-tessera").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed_and_every_command_parses() {
+        Cli::command().debug_assert();
+        let cli = parse(&[
+            "wait",
+            "j",
+            "--timeout",
+            "1h30m",
+            "-n",
+            "ns",
+            "--context",
+            "c",
+        ])
+        .unwrap();
+        let Command::Wait(wait) = &cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(wait.timeout, Duration::from_secs(5400));
+        assert_eq!(
+            (cli.namespace.as_deref(), cli.context.as_deref()),
+            (Some("ns"), Some("c"))
+        );
+        let Command::Wait(wait) = parse(&["wait", "j"]).unwrap().command else {
+            panic!()
+        };
+        assert!(wait.timeout.is_zero());
+        let Command::Submit(submit) = parse(&[
+            "submit",
+            "--scene",
+            "s3://b/s.glb",
+            "--frames",
+            "1-10",
+            "--tiles",
+            "4x2",
+            "--resolution",
+            "640x480",
+            "--priority",
+            "-5",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (submit.tiles, submit.resolution, submit.priority),
+            ((4, 2), (640, 480), Some(-5))
+        );
+        assert_eq!(submit.format, Some(Format::Json));
+        let Command::Logs(logs) = parse(&["logs", "j", "--frame", "-3"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((logs.frame, logs.shard), (Some(-3), None));
+        let Command::Status(status) = parse(&["status", "j", "-o", "yaml"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(status.format, Some(Format::Yaml));
+    }
+
+    #[test]
+    fn usage_errors_are_clap_errors_with_exit_code_2() {
+        for args in [
+            vec!["wait"],
+            vec!["wait", "j", "--timeout", "soon"],
+            vec!["logs", "j"],
+            vec!["logs", "j", "--shard", "1", "--frame", "2"],
+            vec!["submit", "--scene", "s3://b/s.glb"],
+            vec![
+                "submit",
+                "--scene",
+                "s3://b/s.glb",
+                "--frames",
+                "1",
+                "--tiles",
+                "4",
+            ],
+            vec!["status", "j", "-o", "xml"],
+        ] {
+            let error = parse(&args).unwrap_err();
+            assert_eq!(error.exit_code(), exit::USAGE, "{args:?}");
         }
     }
 }

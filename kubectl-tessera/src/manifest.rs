@@ -306,7 +306,8 @@ mod tests {
 
     #[test]
     fn what_the_operator_would_refuse_is_refused_naming_the_flag() {
-        let cases: Vec<(Box<dyn Fn(&mut JobInput)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut JobInput)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|i| i.frames = "10-1".into()), "--frames"),
             (Box::new(|i| i.frames = "a-b".into()), "--frames"),
             (Box::new(|i| i.tiles = (4000, 1)), "--tiles"),

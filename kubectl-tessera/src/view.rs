@@ -530,7 +530,16 @@ mod tests {
             "startTime": "2026-12-01T10:00:00Z",
         }));
         let view = status_view(&job, now()).unwrap();
-        let summary: Vec<(&str, &str, ShardState, u32, u32, Option<&str>, Option<i64>)> = view
+        type Summary<'a> = (
+            &'a str,
+            &'a str,
+            ShardState,
+            u32,
+            u32,
+            Option<&'a str>,
+            Option<i64>,
+        );
+        let summary: Vec<Summary> = view
             .rows
             .iter()
             .map(|r| {
