@@ -126,6 +126,23 @@ pub struct MergeSpec {
     pub output: String,
 }
 
+impl MergeSpec {
+    /// The plan input the spec describes, with its frame list already parsed; the merge and
+    /// any stand-in for it re-plan from this (never from a list of frames the spec carries).
+    pub fn plan_input(&self, frames: crate::FrameList) -> crate::PlanInput {
+        crate::PlanInput {
+            frames,
+            width: self.settings.width,
+            height: self.settings.height,
+            samples_per_pixel: self.settings.samples_per_pixel,
+            frames_per_shard: self.frames_per_shard,
+            tiles_x: self.tiles_x,
+            tiles_y: self.tiles_y,
+            sample_splits: self.sample_splits,
+        }
+    }
+}
+
 /// One object a pod wrote, relative to its prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tessera_shard::contract::{
     InvalidShards, MANIFEST_FILE, MergeSpec, ShardSpec, exit, frame_path, job_manifest_path,
 };
-use tessera_shard::{FrameList, IndexSet, PlanInput, ShardPlan};
+use tessera_shard::{FrameList, IndexSet, ShardPlan};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -169,17 +169,8 @@ fn main() {
             let frames = FrameList::parse(&spec.frames)
                 .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad frames: {e}")));
             // Frames a missing (failed) shard covers are left out, as the real merge does.
-            let plan = ShardPlan::new(PlanInput {
-                frames: frames.clone(),
-                width: spec.settings.width,
-                height: spec.settings.height,
-                samples_per_pixel: spec.settings.samples_per_pixel,
-                frames_per_shard: spec.frames_per_shard,
-                tiles_x: spec.tiles_x,
-                tiles_y: spec.tiles_y,
-                sample_splits: spec.sample_splits,
-            })
-            .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad plan: {e}")));
+            let plan = ShardPlan::new(spec.plan_input(frames.clone()))
+                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad plan: {e}")));
             let missing: Vec<i64> = spec
                 .missing
                 .iter()

@@ -20,7 +20,7 @@ use tessera_shard::contract::{
     CONTRACT_VERSION, FrameRecord, ImageFormat, InvalidShards, JobManifest, MANIFEST_FILE,
     ManifestFile, MergeSpec, RaceCheck, ShardManifest, frame_path, job_manifest_path, shard_prefix,
 };
-use tessera_shard::{FrameList, IndexSet, PlanInput, Shard, ShardPlan};
+use tessera_shard::{FrameList, IndexSet, Shard, ShardPlan};
 
 use crate::commands::render::MAX_DIMENSION;
 use crate::commands::shard_frame_file;
@@ -72,17 +72,7 @@ pub fn plan_of(spec: &MergeSpec) -> Result<ShardPlan> {
     }
     let frames = FrameList::parse(&spec.frames)
         .map_err(|e| Error::BadSpec(format!("frames {:?}: {e}", spec.frames)))?;
-    ShardPlan::new(PlanInput {
-        frames,
-        width: spec.settings.width,
-        height: spec.settings.height,
-        samples_per_pixel: spec.settings.samples_per_pixel,
-        frames_per_shard: spec.frames_per_shard,
-        tiles_x: spec.tiles_x,
-        tiles_y: spec.tiles_y,
-        sample_splits: spec.sample_splits,
-    })
-    .map_err(|e| Error::BadSpec(e.to_string()))
+    ShardPlan::new(spec.plan_input(frames)).map_err(|e| Error::BadSpec(e.to_string()))
 }
 
 /// Why one shard is unusable, or `Ok` with its manifest.
