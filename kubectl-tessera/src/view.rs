@@ -89,6 +89,9 @@ pub struct StatusView {
     /// `status.shards` as the operator counted them.
     pub shards: ShardCounts,
     pub frames: String,
+    /// Frames that will not be written (`retry.allowMissingFrames`), in frame-list syntax.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_frames: Option<String>,
     pub shards_per_frame: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
@@ -208,6 +211,7 @@ pub fn status_view(job: &RenderJob, now: Timestamp) -> Result<StatusView, String
         progress: status.progress.clone(),
         shards: status.shards.clone(),
         frames: plan.input().frames.to_string(),
+        missing_frames: status.missing_frames.clone(),
         shards_per_frame: plan.shards_per_frame_chunk(),
         start_time: start.map(|t| t.to_string()),
         completion_time: end.map(|t| t.to_string()),
@@ -357,6 +361,11 @@ pub fn render_table(view: &StatusView) -> String {
         c.total, c.succeeded, c.failed, c.active, c.waiting, view.shards_per_frame
     ));
     out.push_str(&format!("Frames:    {}\n", view.frames));
+    if let Some(missing) = &view.missing_frames {
+        out.push_str(&format!(
+            "Missing:   {missing} (their shards failed; allowMissingFrames)\n"
+        ));
+    }
     if let Some(start) = &view.start_time {
         let took = view
             .duration_seconds
@@ -583,6 +592,21 @@ mod tests {
             text.contains("3-4     10-15   waiting    0        0         -      -\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_partial_job_shows_its_missing_frames() {
+        let job = job(json!({
+            "phase": "Complete", "missingFrames": "2",
+            "shards": {"total": 16, "succeeded": 15, "failed": 1, "active": 0, "waiting": 0},
+            "succeededShards": "0-3,5-15", "failedShards": "4",
+        }));
+        let view = status_view(&job, now()).unwrap();
+        assert_eq!(view.missing_frames.as_deref(), Some("2"));
+        let text = render_table(&view);
+        assert!(text.contains("Missing:   2 (their shards failed"), "{text}");
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["missingFrames"], "2");
     }
 
     #[test]
