@@ -55,6 +55,14 @@ enum Command {
     Render {
         #[command(flatten)]
         source: SpecSource,
+        /// Where to write the error that stopped the render, so that the pod's termination
+        /// message (and the job's lastFailure) is that error rather than a tail of the log.
+        #[arg(
+            long,
+            env = "TESSERA_TERMINATION_LOG",
+            default_value = "/dev/termination-log"
+        )]
+        termination_log: PathBuf,
     },
     /// Verify all shards of a job (MergeSpec) and merge them into frames.
     Merge {
@@ -158,29 +166,12 @@ struct LogDestination {
 
 fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
     match cli.command {
-        Command::Render { source } => {
-            let spec: ShardSpec = read_spec(source.spec.as_deref(), source.spec_file.as_deref())?;
-            render_pod::commands::render::validate(&spec)?;
-            let place = render_pod::commands::render::provenance(None);
-            tracing::info!(
-                job = %spec.job,
-                shard = spec.shard,
-                attempt = spec.attempt,
-                pod = place.pod.as_deref().unwrap_or("?"),
-                node = place.node.as_deref().unwrap_or("?"),
-                "render-pod {} starting",
-                env!("CARGO_PKG_VERSION")
-            );
-            *log_destination = Storage::new().ok().map(|storage| LogDestination {
-                storage,
-                location: format!("{}/{LOG_FILE}", spec.shard_prefix()),
-            });
-            let storage = Storage::new()?;
-            let asset = scene_source::load(&storage, &spec.settings.scene, &spec.settings.limits)?;
-            let ctx = GpuContext::new()?;
-            ShardRenderer::new(&ctx, &storage, &asset).render_shard(&spec, &mut |_, _| {})?;
-            Ok(())
-        }
+        Command::Render {
+            source,
+            termination_log,
+        } => render_shard(&source, log_destination).inspect_err(|e| {
+            write_termination_message(&termination_log, &e.to_string());
+        }),
         Command::Merge {
             source,
             termination_log,
@@ -249,6 +240,42 @@ fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// `render`: one shard, from its spec to its manifest.
+fn render_shard(source: &SpecSource, log_destination: &mut Option<LogDestination>) -> Result<()> {
+    let spec: ShardSpec = read_spec(source.spec.as_deref(), source.spec_file.as_deref())?;
+    render_pod::commands::render::validate(&spec)?;
+    let place = render_pod::commands::render::provenance(None);
+    tracing::info!(
+        job = %spec.job,
+        shard = spec.shard,
+        attempt = spec.attempt,
+        pod = place.pod.as_deref().unwrap_or("?"),
+        node = place.node.as_deref().unwrap_or("?"),
+        "render-pod {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    *log_destination = Storage::new().ok().map(|storage| LogDestination {
+        storage,
+        location: format!("{}/{LOG_FILE}", spec.shard_prefix()),
+    });
+    let storage = Storage::new()?;
+    let asset = scene_source::load(&storage, &spec.settings.scene, &spec.settings.limits)?;
+    let ctx = GpuContext::new()?;
+    ShardRenderer::new(&ctx, &storage, &asset).render_shard(&spec, &mut |_, _| {})?;
+    Ok(())
+}
+
+/// Best effort: Kubernetes reads at most 4 KiB of the termination message.
+fn write_termination_message(path: &std::path::Path, message: &str) {
+    let mut end = message.len().min(4096);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    if let Err(e) = std::fs::write(path, &message[..end]) {
+        tracing::debug!(path = %path.display(), error = %e, "no termination log written");
     }
 }
 

@@ -23,10 +23,16 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Where a `render` that fails leaves its error (the pod's termination message).
+fn termination_message_path() -> PathBuf {
+    std::env::temp_dir().join(format!("render-pod-cli-termination-{}", std::process::id()))
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "warn")
+        .env("TESSERA_TERMINATION_LOG", termination_message_path())
         .output()
         .expect("spawn render-pod")
 }
@@ -85,12 +91,19 @@ fn bad_scenes_and_specs_exit_bad_input_with_a_clear_message() {
     assert!(stderr(&o).contains("spec JSON"), "{}", stderr(&o));
     // The operator fixture parses; its scene does not exist here.
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shard/fixtures/shard-spec.json");
+    let _ = std::fs::remove_file(termination_message_path());
     let o = run(&["render", "--spec-file", fixture.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("file:///data/scenes/cbox.gltf"),
         "{}",
         stderr(&o)
+    );
+    // The pod's termination message is the error itself, not a tail of the log.
+    let message = std::fs::read_to_string(termination_message_path()).unwrap();
+    assert!(
+        message.starts_with("bad scene file:///data/scenes/cbox.gltf"),
+        "{message}"
     );
     // Usage errors are clap's exit code 2.
     assert_eq!(run(&["render"]).status.code(), Some(exit::USAGE));
