@@ -26,6 +26,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/gpu-run-out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/gpu-run.log") 2>&1
+tee_pid=$!
 export GPU_RUN_BUNDLE=${GPU_BUNDLE:-.gpu-bundle}
 export OUT
 
@@ -284,5 +285,7 @@ sys.exit(0 if probe and result["results"] else 4)
 EOF
 rc=$?
 echo "== gpu-run.sh done (rc $rc)"
-sleep 1  # let tee flush the log
+# Close our end of the pipe and wait for tee to write the rest of the log.
+exec >&- 2>&-
+wait "$tee_pid"
 exit $rc

@@ -19,7 +19,8 @@ use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 use tessera_e2e::ensure;
 use tessera_e2e::harness::{
-    Cluster, Outcome, Report, Step, bin_dir, block_on, could_not_start, free_port, repo_root,
+    Cluster, Outcome, Report, Step, bin_dir, block_on, could_not_start, eventually, free_port,
+    repo_root,
 };
 use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
 use tessera_operator::api::RenderJob;
@@ -183,15 +184,16 @@ impl Env {
     /// the plugin and here), so retried while the operator still writes status (a finished
     /// job's last pods are still being accounted).
     async fn status_agrees(&self, name: &str) -> Result<Value, String> {
-        let mut tries = 0;
-        loop {
-            match self.status_agrees_once(name).await {
-                Err(_) if tries < 20 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(500)).await; // bounded: 20 tries
-                }
-                outcome => return outcome,
-            }
+        let agreed = eventually(
+            "status agrees with the job",
+            Duration::from_secs(10),
+            || async { self.status_agrees_once(name).await.ok() },
+        )
+        .await;
+        match agreed {
+            Ok(value) => Ok(value),
+            // Say why: the last disagreement.
+            Err(_) => self.status_agrees_once(name).await,
         }
     }
 

@@ -159,7 +159,7 @@ fn run(root: &Path, scene: &Path) -> Run {
     ));
     let stderr_file = root.join("stderr.txt");
     let started = Instant::now();
-    let mut child = Command::new("strace")
+    let child = Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=open,openat,openat2,creat", "-o"])
         .arg(&trace)
         .arg(BIN)
@@ -181,21 +181,36 @@ fn run(root: &Path, scene: &Path) -> Run {
     };
     // SAFETY: prlimit on our own child with a valid rlimit struct.
     unsafe { libc::prlimit(pid, libc::RLIMIT_AS, &limit, std::ptr::null_mut()) };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // A watchdog kills a run that never ends; the wait itself blocks until the child exits.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                if Instant::now() > deadline {
+                    // SAFETY: signalling our own child, not yet reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return true;
+                }
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            false
+        })
+    };
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: waiting for our own child; status and usage are valid out-pointers.
-        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if waited == pid {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{} ran past 60 s", scene.display());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // SAFETY: waiting for our own child; status and usage are valid out-pointers.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 on {}", scene.display());
+    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    watchdog.thread().unpark();
+    assert!(
+        !watchdog.join().unwrap(),
+        "{} ran past 60 s and was killed",
+        scene.display()
+    );
+    drop(child);
     let exit = std::process::ExitStatus::from_raw(status);
     let text = std::fs::read_to_string(&trace).unwrap_or_default();
     Run {
