@@ -24,8 +24,10 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::api::{RenderJob, RenderPool};
 use crate::conditions::{self, CREATE_REFUSED};
 use crate::context::{Context, FIELD_MANAGER, Refusals};
-use crate::decide::depends::{self, DependencyState};
-use crate::decide::{self, DecideInput, Decision, EventNote, Gate, JobState, Planned, ValidJob};
+use crate::decide::depends::{self, DependencyState, FrameGate, FramesHeld};
+use crate::decide::{
+    self, DecideInput, Decision, EventNote, Gate, JobState, Planned, ValidJob, rerender,
+};
 use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed};
@@ -181,6 +183,7 @@ pub fn pass(
             observed: &observed,
             grant: 0,
             dependencies: Gate::Open,
+            frames_held: None,
             now,
         }),
         settled: Vec::new(),
@@ -191,6 +194,30 @@ pub fn pass(
     let valid = match ValidJob::new(job, pool) {
         Ok(valid) => valid,
         Err(error) => return unplanned(JobState::Invalid(error)),
+    };
+    // A pending re-render rewrites the recorded status first: the rest of the pass sees its
+    // shards as not rendered and their frames as not merged.
+    let rewritten: RenderJob;
+    let recorded = job.status.clone().unwrap_or_default();
+    let (job, valid, rerendered) = match rerender::apply(
+        job.spec.rerender.as_ref(),
+        &valid.plan,
+        &recorded,
+        job.metadata.generation,
+        now,
+    ) {
+        None => (job, valid, None),
+        Some(status) => {
+            let record = status.rerenders.last().cloned();
+            rewritten = RenderJob {
+                status: Some(status),
+                ..job.clone()
+            };
+            match ValidJob::new(&rewritten, pool) {
+                Ok(valid) => (&rewritten, valid, record),
+                Err(error) => return unplanned(JobState::Invalid(error)),
+            }
+        }
     };
     let recorded = job.status.clone().unwrap_or_default();
     let mut ledger = Ledger::from_status(&recorded);
@@ -204,24 +231,50 @@ pub fn pass(
         ready: ready_nodes(pool, caches.nodes.state().iter().map(|n| n.as_ref())),
         suspects: suspects_of(pool),
     };
-    let assessment = decide::assess(&valid, &observed, &ledger, &pool_nodes, now);
-    let decision = admit_and_decide(
-        &valid,
-        &observed,
-        &assessment,
-        &ledger,
-        &settled,
-        now,
-        caches,
-    );
+    let mut assessment = decide::assess(&valid, &observed, &ledger, &pool_nodes, now);
+    // Frame by frame: shards whose frames are not merged yet in a dependency wait.
+    let (dependencies, frame_gate) = dependency_gate(valid.job, caches.jobs);
+    let held = frame_gate.hold_back(&mut assessment.ready, &valid.plan);
+    let frames_held = (!frame_gate.waiting_on.is_empty()).then(|| FramesHeld {
+        shards: held,
+        message: frame_gate.message(held),
+    });
+    let planned = Planned {
+        job: &valid,
+        assessment: &assessment,
+        ledger: &ledger,
+        settled: &settled,
+    };
+    let mut decision =
+        admit_and_decide(planned, &observed, (dependencies, frames_held), now, caches);
+    if let Some(record) = rerendered {
+        decision.events.push(EventNote {
+            warning: false,
+            reason: "Rerender".into(),
+            note: format!(
+                "spec.rerender generation {}: shards {} render again (frames {})",
+                record.generation,
+                if record.shards.is_empty() {
+                    "none".to_string()
+                } else {
+                    record.shards.to_string()
+                },
+                if record.frames.is_empty() {
+                    "none"
+                } else {
+                    &record.frames
+                },
+            ),
+        });
+    }
     Pass { decision, settled }
 }
 
 /// What `spec.dependsOn` allows, from the job cache: each dependency's state and any cycle
-/// through this job.
-fn dependency_gate(job: &RenderJob, jobs: &Store<RenderJob>) -> Gate {
+/// through this job; and the frame-by-frame dependencies still rendering.
+fn dependency_gate(job: &RenderJob, jobs: &Store<RenderJob>) -> (Gate, FrameGate) {
     if job.spec.depends_on.is_empty() {
-        return Gate::Open;
+        return (Gate::Open, FrameGate::default());
     }
     let namespace = job.namespace().unwrap_or_default();
     let get = |name: &str| jobs.get(&ObjectRef::new(name).within(&namespace));
@@ -229,7 +282,10 @@ fn dependency_gate(job: &RenderJob, jobs: &Store<RenderJob>) -> Gate {
         .spec
         .depends_on
         .iter()
-        .map(|d| (d.name.clone(), DependencyState::of(get(&d.name).as_deref())))
+        .map(|d| {
+            let state = DependencyState::of(get(&d.name).as_deref(), d.frame_by_frame);
+            (d.name.clone(), state)
+        })
         .collect();
     let depends_on = |name: &str| -> Vec<String> {
         get(name)
@@ -237,22 +293,23 @@ fn dependency_gate(job: &RenderJob, jobs: &Store<RenderJob>) -> Gate {
             .unwrap_or_default()
     };
     let cycle = depends::find_cycle(&job.name_any(), &depends_on, 1024);
-    depends::gate(&states, cycle.as_deref())
+    (
+        depends::gate(&states, cycle.as_deref()),
+        FrameGate::of(&states),
+    )
 }
 
 /// Admission and the decision, under the pool's lock: the grant, the pure decision, and the
 /// creates it decided recorded as in flight. The lock is released before any API write.
 fn admit_and_decide(
-    valid: &ValidJob<'_>,
+    planned: Planned<'_>,
     observed: &Observed,
-    assessment: &decide::Assessment,
-    ledger: &Ledger,
-    settled: &[Settled],
+    (dependencies, frames_held): (Gate, Option<FramesHeld>),
     now: Timestamp,
     caches: &Caches<'_>,
 ) -> Decision {
+    let (valid, assessment) = (planned.job, planned.assessment);
     let job = valid.job;
-    let dependencies = dependency_gate(job, caches.jobs);
     let pool_name = valid.pool.name_any();
     let capacity =
         pool_capacity(valid.pool, caches.nodes.state().iter().map(|n| n.as_ref())).shards;
@@ -307,15 +364,11 @@ fn admit_and_decide(
     tracing::debug!(pool = %pool_name, capacity, grant, "admission");
     let decision = decide::decide(DecideInput {
         job,
-        state: JobState::Planned(Planned {
-            job: valid,
-            assessment,
-            ledger,
-            settled,
-        }),
+        state: JobState::Planned(planned),
         observed,
         grant,
         dependencies,
+        frames_held,
         now,
     });
     book.expect(

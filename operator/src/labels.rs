@@ -14,6 +14,9 @@ pub const MANAGER: &str = "tessera-operator";
 /// Annotation on merge pods: the attempt map the merge read, so a failed merge's verdict is
 /// applied to exactly those attempts.
 pub const MERGE_ATTEMPTS: &str = "tessera.dev/merge-attempts";
+/// Annotation on merge pods: their step (`tessera_shard::contract::MergeStep` as JSON): the
+/// frame chunks they merge, the chunk they preview, or the job manifest.
+pub const MERGE_STEP: &str = "tessera.dev/merge-step";
 
 /// Finalizer on shard pods: the pod object stays until its attempt is in the job's ledger.
 pub const LEDGER_FINALIZER: &str = "tessera.dev/ledger";
@@ -29,9 +32,20 @@ pub fn shard_pod_name(job: &str, shard: u32, attempt: u32) -> String {
     fit(job, &format!("-{shard}-{attempt}"))
 }
 
-/// `<job>-merge-<attempt>`.
-pub fn merge_pod_name(job: &str, attempt: u32) -> String {
-    fit(job, &format!("-merge-{attempt}"))
+/// `<job>-merge-<first chunk>-<attempt>`: a merge of frame chunks from `first` on.
+pub fn merge_pod_name(job: &str, first: u32, attempt: u32) -> String {
+    fit(job, &format!("-merge-{first}-{attempt}"))
+}
+
+/// `<job>-preview-<chunk>-<splits>`: a preview of one frame chunk from its first `splits`
+/// sample splits.
+pub fn preview_pod_name(job: &str, chunk: u32, splits: u32) -> String {
+    fit(job, &format!("-preview-{chunk}-{splits}"))
+}
+
+/// `<job>-manifest-<attempt>`: the job manifest, written last.
+pub fn manifest_pod_name(job: &str, attempt: u32) -> String {
+    fit(job, &format!("-manifest-{attempt}"))
 }
 
 /// The job name as a label value (label values stop at 63 characters).
@@ -63,7 +77,9 @@ mod tests {
     #[test]
     fn short_names_are_kept() {
         assert_eq!(shard_pod_name("shot010", 12, 0), "shot010-12-0");
-        assert_eq!(merge_pod_name("shot010", 1), "shot010-merge-1");
+        assert_eq!(merge_pod_name("shot010", 4, 1), "shot010-merge-4-1");
+        assert_eq!(preview_pod_name("shot010", 4, 2), "shot010-preview-4-2");
+        assert_eq!(manifest_pod_name("shot010", 0), "shot010-manifest-0");
         assert_eq!(job_label_value("shot010"), "shot010");
     }
 

@@ -306,6 +306,7 @@ mod tests {
             terminating: false,
             finalizer: true,
             merge_inputs: None,
+            merge_step: None,
             waiting: None,
         }
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use tessera_shard::contract::{InvalidShards, exit};
+use tessera_shard::contract::{InvalidShards, MergeStep, exit};
 use tessera_shard::{AttemptMap, IndexSet};
 
 use crate::labels;
@@ -80,6 +80,9 @@ pub struct Attempt {
     pub finalizer: bool,
     /// Merge pods only: the shard attempts the merge read.
     pub merge_inputs: Option<AttemptMap>,
+    /// Merge pods only: what the merge does (`None`: a pod of an operator before merge steps,
+    /// which merged everything at once).
+    pub merge_step: Option<MergeStep>,
     /// Not started, and why, when the kubelet says (a missing Secret, a bad image).
     pub waiting: Option<Waiting>,
 }
@@ -236,6 +239,12 @@ fn read_attempt(
         .as_ref()
         .and_then(|a| a.get(labels::MERGE_ATTEMPTS))
         .and_then(|text| AttemptMap::parse(text).ok());
+    let merge_step = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::MERGE_STEP))
+        .and_then(|text| serde_json::from_str(text).ok());
     Attempt {
         pod: pod.metadata.name.clone().unwrap_or_default(),
         attempt,
@@ -247,6 +256,7 @@ fn read_attempt(
         terminating,
         finalizer,
         merge_inputs,
+        merge_step,
         waiting,
     }
 }

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Resource;
 use kube::api::ObjectMeta;
-use tessera_shard::contract::{MergeSpec, ShardSpec};
+use tessera_shard::contract::{MergeSpec, MergeStep, ShardSpec};
 
 use crate::api::{RenderJob, RenderPool};
 use crate::decide::ValidJob;
@@ -140,8 +140,16 @@ pub fn merge_memory_bytes(spec: &MergeSpec) -> u64 {
     (320 << 20) + pixels.saturating_mul(32 * frames + 52)
 }
 
-/// The merge pod. It needs no GPU and runs wherever the scheduler likes.
+/// A merge pod, named after its step (`spec.step`). It needs no GPU and runs wherever the
+/// scheduler likes.
 pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
+    let name = match &spec.step {
+        MergeStep::Chunks(chunks) => {
+            labels::merge_pod_name(&valid.name, chunks.iter().next().unwrap_or(0), attempt)
+        }
+        MergeStep::Preview { chunk, .. } => labels::preview_pod_name(&valid.name, *chunk, attempt),
+        MergeStep::All | MergeStep::Manifest => labels::manifest_pod_name(&valid.name, attempt),
+    };
     let (job, pool) = (valid.job, valid.pool);
     let storage_secret = valid.storage_secret.as_deref();
     let mut labels = job_labels(valid, labels::ROLE_MERGE);
@@ -171,13 +179,19 @@ pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
     };
     Pod {
         metadata: ObjectMeta {
-            name: Some(labels::merge_pod_name(&valid.name, attempt)),
+            name: Some(name),
             namespace: Some(valid.namespace.clone()),
             labels: Some(labels),
-            annotations: Some(BTreeMap::from([(
-                labels::MERGE_ATTEMPTS.to_string(),
-                spec.attempts.to_string(),
-            )])),
+            annotations: Some(BTreeMap::from([
+                (
+                    labels::MERGE_ATTEMPTS.to_string(),
+                    spec.attempts.to_string(),
+                ),
+                (
+                    labels::MERGE_STEP.to_string(),
+                    serde_json::to_string(&spec.step).expect("a merge step always serializes"),
+                ),
+            ])),
             owner_references: job.controller_owner_ref(&()).map(|r| vec![r]),
             ..Default::default()
         },

@@ -291,8 +291,12 @@ async fn the_last_success_creates_the_merge_pod() {
     let ctx = context(client, &job, pods, vec![gpu_node("gpu-node-1")]);
     let verifier = tokio::spawn(async move {
         let merge = expect_pod_create(&mut handle).await;
-        assert_eq!(names_of_created(&merge), "shot010-merge-0");
+        assert_eq!(names_of_created(&merge), "shot010-merge-0-0");
         assert_eq!(merge["metadata"]["labels"]["tessera.dev/role"], "merge");
+        assert_eq!(
+            merge["metadata"]["annotations"]["tessera.dev/merge-step"],
+            r#"{"chunks":"0-3"}"#
+        );
         assert_eq!(merge["spec"]["containers"][0]["args"][0], "merge");
         let status = expect_status_patch(&mut handle).await;
         assert_eq!(status["status"]["phase"], "Merging");
@@ -327,6 +331,9 @@ async fn after_a_restart_succeeded_shards_are_not_rendered_again() {
         vec![gpu_node("gpu-node-1"), gpu_node("gpu-node-2")],
     );
     let verifier = tokio::spawn(async move {
+        // Frames 1-2 (shards 0-3) are rendered: they merge now; no shard renders again.
+        let merge = expect_pod_create(&mut handle).await;
+        assert_eq!(names_of_created(&merge), "shot010-merge-0-0");
         let status = expect_status_patch(&mut handle).await;
         assert_eq!(status["status"]["succeededShards"], "0-3");
         assert_eq!(status["status"]["shards"]["active"], 2);
@@ -356,6 +363,9 @@ async fn accounted_attempts_are_released_then_deleted_and_status_is_conditional(
     ];
     let ctx = context(client, &job, pods, vec![]);
     let verifier = tokio::spawn(async move {
+        // Frame 1 (shards 0-1) is rendered: its merge pod first.
+        let merge = expect_pod_create(&mut handle).await;
+        assert_eq!(names_of_created(&merge), "shot010-merge-0-0");
         let release = expect(
             &mut handle,
             Method::PATCH,

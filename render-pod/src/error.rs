@@ -43,6 +43,10 @@ pub enum Error {
     /// Merge only: some shard outputs are missing or corrupt.
     #[error("invalid shard outputs {}: {}", .0.shards, .0.reason)]
     InvalidShards(InvalidShards),
+    /// Merge only: a frame chunk's merge record is missing or from other shard attempts
+    /// (the manifest step ran before, or raced with, a chunk merge); merging again fixes it.
+    #[error("merge record out of date: {0}")]
+    StaleRecord(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -56,9 +60,11 @@ impl Error {
             }
             Error::NoAdapter(_) => exit::NO_ADAPTER,
             Error::InvalidShards(_) => exit::INVALID_SHARDS,
-            Error::Gpu(_) | Error::Storage { .. } | Error::Image(_) | Error::Io(_) => {
-                exit::TRANSIENT
-            }
+            Error::Gpu(_)
+            | Error::Storage { .. }
+            | Error::Image(_)
+            | Error::StaleRecord(_)
+            | Error::Io(_) => exit::TRANSIENT,
         }
     }
 
@@ -73,6 +79,7 @@ impl Error {
             Error::Storage { .. } => "storage",
             Error::Image(_) => "image",
             Error::InvalidShards(_) => "invalid_shards",
+            Error::StaleRecord(_) => "stale_record",
             Error::Io(_) => "io",
         }
     }

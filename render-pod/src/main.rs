@@ -183,7 +183,7 @@ fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
                     merge::write_termination_log(&termination_log, &invalid);
                     Err(Error::InvalidShards(invalid))
                 }
-                other => other.map(|_| ()),
+                other => other,
             }
         }
         Command::Local(args) => {

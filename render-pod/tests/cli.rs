@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tessera_shard::contract::{
-    CONTRACT_VERSION, ImageFormat, InvalidShards, JobManifest, MergeSpec, RenderSettings,
-    ShardSpec, exit,
+    CONTRACT_VERSION, ImageFormat, InvalidShards, JobManifest, MergeSpec, MergeStep,
+    RenderSettings, ShardSpec, exit,
 };
-use tessera_shard::{AttemptMap, FrameList, PlanInput, ShardPlan};
+use tessera_shard::{AttemptMap, FrameList, IndexSet, PlanInput, ShardPlan};
 
 const BIN: &str = env!("CARGO_BIN_EXE_render-pod");
 
@@ -214,6 +214,7 @@ fn local_render_merge_verify_rerender_and_merge_again() {
         missing: Default::default(),
         formats: vec![ImageFormat::Exr, ImageFormat::Png],
         output: shards_url.clone(),
+        step: MergeStep::All,
     };
     // Objects per shard, a storage budget: its frames' tiles and its manifest, nothing else
     // (8 shards: 1 frame chunk x 2x2 tiles x 2 sample splits).
@@ -263,6 +264,55 @@ fn local_render_merge_verify_rerender_and_merge_again() {
     assert_eq!(manifest.frames.len(), 2);
     assert_eq!(manifest.frames[0].inputs.len(), 8);
     assert_eq!(manifest.frames[0].files[0].path, "frames/local.0001.exr");
+
+    // The operator's steps (the chunk as soon as it is rendered, the job manifest last)
+    // write exactly the bytes of the merge all at once.
+    let job_manifest = out.join(".shards/local/job-manifest.json");
+    let all_at_once = std::fs::read(&job_manifest).unwrap();
+    std::fs::remove_file(&merged_exr).unwrap();
+    std::fs::remove_file(&job_manifest).unwrap();
+    spec.step = MergeStep::Chunks(IndexSet::parse("0").unwrap());
+    assert!(merge(&spec).status.success());
+    assert_eq!(first, std::fs::read(&merged_exr).unwrap());
+    assert!(
+        !job_manifest.exists(),
+        "a chunk merge writes no job manifest"
+    );
+    assert!(out.join(".shards/local/merged/0.json").is_file());
+    spec.step = MergeStep::Manifest;
+    assert!(merge(&spec).status.success());
+    assert_eq!(all_at_once, std::fs::read(&job_manifest).unwrap());
+    // A record merged from other attempts than the spec's is refused, as a transient error
+    // (merging the chunk again fixes it), and no job manifest is written from it.
+    std::fs::remove_file(&job_manifest).unwrap();
+    spec.attempts.set(4, 1);
+    let o = merge(&spec);
+    assert_eq!(o.status.code(), Some(exit::TRANSIENT), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("other shard attempts"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!job_manifest.exists());
+    spec.attempts = AttemptMap::new();
+    // A preview from the first sample split of every tile (shards 0, 2, 4, 6): a PNG of
+    // every frame of the chunk, noisier than the final frame, never the final frame.
+    spec.step = MergeStep::Preview {
+        chunk: 0,
+        shards: IndexSet::parse("0,2,4,6").unwrap(),
+    };
+    assert!(merge(&spec).status.success());
+    for frame in ["0001", "0002"] {
+        let preview =
+            std::fs::read(out.join(format!(".shards/previews/local.{frame}.png"))).unwrap();
+        let final_png =
+            std::fs::read(out.join(format!(".shards/frames/local.{frame}.png"))).unwrap();
+        assert_ne!(
+            preview, final_png,
+            "frame {frame}: a half-sampled preview equals the frame"
+        );
+    }
+    spec.step = MergeStep::All;
 
     // Corrupt shard 3's object and delete shard 5's manifest: the merge names both.
     let shard_dir = |i: u32, a: u32| out.join(format!(".shards/local/shards/{i}/{a}"));

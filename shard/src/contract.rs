@@ -14,6 +14,8 @@
 //! <prefix>/<job-uid>/shards/<i>/<attempt>/manifest.json  written last
 //! <prefix>/<job-uid>/shards/<i>/<attempt>/log.txt        the attempt's log tail
 //! <prefix>/frames/<job>.<frame>.exr|png                   merged frames
+//! <prefix>/previews/<job>.<frame>.png                     progressive previews
+//! <prefix>/<job-uid>/merged/<chunk>.json                  one frame chunk's merge record
 //! <prefix>/<job-uid>/job-manifest.json                    every frame and its inputs
 //! ```
 //!
@@ -124,6 +126,39 @@ pub struct MergeSpec {
     pub missing: IndexSet,
     pub formats: Vec<ImageFormat>,
     pub output: String,
+    /// What this merge pod does; absent means everything at once (`render-pod local`).
+    #[serde(default)]
+    pub step: MergeStep,
+}
+
+/// One merge pod's part of a job's merge. The operator merges each frame chunk as soon as its
+/// shards are rendered (`Chunks`), writes previews of chunks still rendering (`Preview`), and
+/// last writes the job manifest from the chunks' records (`Manifest`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MergeStep {
+    /// Verify and merge every chunk, then write the job manifest.
+    #[default]
+    All,
+    /// Verify and merge these frame chunks; write each one's [`ChunkRecord`].
+    Chunks(IndexSet),
+    /// A PNG preview of one frame chunk from the shards named (whole sample splits): the
+    /// mean of the samples that have landed.
+    Preview { chunk: u32, shards: IndexSet },
+    /// Read every chunk's record (all but the missing ones) and write the job manifest.
+    Manifest,
+}
+
+/// What a chunk merge wrote, at `<prefix>/<job-uid>/merged/<chunk>.json`; the manifest step
+/// assembles the job manifest from these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkRecord {
+    pub version: u32,
+    pub chunk: u32,
+    pub frames: Vec<FrameRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub races: Vec<RaceCheck>,
 }
 
 impl MergeSpec {
@@ -266,6 +301,22 @@ pub fn frame_path(output: &str, job: &str, frame: i64, format: ImageFormat) -> S
         "{}/frames/{job}.{frame:04}.{}",
         output.trim_end_matches('/'),
         format.extension()
+    )
+}
+
+/// `<prefix>/previews/<job>.<frame>.png`: the frame from the sample splits rendered so far.
+pub fn preview_path(output: &str, job: &str, frame: i64) -> String {
+    format!(
+        "{}/previews/{job}.{frame:04}.png",
+        output.trim_end_matches('/')
+    )
+}
+
+/// `<prefix>/<job-uid>/merged/<chunk>.json`
+pub fn chunk_record_path(output: &str, job_uid: &str, chunk: u32) -> String {
+    format!(
+        "{}/{job_uid}/merged/{chunk}.json",
+        output.trim_end_matches('/')
     )
 }
 

@@ -68,6 +68,39 @@ impl IndexSet {
             .is_some_and(|&(low, _)| low <= index)
     }
 
+    /// Whether every index of `low..=high` is in the set.
+    pub fn contains_range(&self, low: u32, high: u32) -> bool {
+        let position = self.intervals.partition_point(|&(_, h)| h < low);
+        self.intervals
+            .get(position)
+            .is_some_and(|&(l, h)| l <= low && high <= h)
+    }
+
+    /// The indexes of `self` that are not in `other`.
+    pub fn difference(&self, other: &IndexSet) -> IndexSet {
+        let mut result = IndexSet::new();
+        for &(low, high) in &self.intervals {
+            let mut next = low;
+            let first = other.intervals.partition_point(|&(_, h)| h < low);
+            for &(l, h) in other.intervals[first..]
+                .iter()
+                .take_while(|&&(l, _)| l <= high)
+            {
+                if l > next {
+                    result.intervals.push((next, l - 1));
+                }
+                match h.checked_add(1) {
+                    Some(after) => next = next.max(after),
+                    None => return result,
+                }
+            }
+            if next <= high {
+                result.intervals.push((next, high));
+            }
+        }
+        result
+    }
+
     pub fn insert(&mut self, index: u32) {
         self.insert_range(index, index);
     }

@@ -50,6 +50,21 @@ proptest! {
     }
 
     #[test]
+    fn index_set_difference_and_ranges_agree_with_a_plain_set(
+        a in proptest::collection::btree_set(0u32..64, 0..40),
+        b in proptest::collection::btree_set(0u32..64, 0..40),
+        low in 0u32..64,
+        width in 0u32..8,
+    ) {
+        let (set_a, set_b): (IndexSet, IndexSet) =
+            (a.iter().copied().collect(), b.iter().copied().collect());
+        let expected: IndexSet = a.difference(&b).copied().collect();
+        prop_assert_eq!(set_a.difference(&set_b), expected);
+        let high = low + width;
+        prop_assert_eq!(set_a.contains_range(low, high), (low..=high).all(|i| a.contains(&i)));
+    }
+
+    #[test]
     fn attempt_maps_round_trip(text in list_like()) {
         match AttemptMap::parse(&text) {
             Ok(map) => prop_assert_eq!(AttemptMap::parse(&map.to_string()).unwrap(), map),

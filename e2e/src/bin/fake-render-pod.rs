@@ -5,14 +5,15 @@
 //!
 //! - `TESSERA_FAKE_SCRIPT`: a JSON file `{"<job>": {"sleepMs": 100, "fail": {"<shard>/<attempt>": 1},
 //!   "failAlways": {"<shard>": 3}, "hang": ["<shard>/<attempt>"], "slowNodes": {"<node>": 10},
-//!   "mergeInvalid": "3"}}`, read at
+//!   "mergeInvalid": "3"}}` (shards the first merge that reads them reports corrupt), read at
 //!   every start (tests may change it); a hanging attempt sleeps until it is killed;
 //! - `TESSERA_FAKE_LOG`: a directory where every run leaves `<job>.<role>.<shard>.<attempt>`
 //!   holding the node it ran on (`TESSERA_NODE_NAME`, from the downward API), so tests can
 //!   count what was rendered where even after the operator deleted the pods.
 //!
-//! - a `file://` output prefix: a shard writes its `manifest.json` under its shard prefix and the
-//!   merge writes every frame (`frame_path`, but those of `missing` shards) and the job manifest, each holding
+//! - a `file://` output prefix: a shard writes its `manifest.json` under its shard prefix; a
+//!   merge writes the frames of its step's chunks (`frame_path`, but those of `missing`
+//!   shards), a preview step its chunk's previews, the manifest step the job manifest, each holding
 //!   `<namespace>/<job> <job-uid>`, so tests can see which job wrote where (not real images).
 //!
 //! Exit codes and termination messages follow `tessera_shard::contract::exit`.
@@ -23,7 +24,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tessera_shard::contract::{
-    InvalidShards, MANIFEST_FILE, MergeSpec, ShardSpec, exit, frame_path, job_manifest_path,
+    InvalidShards, MANIFEST_FILE, MergeSpec, MergeStep, ShardSpec, exit, frame_path,
+    job_manifest_path, preview_path,
 };
 use tessera_shard::{FrameList, IndexSet, ShardPlan};
 
@@ -149,13 +151,53 @@ fn main() {
             let spec: MergeSpec = serde_json::from_str(spec)
                 .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad merge spec: {e}")));
             let script = script(&spec.job);
+            let owner = format!("{}/{} {}", spec.namespace, spec.job, spec.job_uid);
+            let frames = FrameList::parse(&spec.frames)
+                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad frames: {e}")));
+            let plan = ShardPlan::new(spec.plan_input(frames.clone()))
+                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad plan: {e}")));
+            let every_chunk = IndexSet::full(plan.frame_chunks());
+            let (chunks, manifest) = match &spec.step {
+                MergeStep::All => (every_chunk, true),
+                MergeStep::Chunks(chunks) => (chunks.clone(), false),
+                MergeStep::Manifest => (IndexSet::new(), true),
+                MergeStep::Preview { chunk, .. } => {
+                    log(&format!("{}.preview.{chunk}", spec.job));
+                    for frame in plan
+                        .shard(plan.shards_of_chunk(*chunk).start)
+                        .into_iter()
+                        .flat_map(|s| s.frames)
+                    {
+                        write_object(
+                            &preview_path(&spec.output, &spec.job, frame),
+                            &format!("{owner} preview {frame}\n"),
+                        );
+                    }
+                    return;
+                }
+            };
             let marker = format!("{}.merge", spec.job);
-            let first_merge = std::env::var_os("TESSERA_FAKE_LOG")
-                .is_none_or(|dir| !PathBuf::from(dir).join(&marker).exists());
             log(&marker);
             std::thread::sleep(Duration::from_millis(script.sleep_ms));
-            if let (Some(bad), true) = (script.merge_invalid, first_merge) {
-                let shards = IndexSet::parse(&bad).unwrap_or_default();
+            // Each scripted corrupt shard is reported once, by the first merge that reads it.
+            let merged_shards: IndexSet = chunks
+                .iter()
+                .flat_map(|c| plan.shards_of_chunk(c))
+                .collect();
+            let reported = |shard: u32| {
+                let marker = format!("{}.merge-invalid.{shard}", spec.job);
+                std::env::var_os("TESSERA_FAKE_LOG")
+                    .is_some_and(|dir| PathBuf::from(dir).join(marker).exists())
+            };
+            let shards: IndexSet = IndexSet::parse(script.merge_invalid.as_deref().unwrap_or(""))
+                .unwrap_or_default()
+                .iter()
+                .filter(|&s| merged_shards.contains(s) && !reported(s))
+                .collect();
+            if !shards.is_empty() {
+                for shard in shards.iter() {
+                    log(&format!("{}.merge-invalid.{shard}", spec.job));
+                }
                 let verdict = InvalidShards {
                     shards,
                     reason: "scripted: sha256 mismatch".into(),
@@ -165,19 +207,18 @@ fn main() {
                     &serde_json::to_string(&verdict).unwrap_or_default(),
                 );
             }
-            let owner = format!("{}/{} {}", spec.namespace, spec.job, spec.job_uid);
-            let frames = FrameList::parse(&spec.frames)
-                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad frames: {e}")));
             // Frames a missing (failed) shard covers are left out, as the real merge does.
-            let plan = ShardPlan::new(spec.plan_input(frames.clone()))
-                .unwrap_or_else(|e| terminate(exit::BAD_INPUT, &format!("bad plan: {e}")));
             let missing: Vec<i64> = spec
                 .missing
                 .iter()
                 .filter_map(|i| plan.shard(i))
                 .flat_map(|s| s.frames)
                 .collect();
-            for frame in frames.iter().filter(|f| !missing.contains(f)) {
+            let chunk_frames = chunks
+                .iter()
+                .filter_map(|c| plan.shard(plan.shards_of_chunk(c).start))
+                .flat_map(|s| s.frames);
+            for frame in chunk_frames.filter(|f| !missing.contains(f)) {
                 for format in &spec.formats {
                     write_object(
                         &frame_path(&spec.output, &spec.job, frame, *format),
@@ -185,10 +226,12 @@ fn main() {
                     );
                 }
             }
-            write_object(
-                &job_manifest_path(&spec.output, &spec.job_uid),
-                &format!("{owner} job manifest\n"),
-            );
+            if manifest {
+                write_object(
+                    &job_manifest_path(&spec.output, &spec.job_uid),
+                    &format!("{owner} job manifest\n"),
+                );
+            }
         }
         other => terminate(exit::USAGE, &format!("unknown mode {other}")),
     }

@@ -38,6 +38,7 @@ pub const FRAMES_PATTERN: &str =
     validation = Rule::new("self.sharding.tiles.columns <= self.resolution.width").message("spec.sharding.tiles.columns must not exceed spec.resolution.width"),
     validation = Rule::new("self.sharding.tiles.rows <= self.resolution.height").message("spec.sharding.tiles.rows must not exceed spec.resolution.height"),
     validation = Rule::new("self.sharding.sampleSplits <= self.samplesPerPixel").message("spec.sharding.sampleSplits must not exceed spec.samplesPerPixel"),
+    validation = Rule::new("!has(oldSelf.rerender) || (has(self.rerender) && self.rerender.generation >= oldSelf.rerender.generation)").message("spec.rerender.generation may only grow, and spec.rerender cannot be removed once set"),
     validation = Rule::new("!has(self.retry) || !has(self.retry.maxBackoffSeconds) || !has(self.retry.backoffSeconds) || self.retry.backoffSeconds <= self.retry.maxBackoffSeconds").message("spec.retry.backoffSeconds must not exceed spec.retry.maxBackoffSeconds")
 )]
 #[serde(rename_all = "camelCase")]
@@ -132,10 +133,80 @@ pub struct RenderJobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub depends_on: Vec<Dependency>,
+
+    /// How frames are merged while the job renders: each frame chunk as soon as its shards are
+    /// rendered, by at most `maxConcurrent` merge pods at once, with progressive previews of
+    /// frames still rendering when the job splits samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergePolicy>,
+
+    /// Re-render part of the job: raise `generation` (it may only grow) with a selection —
+    /// `failed: true` (every shard that failed for good) or `frames` (every shard of those
+    /// frames). The selected shards run again as new attempts with a fresh attempt budget,
+    /// the job goes back to Rendering, only the frames affected are merged again, and
+    /// `status.rerenders` records it. May change at any time, even after the job finished;
+    /// so may the scene, to render a fixed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerender: Option<Rerender>,
+}
+
+/// Frame merging while rendering.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MergePolicy {
+    /// Merge pods of this job running at once (chunk merges and previews together).
+    #[serde(default = "default_merge_concurrency")]
+    #[schemars(range(min = 1, max = 32))]
+    pub max_concurrent: u32,
+    /// Write a PNG preview of each frame as its sample splits land (`<output>/previews/`);
+    /// only jobs with `sharding.sampleSplits` > 1 have any.
+    #[serde(default = "yes")]
+    pub previews: bool,
+}
+
+impl Default for MergePolicy {
+    fn default() -> Self {
+        Self {
+            max_concurrent: default_merge_concurrency(),
+            previews: true,
+        }
+    }
+}
+
+fn default_merge_concurrency() -> u32 {
+    2
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A request to render part of a job again.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.failed) && self.failed) != has(self.frames)").message("spec.rerender needs exactly one of failed: true and frames"))]
+#[serde(rename_all = "camelCase")]
+pub struct Rerender {
+    /// Raise it to request a re-render; the operator acts once per value
+    /// (`status.rerenderGeneration` says which it handled last).
+    #[schemars(range(min = 1))]
+    pub generation: u32,
+    /// Every shard that failed for good (after a fixed scene, say).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// These frames, in the syntax of `spec.frames` (`12-14`): all their shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 4096),
+        regex(
+            pattern = r"^-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?(,-?[0-9]+(--?[0-9]+(x[1-9][0-9]*)?)?)*$"
+        )
+    )]
+    pub frames: Option<String>,
 }
 
 /// A job this one waits for.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Dependency {
     /// The RenderJob's name, in this job's namespace.
     #[schemars(
@@ -143,6 +214,11 @@ pub struct Dependency {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub name: String,
+    /// Frame by frame: this job starts when that one starts, and a shard of frame N runs
+    /// only once frame N of that job is merged (its `status.framesDone`); frames that job
+    /// does not render wait for it to complete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frame_by_frame: bool,
 }
 
 fn default_max_bounces() -> u32 {
@@ -523,6 +599,30 @@ pub struct RenderJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_frames: Option<String>,
 
+    /// Frames merged so far, in frame-list syntax: each frame chunk is merged as soon as its
+    /// shards are rendered, so this grows while the job renders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_done: Option<String>,
+
+    /// Frame chunks merged from the shards' current attempts (the merge's ledger).
+    #[serde(default, skip_serializing_if = "IndexSet::is_empty")]
+    #[schemars(schema_with = "index_set_schema")]
+    pub merged_chunks: IndexSet,
+
+    /// Shards that a preview already includes.
+    #[serde(default, skip_serializing_if = "IndexSet::is_empty")]
+    #[schemars(schema_with = "index_set_schema")]
+    pub previewed_shards: IndexSet,
+
+    /// The last `spec.rerender.generation` acted on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rerender_generation: u32,
+
+    /// Re-renders done, the latest last (at most 16 kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub rerenders: Vec<RerenderRecord>,
+
     /// Percentage of shards done, for `kubectl get` (e.g. `42%`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
@@ -606,6 +706,19 @@ pub struct ShardFailure {
     pub log: Option<String>,
 }
 
+/// One re-render: what it selected and when.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RerenderRecord {
+    pub generation: u32,
+    /// The shards that run again.
+    #[schemars(schema_with = "index_set_schema")]
+    pub shards: IndexSet,
+    /// The frames merged again, in frame-list syntax.
+    pub frames: String,
+    pub time: Time,
+}
+
 /// Output locations.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -614,6 +727,10 @@ pub struct OutputStatus {
     pub frames: String,
     /// The job manifest listing every frame, its inputs and checksums.
     pub manifest: String,
+    /// Progressive previews of frames still rendering, `<prefix>/previews/<job>.####.png`
+    /// (jobs with sample splits and previews on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previews: Option<String>,
 }
 
 fn is_zero(value: &u32) -> bool {

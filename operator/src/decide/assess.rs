@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
-use tessera_shard::contract::shard_log_path;
+use tessera_shard::contract::{MergeStep, shard_log_path};
 use tessera_shard::{AttemptMap, IndexSet};
 
 use crate::api::{RetryPolicy, ShardFailure};
@@ -114,7 +114,7 @@ pub fn assess(
             .collect(),
         ..Default::default()
     };
-    invalidate_from_merge(&mut assessment, observed, shard_count);
+    invalidate_from_merge(&mut assessment, observed, &job.plan);
     let status_succeeded: IndexSet = old
         .succeeded_shards
         .iter()
@@ -305,38 +305,49 @@ struct SpeculationInput<'a> {
 }
 
 /// A merge that found bad outputs sends exactly the attempts it read back to rendering: each
-/// named shard whose current attempt is still the one the merge read moves to a new attempt.
-/// Idempotent: once bumped, the same merge verdict no longer matches.
-fn invalidate_from_merge(assessment: &mut Assessment, observed: &Observed, shard_count: u32) {
-    let Some(merge) = observed.merges.last() else {
-        return;
-    };
-    let (AttemptState::Failed(failure), Some(inputs)) = (&merge.state, &merge.merge_inputs) else {
-        return;
-    };
-    let FailureKind::InvalidShards(bad) = &failure.kind else {
-        return;
-    };
-    for shard in bad.iter().filter(|&s| s < shard_count) {
-        if assessment.attempts.get(shard) == inputs.get(shard) {
-            assessment
-                .attempts
-                .set(shard, inputs.get(shard).saturating_add(1));
-            assessment.invalidated.insert(shard);
+/// shard it names (of the chunks it merged) whose current attempt is still the one the merge
+/// read moves to a new attempt. Idempotent: once bumped, the same verdict no longer matches.
+fn invalidate_from_merge(
+    assessment: &mut Assessment,
+    observed: &Observed,
+    plan: &tessera_shard::ShardPlan,
+) {
+    let shard_count = plan.len();
+    for merge in &observed.merges {
+        let (AttemptState::Failed(failure), Some(inputs)) = (&merge.state, &merge.merge_inputs)
+        else {
+            continue;
+        };
+        let FailureKind::InvalidShards(bad) = &failure.kind else {
+            continue;
+        };
+        let merged_by_it = |shard: u32| match &merge.merge_step {
+            Some(MergeStep::Chunks(chunks)) => chunks
+                .iter()
+                .any(|c| plan.shards_of_chunk(c).contains(&shard)),
+            Some(MergeStep::Preview { .. } | MergeStep::Manifest) => false,
+            Some(MergeStep::All) | None => true,
+        };
+        let mut invalidated = IndexSet::new();
+        for shard in bad.iter().filter(|&s| s < shard_count && merged_by_it(s)) {
+            if assessment.attempts.get(shard) == inputs.get(shard) {
+                assessment
+                    .attempts
+                    .set(shard, inputs.get(shard).saturating_add(1));
+                invalidated.insert(shard);
+            }
         }
-    }
-    if let Some(first) = assessment.invalidated.iter().next() {
-        assessment.last_failure = Some(ShardFailure {
-            shard: first,
-            attempt: inputs.get(first),
-            node: None,
-            reason: "OutputCorrupt".into(),
-            message: format!(
-                "shards {} render again: {}",
-                assessment.invalidated, failure.message
-            ),
-            log: None,
-        });
+        if let Some(first) = invalidated.iter().next() {
+            assessment.last_failure = Some(ShardFailure {
+                shard: first,
+                attempt: inputs.get(first),
+                node: None,
+                reason: "OutputCorrupt".into(),
+                message: format!("shards {invalidated} render again: {}", failure.message),
+                log: None,
+            });
+        }
+        assessment.invalidated = assessment.invalidated.union(&invalidated);
     }
 }
 

@@ -69,6 +69,7 @@ mod tests {
             terminating: false,
             finalizer: true,
             merge_inputs: None,
+            merge_step: None,
             waiting: None,
         }
     }

@@ -1,7 +1,11 @@
 //! Job dependencies (`spec.dependsOn`, "render B after A"): whether a job may start, from the
-//! states of the jobs it names in its namespace. Pure: the controller reads the jobs from its
-//! cache and hands their states here.
+//! states of the jobs it names in its namespace, and — for frame-by-frame dependencies
+//! ("frame N of B after frame N of A") — which of its shards may run yet. Pure: the
+//! controller reads the jobs from its cache and hands their states here.
 
+use tessera_shard::{FrameList, ShardPlan};
+
+use super::assess::ReadyShard;
 use crate::api::RenderJob;
 use crate::conditions::{self, COMPLETE, FAILED};
 
@@ -15,10 +19,12 @@ pub enum DependencyState {
     Complete,
     /// Failed, with its reason.
     Failed(String),
+    /// A frame-by-frame dependency, not finished: the frames it has merged so far.
+    Frames(Option<FrameList>),
 }
 
 impl DependencyState {
-    pub fn of(job: Option<&RenderJob>) -> Self {
+    pub fn of(job: Option<&RenderJob>, frame_by_frame: bool) -> Self {
         let Some(job) = job else {
             return DependencyState::Missing;
         };
@@ -32,6 +38,13 @@ impl DependencyState {
             .find(|c| c.type_ == FAILED && c.status == "True")
         {
             return DependencyState::Failed(failed.reason.clone());
+        }
+        if frame_by_frame {
+            let done = status
+                .frames_done
+                .as_deref()
+                .and_then(|f| FrameList::parse(f).ok());
+            return DependencyState::Frames(done);
         }
         let phase = status
             .phase
@@ -77,7 +90,10 @@ pub fn gate(dependencies: &[(String, DependencyState)], cycle: Option<&[String]>
     let waiting: Vec<String> = dependencies
         .iter()
         .filter_map(|(name, state)| match state {
-            DependencyState::Complete | DependencyState::Failed(_) => None,
+            // Frame-by-frame: the start is not gated, its shards are (see `FrameGate`).
+            DependencyState::Complete | DependencyState::Failed(_) | DependencyState::Frames(_) => {
+                None
+            }
             DependencyState::Missing => Some(format!("{name} (does not exist yet)")),
             DependencyState::Pending(phase) => Some(format!("{name} ({phase})")),
         })
@@ -86,6 +102,69 @@ pub fn gate(dependencies: &[(String, DependencyState)], cycle: Option<&[String]>
         Gate::Open
     } else {
         Gate::Waiting(format!("waiting for job {}", waiting.join(", ")))
+    }
+}
+
+/// Shards held back by frame-by-frame dependencies in this pass, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FramesHeld {
+    pub shards: u32,
+    pub message: String,
+}
+
+/// Frame-by-frame dependencies that have not completed: a shard may run only once every frame
+/// it renders is merged in each of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameGate {
+    /// Each such dependency and the frames it has merged so far.
+    pub waiting_on: Vec<(String, Option<FrameList>)>,
+}
+
+impl FrameGate {
+    pub fn of(dependencies: &[(String, DependencyState)]) -> Self {
+        Self {
+            waiting_on: dependencies
+                .iter()
+                .filter_map(|(name, state)| match state {
+                    DependencyState::Frames(done) => Some((name.clone(), done.clone())),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn allows(&self, frames: &[i64]) -> bool {
+        self.waiting_on.iter().all(|(_, done)| {
+            done.as_ref()
+                .is_some_and(|done| frames.iter().all(|&f| done.contains(f)))
+        })
+    }
+
+    /// Keeps the ready shards whose frames are merged in every dependency; returns how many
+    /// it held back.
+    pub fn hold_back(&self, ready: &mut Vec<ReadyShard>, plan: &ShardPlan) -> u32 {
+        if self.waiting_on.is_empty() {
+            return 0;
+        }
+        let before = ready.len();
+        ready.retain(|r| plan.shard(r.shard).is_some_and(|s| self.allows(&s.frames)));
+        (before - ready.len()) as u32
+    }
+
+    /// Why shards wait, for the `DependenciesReady` condition.
+    pub fn message(&self, held: u32) -> String {
+        let names: Vec<String> = self
+            .waiting_on
+            .iter()
+            .map(|(name, done)| {
+                let done = done.as_ref().map_or("none".to_string(), |d| d.to_string());
+                format!("{name} (frames merged: {done})")
+            })
+            .collect();
+        format!(
+            "{held} shards wait for the same frames of job {}",
+            names.join(", ")
+        )
     }
 }
 
@@ -149,6 +228,43 @@ mod tests {
             ),
             Gate::Waiting("waiting for job b (Rendering), c (does not exist yet)".into())
         );
+    }
+
+    #[test]
+    fn frame_by_frame_dependencies_hold_back_shards_of_frames_not_merged_there() {
+        let frames = |text: &str| Some(FrameList::parse(text).unwrap());
+        let states = deps(&[
+            ("layout", DependencyState::Frames(frames("1-2"))),
+            ("fx", DependencyState::Frames(frames("1-3"))),
+        ]);
+        assert_eq!(gate(&states, None), Gate::Open, "the start is not gated");
+        let gate = FrameGate::of(&states);
+        assert!(gate.allows(&[1, 2]));
+        assert!(!gate.allows(&[2, 3]), "frame 3 is not merged in layout");
+        assert!(!FrameGate::of(&deps(&[("a", DependencyState::Frames(None))])).allows(&[1]));
+        assert!(FrameGate::default().allows(&[7]));
+        // 4 frames, one shard each: frames 3-4 wait.
+        let plan = ShardPlan::new(tessera_shard::PlanInput {
+            frames: FrameList::parse("1-4").unwrap(),
+            width: 4,
+            height: 4,
+            samples_per_pixel: 1,
+            frames_per_shard: 1,
+            tiles_x: 1,
+            tiles_y: 1,
+            sample_splits: 1,
+        })
+        .unwrap();
+        let mut ready: Vec<ReadyShard> = (0..4)
+            .map(|shard| ReadyShard {
+                shard,
+                attempt: 0,
+                avoid: Default::default(),
+            })
+            .collect();
+        assert_eq!(gate.hold_back(&mut ready, &plan), 2);
+        assert_eq!(ready.iter().map(|r| r.shard).collect::<Vec<_>>(), [0, 1]);
+        assert!(gate.message(2).contains("layout (frames merged: 1-2)"));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod assess;
 pub mod blocked;
 pub mod cleanup;
 pub mod depends;
+pub mod merges;
+pub mod rerender;
 pub mod valid;
 
 use std::time::Duration;
@@ -22,7 +24,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tessera_shard::contract::{
-    CONTRACT_VERSION, MergeSpec, ShardSpec, job_manifest_path, shard_log_path,
+    CONTRACT_VERSION, MergeSpec, MergeStep, ShardSpec, job_manifest_path, shard_log_path,
 };
 use tessera_shard::{AttemptMap, FrameList, IndexSet};
 
@@ -35,7 +37,7 @@ use crate::conditions::{
 };
 use crate::job_plan::{self, SpecError};
 use crate::ledger::{Ledger, Settled};
-use crate::observe::{AttemptState, FailureKind, Observed};
+use crate::observe::{AttemptState, Observed};
 use crate::pods;
 use crate::status;
 
@@ -129,6 +131,8 @@ pub struct DecideInput<'a> {
     pub grant: u32,
     /// Whether `spec.dependsOn` lets the job start.
     pub dependencies: Gate,
+    /// Shards held back by frame-by-frame dependencies still rendering (`None`: none pending).
+    pub frames_held: Option<depends::FramesHeld>,
     pub now: Timestamp,
 }
 
@@ -152,6 +156,13 @@ impl<'a> Draft<'a> {
             output: old.output.clone(),
             suspended_seconds: old.suspended_seconds,
             suspend_time: old.suspend_time.clone(),
+            // The merge ledger and the re-render history carry over unless this pass
+            // changes them.
+            merged_chunks: old.merged_chunks.clone(),
+            frames_done: old.frames_done.clone(),
+            previewed_shards: old.previewed_shards.clone(),
+            rerender_generation: old.rerender_generation,
+            rerenders: old.rerenders.clone(),
             ..Default::default()
         };
         Self {
@@ -238,6 +249,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
                 input.observed,
                 input.grant,
                 &input.dependencies,
+                input.frames_held.as_ref(),
             )
         }
     }
@@ -262,6 +274,7 @@ fn decide_planned(
     observed: &Observed,
     grant: u32,
     dependencies: &Gate,
+    frames_held: Option<&depends::FramesHeld>,
 ) -> Decision {
     let job = planned.job;
     draft.set(
@@ -273,6 +286,8 @@ fn decide_planned(
     draft.status.output = Some(OutputStatus {
         frames: format!("{}/frames/{}.####.{{exr,png}}", job.output, job.name),
         manifest: job_manifest_path(&job.output, &job.uid),
+        previews: (merge_policy(job).previews && job.plan.input().sample_splits > 1)
+            .then(|| format!("{}/previews/{}.####.png", job.output, job.name)),
     });
     fill_counts(&mut draft.status, planned);
     planned.ledger.write_to(&mut draft.status);
@@ -285,7 +300,16 @@ fn decide_planned(
     {
         return finished(draft, observed);
     }
-    // Dependencies gate the start only: a job that started renders on whatever they do later.
+    // Dependencies gate the start only: a job that started renders on whatever they do later,
+    // except that a failed frame-by-frame dependency fails it (its frames would wait forever).
+    let frame_by_frame = draft.job.spec.depends_on.iter().any(|d| d.frame_by_frame);
+    if draft.status.start_time.is_some()
+        && frame_by_frame
+        && let Gate::Broken { reason, message } = dependencies
+    {
+        draft.set(DEPENDENCIES_READY, false, reason, message.clone());
+        return draft.fail(JobFailure::Dependency(reason), message.clone(), observed);
+    }
     if draft.status.start_time.is_none() && !draft.job.spec.depends_on.is_empty() {
         match dependencies {
             Gate::Broken { reason, message } => {
@@ -317,6 +341,25 @@ fn decide_planned(
             }
         }
     }
+    match frames_held {
+        Some(held) if held.shards > 0 => {
+            draft.set(
+                DEPENDENCIES_READY,
+                false,
+                "WaitingForFrames",
+                held.message.clone(),
+            );
+            // Dependencies merge frames without touching this job: look again soon.
+            draft.requeue_within(Duration::from_secs(5));
+        }
+        Some(_) => draft.set(
+            DEPENDENCIES_READY,
+            true,
+            "FramesReady",
+            "every shard ready to run has its frames merged in the jobs it depends on",
+        ),
+        None => {}
+    }
     // Attempts that lost a race to another attempt of their shard stop now.
     draft
         .decision
@@ -331,10 +374,27 @@ fn decide_planned(
     announce_failures(&mut draft, planned);
     let stuck = blocked(job, observed, draft.now);
     note_blocked(&mut draft, stuck.as_ref());
+    let merge_plan = merges::plan(&merges::MergeInput {
+        plan: &job.plan,
+        attempts: &planned.assessment.attempts,
+        succeeded: &planned.assessment.succeeded,
+        missing: &missing,
+        merged: &draft.old.merged_chunks,
+        previewed: &draft.old.previewed_shards,
+        merges: &observed.merges,
+        max_concurrent: merge_policy(job).max_concurrent,
+        previews: merge_policy(job).previews,
+        attempts_per_merge: job.policy.attempts_per_shard,
+    });
+    if let Some(message) = merge_plan.failure.clone() {
+        return draft.fail(JobFailure::MergeFailed, message, observed);
+    }
+    record_merges(&mut draft, planned, &merge_plan);
     if draft.job.spec.suspend {
         return suspended(draft, planned);
     }
     draft.set(SUSPENDED, false, "Running", String::new());
+    start_merges(&mut draft, planned, &merge_plan);
     let settled = planned.assessment.succeeded.len() + missing.len();
     if settled < u64::from(job.shard_count()) {
         // Pods that cannot start (a missing Secret, a bad image): start no more of them.
@@ -345,7 +405,66 @@ fn decide_planned(
         };
         rendering(draft, planned, grant)
     } else {
-        merging(draft, planned, observed)
+        finishing(draft, planned, &merge_plan)
+    }
+}
+
+fn merge_policy(job: &ValidJob<'_>) -> crate::api::MergePolicy {
+    job.job.spec.merge.clone().unwrap_or_default()
+}
+
+/// The merge ledger into status (chunks merged, frames done, shards previewed), the merge
+/// pods nothing reads any more deleted, and an event for the frames merged in this pass.
+fn record_merges(draft: &mut Draft<'_>, planned: &Planned<'_>, merge_plan: &merges::MergePlan) {
+    let job = planned.job;
+    draft.status.merged_chunks = merge_plan.merged.clone();
+    draft.status.previewed_shards = merge_plan.previewed.clone();
+    draft.status.frames_done =
+        (!merge_plan.merged.is_empty()).then(|| frames_of_chunks(job, &merge_plan.merged));
+    draft
+        .decision
+        .delete
+        .extend(merge_plan.delete.iter().cloned());
+    if !merge_plan.newly_merged.is_empty() {
+        let frames = frames_of_chunks(job, &merge_plan.newly_merged);
+        let note = format!("frames {frames} written to {}/frames", job.output);
+        draft.event(false, "FramesMerged", note);
+    }
+}
+
+/// The frames of some frame chunks, in frame-list syntax.
+fn frames_of_chunks(job: &ValidJob<'_>, chunks: &IndexSet) -> String {
+    tessera_shard::frames::compact(
+        chunks
+            .iter()
+            .filter_map(|c| job.plan.shard(job.plan.shards_of_chunk(c).start))
+            .flat_map(|s| s.frames),
+    )
+}
+
+/// The merge pods the plan starts, and the `Merging` condition: true while any runs.
+fn start_merges(draft: &mut Draft<'_>, planned: &Planned<'_>, merge_plan: &merges::MergePlan) {
+    let job = planned.job;
+    let assessment = planned.assessment;
+    let missing = missing_shards(planned);
+    for start in &merge_plan.start {
+        let mut spec = merge_spec(job, &assessment.attempts, &assessment.races);
+        spec.missing = missing.clone();
+        spec.step = start.step.clone();
+        draft
+            .decision
+            .create
+            .push(pods::merge_pod(job, &spec, start.attempt));
+    }
+    if merge_plan.running > 0 {
+        let frames = draft.status.frames_done.as_deref().unwrap_or("none");
+        let message = format!(
+            "{} merge pods running; frames merged: {frames}",
+            merge_plan.running
+        );
+        draft.set(MERGING, true, "Merging", message);
+    } else {
+        draft.set(MERGING, false, "NoMergeRunning", String::new());
     }
 }
 
@@ -565,13 +684,14 @@ fn suspended(mut draft: Draft<'_>, planned: &Planned<'_>) -> Decision {
 fn rendering(mut draft: Draft<'_>, planned: &Planned<'_>, grant: u32) -> Decision {
     let job = planned.job;
     let assessment = planned.assessment;
+    let before = draft.decision.create.len();
     for ready in assessment.ready.iter().take(grant as usize) {
         if let Some(pod) = attempt_pod(job, ready) {
             draft.decision.create.push(pod);
             draft.status.shard_attempts.set(ready.shard, ready.attempt);
         }
     }
-    let regular = draft.decision.create.len();
+    let regular = draft.decision.create.len() - before;
     let spare = (grant as usize).saturating_sub(regular);
     for extra in assessment.speculative.iter().take(spare) {
         // The attempt map keeps the running attempt: whichever succeeds first is recorded.
@@ -604,7 +724,6 @@ fn rendering(mut draft: Draft<'_>, planned: &Planned<'_>, grant: u32) -> Decisio
         },
         format!("{running} shards running, {waiting} waiting"),
     );
-    draft.set(MERGING, false, "ShardsRendering", String::new());
     draft.status.phase = Some(if draft.status.start_time.is_some() {
         JobPhase::Rendering
     } else {
@@ -666,8 +785,13 @@ fn attempt_pod(job: &ValidJob<'_>, ready: &ReadyShard) -> Option<Pod> {
     Some(pods::shard_pod(job, &spec, &ready.avoid))
 }
 
-/// Every shard rendered: merge, then complete.
-fn merging(mut draft: Draft<'_>, planned: &Planned<'_>, observed: &Observed) -> Decision {
+/// Every shard rendered (or missing): the last frame chunks merge, then the job manifest is
+/// written, then the job is complete.
+fn finishing(
+    mut draft: Draft<'_>,
+    planned: &Planned<'_>,
+    merge_plan: &merges::MergePlan,
+) -> Decision {
     let job = planned.job;
     draft.status.estimated_completion_time = None;
     draft.set(
@@ -676,75 +800,36 @@ fn merging(mut draft: Draft<'_>, planned: &Planned<'_>, observed: &Observed) -> 
         "AllShardsRendered",
         format!("{} shards rendered", job.shard_count()),
     );
-    let failed_merges = observed
-        .merges
-        .iter()
-        .filter(|m| matches!(&m.state, AttemptState::Failed(f) if f.kind == FailureKind::Retryable))
-        .count() as u32;
-    let missing = missing_shards(planned);
-    let create_merge = |attempt: u32| {
-        let assessment = planned.assessment;
-        let mut spec = merge_spec(job, &assessment.attempts, &assessment.races);
-        spec.missing = missing.clone();
-        pods::merge_pod(job, &spec, attempt)
-    };
-    match observed.merges.last().map(|m| (&m.state, m.attempt)) {
-        Some((AttemptState::Succeeded, _)) => {
-            draft.set(MERGING, false, "Merged", "frames written");
-            let total = job.plan.input().frames.len();
-            let (reason, message) = match &draft.status.missing_frames {
-                None => (
-                    "FramesWritten",
-                    format!("{total} frames written to {}/frames", job.output),
+    if merge_plan.manifest != merges::ManifestState::Written {
+        draft.status.phase = Some(JobPhase::Merging);
+        return draft.finish();
+    }
+    draft.set(MERGING, false, "Merged", "frames written");
+    let total = job.plan.input().frames.len();
+    let (reason, message) = match &draft.status.missing_frames {
+        None => (
+            "FramesWritten",
+            format!("{total} frames written to {}/frames", job.output),
+        ),
+        Some(frames) => {
+            let lost = FrameList::parse(frames).map_or(0, |l| l.len());
+            (
+                "MissingFrames",
+                format!(
+                    "{} of {total} frames written to {}/frames; missing frames {frames} \
+                     (shards {} failed; retry.allowMissingFrames)",
+                    total - lost,
+                    job.output,
+                    missing_shards(planned)
                 ),
-                Some(frames) => {
-                    let lost = FrameList::parse(frames).map_or(0, |l| l.len());
-                    (
-                        "MissingFrames",
-                        format!(
-                            "{} of {total} frames written to {}/frames; missing frames {frames} \
-                             (shards {missing} failed; retry.allowMissingFrames)",
-                            total - lost,
-                            job.output
-                        ),
-                    )
-                }
-            };
-            draft.set(COMPLETE, true, reason, message);
-            draft.status.phase = Some(JobPhase::Complete);
-            draft.status.completion_time = Some(Time(draft.now));
-            if let Some(ttl) = draft.job.spec.ttl_seconds_after_finished {
-                draft.decision.requeue_after = Some(Duration::from_secs(ttl.max(0) as u64));
-            }
+            )
         }
-        Some((AttemptState::Failed(failure), attempt)) => match &failure.kind {
-            FailureKind::Permanent => {
-                let message = format!("merge attempt {attempt}: {}", failure.message);
-                return draft.fail(JobFailure::MergeFailed, message, observed);
-            }
-            FailureKind::Retryable if failed_merges >= job.policy.attempts_per_shard => {
-                let message = format!(
-                    "merge failed {failed_merges} times; last: {}",
-                    failure.message
-                );
-                return draft.fail(JobFailure::MergeFailed, message, observed);
-            }
-            _ => {
-                let next = attempt.saturating_add(1);
-                draft.decision.create.push(create_merge(next));
-                draft.set(MERGING, true, "Merging", format!("merge attempt {next}"));
-                draft.status.phase = Some(JobPhase::Merging);
-            }
-        },
-        Some(_) => {
-            draft.set(MERGING, true, "Merging", "merge pod running");
-            draft.status.phase = Some(JobPhase::Merging);
-        }
-        None => {
-            draft.decision.create.push(create_merge(0));
-            draft.set(MERGING, true, "Merging", "merge pod created");
-            draft.status.phase = Some(JobPhase::Merging);
-        }
+    };
+    draft.set(COMPLETE, true, reason, message);
+    draft.status.phase = Some(JobPhase::Complete);
+    draft.status.completion_time = Some(Time(draft.now));
+    if let Some(ttl) = draft.job.spec.ttl_seconds_after_finished {
+        draft.decision.requeue_after = Some(Duration::from_secs(ttl.max(0) as u64));
     }
     draft.finish()
 }
@@ -771,6 +856,7 @@ fn merge_spec(
         missing: IndexSet::new(),
         formats: job_plan::formats(&job.job.spec),
         output: job.output.clone(),
+        step: MergeStep::All,
     }
 }
 

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::api::{RenderPool, RetryPolicy};
-use crate::observe;
+use crate::observe::{self, FailureKind};
 use crate::pods::Avoidance;
 use serde_json::json;
 use tessera_shard::IndexSet;
@@ -82,6 +82,7 @@ fn run_with(job: &RenderJob, pods: &[Pod], grant: u32, gate: Gate) -> (Assessmen
     let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), now());
     let decision = decide(DecideInput {
         dependencies: gate,
+        frames_held: None,
         job,
         state: JobState::Planned(Planned {
             job: &valid,
@@ -151,6 +152,7 @@ fn a_job_writing_into_another_namespace_fails_without_a_pod() {
     let observed = observe::observe([&running], &|_| true, "nvidia.com/gpu");
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
+        frames_held: None,
         job: &job,
         state: JobState::Invalid(error),
         observed: &observed,
@@ -209,6 +211,7 @@ fn a_finished_job_stays_finished_when_its_spec_no_longer_passes() {
     let observed = Observed::default();
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
+        frames_held: None,
         job: &job,
         state: JobState::Invalid(error),
         observed: &observed,
@@ -221,6 +224,7 @@ fn a_finished_job_stays_finished_when_its_spec_no_longer_passes() {
     // Nor does a deleted pool reopen it.
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
+        frames_held: None,
         job: &job,
         state: JobState::NoPool,
         observed: &observed,
@@ -452,15 +456,56 @@ fn evictions_retry_without_counting() {
 }
 
 #[test]
-fn the_last_success_creates_the_merge_pod() {
-    let pods: Vec<Pod> = (0..8)
+fn frames_merge_as_their_shards_finish_then_the_manifest_completes_the_job() {
+    // Frames 1-3 (shards 0-5) rendered, frame 4 still rendering: frames 1-3 merge now.
+    let mut pods: Vec<Pod> = (0..6)
         .map(|s| pod(s, 0, "Succeeded", Some(0), "gpu-node-1"))
         .collect();
+    pods.extend((6..8).map(|s| pod(s, 0, "Running", None, "gpu-node-2")));
     let (_, decision) = run(&job_from_yaml(), &pods, 8);
-    assert_eq!(names(&decision.create), ["shot010-merge-0"]);
+    assert_eq!(names(&decision.create), ["shot010-merge-0-0"]);
+    let annotations = decision.create[0].metadata.annotations.clone().unwrap();
+    assert_eq!(annotations["tessera.dev/merge-step"], r#"{"chunks":"0-2"}"#);
+    assert!(conditions::is_true(&decision.status.conditions, MERGING));
+    assert_eq!(decision.status.frames_done, None);
+
+    // That merge succeeded: frames 1-3 are done while frame 4 renders.
+    pods.push(step_pod(
+        "shot010-merge-0-0",
+        r#"{"chunks":"0-2"}"#,
+        0,
+        0,
+        "",
+    ));
+    let (_, decision) = run(&job_from_yaml(), &pods, 8);
+    assert_eq!(decision.status.frames_done.as_deref(), Some("1-3"));
+    assert_eq!(decision.status.merged_chunks.to_string(), "0-2");
+    assert!(decision.events.iter().any(|e| e.reason == "FramesMerged"));
+    assert!(decision.create.is_empty());
+
+    // Frame 4 rendered: its own merge (the ledger holds frames 1-3; their pod goes).
+    let mut job = job_from_yaml();
+    job.status = Some(decision.status.clone());
+    for p in pods.iter_mut().skip(6).take(2) {
+        let shard = p.metadata.labels.as_ref().unwrap()["tessera.dev/shard"]
+            .parse()
+            .unwrap();
+        *p = pod(shard, 0, "Succeeded", Some(0), "gpu-node-2");
+    }
+    let (_, decision) = run(&job, &pods, 8);
+    assert_eq!(names(&decision.create), ["shot010-merge-3-0"]);
+    assert!(decision.delete.contains(&"shot010-merge-0-0".to_string()));
     assert_eq!(decision.status.phase, Some(JobPhase::Merging));
     assert_eq!(decision.status.progress.as_deref(), Some("100%"));
-    assert_eq!(decision.status.succeeded_shards.to_string(), "0-7");
+
+    // Every frame merged: the job manifest, last; then Complete.
+    pods.push(step_pod("shot010-merge-3-0", r#"{"chunks":"3"}"#, 0, 0, ""));
+    let (_, decision) = run(&job, &pods, 8);
+    assert_eq!(names(&decision.create), ["shot010-manifest-0"]);
+    assert_eq!(decision.status.frames_done.as_deref(), Some("1-4"));
+    pods.push(step_pod("shot010-manifest-0", r#""manifest""#, 0, 0, ""));
+    let (_, decision) = run(&job, &pods, 8);
+    assert_eq!(decision.status.phase, Some(JobPhase::Complete));
 }
 
 fn merge_pod(attempt: u32, exit_code: i32, message: &str) -> Pod {
@@ -476,6 +521,18 @@ fn merge_pod(attempt: u32, exit_code: i32, message: &str) -> Pod {
     .unwrap()
 }
 
+/// A merge pod of the fixture job with its step annotation (JSON), read with no shard
+/// re-rendered (every attempt 0).
+fn step_pod(name: &str, step: &str, attempt: u32, exit_code: i32, message: &str) -> Pod {
+    let mut pod = merge_pod(attempt, exit_code, message);
+    pod.metadata.name = Some(name.into());
+    pod.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("tessera.dev/merge-step".into(), step.into());
+    pod
+}
+
 #[test]
 fn corrupt_outputs_found_by_the_merge_are_rendered_again_then_merged_again() {
     let mut pods: Vec<Pod> = (0..8)
@@ -488,20 +545,33 @@ fn corrupt_outputs_found_by_the_merge_are_rendered_again_then_merged_again() {
     ));
     let (assessment, decision) = run(&job_from_yaml(), &pods, 8);
     assert_eq!(assessment.invalidated.to_string(), "3");
-    assert_eq!(names(&decision.create), ["shot010-3-1"]);
+    // The frames whose shards are sound merge now; shard 3 renders again.
+    assert_eq!(
+        names(&decision.create),
+        ["shot010-merge-0-0", "shot010-3-1"]
+    );
     assert_eq!(decision.status.succeeded_shards.to_string(), "0-2,4-7");
     assert!(decision.events.iter().any(|e| e.reason == "OutputCorrupt"));
 
-    // Shard 3's new attempt succeeds: the merge runs again, reading attempt 1 of shard 3.
+    // Shard 3's new attempt succeeds: frame 2 merges again, reading attempt 1 of shard 3.
     pods.push(pod(3, 1, "Succeeded", Some(0), "gpu-node-2"));
+    pods.push(step_pod(
+        "shot010-merge-0-0",
+        r#"{"chunks":"0,2-3"}"#,
+        0,
+        0,
+        "",
+    ));
     let mut job = job_from_yaml();
     job.status = Some(decision.status.clone());
     let (_, decision) = run(&job, &pods, 8);
-    assert_eq!(names(&decision.create), ["shot010-merge-1"]);
+    assert_eq!(names(&decision.create), ["shot010-merge-1-0"]);
     let annotations = decision.create[0].metadata.annotations.clone().unwrap();
     assert_eq!(annotations["tessera.dev/merge-attempts"], "3:1");
 }
 
+/// A merge pod of an operator from before merge steps (no step annotation) merged everything
+/// at once: it still completes the job after an upgrade.
 #[test]
 fn a_successful_merge_completes_the_job() {
     let mut pods: Vec<Pod> = (0..8)
@@ -523,6 +593,7 @@ fn dependent_job() -> RenderJob {
     let mut job = job_from_yaml();
     job.spec.depends_on = vec![crate::api::Dependency {
         name: "layout".into(),
+        frame_by_frame: false,
     }];
     job
 }
@@ -612,7 +683,7 @@ fn a_job_that_accepts_missing_frames_keeps_rendering_then_merges_the_rest() {
         .collect();
     pods.push(pod(2, 0, "Failed", Some(3), "gpu-node-1"));
     let (_, decision) = run(&partial_job(), &pods, 8);
-    assert_eq!(names(&decision.create), ["shot010-merge-0"]);
+    assert_eq!(names(&decision.create), ["shot010-merge-0-0"]);
     let args = decision.create[0].spec.as_ref().unwrap().containers[0]
         .args
         .clone()
@@ -620,8 +691,19 @@ fn a_job_that_accepts_missing_frames_keeps_rendering_then_merges_the_rest() {
     let spec: tessera_shard::contract::MergeSpec = serde_json::from_str(&args[2]).unwrap();
     assert_eq!(spec.missing.to_string(), "2");
 
-    // The merge succeeds: Complete, with a reason that says it is partial.
-    pods.push(merge_pod(0, 0, ""));
+    // The frames merge; the job manifest lists the missing frame; Complete, with a reason
+    // that says it is partial.
+    pods.push(step_pod(
+        "shot010-merge-0-0",
+        r#"{"chunks":"0,2-3"}"#,
+        0,
+        0,
+        "",
+    ));
+    let (_, decision) = run(&partial_job(), &pods, 8);
+    assert_eq!(decision.status.frames_done.as_deref(), Some("1,3-4"));
+    assert_eq!(names(&decision.create), ["shot010-manifest-0"]);
+    pods.push(step_pod("shot010-manifest-0", r#""manifest""#, 0, 0, ""));
     let (_, decision) = run(&partial_job(), &pods, 8);
     assert_eq!(decision.status.phase, Some(JobPhase::Complete));
     let complete = decision
@@ -742,9 +824,16 @@ fn status_alone_keeps_succeeded_shards_after_their_pods_are_gone() {
     });
     let (assessment, decision) = run(&job, &[], 8);
     assert_eq!(assessment.succeeded.to_string(), "0-3");
+    // Frames 1-2 merge (their shards' pods are long gone) while 3-4 render.
     assert_eq!(
         names(&decision.create),
-        ["shot010-4-0", "shot010-5-0", "shot010-6-0", "shot010-7-0"]
+        [
+            "shot010-merge-0-0",
+            "shot010-4-0",
+            "shot010-5-0",
+            "shot010-6-0",
+            "shot010-7-0"
+        ]
     );
 }
 
@@ -910,6 +999,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
         terminating: false,
         finalizer: true,
         merge_inputs: None,
+        merge_step: None,
         waiting: None,
     };
     let mut observed = Observed::default();
@@ -936,6 +1026,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
     let assessment = assess(&valid, &observed, &ledger, &PoolNodes::default(), at(400));
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
+        frames_held: None,
         job: &job,
         state: JobState::Planned(Planned {
             job: &valid,
@@ -1002,7 +1093,10 @@ fn a_shard_far_slower_than_the_median_gets_one_speculative_attempt_elsewhere() {
     let extra = &assessment.speculative[0];
     assert_eq!((extra.shard, extra.attempt), (0, 1));
     assert!(extra.avoid.required.contains("slow-node"));
-    assert_eq!(names(&decision.create), ["shot010-0-1"]);
+    assert_eq!(
+        names(&decision.create),
+        ["shot010-merge-1-0", "shot010-0-1"]
+    );
     // The attempt map keeps the running attempt until one of them succeeds.
     assert_eq!(decision.status.shard_attempts.get(0), 0);
     assert!(

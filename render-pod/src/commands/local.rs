@@ -96,6 +96,7 @@ pub fn prepare(storage: &Storage, job: &LocalJob) -> Result<PreparedJob> {
         missing: Default::default(),
         formats: vec![ImageFormat::Exr, ImageFormat::Png],
         output: shards_url.clone(),
+        step: Default::default(),
     };
     let plan = merge::plan_of(&merge_spec)?;
     let asset = scene_source::load(storage, &settings.scene, &settings.limits)?;

@@ -11,14 +11,19 @@
 //! 4. Write frames (EXR linear float, PNG clamped sRGB) and the job manifest. Everything is a
 //!    deterministic function of the shard objects, so merging twice gives identical bytes.
 //!
+//! The operator runs this in steps ([`MergeStep`]): each frame chunk as soon as its shards are
+//! rendered (writing a [`ChunkRecord`]), previews of chunks still rendering, and last the job
+//! manifest from the records. `render-pod local` runs every step at once.
+//!
 //! A job that accepts missing frames names its failed shards in [`MergeSpec::missing`]: the
 //! frames they cover are left out (and listed in the job manifest), every other frame is merged.
 
 use std::collections::BTreeMap;
 
 use tessera_shard::contract::{
-    CONTRACT_VERSION, FrameRecord, ImageFormat, InvalidShards, JobManifest, MANIFEST_FILE,
-    ManifestFile, MergeSpec, RaceCheck, ShardManifest, frame_path, job_manifest_path, shard_prefix,
+    CONTRACT_VERSION, ChunkRecord, FrameRecord, ImageFormat, InvalidShards, JobManifest,
+    MANIFEST_FILE, ManifestFile, MergeSpec, MergeStep, RaceCheck, ShardManifest, chunk_record_path,
+    frame_path, job_manifest_path, preview_path, shard_prefix,
 };
 use tessera_shard::{FrameList, IndexSet, Shard, ShardPlan};
 
@@ -196,33 +201,143 @@ struct FrameSum {
     count: Vec<u64>,
 }
 
-/// Verifies all shards, then merges. Returns the job manifest it wrote.
-pub fn merge(
-    storage: &Storage,
-    spec: &MergeSpec,
-    destination: &FrameDestination,
-) -> Result<JobManifest> {
+impl FrameSum {
+    fn new(pixels: usize) -> Self {
+        Self {
+            sum: vec![[0.0; 3]; pixels],
+            count: vec![0; pixels],
+        }
+    }
+
+    /// Adds one shard's tile of this frame: its mean weighted by its sample count.
+    fn add(&mut self, shard: &Shard, tile: &RgbImage, width: usize) {
+        let r = shard.tile;
+        let n = u64::from(shard.samples.count);
+        let weight = n as f64;
+        for ty in 0..r.height as usize {
+            for tx in 0..r.width as usize {
+                let p = tile.pixels[ty * r.width as usize + tx];
+                let i = (r.y as usize + ty) * width + r.x as usize + tx;
+                for (sum, value) in self.sum[i].iter_mut().zip(p) {
+                    *sum += f64::from(value) * weight;
+                }
+                self.count[i] += n;
+            }
+        }
+    }
+
+    /// The mean per pixel, rounded once to f32; a pixel no sample reached is black.
+    fn image(&self, width: usize, height: usize) -> RgbImage {
+        RgbImage {
+            width: width as u32,
+            height: height as u32,
+            pixels: self
+                .sum
+                .iter()
+                .zip(&self.count)
+                .map(|(s, &n)| match n {
+                    0 => [0.0; 3],
+                    n => s.map(|v| (v / n as f64) as f32),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs the spec's step: everything at once, some frame chunks, a preview, or the job manifest.
+pub fn merge(storage: &Storage, spec: &MergeSpec, destination: &FrameDestination) -> Result<()> {
     let plan = plan_of(spec)?;
     let span = tracing::info_span!("merge", job = %spec.job, shards = plan.len());
     let _enter = span.enter();
+    let missing = MissingFrames::of(spec, &plan);
+    let in_plan = |chunks: &IndexSet| match chunks.iter().find(|&c| c >= plan.frame_chunks()) {
+        Some(c) => Err(Error::BadSpec(format!(
+            "frame chunk {c} is not in the plan ({} chunks)",
+            plan.frame_chunks()
+        ))),
+        None => Ok(()),
+    };
+    match &spec.step {
+        MergeStep::All => {
+            let chunks = IndexSet::full(plan.frame_chunks());
+            let records = merge_chunks(storage, spec, &plan, &chunks, &missing, destination)?;
+            write_job_manifest(storage, spec, records, &missing)
+        }
+        MergeStep::Chunks(chunks) => {
+            in_plan(chunks)?;
+            for record in merge_chunks(storage, spec, &plan, chunks, &missing, destination)? {
+                let json = serde_json::to_vec_pretty(&record)
+                    .map_err(|e| Error::Image(format!("chunk record JSON: {e}")))?;
+                storage.put(
+                    &chunk_record_path(&spec.output, &spec.job_uid, record.chunk),
+                    json,
+                )?;
+            }
+            Ok(())
+        }
+        MergeStep::Preview { chunk, shards } => {
+            in_plan(&IndexSet::from_iter([*chunk]))?;
+            preview(storage, spec, &plan, *chunk, shards)
+        }
+        MergeStep::Manifest => {
+            let mut records = Vec::new();
+            for chunk in 0..plan.frame_chunks() {
+                if !missing.covers_chunk(&plan, chunk) {
+                    records.push(read_chunk_record(storage, spec, &plan, chunk)?);
+                }
+            }
+            write_job_manifest(storage, spec, records, &missing)
+        }
+    }
+}
 
-    // Pass 1: verify everything before writing anything.
+/// The frames a failed shard covers (a job that accepts missing frames): every shard of their
+/// frame chunks is left out, and so are the frames.
+struct MissingFrames(std::collections::BTreeSet<i64>);
+
+impl MissingFrames {
+    fn of(spec: &MergeSpec, plan: &ShardPlan) -> Self {
+        Self(
+            spec.missing
+                .iter()
+                .filter_map(|i| plan.shard(i))
+                .flat_map(|s| s.frames)
+                .collect(),
+        )
+    }
+
+    fn covers(&self, shard: &Shard) -> bool {
+        shard.frames.iter().any(|f| self.0.contains(f))
+    }
+
+    fn covers_chunk(&self, plan: &ShardPlan, chunk: u32) -> bool {
+        plan.shard(plan.shards_of_chunk(chunk).start)
+            .is_some_and(|s| self.covers(&s))
+    }
+}
+
+/// Verifies every shard of `chunks` (all of them before writing anything), then merges chunk
+/// by chunk (memory: `framesPerShard` full frames) and returns what each chunk wrote.
+fn merge_chunks(
+    storage: &Storage,
+    spec: &MergeSpec,
+    plan: &ShardPlan,
+    chunks: &IndexSet,
+    missing: &MissingFrames,
+    destination: &FrameDestination,
+) -> Result<Vec<ChunkRecord>> {
+    let chunks: Vec<u32> = chunks
+        .iter()
+        .filter(|&c| !missing.covers_chunk(plan, c))
+        .collect();
     let mut invalid = IndexSet::new();
     let mut reasons = Vec::new();
     let mut manifests = BTreeMap::new();
-    // Frames a failed shard covers (a job that accepts missing frames): every shard of their
-    // frame chunks is left out, and so are the frames.
-    let missing_frames: std::collections::BTreeSet<i64> = spec
-        .missing
+    for shard in chunks
         .iter()
+        .flat_map(|&c| plan.shards_of_chunk(c))
         .filter_map(|i| plan.shard(i))
-        .flat_map(|s| s.frames)
-        .collect();
-    let is_missing = |shard: &Shard| shard.frames.iter().any(|f| missing_frames.contains(f));
-    for shard in plan.shards() {
-        if is_missing(&shard) {
-            continue;
-        }
+    {
         match check_shard(storage, spec, &shard)? {
             Ok(manifest) => {
                 // Only the object list is kept: a merge of 10^5 shards holds 10^5 of these.
@@ -250,129 +365,237 @@ pub fn merge(
             reason,
         }));
     }
+    let mut records = Vec::new();
+    for chunk in chunks {
+        let frames = merge_chunk(storage, spec, plan, chunk, &manifests, destination)?;
+        let range = plan.shards_of_chunk(chunk);
+        let chunk_manifests = manifests.range(range).map(|(k, v)| (*k, v.clone()));
+        let races = check_races(storage, spec, &chunk_manifests.collect())?;
+        records.push(ChunkRecord {
+            version: CONTRACT_VERSION,
+            chunk,
+            frames,
+            races,
+        });
+    }
+    Ok(records)
+}
 
-    // Pass 2: merge chunk by chunk (memory: frames_per_shard full frames).
+/// Merges one verified frame chunk: pixel = Σᵢ countᵢ·meanᵢ / Σᵢ countᵢ over the shards
+/// covering it, in shard order. Objects are re-checked against the manifest while merging.
+fn merge_chunk(
+    storage: &Storage,
+    spec: &MergeSpec,
+    plan: &ShardPlan,
+    chunk: u32,
+    manifests: &BTreeMap<u32, Vec<ManifestFile>>,
+    destination: &FrameDestination,
+) -> Result<Vec<FrameRecord>> {
     let (w, h) = (spec.settings.width as usize, spec.settings.height as usize);
     let spp = u64::from(spec.settings.samples_per_pixel);
-    let mut records = Vec::new();
-    for chunk in 0..plan.frame_chunks() {
-        let mut frames: BTreeMap<i64, FrameSum> = BTreeMap::new();
-        let mut inputs: BTreeMap<i64, BTreeMap<u32, u32>> = BTreeMap::new();
-        for index in plan.shards_of_chunk(chunk) {
-            let Some(shard) = plan.shard(index).filter(|s| !is_missing(s)) else {
-                continue;
-            };
-            let attempt = spec.attempts.get(index);
-            let prefix = shard_prefix(&spec.output, &spec.job_uid, index, attempt);
-            let Some(files) = manifests.get(&index) else {
-                continue;
-            };
-            for &frame in &shard.frames {
-                let name = shard_frame_file(frame);
-                // Pass 1 checked the manifest lists each frame once, with its size.
-                let Some(entry) = files.iter().find(|f| f.path == name) else {
-                    return Err(invalid_shard(index, &name, "missing from the manifest"));
-                };
-                let bytes = match storage.get_bounded(&format!("{prefix}/{name}"), entry.size)? {
-                    Some(Bounded::Bytes(bytes)) => bytes,
-                    _ => Vec::new(),
-                };
-                if let Err(why) = matches_manifest(entry, &bytes) {
-                    return Err(invalid_shard(
-                        index,
-                        &name,
-                        &format!("{why} (changed during the merge)"),
-                    ));
-                }
-                let r = shard.tile;
-                // Pass 1 checked the header; pixel data can still be corrupt. Either way the
-                // shard is invalid and re-rendered, never retried as a transient failure.
-                let tile = match decode_exr(&bytes) {
-                    Ok(tile) if tile.width == r.width && tile.height == r.height => tile,
-                    Ok(tile) => {
-                        let why = format!("is {}x{}", tile.width, tile.height);
-                        return Err(invalid_shard(index, &name, &why));
-                    }
-                    Err(e) => return Err(invalid_shard(index, &name, &e.to_string())),
-                };
-                let acc = frames.entry(frame).or_insert_with(|| FrameSum {
-                    sum: vec![[0.0; 3]; w * h],
-                    count: vec![0; w * h],
-                });
-                let n = u64::from(shard.samples.count);
-                let weight = n as f64;
-                for ty in 0..r.height as usize {
-                    for tx in 0..r.width as usize {
-                        let p = tile.pixels[ty * r.width as usize + tx];
-                        let i = (r.y as usize + ty) * w + r.x as usize + tx;
-                        for (sum, value) in acc.sum[i].iter_mut().zip(p) {
-                            *sum += f64::from(value) * weight;
-                        }
-                        acc.count[i] += n;
-                    }
-                }
-                inputs.entry(frame).or_default().insert(index, attempt);
-            }
-        }
-        for (frame, acc) in frames {
-            if let Some(i) = acc.count.iter().position(|&c| c != spp) {
-                return Err(Error::BadSpec(format!(
-                    "frame {frame}: pixel ({}, {}) got {} samples, expected {spp}: the plan does not cover the image",
-                    i % w,
-                    i / w,
-                    acc.count[i]
-                )));
-            }
-            let image = RgbImage {
-                width: w as u32,
-                height: h as u32,
-                pixels: acc
-                    .sum
-                    .iter()
-                    .zip(&acc.count)
-                    .map(|(s, &n)| s.map(|v| (v / n as f64) as f32))
-                    .collect(),
-            };
-            let mut files = Vec::new();
-            for &format in &spec.formats {
-                let bytes = match format {
-                    ImageFormat::Exr => encode_exr(&image)?,
-                    ImageFormat::Png => encode_png(&image)?,
-                };
-                let location = destination.location(spec, frame, format);
-                let relative = location
-                    .strip_prefix(spec.output.trim_end_matches('/'))
-                    .map(|p| p.trim_start_matches('/').to_string())
-                    .unwrap_or_else(|| location.clone());
-                files.push(ManifestFile {
-                    path: relative,
-                    size: bytes.len() as u64,
-                    sha256: sha256_hex(&bytes),
-                });
-                storage.put(&location, bytes)?;
-                tracing::info!(frame, object = %location, "frame written");
-            }
-            records.push(FrameRecord {
-                frame,
-                files,
-                inputs: inputs.remove(&frame).unwrap_or_default(),
-            });
+    let mut frames: BTreeMap<i64, FrameSum> = BTreeMap::new();
+    let mut inputs: BTreeMap<i64, BTreeMap<u32, u32>> = BTreeMap::new();
+    for index in plan.shards_of_chunk(chunk) {
+        let (Some(shard), Some(files)) = (plan.shard(index), manifests.get(&index)) else {
+            continue;
+        };
+        let attempt = spec.attempts.get(index);
+        for &frame in &shard.frames {
+            let tile = read_tile(storage, spec, &shard, files, frame)?;
+            frames
+                .entry(frame)
+                .or_insert_with(|| FrameSum::new(w * h))
+                .add(&shard, &tile, w);
+            inputs.entry(frame).or_default().insert(index, attempt);
         }
     }
-    let races = check_races(storage, spec, &manifests)?;
-    let manifest = JobManifest {
+    let mut records = Vec::new();
+    for (frame, acc) in frames {
+        if let Some(i) = acc.count.iter().position(|&c| c != spp) {
+            return Err(Error::BadSpec(format!(
+                "frame {frame}: pixel ({}, {}) got {} samples, expected {spp}: the plan does not cover the image",
+                i % w,
+                i / w,
+                acc.count[i]
+            )));
+        }
+        let image = acc.image(w, h);
+        let mut files = Vec::new();
+        for &format in &spec.formats {
+            let bytes = match format {
+                ImageFormat::Exr => encode_exr(&image)?,
+                ImageFormat::Png => encode_png(&image)?,
+            };
+            let location = destination.location(spec, frame, format);
+            let relative = location
+                .strip_prefix(spec.output.trim_end_matches('/'))
+                .map(|p| p.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| location.clone());
+            files.push(ManifestFile {
+                path: relative,
+                size: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+            });
+            storage.put(&location, bytes)?;
+            tracing::info!(frame, object = %location, "frame written");
+        }
+        records.push(FrameRecord {
+            frame,
+            files,
+            inputs: inputs.remove(&frame).unwrap_or_default(),
+        });
+    }
+    Ok(records)
+}
+
+/// One verified shard's tile of `frame`, re-checked against its manifest entry and decoded.
+fn read_tile(
+    storage: &Storage,
+    spec: &MergeSpec,
+    shard: &Shard,
+    files: &[ManifestFile],
+    frame: i64,
+) -> Result<RgbImage> {
+    let index = shard.index;
+    let prefix = shard_prefix(&spec.output, &spec.job_uid, index, spec.attempts.get(index));
+    let name = shard_frame_file(frame);
+    // The check listed each frame once, with its size.
+    let Some(entry) = files.iter().find(|f| f.path == name) else {
+        return Err(invalid_shard(index, &name, "missing from the manifest"));
+    };
+    let bytes = match storage.get_bounded(&format!("{prefix}/{name}"), entry.size)? {
+        Some(Bounded::Bytes(bytes)) => bytes,
+        _ => Vec::new(),
+    };
+    if let Err(why) = matches_manifest(entry, &bytes) {
+        return Err(invalid_shard(
+            index,
+            &name,
+            &format!("{why} (changed during the merge)"),
+        ));
+    }
+    let r = shard.tile;
+    // The check read the header; pixel data can still be corrupt. Either way the shard is
+    // invalid and re-rendered, never retried as a transient failure.
+    match decode_exr(&bytes) {
+        Ok(tile) if tile.width == r.width && tile.height == r.height => Ok(tile),
+        Ok(tile) => {
+            let why = format!("is {}x{}", tile.width, tile.height);
+            Err(invalid_shard(index, &name, &why))
+        }
+        Err(e) => Err(invalid_shard(index, &name, &e.to_string())),
+    }
+}
+
+/// A PNG preview of each frame of `chunk` from `shards` (whole sample splits of it): the mean
+/// of the samples that landed. A shard whose outputs do not check out is left out (the final
+/// merge will send it back to rendering); a preview never fails a job.
+fn preview(
+    storage: &Storage,
+    spec: &MergeSpec,
+    plan: &ShardPlan,
+    chunk: u32,
+    shards: &IndexSet,
+) -> Result<()> {
+    let range = plan.shards_of_chunk(chunk);
+    if let Some(stray) = shards.iter().find(|i| !range.contains(i)) {
+        return Err(Error::BadSpec(format!(
+            "preview of frame chunk {chunk}: shard {stray} is not one of its shards"
+        )));
+    }
+    let (w, h) = (spec.settings.width as usize, spec.settings.height as usize);
+    let mut frames: BTreeMap<i64, FrameSum> = BTreeMap::new();
+    for shard in shards.iter().filter_map(|i| plan.shard(i)) {
+        let files = match check_shard(storage, spec, &shard)? {
+            Ok(manifest) => manifest.files,
+            Err(why) => {
+                tracing::warn!(shard = shard.index, reason = %why, "left out of the preview");
+                continue;
+            }
+        };
+        for &frame in &shard.frames {
+            match read_tile(storage, spec, &shard, &files, frame) {
+                Ok(tile) => frames
+                    .entry(frame)
+                    .or_insert_with(|| FrameSum::new(w * h))
+                    .add(&shard, &tile, w),
+                Err(Error::InvalidShards(why)) => {
+                    tracing::warn!(shard = shard.index, reason = %why.reason, "left out of the preview");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for (frame, acc) in frames {
+        let location = preview_path(&spec.output, &spec.job, frame);
+        storage.put(&location, encode_png(&acc.image(w, h))?)?;
+        tracing::info!(frame, object = %location, "preview written");
+    }
+    Ok(())
+}
+
+/// A chunk merge's record, checked against the spec: the chunk it names, and every frame
+/// merged from exactly the attempts the spec says. Anything else is a record from another
+/// merge (overwritten since, or never written): a retry of the merge steps can fix it.
+fn read_chunk_record(
+    storage: &Storage,
+    spec: &MergeSpec,
+    plan: &ShardPlan,
+    chunk: u32,
+) -> Result<ChunkRecord> {
+    let path = chunk_record_path(&spec.output, &spec.job_uid, chunk);
+    let stale =
+        |why: &str| Error::StaleRecord(format!("frame chunk {chunk}'s record {path} {why}"));
+    let bytes = match storage.get_bounded(&path, MAX_MANIFEST_BYTES)? {
+        Some(Bounded::Bytes(bytes)) => bytes,
+        Some(Bounded::TooLarge(_)) => return Err(stale("is too large")),
+        None => return Err(stale("is missing")),
+    };
+    let record: ChunkRecord =
+        serde_json::from_slice(&bytes).map_err(|e| stale(&format!("is unreadable: {e}")))?;
+    let expected: BTreeMap<u32, u32> = plan
+        .shards_of_chunk(chunk)
+        .map(|i| (i, spec.attempts.get(i)))
+        .collect();
+    let frames: Vec<i64> = plan
+        .shard(plan.shards_of_chunk(chunk).start)
+        .map(|s| s.frames)
+        .unwrap_or_default();
+    let matches = record.chunk == chunk
+        && record
+            .frames
+            .iter()
+            .map(|f| f.frame)
+            .eq(frames.iter().copied())
+        && record.frames.iter().all(|f| f.inputs == expected);
+    if !matches {
+        return Err(stale("was written from other shard attempts"));
+    }
+    Ok(record)
+}
+
+fn write_job_manifest(
+    storage: &Storage,
+    spec: &MergeSpec,
+    records: Vec<ChunkRecord>,
+    missing: &MissingFrames,
+) -> Result<()> {
+    let mut manifest = JobManifest {
         version: CONTRACT_VERSION,
         job: spec.job.clone(),
         namespace: spec.namespace.clone(),
         job_uid: spec.job_uid.clone(),
-        frames: records,
-        races,
-        missing_frames: missing_frames.into_iter().collect(),
+        frames: Vec::new(),
+        races: Vec::new(),
+        missing_frames: missing.0.iter().copied().collect(),
     };
+    for record in records {
+        manifest.frames.extend(record.frames);
+        manifest.races.extend(record.races);
+    }
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::Image(format!("job manifest JSON: {e}")))?;
-    storage.put(&job_manifest_path(&spec.output, &spec.job_uid), json)?;
-    Ok(manifest)
+    storage.put(&job_manifest_path(&spec.output, &spec.job_uid), json)
 }
 
 /// Compares each speculative race's losing attempt with the winner that was merged: every
