@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, LogParams, PostParams};
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kubectl_tessera::logs::{self, Location};
 use kubectl_tessera::manifest::{self, JobInput};
+use kubectl_tessera::rerun;
 use kubectl_tessera::view;
 use kubectl_tessera::wait::{self, Finished, exit};
 use tessera_operator::api::{RenderJob, RenderPool};
@@ -52,6 +53,10 @@ enum Command {
     Logs(LogsArgs),
     /// Wait for a job: exit 0 on Complete, 1 on Failed, 124 on timeout.
     Wait(WaitArgs),
+    /// Render part of a job again: its failed shards, or some frames (spec.rerender).
+    Rerun(RerunArgs),
+    /// Copy a frame's latest image: the merged frame once done, else its preview.
+    Preview(PreviewArgs),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -141,6 +146,33 @@ struct WaitArgs {
     /// Do not print progress lines on stderr while waiting.
     #[arg(short, long)]
     quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct RerunArgs {
+    /// The RenderJob.
+    job: String,
+    /// Every shard that failed for good (after fixing the scene, say).
+    #[arg(long, required_unless_present = "frames", conflicts_with = "frames")]
+    failed: bool,
+    /// These frames, in render-farm syntax (12-14, 1,5,10-20): every shard of them.
+    #[arg(long)]
+    frames: Option<String>,
+    /// A new scene URL to render from (the fixed scene), set in the same update.
+    #[arg(long)]
+    scene: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct PreviewArgs {
+    /// The RenderJob.
+    job: String,
+    /// The frame.
+    #[arg(long, allow_negative_numbers = true)]
+    frame: i64,
+    /// Where to write the PNG (default: ./<job>.<frame>.png).
+    #[arg(long, value_name = "PATH")]
+    to: Option<PathBuf>,
 }
 
 /// `--timeout`: a duration, zero for no limit.
@@ -586,12 +618,91 @@ async fn wait_command(cli: &Cli, args: &WaitArgs) -> Result<()> {
     }
 }
 
+/// Raises `spec.rerender.generation` with the selection, in one merge patch that names the
+/// resourceVersion read (a concurrent rerun is refused, not lost).
+async fn rerun_command(cli: &Cli, args: &RerunArgs) -> Result<()> {
+    if let Some(frames) = &args.frames {
+        tessera_shard::FrameList::parse(frames)
+            .map_err(|e| Fail::new(exit::USAGE, format!("--frames {frames:?}: {e}")))?;
+    }
+    let (client, namespace) = connect(cli).await?;
+    let api: Api<RenderJob> = Api::namespaced(client, &namespace);
+    let job = get_job(&api, &args.job, &namespace, exit::FAILED).await?;
+    let patch = rerun::patch(
+        &job,
+        args.failed,
+        args.frames.as_deref(),
+        args.scene.as_deref(),
+    );
+    let generation = patch["spec"]["rerender"]["generation"].clone();
+    api.patch(&args.job, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            api_fail(
+                exit::FAILED,
+                &format!("updating renderjob {namespace}/{}", args.job),
+                e,
+            )
+        })?;
+    let what = match &args.frames {
+        Some(frames) => format!("frames {frames}"),
+        None => "the failed shards".into(),
+    };
+    println!(
+        "renderjob {namespace}/{}: rerender generation {generation} requested ({what}); \
+         follow it with: kubectl tessera wait {}",
+        args.job, args.job
+    );
+    Ok(())
+}
+
+/// Copies the frame's merged PNG when the frame is done, else its latest preview.
+async fn preview_command(cli: &Cli, args: &PreviewArgs) -> Result<()> {
+    let (client, namespace) = connect(cli).await?;
+    let api: Api<RenderJob> = Api::namespaced(client, &namespace);
+    let job = get_job(&api, &args.job, &namespace, exit::FAILED).await?;
+    let url = rerun::image_url(&job, args.frame).map_err(|e| {
+        Fail::new(
+            exit::FAILED,
+            format!("renderjob {namespace}/{}: {e}", args.job),
+        )
+    })?;
+    let to = args
+        .to
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.{:04}.png", args.job, args.frame)));
+    match logs::location(&url.url) {
+        Location::Local(path) => {
+            std::fs::copy(&path, &to).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "not written yet (or the pool's volume is not mounted on this machine)".into()
+                } else {
+                    e.to_string()
+                };
+                Fail::new(exit::FAILED, format!("{}: {why}", url.url))
+            })?;
+            println!("{} ({}) -> {}", url.url, url.kind, to.display());
+            Ok(())
+        }
+        Location::ObjectStore(remote) => Err(Fail::new(
+            exit::FAILED,
+            format!(
+                "the {} is in object storage at {remote}, which kubectl tessera does not read: use {}",
+                url.kind,
+                logs::reader_hint(&remote).replace("URL", &remote)
+            ),
+        )),
+    }
+}
+
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Submit(args) => submit(&cli, args).await,
         Command::Status(args) => status(&cli, args).await,
         Command::Logs(args) => logs_command(&cli, args).await,
         Command::Wait(args) => wait_command(&cli, args).await,
+        Command::Rerun(args) => rerun_command(&cli, args).await,
+        Command::Preview(args) => preview_command(&cli, args).await,
     }
 }
 
