@@ -292,6 +292,25 @@ impl Agent {
         }
     }
 
+    /// Starts one held pod, by name, and keeps holding the others (and new ones).
+    pub fn release_pod(&self, name: &str) -> bool {
+        let released = {
+            let mut state = self.lock();
+            let position = state
+                .held
+                .iter()
+                .position(|(pod, _)| pod.name_any() == name);
+            position.map(|i| state.held.remove(i))
+        };
+        let Some((pod, node)) = released else {
+            return false;
+        };
+        let (client, config, state) =
+            (self.client.clone(), self.config.clone(), self.state.clone());
+        tokio::spawn(handle_pod(client, config, state, pod, node));
+        true
+    }
+
     /// Names of the pods held so far.
     pub fn held(&self) -> Vec<String> {
         self.lock()

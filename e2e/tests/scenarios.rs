@@ -34,6 +34,9 @@ use tessera_e2e::harness::{
 };
 use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
 use tessera_operator::api::RenderJob;
+
+#[path = "scenarios/workflow.rs"]
+mod workflow;
 use tessera_operator::ledger::Ledger;
 
 type Scenario = Step<Env>;
@@ -2411,6 +2414,18 @@ fn main() -> std::process::ExitCode {
             (
                 "S3: the happy path against the S3 server",
                 s3_the_happy_path_against_the_s3_server,
+            ),
+            (
+                "workflow: frames merge as they finish; a re-render runs only what it selects",
+                workflow::frames_merge_as_they_finish_and_a_rerender_runs_only_what_it_selects,
+            ),
+            (
+                "workflow: frame-by-frame dependencies follow the frames",
+                workflow::frame_by_frame_dependencies_follow_the_frames,
+            ),
+            (
+                "workflow: previews sharpen as sample splits land",
+                workflow::previews_sharpen_as_sample_splits_land,
             ),
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.

@@ -71,6 +71,8 @@ pub struct MergePlan {
     pub delete: Vec<String>,
     /// Merge pods running, and starting in this pass.
     pub running: usize,
+    /// A merge of frame chunks runs or starts in this pass.
+    pub merging_chunks: bool,
     pub manifest: ManifestState,
     /// Why the job must fail: a merge step failed for good.
     pub failure: Option<String>,
@@ -121,6 +123,9 @@ pub fn plan(input: &MergeInput<'_>) -> MergePlan {
             .iter()
             .filter(|p| p.is_active() && !p.terminating)
             .count(),
+        merging_chunks: input.merges.iter().any(|p| {
+            p.is_active() && !p.terminating && matches!(p.merge_step, Some(MergeStep::Chunks(_)))
+        }),
         merged,
         newly_merged,
         previewed,
@@ -305,6 +310,7 @@ impl View<'_> {
                 attempt,
             });
             result.running += 1;
+            result.merging_chunks = true;
         }
     }
 

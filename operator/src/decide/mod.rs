@@ -366,14 +366,6 @@ fn decide_planned(
         .delete
         .extend(planned.assessment.superseded.iter().cloned());
     track_suspension(&mut draft);
-    if let Some((failure, message)) = out_of_budget(&draft, planned) {
-        draft.status.last_failure = planned.assessment.last_failure.clone();
-        return draft.fail(failure, message, observed);
-    }
-    draft.status.last_failure = planned.assessment.last_failure.clone();
-    announce_failures(&mut draft, planned);
-    let stuck = blocked(job, observed, draft.now);
-    note_blocked(&mut draft, stuck.as_ref());
     let merge_plan = merges::plan(&merges::MergeInput {
         plan: &job.plan,
         attempts: &planned.assessment.attempts,
@@ -386,10 +378,25 @@ fn decide_planned(
         previews: merge_policy(job).previews,
         attempts_per_merge: job.policy.attempts_per_shard,
     });
+    record_merges(&mut draft, planned, &merge_plan);
+    if let Some((failure, message)) = out_of_budget(&draft, planned) {
+        draft.status.last_failure = planned.assessment.last_failure.clone();
+        let shards_failed = matches!(
+            failure,
+            JobFailure::ShardFailed | JobFailure::FailureLimitExceeded
+        );
+        if shards_failed && merge_plan.failure.is_none() && merge_plan.merging_chunks {
+            return failing(draft, planned, observed, merge_plan, &message);
+        }
+        return draft.fail(failure, message, observed);
+    }
+    draft.status.last_failure = planned.assessment.last_failure.clone();
+    announce_failures(&mut draft, planned);
+    let stuck = blocked(job, observed, draft.now);
+    note_blocked(&mut draft, stuck.as_ref());
     if let Some(message) = merge_plan.failure.clone() {
         return draft.fail(JobFailure::MergeFailed, message, observed);
     }
-    record_merges(&mut draft, planned, &merge_plan);
     if draft.job.spec.suspend {
         return suspended(draft, planned);
     }
@@ -407,6 +414,34 @@ fn decide_planned(
     } else {
         finishing(draft, planned, &merge_plan)
     }
+}
+
+/// Shards failed for good, but frames already rendered are still merging: they are merged
+/// first (the artist keeps them, and a re-render later merges only what it renders again),
+/// nothing else starts, and the next pass with no chunk merge left fails the job.
+fn failing(
+    mut draft: Draft<'_>,
+    planned: &Planned<'_>,
+    observed: &Observed,
+    mut merge_plan: merges::MergePlan,
+    message: &str,
+) -> Decision {
+    merge_plan
+        .start
+        .retain(|s| matches!(s.step, MergeStep::Chunks(_)));
+    start_merges(&mut draft, planned, &merge_plan);
+    draft.decision.delete.extend(
+        observed
+            .shards
+            .values()
+            .flatten()
+            .filter(|a| a.is_active() && !a.terminating)
+            .map(|a| a.pod.clone()),
+    );
+    let note = format!("{message}; merging the frames already rendered, then failing");
+    draft.set(RENDERING, false, "ShardFailed", note);
+    draft.status.phase = Some(JobPhase::Merging);
+    draft.finish()
 }
 
 fn merge_policy(job: &ValidJob<'_>) -> crate::api::MergePolicy {

@@ -738,8 +738,16 @@ fn missing_frames_beyond_the_budget_or_without_the_policy_fail_the_job() {
             s => pod(s, 0, "Succeeded", Some(0), "gpu-node-1"),
         })
         .collect();
+    // The frames that rendered are merged first; then the job fails.
+    let (_, decision) = run(&strict, &pods, 8);
+    assert_eq!(decision.status.phase, Some(JobPhase::Merging));
+    assert_eq!(names(&decision.create), ["shot010-merge-0-0"]);
+    assert!(!conditions::is_true(&decision.status.conditions, FAILED));
+    let mut pods = pods;
+    pods.push(step_pod("shot010-merge-0-0", r#"{"chunks":"0,2-3"}"#, 0, 0, ""));
     let (_, decision) = run(&strict, &pods, 8);
     assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+    assert_eq!(decision.status.frames_done.as_deref(), Some("1,3-4"));
     assert_eq!(decision.status.missing_frames, None);
 }
 
