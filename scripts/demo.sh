@@ -54,7 +54,14 @@ while [ "$phase" != Complete ] && [ "$phase" != Failed ]; do
     echo "demo.sh: the job did not finish within 30 minutes" >&2; exit 1
   fi
   sleep 1   # poll the phase once a second: kubectl wait cannot wait on two conditions
-  phase="$("$kubectl" get renderjob cbox -o jsonpath='{.status.phase}')"
+  state="$("$kubectl" get renderjob cbox -o jsonpath='{.status.phase} {.status.framesDone}')"
+  phase="${state%% *}"
+  done_frames="${state#* }"
+  # Frames are merged as soon as their shards are rendered: note when the first one is.
+  if [ -z "${first_frame:-}" ] && [ -n "$done_frames" ] && [ "$done_frames" != "$state" ]; then
+    first_frame=$(( $(date +%s) - start ))
+    echo "demo.sh: first frame merged after ${first_frame} s (frames done: $done_frames)"
+  fi
 done
 "$kubectl" get renderjob cbox
 if [ "$phase" = Failed ]; then
@@ -65,7 +72,7 @@ fi
 echo "GPU-seconds: $("$kubectl" get renderjob cbox -o jsonpath='{.status.gpuSeconds}') (the job's ledger; finished shard pods are deleted once accounted)"
 frames="$("$kubectl" get renderjob cbox -o jsonpath='{.status.output.frames}')"
 echo
-echo "Rendered in $(( $(date +%s) - start )) s. Merged frames: $frames"
+echo "Rendered in $(( $(date +%s) - start )) s (first frame after ${first_frame:-?} s). Merged frames: $frames"
 ls -l "$dir/data/default/cbox/frames" 2>/dev/null || true
 if [ "$keep" = 1 ]; then
   echo "The environment is still up: export KUBECONFIG=$dir/cluster/kubeconfig; stop it with e2e/dev-env down --dir $dir"

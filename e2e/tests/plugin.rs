@@ -402,6 +402,7 @@ fn a_job_that_completes_makes_wait_exit_0(
         ensure!(
             table.code == 0
                 && table.stdout.contains("Phase:     Complete 100%")
+                && table.stdout.contains("Merged:    1-4\n")
                 && table.stdout.contains("1-4     0-7     succeeded"),
             "kubectl tessera status: {table}"
         );
@@ -496,6 +497,63 @@ fn a_shard_that_always_fails_makes_wait_exit_1_with_the_reason(
                 "logs {selector:?}: {read}"
             );
         }
+
+        // The scene is fixed: rerun the failed shard; wait now exits 0; preview copies frame 2.
+        env.set_script("doomed", json!({}))?;
+        let bad = env
+            .plugin(&["rerun", "doomed", "-n", NAMESPACE, "--frames", "4-1"])
+            .await;
+        ensure!(
+            bad.code == 2 && bad.stderr.contains("--frames"),
+            "rerun --frames 4-1: {bad}"
+        );
+        let rerun = env
+            .plugin(&["rerun", "doomed", "-n", NAMESPACE, "--failed"])
+            .await;
+        ensure!(
+            rerun.code == 0 && rerun.stdout.contains("rerender generation 1 requested"),
+            "rerun --failed: {rerun}"
+        );
+        let waited = env
+            .plugin(&["wait", "doomed", "-n", NAMESPACE, "--timeout", "2m"])
+            .await;
+        ensure!(waited.code == 0, "wait after the rerun: {waited}");
+        let job = env.job("doomed").await?;
+        let rerenders = job.status.map(|s| s.rerenders).unwrap_or_default();
+        ensure!(
+            rerenders.len() == 1 && rerenders[0].shards.to_string() == "1",
+            "status.rerenders {rerenders:?}"
+        );
+        let copy = std::env::temp_dir().join(format!("plugin-preview-{}.png", std::process::id()));
+        let preview = env
+            .plugin(&[
+                "preview",
+                "doomed",
+                "-n",
+                NAMESPACE,
+                "--frame",
+                "2",
+                "--to",
+                copy.to_str().unwrap_or_default(),
+            ])
+            .await;
+        ensure!(
+            preview.code == 0 && preview.stdout.contains("(frame)"),
+            "preview: {preview}"
+        );
+        let frame = preview
+            .stdout
+            .split(' ')
+            .next()
+            .and_then(|u| u.strip_prefix("file://"))
+            .unwrap_or_default();
+        ensure!(
+            std::fs::read(&copy)
+                .ok()
+                .is_some_and(|b| std::fs::read(frame).ok() == Some(b)),
+            "preview copied something else than {frame}"
+        );
+        let _ = std::fs::remove_file(&copy);
         Ok(())
     })
 }

@@ -92,6 +92,12 @@ pub struct StatusView {
     /// Frames that will not be written (`retry.allowMissingFrames`), in frame-list syntax.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_frames: Option<String>,
+    /// Frames merged so far (`status.framesDone`): they grow while the job renders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_done: Option<String>,
+    /// Where previews of frames still rendering are (`status.output.previews`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previews: Option<String>,
     pub shards_per_frame: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
@@ -212,6 +218,8 @@ pub fn status_view(job: &RenderJob, now: Timestamp) -> Result<StatusView, String
         shards: status.shards.clone(),
         frames: plan.input().frames.to_string(),
         missing_frames: status.missing_frames.clone(),
+        frames_done: status.frames_done.clone(),
+        previews: status.output.as_ref().and_then(|o| o.previews.clone()),
         shards_per_frame: plan.shards_per_frame_chunk(),
         start_time: start.map(|t| t.to_string()),
         completion_time: end.map(|t| t.to_string()),
@@ -361,6 +369,12 @@ pub fn render_table(view: &StatusView) -> String {
         c.total, c.succeeded, c.failed, c.active, c.waiting, view.shards_per_frame
     ));
     out.push_str(&format!("Frames:    {}\n", view.frames));
+    if let Some(done) = &view.frames_done {
+        out.push_str(&format!("Merged:    {done}\n"));
+    }
+    if let Some(previews) = &view.previews {
+        out.push_str(&format!("Previews:  {previews}\n"));
+    }
     if let Some(missing) = &view.missing_frames {
         out.push_str(&format!(
             "Missing:   {missing} (their shards failed; allowMissingFrames)\n"
@@ -597,7 +611,7 @@ mod tests {
     #[test]
     fn a_partial_job_shows_its_missing_frames() {
         let job = job(json!({
-            "phase": "Complete", "missingFrames": "2",
+            "phase": "Complete", "missingFrames": "2", "framesDone": "1,3-4",
             "shards": {"total": 16, "succeeded": 15, "failed": 1, "active": 0, "waiting": 0},
             "succeededShards": "0-3,5-15", "failedShards": "4",
         }));
@@ -605,8 +619,10 @@ mod tests {
         assert_eq!(view.missing_frames.as_deref(), Some("2"));
         let text = render_table(&view);
         assert!(text.contains("Missing:   2 (their shards failed"), "{text}");
+        assert!(text.contains("Merged:    1,3-4\n"), "{text}");
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["missingFrames"], "2");
+        assert_eq!(json["framesDone"], "1,3-4");
     }
 
     #[test]

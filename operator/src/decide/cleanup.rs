@@ -5,7 +5,7 @@
 //! its attempt is in the ledger. Kept: the pods of a shard's failed attempts while the shard
 //! has not succeeded (its retries avoid their nodes, and `kubectl logs` reads them), and the
 //! latest failed attempt's pod of every shard for the job's lifetime. Deleted: everything else
-//! that has ended. Merge pods are left alone (one or two per job).
+//! that has ended. Merge pods are the merge plan's (`decide/merges.rs`).
 
 use crate::ledger::Ledger;
 use crate::observe::{AttemptState, Observed};

@@ -744,7 +744,13 @@ fn missing_frames_beyond_the_budget_or_without_the_policy_fail_the_job() {
     assert_eq!(names(&decision.create), ["shot010-merge-0-0"]);
     assert!(!conditions::is_true(&decision.status.conditions, FAILED));
     let mut pods = pods;
-    pods.push(step_pod("shot010-merge-0-0", r#"{"chunks":"0,2-3"}"#, 0, 0, ""));
+    pods.push(step_pod(
+        "shot010-merge-0-0",
+        r#"{"chunks":"0,2-3"}"#,
+        0,
+        0,
+        "",
+    ));
     let (_, decision) = run(&strict, &pods, 8);
     assert_eq!(decision.status.phase, Some(JobPhase::Failed));
     assert_eq!(decision.status.frames_done.as_deref(), Some("1,3-4"));
