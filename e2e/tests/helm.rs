@@ -585,7 +585,6 @@ fn the_operator_account_has_least_privilege(
             vec!["create", "namespace", "escalated"],
             vec!["delete", "nodes", "--all"],
             vec!["get", "leases", "-n", "kube-system"],
-            vec!["auth", "can-i", "patch", "renderjobs", "-n", "default"],
         ] {
             let out = as_operator(&forbidden);
             let text = format!(
@@ -601,6 +600,36 @@ fn the_operator_account_has_least_privilege(
                 refused,
                 "the operator's account may `kubectl {}`: {text}",
                 forbidden.join(" ")
+            );
+        }
+        // RenderJobs: RBAC lets the operator patch them (its usage finalizer); the chart's
+        // admission policy lets it change nothing else.
+        let job = env.kubectl_ok(&["get", "renderjob", "cbox", "-n", "default", "-o", "json"])?;
+        ensure!(
+            job.contains("\"tessera.dev/usage\""),
+            "the sample job carries no usage finalizer: {job}"
+        );
+        for patch in [
+            r#"{"spec":{"priority":7}}"#,
+            r#"{"metadata":{"labels":{"team":"other"}}}"#,
+            r#"{"metadata":{"finalizers":["tessera.dev/usage","example.com/keep"]}}"#,
+        ] {
+            let out = as_operator(&[
+                "patch",
+                "renderjob",
+                "cbox",
+                "-n",
+                "default",
+                "--type",
+                "merge",
+                "-p",
+                patch,
+            ]);
+            let text = String::from_utf8_lossy(&out.stderr);
+            ensure!(
+                !out.status.success()
+                    && text.contains("may only add or remove its tessera.dev/usage finalizer"),
+                "the operator's account could patch the sample job with {patch}: {text}"
             );
         }
         Ok(())

@@ -35,6 +35,8 @@ use tessera_e2e::harness::{
 use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
 use tessera_operator::api::RenderJob;
 
+#[path = "scenarios/platform.rs"]
+mod platform;
 #[path = "scenarios/workflow.rs"]
 mod workflow;
 use tessera_operator::ledger::Ledger;
@@ -2426,6 +2428,10 @@ fn main() -> std::process::ExitCode {
             (
                 "workflow: previews sharpen as sample splits land",
                 workflow::previews_sharpen_as_sample_splits_land,
+            ),
+            (
+                "platform: namespace policies and the GPU-hour ledger",
+                platform::namespace_policies_and_the_gpu_hour_ledger,
             ),
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.

@@ -154,6 +154,7 @@ fn main() {
     let own = pods(200);
     let (nodes, _) = reflector::store::<Node>();
     let (jobs, _) = reflector::store::<RenderJob>();
+    let (namespaces, _) = reflector::store::<k8s_openapi::api::core::v1::Namespace>();
     let (scheduler, refusals) = (Scheduler::default(), Refusals::default());
     let now = Timestamp::now();
     let (alone_store, alone_index) = caches_with(&own);
@@ -165,6 +166,7 @@ fn main() {
             pods: store,
             nodes: &nodes,
             jobs: &jobs,
+            namespaces: &namespaces,
             index,
             scheduler: &scheduler,
             refusals: &refusals,
@@ -188,6 +190,7 @@ fn main() {
         pods: &store,
         nodes: &nodes,
         jobs: &jobs,
+        namespaces: &namespaces,
         index: &index,
         scheduler: &scheduler,
         refusals: &refusals,

@@ -21,6 +21,9 @@ pub struct Demand {
     pub active: u32,
     /// Shards ready to start now (not running, not backing off, not done).
     pub ready: u32,
+    /// The most shard pods the job's namespace may run on the pool at once (its pool's
+    /// namespace policy).
+    pub namespace_cap: Option<u32>,
 }
 
 /// `(namespace, name)` → shards the job may start now.
@@ -37,9 +40,18 @@ pub fn admit(capacity: u32, demands: &[Demand]) -> Grants {
 
     // Slots held per namespace, counting every priority level: fairness is about the pool.
     let mut held: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut caps: BTreeMap<&str, u32> = BTreeMap::new();
     for d in demands {
         *held.entry(d.namespace.as_str()).or_default() += d.active;
+        if let Some(cap) = d.namespace_cap {
+            let entry = caps.entry(d.namespace.as_str()).or_insert(cap);
+            *entry = (*entry).min(cap);
+        }
     }
+    let under_cap = |held: &BTreeMap<&str, u32>, ns: &str| {
+        caps.get(ns)
+            .is_none_or(|cap| held.get(ns).copied().unwrap_or(0) < *cap)
+    };
 
     let mut levels: Vec<i32> = demands.iter().map(|d| d.priority).collect();
     levels.sort_unstable_by(|a, b| b.cmp(a));
@@ -62,7 +74,7 @@ pub fn admit(capacity: u32, demands: &[Demand]) -> Grants {
             // The namespace with waiting work that holds the fewest slots (ties: by name).
             let Some(namespace) = queues
                 .iter()
-                .filter(|(_, queue)| !queue.is_empty())
+                .filter(|(ns, queue)| !queue.is_empty() && under_cap(&held, ns))
                 .min_by_key(|(ns, _)| (held.get(**ns).copied().unwrap_or(0), **ns))
                 .map(|(ns, _)| *ns)
             else {
@@ -102,11 +114,25 @@ mod tests {
             created: Timestamp::from_second(created_s).unwrap(),
             active,
             ready,
+            namespace_cap: None,
         }
     }
 
     fn grant(grants: &Grants, ns: &str, name: &str) -> u32 {
         grants[&(ns.to_string(), name.to_string())]
+    }
+
+    #[test]
+    fn a_namespace_cap_bounds_its_jobs_together_and_frees_the_rest() {
+        let mut a1 = demand("a", "j1", 0, 1, 1, 10);
+        let mut a2 = demand("a", "j2", 0, 2, 0, 10);
+        a1.namespace_cap = Some(3);
+        a2.namespace_cap = Some(3);
+        let b = demand("b", "j3", 0, 3, 0, 10);
+        let grants = admit(10, &[a1, a2, b]);
+        // a holds 1 and may hold 3: 2 more between its jobs; b takes what is left.
+        assert_eq!(grant(&grants, "a", "j1") + grant(&grants, "a", "j2"), 2);
+        assert_eq!(grant(&grants, "b", "j3"), 7);
     }
 
     #[test]

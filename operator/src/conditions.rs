@@ -17,6 +17,11 @@ pub const CREATE_REFUSED: &str = "PodCreateRefused";
 pub const PODS_BLOCKED: &str = "PodsBlocked";
 /// The jobs in `spec.dependsOn` are Complete (decide/depends.rs).
 pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+/// The pool's namespace policy holds the job back: its namespace's GPU-hour budget is spent,
+/// or it runs as many shards as the policy allows (pool/policy.rs).
+pub const POLICY_LIMITED: &str = "PolicyLimited";
+/// The job runs at the namespace policy's maximum priority, below its `spec.priority`.
+pub const PRIORITY_CLAMPED: &str = "PriorityClamped";
 
 /// Sets condition `type_`, keeping the old transition time when the status is unchanged.
 pub fn set(

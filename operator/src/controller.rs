@@ -28,11 +28,14 @@ use crate::decide::depends::{self, DependencyState, FrameGate, FramesHeld};
 use crate::decide::{
     self, DecideInput, Decision, EventNote, Gate, JobState, Planned, ValidJob, rerender,
 };
+use crate::job_plan::SpecError;
+use crate::job_usage;
 use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed};
 use crate::pool::index::PodIndex;
 use crate::pool::nodes::{node_is_ready, pool_capacity, ready_nodes};
+use crate::pool::policy;
 use crate::pool::scheduler::{self, JobDemand, Scheduler};
 use crate::pool::status::suspects_of;
 use crate::{Error, Result, labels};
@@ -92,6 +95,15 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
                     release(&api, &key.name).await?;
                 }
             }
+            if job_usage::has_usage_finalizer(&job) {
+                job_usage::archive_usage(&job, &ctx).await?;
+                job_usage::set_usage_finalizer(&job, &ctx, false).await?;
+            }
+            return Ok(Action::await_change());
+        }
+        if !job_usage::has_usage_finalizer(&job) {
+            // The write changes the job's resourceVersion: the next reconcile decides.
+            job_usage::set_usage_finalizer(&job, &ctx, true).await?;
             return Ok(Action::await_change());
         }
         let now = Timestamp::now();
@@ -116,6 +128,7 @@ pub struct Caches<'a> {
     pub pods: &'a Store<Pod>,
     pub nodes: &'a Store<Node>,
     pub jobs: &'a Store<RenderJob>,
+    pub namespaces: &'a Store<Namespace>,
     pub index: &'a PodIndex,
     pub scheduler: &'a Scheduler,
     pub refusals: &'a Refusals,
@@ -127,6 +140,7 @@ impl Context {
             pods: &self.pods,
             nodes: &self.nodes,
             jobs: &self.jobs,
+            namespaces: &self.namespaces,
             index: &self.index,
             scheduler: &self.scheduler,
             refusals: &self.refusals,
@@ -184,6 +198,7 @@ pub fn pass(
             grant: 0,
             dependencies: Gate::Open,
             frames_held: None,
+            policy: Default::default(),
             now,
         }),
         settled: Vec::new(),
@@ -219,6 +234,13 @@ pub fn pass(
             }
         }
     };
+    // The pool's policy for the job's namespace: its priority, budget and concurrency cap.
+    let verdict = namespace_verdict(pool, job, caches.namespaces);
+    if let Some(message) = &verdict.refused {
+        return unplanned(JobState::Invalid(SpecError::PriorityAboveLimit(
+            message.clone(),
+        )));
+    }
     let recorded = job.status.clone().unwrap_or_default();
     let mut ledger = Ledger::from_status(&recorded);
     let settled = ledger.settle(
@@ -245,8 +267,13 @@ pub fn pass(
         ledger: &ledger,
         settled: &settled,
     };
-    let mut decision =
-        admit_and_decide(planned, &observed, (dependencies, frames_held), now, caches);
+    let mut decision = admit_and_decide(
+        planned,
+        &observed,
+        (dependencies, frames_held, verdict),
+        now,
+        caches,
+    );
     if let Some(record) = rerendered {
         decision.events.push(EventNote {
             warning: false,
@@ -268,6 +295,30 @@ pub fn pass(
         });
     }
     Pass { decision, settled }
+}
+
+/// The pool's namespace policy applied to the job, with its namespace's usage from the pool's
+/// status (written by the pool reconciler).
+fn namespace_verdict(
+    pool: &RenderPool,
+    job: &RenderJob,
+    namespaces: &Store<Namespace>,
+) -> policy::Verdict {
+    let namespace = job.namespace().unwrap_or_default();
+    let labels = namespaces
+        .get(&ObjectRef::new(&namespace))
+        .map(|ns| ns.labels().clone())
+        .unwrap_or_default();
+    let usage = pool
+        .status
+        .as_ref()
+        .and_then(|s| s.usage.iter().find(|u| u.namespace == namespace));
+    policy::verdict(
+        policy::policy_for(pool, &labels),
+        &namespace,
+        job.spec.priority,
+        usage,
+    )
 }
 
 /// What `spec.dependsOn` allows, from the job cache: each dependency's state and any cycle
@@ -304,7 +355,7 @@ fn dependency_gate(job: &RenderJob, jobs: &Store<RenderJob>) -> (Gate, FrameGate
 fn admit_and_decide(
     planned: Planned<'_>,
     observed: &Observed,
-    (dependencies, frames_held): (Gate, Option<FramesHeld>),
+    (dependencies, frames_held, verdict): (Gate, Option<FramesHeld>, policy::Verdict),
     now: Timestamp,
     caches: &Caches<'_>,
 ) -> Decision {
@@ -332,11 +383,14 @@ fn admit_and_decide(
     // A job waiting for its dependencies asks for no slots either.
     let started = job.status.as_ref().is_some_and(|s| s.start_time.is_some());
     let gated = !started && dependencies != Gate::Open;
-    let wants = !(job.spec.suspend || finished || backing_off || stuck || gated);
+    // A namespace whose GPU-hour budget is spent starts no new shard.
+    let spent = verdict.budget_spent.is_some();
+    let wants = !(job.spec.suspend || finished || backing_off || stuck || gated || spent);
     let demand = JobDemand {
         namespace: valid.namespace.clone(),
         name: valid.name.clone(),
-        priority: job.spec.priority,
+        priority: verdict.priority,
+        namespace_cap: verdict.max_concurrent_shards,
         created: job.creation_timestamp().map(|t| t.0).unwrap_or_default(),
         // Speculative re-runs ask for slots too; the grant serves ready shards first.
         ready: if wants {
@@ -351,6 +405,20 @@ fn admit_and_decide(
             .get(&ObjectRef::new(&demand.name).within(&demand.namespace))
             .is_some_and(|j| j.uid().as_deref() == Some(uid))
     };
+    let mut verdict = verdict;
+    if let Some(cap) = verdict.max_concurrent_shards {
+        let held: u32 = holders
+            .values()
+            .filter(|h| h.namespace == valid.namespace)
+            .map(|h| h.slots)
+            .sum();
+        if held >= cap && demand.ready > 0 {
+            verdict.cap_reached = Some(format!(
+                "namespace {} runs {held} shards on pool {pool_name}; its policy allows {cap} at once",
+                valid.namespace
+            ));
+        }
+    }
     let book = caches.scheduler.book(&pool_name);
     let mut book = scheduler::lock(&book);
     let grant = book.admit(
@@ -369,6 +437,7 @@ fn admit_and_decide(
         grant,
         dependencies,
         frames_held,
+        policy: verdict,
         now,
     });
     book.expect(
@@ -662,11 +731,19 @@ fn record_settled(
     }
     let old = job.status.as_ref().map(|s| s.gpu_seconds).unwrap_or(0.0);
     let added = decision.status.gpu_seconds - old;
+    let labels = [job.spec.pool.as_str(), namespace];
     if added > 0.0 && added.is_finite() {
         ctx.metrics
             .gpu_seconds
-            .with_label_values(&[namespace, &job.name_any()])
+            .with_label_values(&labels)
             .inc_by(added);
+    }
+    let succeeded = settled.iter().filter(|s| s.succeeded).count() as u64;
+    if succeeded > 0 {
+        ctx.metrics
+            .shards_rendered
+            .with_label_values(&labels)
+            .inc_by(succeeded);
     }
 }
 

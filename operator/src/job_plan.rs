@@ -38,6 +38,9 @@ pub enum SpecError {
     /// The pool's storage cannot be used safely; fixing the RenderPool fixes the job.
     #[error("RenderPool {pool}: {message}")]
     PoolStorage { pool: String, message: String },
+    /// The pool's namespace policy refuses the job's priority (`priorityAboveMax: Refuse`).
+    #[error("{0}")]
+    PriorityAboveLimit(String),
 }
 
 impl SpecError {
@@ -53,6 +56,7 @@ impl SpecError {
             SpecError::OutputOutsideNamespace(_) => "OutputOutsideNamespace",
             SpecError::SceneOutsideNamespace(_) => "SceneOutsideNamespace",
             SpecError::PoolStorage { .. } => "InvalidPoolStorage",
+            SpecError::PriorityAboveLimit(_) => "PriorityAboveLimit",
         }
     }
 }

@@ -21,6 +21,10 @@ pub const MERGE_STEP: &str = "tessera.dev/merge-step";
 /// Finalizer on shard pods: the pod object stays until its attempt is in the job's ledger.
 pub const LEDGER_FINALIZER: &str = "tessera.dev/ledger";
 
+/// Finalizer on RenderJobs: the job's figures are moved into its pool's GPU-hour ledger before
+/// it goes (operator/src/job_usage.rs).
+pub const USAGE_FINALIZER: &str = "tessera.dev/usage";
+
 pub const ROLE_SHARD: &str = "shard";
 pub const ROLE_MERGE: &str = "merge";
 

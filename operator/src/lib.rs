@@ -7,9 +7,10 @@
 //!   capacity → shards each job may start), [`decide`] (validate, assess and decide by
 //!   phase), [`pods`] (pod builder), [`status`] (progress, ETA), [`storage_url`]
 //!   (storage URLs in normal form, and what lies under what).
-//! - the pool boundary: [`pool`] (the pod index, capacity, the per-pool scheduler, the
-//!   RenderPool reconciler).
-//! - the edges: [`controller`] (the RenderJob reconcile shell, API writes), [`context`],
+//! - the pool boundary: [`pool`] (the pod index, capacity, the per-pool scheduler, namespace
+//!   policies, the GPU-hour ledger, the RenderPool reconciler).
+//! - the edges: [`controller`] (the RenderJob reconcile shell, API writes), [`job_usage`]
+//!   (a job's figures moved into its pool's ledger before it goes), [`context`],
 //!   [`metrics`], [`http`], [`leader`], [`permissions`] (the RBAC it needs, checked at
 //!   start-up), [`telemetry`].
 
@@ -22,6 +23,7 @@ pub mod decide;
 pub mod error;
 pub mod http;
 pub mod job_plan;
+pub mod job_usage;
 pub mod labels;
 pub mod leader;
 pub mod ledger;

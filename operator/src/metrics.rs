@@ -3,10 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::api::{RenderPoolStatus, ShardCounts};
+use crate::api::{NamespaceUsage, RenderPoolStatus, ShardCounts};
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 const SHARD_STATES: [&str; 4] = ["succeeded", "failed", "active", "waiting"];
@@ -25,6 +25,11 @@ pub struct Metrics {
     pub shard_duration: HistogramVec,
     /// GPU-seconds per namespace and job (finished attempts).
     pub gpu_seconds: CounterVec,
+    pub shards_rendered: IntCounterVec,
+    pub pool_usage_gpu_seconds: GaugeVec,
+    pub pool_usage_shards: GaugeVec,
+    pub pool_usage_cost: GaugeVec,
+    pub pool_period_gpu_seconds: GaugeVec,
     pub reconcile_duration: HistogramVec,
     pub reconcile_errors: IntCounterVec,
     pub pods_created: IntCounterVec,
@@ -63,9 +68,34 @@ impl Metrics {
         let gpu_seconds = CounterVec::new(
             Opts::new(
                 "tessera_gpu_seconds_total",
-                "GPU time of finished shard attempts",
+                "GPU time of finished shard attempts, as they are accounted",
             ),
-            &["namespace", "job"],
+            &["pool", "namespace"],
+        )?;
+        let shards_rendered = IntCounterVec::new(
+            Opts::new(
+                "tessera_shards_rendered_total",
+                "Shard attempts that succeeded, as they are accounted",
+            ),
+            &["pool", "namespace"],
+        )?;
+        let usage_gauge =
+            |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["pool", "namespace"]);
+        let pool_usage_gpu_seconds = usage_gauge(
+            "tessera_pool_usage_gpu_seconds",
+            "The pool's GPU-hour ledger: GPU-seconds per namespace, all time, deleted jobs included (survives restarts)",
+        )?;
+        let pool_usage_shards = usage_gauge(
+            "tessera_pool_usage_shards",
+            "The pool's GPU-hour ledger: succeeded shard attempts per namespace, all time",
+        )?;
+        let pool_usage_cost = usage_gauge(
+            "tessera_pool_usage_cost",
+            "The pool's GPU-hour ledger: cost per namespace at the pool's pricePerGpuHour",
+        )?;
+        let pool_period_gpu_seconds = usage_gauge(
+            "tessera_pool_period_gpu_seconds",
+            "GPU-seconds per namespace in its current budget period",
         )?;
         let reconcile_duration = HistogramVec::new(
             HistogramOpts::new("tessera_reconcile_duration_seconds", "Reconcile time")
@@ -106,6 +136,11 @@ impl Metrics {
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(shard_duration.clone()))?;
         registry.register(Box::new(gpu_seconds.clone()))?;
+        registry.register(Box::new(shards_rendered.clone()))?;
+        registry.register(Box::new(pool_usage_gpu_seconds.clone()))?;
+        registry.register(Box::new(pool_usage_shards.clone()))?;
+        registry.register(Box::new(pool_usage_cost.clone()))?;
+        registry.register(Box::new(pool_period_gpu_seconds.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(pods_created.clone()))?;
@@ -116,6 +151,11 @@ impl Metrics {
             queue_depth,
             shard_duration,
             gpu_seconds,
+            shards_rendered,
+            pool_usage_gpu_seconds,
+            pool_usage_shards,
+            pool_usage_cost,
+            pool_period_gpu_seconds,
             reconcile_duration,
             reconcile_errors,
             pods_created,
@@ -166,6 +206,28 @@ impl Metrics {
             (&self.pool_running_shards, status.running_shards),
         ] {
             gauge.with_label_values(&[pool]).set(i64::from(value));
+        }
+    }
+
+    /// The pool's GPU-hour ledger, one series per namespace that used it (a bounded set: the
+    /// namespaces of the cluster).
+    pub fn set_pool_usage(&self, pool: &str, usage: &[NamespaceUsage]) {
+        for entry in usage {
+            let labels = [pool, entry.namespace.as_str()];
+            self.pool_usage_gpu_seconds
+                .with_label_values(&labels)
+                .set(entry.gpu_seconds);
+            self.pool_usage_shards
+                .with_label_values(&labels)
+                .set(entry.shards as f64);
+            if let Some(cost) = entry.cost {
+                self.pool_usage_cost.with_label_values(&labels).set(cost);
+            }
+            if entry.period_start.is_some() {
+                self.pool_period_gpu_seconds
+                    .with_label_values(&labels)
+                    .set(entry.period_gpu_seconds);
+            }
         }
     }
 

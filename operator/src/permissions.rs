@@ -54,6 +54,7 @@ pub const REQUIRED: &[Access] = &[
     // Watches (reflectors list, then watch).
     cluster("tessera.dev", "renderjobs", "list"),
     cluster("tessera.dev", "renderjobs", "watch"),
+    cluster("tessera.dev", "renderpools", "get"), // a fresh ledger when a job is deleted
     cluster("tessera.dev", "renderpools", "list"),
     cluster("tessera.dev", "renderpools", "watch"),
     cluster("", "pods", "list"),
@@ -66,6 +67,7 @@ pub const REQUIRED: &[Access] = &[
     cluster("", "pods", "create"),
     cluster("", "pods", "patch"), // drop the ledger finalizer once an attempt is accounted
     cluster("", "pods", "delete"),
+    cluster("tessera.dev", "renderjobs", "patch"), // the usage finalizer (job_usage.rs)
     cluster("tessera.dev", "renderjobs", "delete"), // ttlSecondsAfterFinished
     cluster("tessera.dev", "renderjobs/status", "patch"),
     cluster("tessera.dev", "renderpools/status", "patch"),

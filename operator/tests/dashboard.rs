@@ -43,6 +43,11 @@ fn registered_families() -> BTreeMap<String, Family> {
         metrics.queue_depth,
         metrics.shard_duration,
         metrics.gpu_seconds,
+        metrics.shards_rendered,
+        metrics.pool_usage_gpu_seconds,
+        metrics.pool_usage_shards,
+        metrics.pool_usage_cost,
+        metrics.pool_period_gpu_seconds,
         metrics.reconcile_duration,
         metrics.reconcile_errors,
         metrics.pods_created,
@@ -371,7 +376,7 @@ fn the_dashboard_queries_only_registered_metrics_and_has_unique_panel_ids() {
     let families = registered_families();
     assert_eq!(
         families.len(),
-        11,
+        16,
         "the test touches every metric of Metrics; update it when Metrics changes: {:?}",
         families.keys()
     );

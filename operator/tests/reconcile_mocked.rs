@@ -210,6 +210,32 @@ fn names_of_created(body: &Value) -> String {
 }
 
 #[tokio::test]
+async fn a_new_job_first_gets_the_usage_finalizer_and_nothing_else() {
+    let (client, mut handle) = mock();
+    let mut job = job();
+    job.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    job.metadata.resource_version = Some("17".into());
+    let ctx = context(client, &job, vec![], vec![gpu_node("gpu-node-1")]);
+    let answer = serde_json::to_value(&job).unwrap();
+    let verifier = tokio::spawn(async move {
+        let patch = expect(
+            &mut handle,
+            Method::PATCH,
+            "/apis/tessera.dev/v1alpha1/namespaces/lighting/renderjobs/shot010",
+            Some(answer),
+        )
+        .await;
+        assert_eq!(
+            patch,
+            json!({"metadata": {"finalizers": ["example.com/keep", "tessera.dev/usage"],
+                "resourceVersion": "17"}})
+        );
+        expect_nothing_more(&mut handle).await;
+    });
+    reconcile_and_verify(job, ctx, verifier).await;
+}
+
+#[tokio::test]
 async fn first_reconcile_creates_pods_up_to_capacity() {
     let (client, mut handle) = mock();
     let job = job();

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,69 @@ pub struct RenderPoolSpec {
     #[serde(default = "default_node_lost_seconds")]
     #[schemars(range(min = 0, max = 3600))]
     pub node_lost_toleration_seconds: i64,
+
+    /// The price of one GPU-hour on this pool, in any currency: the GPU-hour ledger
+    /// (`status.usage`) then shows each namespace's cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1000000.0))]
+    pub price_per_gpu_hour: Option<f64>,
+
+    /// Limits per namespace, for the namespaces each policy's selector picks (the first
+    /// policy that matches a namespace applies): concurrent shards, the highest priority a job
+    /// may use, and a GPU-hour budget per period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub namespace_policies: Vec<NamespacePolicy>,
+}
+
+/// What a namespace's jobs may use of the pool.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespacePolicy {
+    /// The namespaces this policy governs; absent: every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "namespace_selector_schema")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Shard pods of each such namespace running on the pool at once (all its jobs together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_concurrent_shards: Option<u32>,
+    /// The highest `spec.priority` a job may use; see `priorityAboveMax`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1000, max = 1000))]
+    pub max_priority: Option<i32>,
+    /// A job asking for more than `maxPriority`: `Clamp` (it runs at `maxPriority`; condition
+    /// `PriorityClamped`) or `Refuse` (it fails with reason `PriorityAboveLimit`).
+    #[serde(default)]
+    pub priority_above_max: PriorityAboveMax,
+    /// GPU-hours each such namespace may use per period; once spent, its jobs start no new
+    /// shard (condition `PolicyLimited`, reason `GPUHourBudgetSpent`, with the figures) until
+    /// the budget is raised or the period rolls over. Shards running go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_hour_budget: Option<GpuHourBudget>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum PriorityAboveMax {
+    #[default]
+    Clamp,
+    Refuse,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuHourBudget {
+    #[schemars(range(min = 0.0, max = 100000000.0))]
+    pub hours: f64,
+    /// Calendar periods in UTC: `Day`, `Week` (from Monday) or `Month`.
+    pub period: BudgetPeriod,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum BudgetPeriod {
+    Day,
+    Week,
+    Month,
 }
 
 fn default_node_lost_seconds() -> i64 {
@@ -119,6 +182,13 @@ pub struct GpuRequest {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 16))]
     pub count: u32,
+
+    /// Time-sliced GPUs: how many shares of one physical GPU the device plugin advertises as
+    /// `resourceName` (its `replicas`). The GPU-hour ledger counts a share as 1/sharesPerGpu
+    /// of a GPU.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 64))]
+    pub shares_per_gpu: u32,
 }
 
 impl Default for GpuRequest {
@@ -126,6 +196,7 @@ impl Default for GpuRequest {
         Self {
             resource_name: default_gpu_resource(),
             count: 1,
+            shares_per_gpu: 1,
         }
     }
 }
@@ -362,6 +433,44 @@ pub struct RenderPoolStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The GPU-hour ledger, per namespace: what the pool's jobs used, including jobs since
+    /// deleted (their figures are moved here before they go).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<NamespaceUsage>,
+    /// The UIDs of the jobs whose figures were moved into `usage` last (at most 64): moving a
+    /// job's figures twice is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub archived_jobs: Vec<String>,
+}
+
+/// One namespace's use of a pool.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceUsage {
+    pub namespace: String,
+    /// GPU-seconds of every shard attempt that ended (GPUs × wall clock, a time-sliced share
+    /// counted as its fraction), all time.
+    pub gpu_seconds: f64,
+    /// Shard attempts that succeeded, all time.
+    pub shards: u64,
+    /// `gpuSeconds` / 3600 × the pool's `pricePerGpuHour`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// Of these, the figures of jobs since deleted.
+    #[serde(default)]
+    pub archived_gpu_seconds: f64,
+    #[serde(default)]
+    pub archived_shards: u64,
+    /// Where the namespace's budget period began (namespaces with a GPU-hour budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<Time>,
+    /// GPU-seconds used since `periodStart`.
+    #[serde(default)]
+    pub period_gpu_seconds: f64,
+    /// `gpuSeconds` when the period began.
+    #[serde(default)]
+    pub period_baseline_gpu_seconds: f64,
 }
 
 /// A node suspected of failing shards.

@@ -32,8 +32,8 @@ use crate::api::{
     JobPhase, OutputStatus, RenderJob, RenderJobStatus, ShardCounts, SpeculativeRace,
 };
 use crate::conditions::{
-    self, ACCEPTED, COMPLETE, DEPENDENCIES_READY, FAILED, MERGING, PODS_BLOCKED, RENDERING,
-    SUSPENDED,
+    self, ACCEPTED, COMPLETE, DEPENDENCIES_READY, FAILED, MERGING, PODS_BLOCKED, POLICY_LIMITED,
+    PRIORITY_CLAMPED, RENDERING, SUSPENDED,
 };
 use crate::job_plan::{self, SpecError};
 use crate::ledger::{Ledger, Settled};
@@ -133,6 +133,8 @@ pub struct DecideInput<'a> {
     pub dependencies: Gate,
     /// Shards held back by frame-by-frame dependencies still rendering (`None`: none pending).
     pub frames_held: Option<depends::FramesHeld>,
+    /// What the pool's namespace policy says of the job.
+    pub policy: crate::pool::policy::Verdict,
     pub now: Timestamp,
 }
 
@@ -248,8 +250,8 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
                 &planned,
                 input.observed,
                 input.grant,
-                &input.dependencies,
-                input.frames_held.as_ref(),
+                (&input.dependencies, input.frames_held.as_ref()),
+                &input.policy,
             )
         }
     }
@@ -273,8 +275,8 @@ fn decide_planned(
     planned: &Planned<'_>,
     observed: &Observed,
     grant: u32,
-    dependencies: &Gate,
-    frames_held: Option<&depends::FramesHeld>,
+    (dependencies, frames_held): (&Gate, Option<&depends::FramesHeld>),
+    policy: &crate::pool::policy::Verdict,
 ) -> Decision {
     let job = planned.job;
     draft.set(
@@ -360,6 +362,7 @@ fn decide_planned(
         ),
         None => {}
     }
+    note_policy(&mut draft, policy);
     // Attempts that lost a race to another attempt of their shard stop now.
     draft
         .decision
@@ -675,6 +678,44 @@ fn announce_failures(draft: &mut Draft<'_>, planned: &Planned<'_>) {
             "OutputCorrupt",
             format!("shards {invalidated} have missing or corrupt outputs and render again"),
         );
+    }
+}
+
+/// `PolicyLimited` (a spent GPU-hour budget first, then the namespace's shard cap) and
+/// `PriorityClamped`, each set while it holds and cleared once it no longer does.
+fn note_policy(draft: &mut Draft<'_>, policy: &crate::pool::policy::Verdict) {
+    let limited = match (&policy.budget_spent, &policy.cap_reached) {
+        (Some(spent), _) => Some(("GPUHourBudgetSpent", spent)),
+        (None, Some(cap)) => Some(("ConcurrentShardLimit", cap)),
+        (None, None) => None,
+    };
+    let had =
+        |draft: &Draft<'_>, type_: &str| draft.old.conditions.iter().any(|c| c.type_ == type_);
+    match limited {
+        Some((reason, message)) => {
+            draft.set(POLICY_LIMITED, true, reason, message.clone());
+            // Budgets are rolled over and raised without touching this job: look again.
+            draft.requeue_within(Duration::from_secs(15));
+        }
+        None if had(draft, POLICY_LIMITED) => {
+            draft.set(POLICY_LIMITED, false, "WithinPolicy", String::new())
+        }
+        None => {}
+    }
+    match &policy.clamped {
+        Some(message) => draft.set(
+            PRIORITY_CLAMPED,
+            true,
+            "AboveNamespaceMaximum",
+            message.clone(),
+        ),
+        None if had(draft, PRIORITY_CLAMPED) => draft.set(
+            PRIORITY_CLAMPED,
+            false,
+            "WithinNamespaceMaximum",
+            String::new(),
+        ),
+        None => {}
     }
 }
 

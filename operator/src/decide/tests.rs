@@ -83,6 +83,7 @@ fn run_with(job: &RenderJob, pods: &[Pod], grant: u32, gate: Gate) -> (Assessmen
     let decision = decide(DecideInput {
         dependencies: gate,
         frames_held: None,
+        policy: Default::default(),
         job,
         state: JobState::Planned(Planned {
             job: &valid,
@@ -153,6 +154,7 @@ fn a_job_writing_into_another_namespace_fails_without_a_pod() {
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
         frames_held: None,
+        policy: Default::default(),
         job: &job,
         state: JobState::Invalid(error),
         observed: &observed,
@@ -212,6 +214,7 @@ fn a_finished_job_stays_finished_when_its_spec_no_longer_passes() {
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
         frames_held: None,
+        policy: Default::default(),
         job: &job,
         state: JobState::Invalid(error),
         observed: &observed,
@@ -225,6 +228,7 @@ fn a_finished_job_stays_finished_when_its_spec_no_longer_passes() {
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
         frames_held: None,
+        policy: Default::default(),
         job: &job,
         state: JobState::NoPool,
         observed: &observed,
@@ -1041,6 +1045,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
     let decision = decide(DecideInput {
         dependencies: Gate::Open,
         frames_held: None,
+        policy: Default::default(),
         job: &job,
         state: JobState::Planned(Planned {
             job: &valid,

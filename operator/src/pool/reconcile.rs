@@ -5,15 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 
 use crate::api::{RenderJob, RenderPool};
 use crate::context::{Context, FIELD_MANAGER};
 use crate::pool::nodes::{node_is_ready, pool_capacity};
+use crate::pool::policy::policy_for;
 use crate::pool::status::{jobs_of_pool, pool_status, shards_by_namespace};
+use crate::pool::usage::{JobUsage, Pricing, usage};
 use crate::{Error, Result, labels};
 
 pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<Action> {
@@ -44,6 +46,31 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
     let jobs: Vec<&RenderJob> = jobs_of_pool(&name, &all_jobs).map(|j| j.as_ref()).collect();
     let old = pool.status.clone().unwrap_or_default();
     let mut status = pool_status(&pool, capacity, running, &jobs);
+    // The GPU-hour ledger: every job of the pool, finished or not, plus the deleted ones'.
+    let live: Vec<JobUsage> = all_jobs
+        .iter()
+        .filter(|j| j.spec.pool == name)
+        .map(|j| JobUsage::of(j))
+        .collect();
+    let period_of = |namespace: &str| {
+        let labels = ctx
+            .namespaces
+            .get(&ObjectRef::new(namespace))
+            .map(|ns| ns.labels().clone())
+            .unwrap_or_default();
+        policy_for(&pool, &labels)
+            .and_then(|p| p.gpu_hour_budget.as_ref())
+            .map(|b| b.period)
+    };
+    status.usage = usage(
+        &old,
+        &live,
+        pricing(&pool),
+        &period_of,
+        jiff::Timestamp::now(),
+    );
+    status.archived_jobs = old.archived_jobs.clone();
+    ctx.metrics.set_pool_usage(&name, &status.usage);
     // Start from the old conditions so an unchanged condition keeps its transition time.
     status.conditions = old.conditions.clone();
     crate::conditions::set(
@@ -67,9 +94,12 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
     ctx.metrics.set_pool_capacity(&name, &status);
     if status != old {
         let api: Api<RenderPool> = Api::all(ctx.client.clone());
+        // Conditional on the version read: the ledger's archived figures are written by job
+        // deletions too, and a stale copy must not overwrite them.
         let body = serde_json::json!({
             "apiVersion": RenderPool::api_version(&()),
             "kind": RenderPool::kind(&()),
+            "metadata": {"resourceVersion": pool.metadata.resource_version},
             "status": status,
         });
         api.patch_status(
@@ -80,4 +110,12 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
         .await?;
     }
     Ok(Action::requeue(Duration::from_secs(15)))
+}
+
+/// How the pool counts and prices GPU time.
+pub fn pricing(pool: &RenderPool) -> Pricing {
+    Pricing {
+        shares_per_gpu: pool.spec.gpu.shares_per_gpu,
+        price_per_gpu_hour: pool.spec.price_per_gpu_hour,
+    }
 }

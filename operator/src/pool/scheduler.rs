@@ -31,6 +31,8 @@ pub struct JobDemand {
     pub created: Timestamp,
     /// Shards ready to start now.
     pub ready: u32,
+    /// The namespace's cap on concurrent shards on this pool (its namespace policy).
+    pub namespace_cap: Option<u32>,
 }
 
 /// One pool's admission state.
@@ -79,6 +81,7 @@ impl PoolBook {
                 created: d.created,
                 active: active(job),
                 ready: d.ready,
+                namespace_cap: d.namespace_cap,
             })
             .collect();
         // Slots held by jobs that have not stated a demand since this operator started.
@@ -93,6 +96,7 @@ impl PoolBook {
                 created: Timestamp::UNIX_EPOCH,
                 active: holder.slots,
                 ready: 0,
+                namespace_cap: None,
             });
         }
         let own = &self.demands[uid];
@@ -165,6 +169,7 @@ mod tests {
             priority,
             created: Timestamp::from_second(1).unwrap(),
             ready,
+            namespace_cap: None,
         }
     }
 

@@ -64,6 +64,9 @@ pub fn pool_status(
         suspect_nodes: suspect_nodes(jobs.iter().copied()),
         conditions: Vec::new(),
         observed_generation: pool.metadata.generation,
+        // The ledger is the reconciler's (pool/usage.rs).
+        usage: Vec::new(),
+        archived_jobs: Vec::new(),
     }
 }
 
