@@ -609,27 +609,33 @@ fn the_operator_account_has_least_privilege(
             job.contains("\"tessera.dev/usage\""),
             "the sample job carries no usage finalizer: {job}"
         );
+        // Through the API as the operator does (kubectl patch would GET first, which the
+        // account may not).
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+        let jobs: Api<tessera_operator::api::RenderJob> = Api::namespaced(client, "default");
         for patch in [
-            r#"{"spec":{"priority":7}}"#,
-            r#"{"metadata":{"labels":{"team":"other"}}}"#,
-            r#"{"metadata":{"finalizers":["tessera.dev/usage","example.com/keep"]}}"#,
+            json!({"spec": {"priority": 7}}),
+            json!({"metadata": {"labels": {"team": "other"}}}),
+            json!({"metadata": {"finalizers": ["tessera.dev/usage", "example.com/keep"]}}),
         ] {
-            let out = as_operator(&[
-                "patch",
-                "renderjob",
-                "cbox",
-                "-n",
-                "default",
-                "--type",
-                "merge",
-                "-p",
-                patch,
-            ]);
-            let text = String::from_utf8_lossy(&out.stderr);
+            let outcome = jobs
+                .patch(
+                    "cbox",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await;
             ensure!(
-                !out.status.success()
-                    && text.contains("may only add or remove its tessera.dev/usage finalizer"),
-                "the operator's account could patch the sample job with {patch}: {text}"
+                matches!(&outcome, Err(kube::Error::Api(status))
+                    if status.message.contains("may only add or remove its tessera.dev/usage finalizer")),
+                "the operator's account could patch the sample job with {patch}: {:?}",
+                outcome.map(|_| ())
             );
         }
         Ok(())

@@ -2433,6 +2433,10 @@ fn main() -> std::process::ExitCode {
                 "platform: namespace policies and the GPU-hour ledger",
                 platform::namespace_policies_and_the_gpu_hour_ledger,
             ),
+            (
+                "platform: a higher-priority job preempts lower-priority shards",
+                platform::a_higher_priority_job_preempts_lower_priority_shards,
+            ),
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.
         // A filter that selects nothing is an error, not "0 passed, 0 failed".

@@ -421,6 +421,7 @@ fn admit_and_decide(
     }
     let book = caches.scheduler.book(&pool_name);
     let mut book = scheduler::lock(&book);
+    let (priority, ready) = (demand.priority, demand.ready);
     let grant = book.admit(
         &valid.uid,
         demand,
@@ -430,7 +431,27 @@ fn admit_and_decide(
         &alive,
     );
     tracing::debug!(pool = %pool_name, capacity, grant, "admission");
-    let decision = decide::decide(DecideInput {
+    // Shards that could start but got no slot take those of lower-priority jobs, unless the
+    // namespace's own cap is what holds them back.
+    let preemption = valid.pool.spec.preemption.clone().unwrap_or_default();
+    let unserved = (assessment.ready.len() as u32)
+        .min(ready)
+        .saturating_sub(grant);
+    let evict = if preemption.enabled && unserved > 0 && verdict.cap_reached.is_none() {
+        let pods = caches
+            .index
+            .slot_pods(&labels::job_label_value(&pool_name), &node_ready);
+        book.preempt(
+            &valid.uid,
+            priority,
+            unserved as usize,
+            &pods,
+            preemption.max_per_minute,
+        )
+    } else {
+        Vec::new()
+    };
+    let mut decision = decide::decide(DecideInput {
         job,
         state: JobState::Planned(planned),
         observed,
@@ -450,6 +471,31 @@ fn admit_and_decide(
             })
             .map(|p| ObjectRef::new(&p.name_any()).within(&valid.namespace)),
     );
+    if !evict.is_empty() {
+        let pods: Vec<String> = evict
+            .iter()
+            .map(|v| format!("{}/{}", v.namespace, v.pod))
+            .collect();
+        decision.events.push(EventNote {
+            warning: false,
+            reason: "Preempting".into(),
+            note: format!(
+                "evicting {} of lower priority for this job (priority {priority}): {}",
+                pods.len(),
+                pods.join(", ")
+            ),
+        });
+    }
+    decision.evict = evict
+        .into_iter()
+        .map(|v| {
+            (
+                v.namespace,
+                v.pod,
+                format!("{}/{} (priority {priority})", valid.namespace, valid.name),
+            )
+        })
+        .collect();
     decision
 }
 
@@ -527,6 +573,9 @@ async fn apply(
         .buffer_unordered(MAX_PARALLEL_WRITES)
         .try_collect::<Vec<()>>()
         .await?;
+    for (victim_namespace, pod, by) in &decision.evict {
+        preempt_pod(&ctx.client, victim_namespace, pod, by).await?;
+    }
     let deletes = decision.delete.iter().cloned().map(|name| {
         let api = api.clone();
         async move { delete_pod(&api, &name).await }
@@ -536,6 +585,31 @@ async fn apply(
         .try_collect::<Vec<()>>()
         .await?;
     Ok(outcome)
+}
+
+/// Evicts a shard pod for a higher-priority job: it is first annotated with who preempted it
+/// (so its attempt is recorded as `Preempted`), then evicted through the Eviction API, which
+/// keeps its grace period and PodDisruptionBudgets. A pod already gone, or an eviction a
+/// budget refuses (429), is left for a later pass.
+async fn preempt_pod(client: &kube::Client, namespace: &str, pod: &str, by: &str) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let note = serde_json::json!({"metadata": {"annotations": {labels::PREEMPTED_BY: by}}});
+    match api
+        .patch(pod, &PatchParams::default(), &Patch::Merge(note))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+        Err(error) => return Err(error.into()),
+    }
+    match api.evict(pod, &kube::api::EvictParams::default()).await {
+        Ok(_) => {
+            info!(pod = %pod, namespace = %namespace, by = %by, "preempted pod");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 429) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Pod writes of one reconcile in flight at once.

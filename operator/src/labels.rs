@@ -18,6 +18,10 @@ pub const MERGE_ATTEMPTS: &str = "tessera.dev/merge-attempts";
 /// frame chunks they merge, the chunk they preview, or the job manifest.
 pub const MERGE_STEP: &str = "tessera.dev/merge-step";
 
+/// Annotation on a shard pod evicted for a higher-priority job: which one (its attempt is
+/// recorded as `Preempted`).
+pub const PREEMPTED_BY: &str = "tessera.dev/preempted-by";
+
 /// Finalizer on shard pods: the pod object stays until its attempt is in the job's ledger.
 pub const LEDGER_FINALIZER: &str = "tessera.dev/ledger";
 

@@ -199,8 +199,22 @@ fn read_attempt(
         .any(|f| f == labels::LEDGER_FINALIZER);
     let node_lost = node.as_deref().is_some_and(|n| !node_ready(n));
 
+    let preempted_by = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::PREEMPTED_BY));
     let state = match phase {
         "Succeeded" => AttemptState::Succeeded,
+        // Evicted for a higher-priority job: however its process ended, not its fault.
+        "Failed" if preempted_by.is_some() => AttemptState::Failed(Failure {
+            kind: FailureKind::Disruption,
+            reason: "Preempted".into(),
+            message: format!(
+                "evicted for job {}",
+                preempted_by.map(String::as_str).unwrap_or("?")
+            ),
+        }),
         "Failed" => AttemptState::Failed(classify_failure(&status, terminated.as_ref())),
         // A pod that is going away before it finished, on a node that no longer answers, will
         // never report; treat its shard as disrupted so it runs elsewhere.
@@ -493,6 +507,27 @@ mod tests {
         // The same pod on a live node is still running (being deleted normally).
         let observed = observe([&p], &|_| true, "nvidia.com/gpu");
         assert_eq!(observed.shards[&4][0].state, AttemptState::Running);
+    }
+
+    #[test]
+    fn a_preempted_pod_is_a_disruption_however_its_process_ended() {
+        let mut p = shard_pod(2, 0, terminated(143, ""));
+        p.metadata.annotations = Some(
+            [(
+                "tessera.dev/preempted-by".to_string(),
+                "urgent/shot (priority 100)".to_string(),
+            )]
+            .into(),
+        );
+        let observed = observe([&p], &|_| true, "nvidia.com/gpu");
+        let AttemptState::Failed(f) = &observed.shards[&2][0].state else {
+            panic!()
+        };
+        assert_eq!(
+            (f.reason.as_str(), f.kind.clone()),
+            ("Preempted", FailureKind::Disruption)
+        );
+        assert!(f.message.contains("urgent/shot") && !f.counts_against_shard() && !f.blames_node());
     }
 
     #[test]

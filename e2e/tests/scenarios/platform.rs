@@ -131,10 +131,10 @@ async fn scenario(env: &mut Env) -> Outcome {
     // A namespace with 7.2 GPU-seconds a month: once they are used, new shards wait with the
     // figures; raising the budget lets them run.
     labelled_namespace(env, "budgeted", "budgeted")?;
-    // Six shards of 2.5 s start at once on the 6-slot pool: at least 12 GPU-seconds (pod
-    // timestamps have whole seconds) once they end, none held back half-way.
-    env.set_script("spend", json!({"sleepMs": 2500}))?;
-    env.job("budgeted", "spend", "1-6", json!({})).await?;
+    // Two shards of 4.5 s start at once: at least 8 GPU-seconds (pod timestamps have whole
+    // seconds) once they end, neither held back half-way.
+    env.set_script("spend", json!({"sleepMs": 4500}))?;
+    env.job("budgeted", "spend", "1-2", json!({})).await?;
     env.wait_condition("budgeted", "spend", "Complete", Duration::from_secs(90))
         .await?;
     let spent = eventually("the budget spent", Duration::from_secs(60), || async {
@@ -239,4 +239,100 @@ async fn scenario(env: &mut Env) -> Outcome {
         spent.period_gpu_seconds, after.gpu_seconds, cost
     );
     Ok(())
+}
+
+/// The pool's shard slots now.
+async fn pool_capacity(env: &Env) -> Result<u32, String> {
+    let api: Api<RenderPool> = Api::all(env.client.clone());
+    let pool = api.get(POOL).await.map_err(|e| e.to_string())?;
+    Ok(pool.status.map_or(0, |s| s.shard_capacity))
+}
+
+/// When the fake render pod started `shard`'s `attempt` of `job`.
+fn started(env: &Env, job: &str, shard: u32, attempt: u32) -> Option<std::time::SystemTime> {
+    std::fs::metadata(env.fake_log.join(format!("{job}.render.{shard}.{attempt}")))
+        .ok()?
+        .modified()
+        .ok()
+}
+
+/// A priority-100 job arriving at a pool full of priority-0 shards starts at once: the most
+/// recently started low-priority shards are evicted (recorded as preempted, not failed) and
+/// finish later. With preemption off, the same arrival waits for a slot.
+pub fn a_higher_priority_job_preempts_lower_priority_shards(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        let slots = pool_capacity(env).await?;
+        ensure!(slots >= 2, "the pool has {slots} slots");
+        let (waited_on, waited_off) =
+            (preemption_round(env, "bg", "urgent", slots, true).await?, {
+                patch_pool(env, json!({"preemption": {"enabled": false}})).await?;
+                let waited = preemption_round(env, "bg-off", "urgent-off", slots, false).await;
+                patch_pool(env, json!({"preemption": null})).await?;
+                waited?
+            });
+        ensure!(
+            waited_on < Duration::from_secs(5) && waited_off >= Duration::from_secs(5),
+            "urgent started {waited_on:?} after arriving with preemption, {waited_off:?} without"
+        );
+        println!(
+            "    on {slots} slots: the priority-100 job started {:.1} s after arriving with preemption, {:.1} s without",
+            waited_on.as_secs_f64(),
+            waited_off.as_secs_f64()
+        );
+        Ok(())
+    })
+}
+
+/// Fills the pool with a priority-0 job of 8-second shards, then submits a priority-100 job;
+/// returns how long after its arrival the urgent job's first shard started.
+async fn preemption_round(
+    env: &mut Env,
+    background: &str,
+    urgent: &str,
+    slots: u32,
+    preempts: bool,
+) -> Result<Duration, String> {
+    env.set_script(background, json!({"sleepMs": 8000}))?;
+    env.job("preempt", background, &format!("1-{slots}"), json!({}))
+        .await?;
+    eventually("the pool full", Duration::from_secs(60), || async {
+        (env.renders(background).len() == slots as usize).then_some(())
+    })
+    .await?;
+    env.set_script(urgent, json!({"sleepMs": 300}))?;
+    let arrived = std::time::SystemTime::now();
+    env.job("preempt", urgent, "1-2", json!({"priority": 100}))
+        .await?;
+    env.wait_condition("preempt", urgent, "Complete", Duration::from_secs(60))
+        .await?;
+    let first = (0..2)
+        .filter_map(|shard| started(env, urgent, shard, 0))
+        .min()
+        .ok_or("the urgent job never rendered")?;
+    let job = env
+        .wait_condition("preempt", background, "Complete", Duration::from_secs(120))
+        .await?;
+    let status = job.status.unwrap_or_default();
+    let again: Vec<(u32, u32)> = env
+        .renders(background)
+        .into_iter()
+        .filter(|r| r.1 > 0)
+        .collect();
+    if preempts {
+        // Two slots taken: two shards ran again, as disruptions, no failure counted.
+        ensure!(
+            status.disrupted_attempts == 2 && status.failed_attempts.is_empty() && again.len() == 2,
+            "{background}: disrupted {}, failed {}, rendered again {again:?}",
+            status.disrupted_attempts,
+            status.failed_attempts
+        );
+    } else {
+        ensure!(
+            status.disrupted_attempts == 0 && again.is_empty(),
+            "{background} was preempted with preemption off: {again:?}"
+        );
+    }
+    Ok(first.duration_since(arrived).unwrap_or_default())
 }

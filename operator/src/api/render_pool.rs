@@ -109,6 +109,41 @@ pub struct RenderPoolSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub namespace_policies: Vec<NamespacePolicy>,
+
+    /// Preemption inside the pool: a job waiting for capacity takes the slots of shards of
+    /// lower `spec.priority` (the lowest, most recently started first), evicted gracefully
+    /// through the Eviction API and run again later without counting as failures. On unless
+    /// `enabled: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemption: Option<PoolPreemption>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolPreemption {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Evictions at most, per minute, over the pool.
+    #[serde(default = "default_evictions_per_minute")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_per_minute: u32,
+}
+
+impl Default for PoolPreemption {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_per_minute: default_evictions_per_minute(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_evictions_per_minute() -> u32 {
+    10
 }
 
 /// What a namespace's jobs may use of the pool.

@@ -63,6 +63,9 @@ pub struct Decision {
     pub delete: Vec<String>,
     /// Pods whose attempt the recorded ledger holds: drop their ledger finalizer.
     pub release: Vec<String>,
+    /// Other jobs' shard pods to evict for this one (preemption, set by admission):
+    /// (namespace, pod, who preempts them).
+    pub evict: Vec<(String, String, String)>,
     /// The TTL after finishing has passed: delete the RenderJob itself.
     pub delete_job: bool,
     pub status: RenderJobStatus,

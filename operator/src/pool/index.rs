@@ -33,6 +33,8 @@ pub struct IndexedPod {
     pub phase_terminal: bool,
     pub pending: bool,
     pub terminating: bool,
+    /// When the pod started (its status' startTime).
+    pub started: Option<jiff::Timestamp>,
 }
 
 impl IndexedPod {
@@ -59,6 +61,11 @@ impl IndexedPod {
             phase_terminal: matches!(phase, Some("Succeeded" | "Failed")),
             pending: matches!(phase, None | Some("Pending")),
             terminating: pod.metadata.deletion_timestamp.is_some(),
+            started: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0),
         })
     }
 
@@ -216,6 +223,26 @@ impl PodIndex {
             holder.slots += 1;
         }
         holders
+    }
+
+    /// The pods holding the pool's slots.
+    pub fn slot_pods(
+        &self,
+        pool_label: &str,
+        node_ready: &dyn Fn(&str) -> bool,
+    ) -> Vec<IndexedPod> {
+        let Ok(inner) = self.inner.read() else {
+            return Vec::new();
+        };
+        inner
+            .by_pool
+            .get(pool_label)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| inner.pods.get(key))
+            .filter(|p| holds_slot(p, node_ready))
+            .cloned()
+            .collect()
     }
 
     /// Pods holding the ledger finalizer whose RenderJob is gone (`job_exists(namespace,

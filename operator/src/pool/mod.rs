@@ -7,6 +7,7 @@
 //!   where admission reserves slots;
 //! - [`policy`]: the pool's limits per namespace (concurrent shards, priority, GPU-hour budget);
 //! - [`usage`]: the GPU-hour ledger per namespace;
+//! - [`preemption`]: which lower-priority shards a waiting job evicts;
 //! - [`status`] and [`reconcile`]: the RenderPool's status.
 //!
 //! The job controller uses this module; this module never uses the job controller.
@@ -14,6 +15,7 @@
 pub mod index;
 pub mod nodes;
 pub mod policy;
+pub mod preemption;
 pub mod reconcile;
 pub mod scheduler;
 pub mod status;

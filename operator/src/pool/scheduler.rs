@@ -16,7 +16,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::admission::{self, Demand};
-use crate::pool::index::Holder;
+use crate::pool::index::{Holder, IndexedPod};
+use crate::pool::preemption::{Candidate, EvictionBudget, victims};
 
 /// How long a created pod counts as in flight before the watch must have delivered it; one
 /// that never shows up was refused or deleted.
@@ -42,6 +43,9 @@ pub struct PoolBook {
     demands: BTreeMap<String, JobDemand>,
     /// Created (or being created) shard pods not yet in the pod index: key → (job UID, since).
     expected: HashMap<ObjectRef<Pod>, (String, Instant)>,
+    /// Pods this book asked to leave (preemption), until they show as terminating or gone.
+    evicting: HashMap<ObjectRef<Pod>, Instant>,
+    evictions: EvictionBudget,
 }
 
 impl PoolBook {
@@ -118,6 +122,57 @@ impl PoolBook {
     /// A create that did not happen (refused) holds nothing.
     pub fn forget(&mut self, key: &ObjectRef<Pod>) {
         self.expected.remove(key);
+    }
+
+    /// The shard pods to evict so that `uid`, a job of `priority` that could start `wanted`
+    /// more shards, gets their slots (pool/preemption.rs), from the pods holding the pool's
+    /// slots. Slots already being freed (lower-priority pods terminating, or asked to) count
+    /// first; the pool's eviction budget bounds the rest, and is spent.
+    pub fn preempt(
+        &mut self,
+        uid: &str,
+        priority: i32,
+        wanted: usize,
+        slot_pods: &[IndexedPod],
+        per_minute: u32,
+    ) -> Vec<Candidate> {
+        let now = Instant::now();
+        let priority_of = |job: &str| self.demands.get(job).map(|d| d.priority);
+        self.evicting.retain(|key, since| {
+            now.duration_since(*since) < EXPECTATION_TTL
+                && slot_pods.iter().any(|p| &p.key() == key && !p.terminating)
+        });
+        let freeing = slot_pods
+            .iter()
+            .filter(|p| p.terminating && priority_of(&p.owner).is_some_and(|q| q < priority))
+            .count()
+            + self.evicting.len();
+        let candidates: Vec<Candidate> = slot_pods
+            .iter()
+            .filter(|p| p.owner != uid && !p.terminating && !self.evicting.contains_key(&p.key()))
+            .filter_map(|p| {
+                Some(Candidate {
+                    namespace: p.namespace.clone(),
+                    pod: p.name.clone(),
+                    job_uid: p.owner.clone(),
+                    priority: priority_of(&p.owner)?,
+                    started: p.started,
+                })
+            })
+            .collect();
+        let allowed = self.evictions.allowed(per_minute, now);
+        let chosen = victims(
+            priority,
+            wanted.saturating_sub(freeing),
+            candidates,
+            allowed,
+        );
+        self.evictions.spend(chosen.len(), now);
+        for victim in &chosen {
+            self.evicting
+                .insert(ObjectRef::new(&victim.pod).within(&victim.namespace), now);
+        }
+        chosen
     }
 
     /// A job that wants nothing more (finished, suspended, deleted).
