@@ -2437,6 +2437,10 @@ fn main() -> std::process::ExitCode {
                 "platform: a higher-priority job preempts lower-priority shards",
                 platform::a_higher_priority_job_preempts_lower_priority_shards,
             ),
+            (
+                "platform: preempted real renders stay bit-identical",
+                platform::preempted_real_renders_stay_bit_identical,
+            ),
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.
         // A filter that selects nothing is an error, not "0 passed, 0 failed".

@@ -4,15 +4,14 @@
 //! conditional on the resourceVersion read, and the pool remembers the UIDs it archived, so a
 //! crash between them neither loses nor doubles a job's figures.
 
-use kube::Resource;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::Result;
 use crate::api::{RenderJob, RenderPool};
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::Context;
 use crate::labels::USAGE_FINALIZER;
-use crate::pool::reconcile::pricing;
+use crate::pool::reconcile::{pricing, write_status};
 use crate::pool::usage::{JobUsage, archive};
 
 pub fn has_usage_finalizer(job: &RenderJob) -> bool {
@@ -62,18 +61,7 @@ pub async fn archive_usage(job: &RenderJob, ctx: &Context) -> Result<()> {
     let Some(status) = archive(&recorded, &JobUsage::of(job), pricing(&pool)) else {
         return Ok(());
     };
-    let body = serde_json::json!({
-        "apiVersion": RenderPool::api_version(&()),
-        "kind": RenderPool::kind(&()),
-        "metadata": {"resourceVersion": pool.metadata.resource_version},
-        "status": status,
-    });
-    api.patch_status(
-        &pool.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await?;
+    write_status(&ctx.client, &pool, &status).await?;
     tracing::info!(pool = %pool.name_any(), job = %job.name_any(), "job's usage moved into the pool's ledger");
     Ok(())
 }

@@ -272,7 +272,8 @@ impl Ledger {
 }
 
 /// A hand-edited status may hold NaN or infinities; the ledger never carries them on.
-fn finite(value: f64) -> f64 {
+/// A figure read from status: a non-negative finite number, else 0.
+pub fn finite(value: f64) -> f64 {
     if value.is_finite() && value >= 0.0 {
         value
     } else {
@@ -281,7 +282,7 @@ fn finite(value: f64) -> f64 {
 }
 
 /// Millisecond precision keeps the status stable across float rounding.
-fn round_ms(value: f64) -> f64 {
+pub fn round_ms(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 

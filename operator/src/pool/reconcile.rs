@@ -93,23 +93,33 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
         .set_pool_shards(&name, &shards_by_namespace(&jobs));
     ctx.metrics.set_pool_capacity(&name, &status);
     if status != old {
-        let api: Api<RenderPool> = Api::all(ctx.client.clone());
-        // Conditional on the version read: the ledger's archived figures are written by job
-        // deletions too, and a stale copy must not overwrite them.
-        let body = serde_json::json!({
-            "apiVersion": RenderPool::api_version(&()),
-            "kind": RenderPool::kind(&()),
-            "metadata": {"resourceVersion": pool.metadata.resource_version},
-            "status": status,
-        });
-        api.patch_status(
-            &name,
+        write_status(&ctx.client, &pool, &status).await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(15)))
+}
+
+/// Writes a pool's status by server-side apply, conditional on the resourceVersion it was
+/// computed from: the ledger's archived figures are written by job deletions too
+/// (operator/src/job_usage.rs), and a stale copy must not overwrite them.
+pub async fn write_status(
+    client: &kube::Client,
+    pool: &RenderPool,
+    status: &crate::api::RenderPoolStatus,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "apiVersion": RenderPool::api_version(&()),
+        "kind": RenderPool::kind(&()),
+        "metadata": {"resourceVersion": pool.metadata.resource_version},
+        "status": status,
+    });
+    Api::<RenderPool>::all(client.clone())
+        .patch_status(
+            &pool.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(body),
         )
         .await?;
-    }
-    Ok(Action::requeue(Duration::from_secs(15)))
+    Ok(())
 }
 
 /// How the pool counts and prices GPU time.

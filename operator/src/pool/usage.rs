@@ -15,6 +15,7 @@ use jiff::{Timestamp, tz::TimeZone};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{BudgetPeriod, NamespaceUsage, RenderJob, RenderPoolStatus};
+use crate::ledger::{finite, round_ms};
 
 /// Archived job UIDs a pool's status keeps (the CRD's bound).
 pub const MAX_ARCHIVED_JOBS: usize = 64;
@@ -173,18 +174,6 @@ pub fn period_start(period: BudgetPeriod, now: Timestamp) -> Timestamp {
         .to_zoned(TimeZone::UTC)
         .map(|z| z.timestamp())
         .unwrap_or(now)
-}
-
-fn finite(value: f64) -> f64 {
-    if value.is_finite() {
-        value.max(0.0)
-    } else {
-        0.0
-    }
-}
-
-fn round_ms(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
