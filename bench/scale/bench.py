@@ -460,7 +460,10 @@ class Bench:
                      "gpu": {"resourceName": "nvidia.com/gpu", "count": 1},
                      "shardResources": {"cpu": "2", "memory": "8Gi"},
                      "image": RENDER_IMAGE, "maxConcurrentShards": self.slots,
-                     "storage": {"url": f"file://{self.work}/data"}}})
+                     "storage": {"url": f"file://{self.work}/data",
+                                 # The scene is a read-only library beside the tenants' area
+                                 # (storage confinement; the fake render pod never reads it).
+                                 "sharedReadPrefixes": ["file:///scenes"]}}})
 
         def pool_ready():
             status = self.api.get(f"/apis/tessera.dev/v1alpha1/renderpools/{POOL}").get("status") or {}
