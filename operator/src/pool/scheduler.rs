@@ -300,6 +300,82 @@ mod tests {
         assert_eq!(grant, 8);
     }
 
+    fn slot_pod(owner: &str, name: &str, started: i64, terminating: bool) -> IndexedPod {
+        IndexedPod {
+            namespace: "ns".into(),
+            name: name.into(),
+            owner: owner.into(),
+            owner_name: owner.into(),
+            finalizer: true,
+            pool: Some("p".into()),
+            shard: true,
+            node: Some("n".into()),
+            phase_terminal: false,
+            pending: false,
+            terminating,
+            started: Some(Timestamp::from_second(started).unwrap()),
+        }
+    }
+
+    #[test]
+    fn preemption_takes_the_newest_low_priority_pods_once_within_the_budget() {
+        let mut book = PoolBook::default();
+        let none = BTreeMap::new();
+        for (uid, name, priority) in [
+            ("low", "bg", 0),
+            ("mid", "mid", 50),
+            ("high", "urgent", 100),
+        ] {
+            book.admit(
+                uid,
+                demand("ns", name, priority, 1),
+                0,
+                &none,
+                &|_| false,
+                &|_, _| true,
+            );
+        }
+        let pods = vec![
+            slot_pod("low", "bg-0-0", 10, false),
+            slot_pod("low", "bg-1-0", 30, false),
+            slot_pod("mid", "mid-0-0", 40, false),
+            slot_pod("high", "urgent-0-0", 50, false),
+        ];
+        let names = |v: Vec<Candidate>| v.into_iter().map(|c| c.pod).collect::<Vec<_>>();
+        // Two slots wanted: the two low-priority pods, newest first; never its own.
+        assert_eq!(
+            names(book.preempt("high", 100, 2, &pods, 10)),
+            ["bg-1-0", "bg-0-0"]
+        );
+        // The next pass: those two are being evicted already, so nothing more is taken.
+        assert!(book.preempt("high", 100, 2, &pods, 10).is_empty());
+        // Once they terminate, they still count as slots being freed.
+        let terminating = vec![
+            slot_pod("low", "bg-0-0", 10, true),
+            slot_pod("low", "bg-1-0", 30, true),
+            pods[2].clone(),
+            pods[3].clone(),
+        ];
+        assert!(book.preempt("high", 100, 2, &terminating, 10).is_empty());
+        // One more slot wanted: the mid-priority pod, within a budget of 3 a minute.
+        assert_eq!(
+            names(book.preempt("high", 100, 3, &terminating, 3)),
+            ["mid-0-0"]
+        );
+        // The budget is spent: nothing until the minute has passed.
+        let mut fresh = PoolBook::default();
+        fresh.admit(
+            "low",
+            demand("ns", "bg", 0, 1),
+            0,
+            &none,
+            &|_| false,
+            &|_, _| true,
+        );
+        fresh.evictions.spend(3, Instant::now());
+        assert!(fresh.preempt("high", 100, 1, &pods, 3).is_empty());
+    }
+
     #[test]
     fn holders_without_a_demand_still_use_capacity() {
         let mut book = PoolBook::default();
