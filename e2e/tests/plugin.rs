@@ -133,6 +133,23 @@ impl Env {
     }
 
     /// Runs `kubectl-tessera args` with the cluster's kubeconfig in $KUBECONFIG.
+    /// `kubectl tessera submit` of the test scene as job `name` in the test namespace.
+    async fn submit(&self, name: &str, frames: &str, flags: &[&str]) -> Run {
+        let mut args = vec![
+            "submit",
+            "--scene",
+            "file:///scenes/cbox.gltf",
+            "--frames",
+            frames,
+            "--name",
+            name,
+            "-n",
+            NAMESPACE,
+        ];
+        args.extend_from_slice(flags);
+        self.plugin(&args).await
+    }
+
     async fn plugin(&self, args: &[&str]) -> Run {
         self.command(bin_dir().join("kubectl-tessera"), args).await
     }
@@ -354,23 +371,11 @@ fn a_job_that_completes_makes_wait_exit_0(
         env.set_script("done", json!({"sleepMs": 300}))?;
         // No --pool: the cluster's only pool is chosen.
         let submitted = env
-            .plugin(&[
-                "submit",
-                "--scene",
-                "file:///scenes/cbox.gltf",
-                "--frames",
-                "1-4",
-                "--resolution",
-                "64x64",
-                "--spp",
-                "4",
-                "--tiles",
-                "2x1",
-                "--name",
+            .submit(
                 "done",
-                "-n",
-                NAMESPACE,
-            ])
+                "1-4",
+                &["--resolution", "64x64", "--spp", "4", "--tiles", "2x1"],
+            )
             .await;
         ensure!(
             submitted.code == 0 && submitted.stdout == "done\n",
@@ -422,23 +427,11 @@ fn a_shard_that_always_fails_makes_wait_exit_1_with_the_reason(
         // Exit 3 (bad input) fails the shard at once, without the default retry backoff.
         env.set_script("doomed", json!({"failAlways": {"1": 3}}))?;
         let submitted = env
-            .plugin(&[
-                "submit",
-                "--scene",
-                "file:///scenes/cbox.gltf",
-                "--frames",
-                "1-4",
-                "--pool",
-                POOL,
-                "--resolution",
-                "64x64",
-                "--spp",
-                "4",
-                "--name",
+            .submit(
                 "doomed",
-                "-n",
-                NAMESPACE,
-            ])
+                "1-4",
+                &["--pool", POOL, "--resolution", "64x64", "--spp", "4"],
+            )
             .await;
         ensure!(submitted.code == 0, "submit: {submitted}");
         let waited = env
@@ -564,23 +557,11 @@ fn wait_times_out_with_124_and_says_what_is_wrong_otherwise(
     Box::pin(async move {
         env.set_script("hung", json!({"hang": ["0/0"]}))?;
         let submitted = env
-            .plugin(&[
-                "submit",
-                "--scene",
-                "file:///scenes/cbox.gltf",
-                "--frames",
-                "1",
-                "--pool",
-                POOL,
-                "--resolution",
-                "8x8",
-                "--spp",
-                "1",
-                "--name",
+            .submit(
                 "hung",
-                "-n",
-                NAMESPACE,
-            ])
+                "1",
+                &["--pool", POOL, "--resolution", "8x8", "--spp", "1"],
+            )
             .await;
         ensure!(submitted.code == 0, "submit: {submitted}");
         let waited = env
