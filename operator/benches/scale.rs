@@ -156,6 +156,7 @@ fn main() {
     let (jobs, _) = reflector::store::<RenderJob>();
     let (namespaces, _) = reflector::store::<k8s_openapi::api::core::v1::Namespace>();
     let (scheduler, refusals) = (Scheduler::default(), Refusals::default());
+    let kueue = tessera_operator::kueue::KueueCache::unavailable();
     let now = Timestamp::now();
     let (alone_store, alone_index) = caches_with(&own);
     let mut crowded = own.clone();
@@ -170,6 +171,7 @@ fn main() {
             index,
             scheduler: &scheduler,
             refusals: &refusals,
+            kueue: &kueue,
         };
         time(10, || pass(&job, Some(&pool), &caches, now).decision)
     };
@@ -194,6 +196,7 @@ fn main() {
         index: &index,
         scheduler: &scheduler,
         refusals: &refusals,
+        kueue: &kueue,
     };
     let decision = pass(&job, Some(&pool), &caches, now).decision;
     let mut stored = job.clone();

@@ -20,6 +20,8 @@ pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 /// The pool's namespace policy holds the job back: its namespace's GPU-hour budget is spent,
 /// or it runs as many shards as the policy allows (pool/policy.rs).
 pub const POLICY_LIMITED: &str = "PolicyLimited";
+/// Kueue admitted the job's Workload (jobs that name a LocalQueue; kueue/gate.rs).
+pub const QUEUE_ADMITTED: &str = "QueueAdmitted";
 /// The job runs at the namespace policy's maximum priority, below its `spec.priority`.
 pub const PRIORITY_CLAMPED: &str = "PriorityClamped";
 

@@ -30,6 +30,7 @@ pub struct Context {
     pub index: Arc<PodIndex>,
     pub scheduler: Scheduler,
     pub refusals: Refusals,
+    pub kueue: crate::kueue::KueueCache,
 }
 
 /// Pod creates the API server refused, per job UID: the job backs off before it tries again.

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
@@ -30,6 +31,7 @@ use crate::decide::{
 };
 use crate::job_plan::SpecError;
 use crate::job_usage;
+use crate::kueue::{self, KueueCache, gate::QueuedJob};
 use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed};
@@ -132,6 +134,7 @@ pub struct Caches<'a> {
     pub index: &'a PodIndex,
     pub scheduler: &'a Scheduler,
     pub refusals: &'a Refusals,
+    pub kueue: &'a KueueCache,
 }
 
 impl Context {
@@ -144,6 +147,7 @@ impl Context {
             index: &self.index,
             scheduler: &self.scheduler,
             refusals: &self.refusals,
+            kueue: &self.kueue,
         }
     }
 }
@@ -235,7 +239,7 @@ pub fn pass(
         }
     };
     // The pool's policy for the job's namespace: its priority, budget and concurrency cap.
-    let verdict = namespace_verdict(pool, job, caches.namespaces);
+    let mut verdict = namespace_verdict(pool, job, caches.namespaces);
     if let Some(message) = &verdict.refused {
         return unplanned(JobState::Invalid(SpecError::PriorityAboveLimit(
             message.clone(),
@@ -261,6 +265,12 @@ pub fn pass(
         shards: held,
         message: frame_gate.message(held),
     });
+    // A job that names a Kueue LocalQueue runs what Kueue admits.
+    let queue = queue_gate(&valid, &observed, verdict.priority, caches, now);
+    if let Some(queue) = &queue {
+        verdict.queue_cap = Some(queue.admitted);
+        verdict.queue = queue.note.clone();
+    }
     let planned = Planned {
         job: &valid,
         assessment: &assessment,
@@ -274,6 +284,9 @@ pub fn pass(
         now,
         caches,
     );
+    if let Some(queue) = queue {
+        follow_queue(&mut decision, queue, &observed, &valid.namespace);
+    }
     if let Some(record) = rerendered {
         decision.events.push(EventNote {
             warning: false,
@@ -295,6 +308,122 @@ pub fn pass(
         });
     }
     Pass { decision, settled }
+}
+
+/// Shard pods of the job that hold a slot.
+fn active_shards(observed: &Observed) -> u32 {
+    observed
+        .shards
+        .values()
+        .flatten()
+        .filter(|a| a.is_active())
+        .count() as u32
+}
+
+/// Kueue's word on a job that names a LocalQueue (kueue/gate.rs); `None` for other jobs.
+fn queue_gate(
+    valid: &ValidJob<'_>,
+    observed: &Observed,
+    priority: i32,
+    caches: &Caches<'_>,
+    now: Timestamp,
+) -> Option<kueue::QueueGate> {
+    let job = valid.job;
+    let queue = kueue::queue_of(job)?;
+    let status = job.status.clone().unwrap_or_default();
+    let done = status.succeeded_shards.len() + status.failed_shards.len();
+    let finished = if conditions::is_true(&status.conditions, conditions::COMPLETE) {
+        Some(true)
+    } else if conditions::is_true(&status.conditions, conditions::FAILED) {
+        Some(false)
+    } else {
+        None
+    };
+    let template = decide::shard_template(valid)
+        .map(|pod| PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: pod.metadata.labels,
+                ..Default::default()
+            }),
+            spec: pod.spec,
+        })
+        .unwrap_or_default();
+    let queued = QueuedJob {
+        queue,
+        name: &valid.name,
+        namespace: &valid.namespace,
+        uid: &valid.uid,
+        owner: job.controller_owner_ref(&()),
+        template,
+        priority,
+        shards_left: u64::from(valid.shard_count())
+            .saturating_sub(done)
+            .try_into()
+            .unwrap_or(u32::MAX),
+        active_pods: active_shards(observed),
+        suspended: job.spec.suspend,
+        finished,
+    };
+    let lookup = caches
+        .kueue
+        .workload_of(&valid.namespace, &valid.name, &valid.uid);
+    Some(kueue::gate(
+        &queued,
+        lookup.as_kueue(),
+        &|flavor| caches.kueue.flavor(flavor),
+        now,
+    ))
+}
+
+/// What Kueue's word means for the pass's writes: the Workload write, its placement on the
+/// shard pods created, and, when the job lost its admission, its running shard pods stopped
+/// (recorded as preempted: they render again once Kueue admits the job again).
+fn follow_queue(
+    decision: &mut Decision,
+    queue: kueue::QueueGate,
+    observed: &Observed,
+    namespace: &str,
+) {
+    decision.workload = queue.write;
+    let placement = queue.placement;
+    for pod in decision
+        .create
+        .iter_mut()
+        .filter(|p| p.labels().get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_SHARD))
+    {
+        pod.labels_mut().extend(placement.labels.clone());
+        pod.annotations_mut().extend(placement.annotations.clone());
+        if let Some(spec) = pod.spec.as_mut() {
+            if !placement.node_selector.is_empty() {
+                spec.node_selector
+                    .get_or_insert_with(Default::default)
+                    .extend(placement.node_selector.clone());
+            }
+            let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+            for toleration in &placement.tolerations {
+                if !tolerations.contains(toleration) {
+                    tolerations.push(toleration.clone());
+                }
+            }
+        }
+    }
+    if let Some(why) = queue.stop {
+        let stopping: Vec<_> = observed
+            .shards
+            .values()
+            .flatten()
+            .filter(|a| a.is_active() && !a.terminating)
+            .map(|a| (namespace.to_string(), a.pod.clone(), why.clone()))
+            .collect();
+        if !stopping.is_empty() {
+            decision.events.push(EventNote {
+                warning: false,
+                reason: "QueueEvicted".into(),
+                note: format!("stopping {} shard pods: {why}", stopping.len()),
+            });
+        }
+        decision.evict.extend(stopping);
+    }
 }
 
 /// The pool's namespace policy applied to the job, with its namespace's usage from the pool's
@@ -386,18 +515,24 @@ fn admit_and_decide(
     // A namespace whose GPU-hour budget is spent starts no new shard.
     let spent = verdict.budget_spent.is_some();
     let wants = !(job.spec.suspend || finished || backing_off || stuck || gated || spent);
+    // Speculative re-runs ask for slots too; the grant serves ready shards first.
+    let mut ready = if wants {
+        (assessment.ready.len() + assessment.speculative.len()) as u32
+    } else {
+        0
+    };
+    if let Some(cap) = verdict.queue_cap {
+        // Shards Kueue has not admitted wait for Kueue, not for the pool's lower priorities.
+        ready = ready.min(cap.saturating_sub(active_shards(observed)));
+    }
     let demand = JobDemand {
         namespace: valid.namespace.clone(),
         name: valid.name.clone(),
         priority: verdict.priority,
         namespace_cap: verdict.max_concurrent_shards,
+        job_cap: verdict.queue_cap,
         created: job.creation_timestamp().map(|t| t.0).unwrap_or_default(),
-        // Speculative re-runs ask for slots too; the grant serves ready shards first.
-        ready: if wants {
-            (assessment.ready.len() + assessment.speculative.len()) as u32
-        } else {
-            0
-        },
+        ready,
     };
     let alive = |uid: &str, demand: &JobDemand| {
         caches
@@ -492,7 +627,10 @@ fn admit_and_decide(
             (
                 v.namespace,
                 v.pod,
-                format!("{}/{} (priority {priority})", valid.namespace, valid.name),
+                format!(
+                    "job {}/{} (priority {priority})",
+                    valid.namespace, valid.name
+                ),
             )
         })
         .collect();
@@ -575,6 +713,9 @@ async fn apply(
         .await?;
     for (victim_namespace, pod, by) in &decision.evict {
         preempt_pod(&ctx.client, victim_namespace, pod, by).await?;
+    }
+    if let Some(write) = &decision.workload {
+        kueue::write(&ctx.client, namespace, write).await?;
     }
     let deletes = decision.delete.iter().cloned().map(|name| {
         let api = api.clone();
@@ -886,6 +1027,57 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     Action::requeue(Duration::from_secs(5))
 }
 
+type Watched<K> = futures::stream::BoxStream<'static, std::result::Result<K, watcher::Error>>;
+
+/// The Kueue caches and their watches: the operator's Workloads (their changes wake their
+/// jobs) and the ResourceFlavors; streams that never yield when Kueue is not served.
+fn kueue_watches(
+    client: &Client,
+    managed: watcher::Config,
+    served: bool,
+) -> (
+    KueueCache,
+    Watched<kueue::Workload>,
+    Watched<kueue::ResourceFlavor>,
+) {
+    if !served {
+        let (never_1, never_2) = (futures::stream::pending(), futures::stream::pending());
+        return (KueueCache::unavailable(), never_1.boxed(), never_2.boxed());
+    }
+    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (workloads, workload_writer) = reflector::store();
+    let workload_events = watcher(Api::<kueue::Workload>::all(client.clone()), managed)
+        .default_backoff()
+        .reflect(workload_writer)
+        .inspect({
+            let listed = listed.clone();
+            move |event| {
+                if matches!(event, Ok(watcher::Event::InitDone)) {
+                    listed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+        .touched_objects()
+        .boxed();
+    let (flavors, flavor_writer) = reflector::store();
+    let flavor_events = watcher(
+        Api::<kueue::ResourceFlavor>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(flavor_writer)
+    .touched_objects()
+    .boxed();
+    info!("Kueue's Workload API is served: jobs that name a LocalQueue render what Kueue admits");
+    let cache = KueueCache {
+        served: true,
+        listed,
+        workloads,
+        flavors,
+    };
+    (cache, workload_events, flavor_events)
+}
+
 /// Builds the shared caches and runs both controllers until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -897,6 +1089,8 @@ pub async fn run(
     check_crds(&client).await?;
     let managed =
         watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
+    let (kueue, workload_events, flavor_events) =
+        kueue_watches(&client, managed.clone(), kueue::served(&client).await);
 
     let (pods, pod_writer) = reflector::store();
     // The pod index sees every event as the cache does, before the reconcile it triggers.
@@ -955,7 +1149,9 @@ pub async fn run(
         }
     })
     .touched_objects();
-    let job_controller = Controller::for_stream(job_events, jobs.clone()).owns_stream(pod_events);
+    let job_controller = Controller::for_stream(job_events, jobs.clone())
+        .owns_stream(pod_events)
+        .owns_stream(workload_events);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -975,6 +1171,7 @@ pub async fn run(
         index,
         scheduler: Scheduler::default(),
         refusals: Refusals::default(),
+        kueue,
     });
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -1026,6 +1223,7 @@ pub async fn run(
         }
     });
     let orphans = tokio::spawn(release_orphans(ctx.clone(), jobs_listed));
+    let flavors = tokio::spawn(flavor_events.for_each(|_| futures::future::ready(())));
     tokio::spawn({
         let tx = shutdown_tx.clone();
         async move {
@@ -1039,6 +1237,7 @@ pub async fn run(
         _ = namespaces_done => {}
     }
     orphans.abort();
+    flavors.abort();
     info!("controllers stopped");
     Ok(())
 }

@@ -18,8 +18,8 @@ pub const MERGE_ATTEMPTS: &str = "tessera.dev/merge-attempts";
 /// frame chunks they merge, the chunk they preview, or the job manifest.
 pub const MERGE_STEP: &str = "tessera.dev/merge-step";
 
-/// Annotation on a shard pod evicted for a higher-priority job: which one (its attempt is
-/// recorded as `Preempted`).
+/// Annotation on a shard pod evicted for a higher-priority job, or because Kueue evicted its
+/// job's Workload: by whom (its attempt is recorded as `Preempted`).
 pub const PREEMPTED_BY: &str = "tessera.dev/preempted-by";
 
 /// Finalizer on shard pods: the pod object stays until its attempt is in the job's ledger.

@@ -9,6 +9,7 @@
 //!   (storage URLs in normal form, and what lies under what).
 //! - the pool boundary: [`pool`] (the pod index, capacity, the per-pool scheduler, namespace
 //!   policies, the GPU-hour ledger, the RenderPool reconciler).
+//! - [`kueue`]: jobs that name a Kueue LocalQueue render what Kueue admits (its Workload API).
 //! - the edges: [`controller`] (the RenderJob reconcile shell, API writes), [`job_usage`]
 //!   (a job's figures moved into its pool's ledger before it goes), [`context`],
 //!   [`metrics`], [`http`], [`leader`], [`permissions`] (the RBAC it needs, checked at
@@ -24,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod job_plan;
 pub mod job_usage;
+pub mod kueue;
 pub mod labels;
 pub mod leader;
 pub mod ledger;

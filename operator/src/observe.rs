@@ -206,12 +206,13 @@ fn read_attempt(
         .and_then(|a| a.get(labels::PREEMPTED_BY));
     let state = match phase {
         "Succeeded" => AttemptState::Succeeded,
-        // Evicted for a higher-priority job: however its process ended, not its fault.
+        // Evicted for a higher-priority job, or by Kueue: however its process ended, not its
+        // fault.
         "Failed" if preempted_by.is_some() => AttemptState::Failed(Failure {
             kind: FailureKind::Disruption,
             reason: "Preempted".into(),
             message: format!(
-                "evicted for job {}",
+                "preempted by {}",
                 preempted_by.map(String::as_str).unwrap_or("?")
             ),
         }),
@@ -515,7 +516,7 @@ mod tests {
         p.metadata.annotations = Some(
             [(
                 "tessera.dev/preempted-by".to_string(),
-                "urgent/shot (priority 100)".to_string(),
+                "job urgent/shot (priority 100)".to_string(),
             )]
             .into(),
         );

@@ -33,7 +33,7 @@ use crate::api::{
 };
 use crate::conditions::{
     self, ACCEPTED, COMPLETE, DEPENDENCIES_READY, FAILED, MERGING, PODS_BLOCKED, POLICY_LIMITED,
-    PRIORITY_CLAMPED, RENDERING, SUSPENDED,
+    PRIORITY_CLAMPED, QUEUE_ADMITTED, RENDERING, SUSPENDED,
 };
 use crate::job_plan::{self, SpecError};
 use crate::ledger::{Ledger, Settled};
@@ -66,6 +66,8 @@ pub struct Decision {
     /// Other jobs' shard pods to evict for this one (preemption, set by admission):
     /// (namespace, pod, who preempts them).
     pub evict: Vec<(String, String, String)>,
+    /// The write to the job's Kueue Workload (jobs that name a LocalQueue).
+    pub workload: Option<crate::kueue::WorkloadWrite>,
     /// The TTL after finishing has passed: delete the RenderJob itself.
     pub delete_job: bool,
     pub status: RenderJobStatus,
@@ -705,6 +707,35 @@ fn note_policy(draft: &mut Draft<'_>, policy: &crate::pool::policy::Verdict) {
         }
         None => {}
     }
+    if let Some(queue) = &policy.queue {
+        let was = draft
+            .old
+            .conditions
+            .iter()
+            .find(|c| c.type_ == QUEUE_ADMITTED)
+            .map(|c| (c.status == "True", c.reason.clone()));
+        if was != Some((queue.admitted, queue.reason.clone())) {
+            draft.event(
+                !queue.admitted && queue.reason == "Preempted",
+                if queue.admitted {
+                    "QueueAdmitted"
+                } else {
+                    "QueueWaiting"
+                },
+                queue.message.clone(),
+            );
+        }
+        draft.set(
+            QUEUE_ADMITTED,
+            queue.admitted,
+            &queue.reason,
+            queue.message.clone(),
+        );
+        if !queue.admitted {
+            // Kueue's decisions arrive as Workload events; this is the safety net.
+            draft.requeue_within(Duration::from_secs(30));
+        }
+    }
     match &policy.clamped {
         Some(message) => draft.set(
             PRIORITY_CLAMPED,
@@ -843,6 +874,17 @@ fn rendering(mut draft: Draft<'_>, planned: &Planned<'_>, grant: u32) -> Decisio
         draft.requeue_within(to_duration(expires.duration_since(draft.now)));
     }
     draft.finish()
+}
+
+/// What one shard pod of the job looks like (its first shard, first attempt): the pod set
+/// template of its Kueue Workload.
+pub fn shard_template(job: &ValidJob<'_>) -> Option<Pod> {
+    let first = ReadyShard {
+        shard: 0,
+        attempt: 0,
+        avoid: Default::default(),
+    };
+    attempt_pod(job, &first)
 }
 
 /// The pod of one shard attempt; `None` for a shard outside the plan.

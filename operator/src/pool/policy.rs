@@ -40,6 +40,10 @@ pub struct Verdict {
     /// The namespace runs as many shards as it may while this job waits: the figures (set by
     /// admission, which knows what the namespace holds).
     pub cap_reached: Option<String>,
+    /// Shard pods Kueue admits the job to run at once (jobs that name a LocalQueue).
+    pub queue_cap: Option<u32>,
+    /// Kueue's word on the job: the `QueueAdmitted` condition.
+    pub queue: Option<crate::kueue::QueueNote>,
 }
 
 /// The verdict for a job of `namespace` asking for `priority`, given the namespace's usage

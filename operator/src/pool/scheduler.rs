@@ -34,6 +34,8 @@ pub struct JobDemand {
     pub ready: u32,
     /// The namespace's cap on concurrent shards on this pool (its namespace policy).
     pub namespace_cap: Option<u32>,
+    /// The job's own cap on concurrent shards (its Kueue admission).
+    pub job_cap: Option<u32>,
 }
 
 /// One pool's admission state.
@@ -84,7 +86,10 @@ impl PoolBook {
                 priority: d.priority,
                 created: d.created,
                 active: active(job),
-                ready: d.ready,
+                // What Kueue admitted bounds the job's pods, those in flight included.
+                ready: d
+                    .job_cap
+                    .map_or(d.ready, |cap| d.ready.min(cap.saturating_sub(active(job)))),
                 namespace_cap: d.namespace_cap,
             })
             .collect();
@@ -225,6 +230,7 @@ mod tests {
             created: Timestamp::from_second(1).unwrap(),
             ready,
             namespace_cap: None,
+            job_cap: None,
         }
     }
 
@@ -233,6 +239,41 @@ mod tests {
             namespace: ns.into(),
             slots,
         }
+    }
+
+    #[test]
+    fn a_job_cap_counts_its_pods_in_flight_and_frees_the_rest() {
+        let mut book = PoolBook::default();
+        let none = BTreeMap::new();
+        let capped = JobDemand {
+            job_cap: Some(3),
+            ..demand("a", "queued", 0, 10)
+        };
+        assert_eq!(
+            book.admit("u1", capped.clone(), 8, &none, &|_| false, &|_, _| true),
+            3
+        );
+        book.expect(
+            "u1",
+            (0..2).map(|i| ObjectRef::new(&format!("q-{i}")).within("a")),
+        );
+        // Two of its three are in flight: one more, whatever the pool has free.
+        assert_eq!(
+            book.admit("u1", capped, 8, &none, &|_| false, &|_, _| true),
+            1
+        );
+        // The slots it may not use go to others: 8 less 2 in flight less the 1 it may start.
+        assert_eq!(
+            book.admit(
+                "u2",
+                demand("b", "k1", 0, 10),
+                8,
+                &none,
+                &|_| false,
+                &|_, _| true
+            ),
+            5
+        );
     }
 
     #[test]
