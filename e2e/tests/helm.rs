@@ -546,23 +546,47 @@ fn the_operator_account_has_least_privilege(
             "--show-only",
             "templates/rbac.yaml",
         ])?;
+        let rules =
+            |accesses: &[&[permissions::Access]]| -> BTreeSet<(String, String, String, bool)> {
+                accesses
+                    .iter()
+                    .flat_map(|list| list.iter())
+                    .map(|a| {
+                        (
+                            a.group.to_string(),
+                            a.resource.to_string(),
+                            a.verb.to_string(),
+                            a.scope == Scope::Cluster,
+                        )
+                    })
+                    .collect()
+            };
         let granted = granted_rules(&rbac)?;
-        let required: BTreeSet<(String, String, String, bool)> = permissions::REQUIRED
-            .iter()
-            .map(|a| {
-                (
-                    a.group.to_string(),
-                    a.resource.to_string(),
-                    a.verb.to_string(),
-                    a.scope == Scope::Cluster,
-                )
-            })
-            .collect();
+        let required = rules(&[permissions::REQUIRED]);
         ensure!(
             granted == required,
             "the chart grants {:?} beyond what the operator needs and misses {:?}",
             granted.difference(&required).collect::<Vec<_>>(),
             required.difference(&granted).collect::<Vec<_>>()
+        );
+        // With kueue.enabled, exactly the Kueue integration's access on top.
+        let with_kueue = granted_rules(&env.helm_ok(&[
+            "template",
+            RELEASE,
+            &chart(),
+            "-n",
+            NAMESPACE,
+            "--set",
+            "kueue.enabled=true",
+            "--show-only",
+            "templates/rbac.yaml",
+        ])?)?;
+        let required = rules(&[permissions::REQUIRED, permissions::KUEUE]);
+        ensure!(
+            with_kueue == required,
+            "with kueue.enabled the chart grants {:?} beyond what the operator needs and misses {:?}",
+            with_kueue.difference(&required).collect::<Vec<_>>(),
+            required.difference(&with_kueue).collect::<Vec<_>>()
         );
         // With the ServiceAccount's own token: allowed reads work, everything else is refused.
         let kubeconfig = env.service_account_kubeconfig()?;

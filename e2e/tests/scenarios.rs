@@ -35,6 +35,8 @@ use tessera_e2e::harness::{
 use tessera_e2e::node_agent::{Agent, AgentConfig, NodeSpec};
 use tessera_operator::api::RenderJob;
 
+#[path = "scenarios/kueue.rs"]
+mod kueue;
 #[path = "scenarios/platform.rs"]
 mod platform;
 #[path = "scenarios/workflow.rs"]
@@ -63,6 +65,9 @@ struct Env {
     fake_log: PathBuf,
     /// The S3 server, started by the first scenario that needs it.
     s3: Option<S3Server>,
+    /// Kueue's controller, started by the first scenario that needs it (its CRDs are
+    /// installed before the operator starts, so the operator serves queued jobs).
+    kueue: Option<Child>,
 }
 
 /// An S3-compatible server (MinIO, one drive: buckets are the top-level directories of `data`)
@@ -100,6 +105,7 @@ impl Env {
             script,
             fake_log,
             s3: None,
+            kueue: None,
         };
 
         env.kubectl_ok(&[
@@ -115,6 +121,7 @@ impl Env {
             "crd/renderpools.tessera.dev",
             "--timeout=60s",
         ])?;
+        env.install_kueue_crds()?;
         let mut nodes: Vec<NodeSpec> = GPU_NODES
             .iter()
             .map(|n| NodeSpec::gpu(n, ("tessera.dev/node-group", "gpu-a"), 2))
@@ -432,6 +439,62 @@ impl Env {
         Ok((port, data))
     }
 
+    /// Kueue's controller binary (TESSERA_KUEUE, built by `e2e/kueue/build.sh`); its CRDs lie
+    /// in `crds/` beside it.
+    fn kueue_binary() -> Result<PathBuf, String> {
+        let binary = tool("TESSERA_KUEUE", repo_root().join("e2e/kueue/bin/kueue"));
+        ensure!(
+            binary.exists(),
+            "{} is missing: run `eval \"$(scripts/e2e-tools.sh)\"` (it builds Kueue)",
+            binary.display()
+        );
+        Ok(binary)
+    }
+
+    fn install_kueue_crds(&self) -> Result<(), String> {
+        let crds = Self::kueue_binary()?
+            .parent()
+            .map(|dir| dir.join("crds"))
+            .ok_or("the Kueue binary has no directory")?;
+        self.kubectl_ok(&["apply", "--server-side", "-f", &crds.to_string_lossy()])?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/workloads.kueue.x-k8s.io",
+            "crd/clusterqueues.kueue.x-k8s.io",
+            "crd/localqueues.kueue.x-k8s.io",
+            "crd/resourceflavors.kueue.x-k8s.io",
+            "--timeout=60s",
+        ])
+        .map(drop)
+    }
+
+    /// Starts Kueue's controller once and waits until it is ready.
+    async fn kueue(&mut self) -> Result<(), String> {
+        if self.kueue.is_some() {
+            return Ok(());
+        }
+        let binary = Self::kueue_binary()?;
+        let (health, metrics) = (free_port()?, free_port()?);
+        let log = std::fs::File::create(self.dir.join("kueue.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(&binary)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg(format!("--health-probe-bind-address=127.0.0.1:{health}"))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics}"))
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        self.kueue = Some(child);
+        eventually("Kueue ready", Duration::from_secs(90), || async {
+            http_get(&format!("127.0.0.1:{health}"), "/readyz")
+                .is_some_and(|(code, _)| code == 200)
+                .then_some(())
+        })
+        .await
+    }
+
     /// Stops everything: the agent first (it kills its pods' processes), then the rest.
     async fn shutdown(mut self) {
         if let Some(agent) = self.agent.take() {
@@ -456,6 +519,10 @@ impl Env {
         if let Some(mut s3) = self.s3.take() {
             let _ = s3.child.kill();
             let _ = s3.child.wait();
+        }
+        if let Some(mut kueue) = self.kueue.take() {
+            let _ = kueue.kill();
+            let _ = kueue.wait();
         }
         self.cluster.stop();
     }
@@ -2440,6 +2507,14 @@ fn main() -> std::process::ExitCode {
             (
                 "platform: preempted real renders stay bit-identical",
                 platform::preempted_real_renders_stay_bit_identical,
+            ),
+            (
+                "kueue: admits, borrows through the cohort and preempts",
+                kueue::kueue_admits_borrows_and_preempts,
+            ),
+            (
+                "kueue: a deactivated Workload stops the job until reactivated",
+                kueue::a_deactivated_workload_stops_the_job_until_reactivated,
             ),
         ];
         // TESSERA_E2E_ONLY=text runs only the scenarios whose name contains it.

@@ -80,6 +80,19 @@ pub const REQUIRED: &[Access] = &[
     lease("patch"),
 ];
 
+/// What the Kueue integration adds (the chart grants it with `kueue.enabled`): the job's
+/// Workloads and the ResourceFlavors their admissions name. Not checked at start-up: without
+/// it the operator runs as if Kueue were not installed (kueue/mod.rs, `served`).
+pub const KUEUE: &[Access] = &[
+    cluster("kueue.x-k8s.io", "workloads", "list"),
+    cluster("kueue.x-k8s.io", "workloads", "watch"),
+    cluster("kueue.x-k8s.io", "workloads", "create"),
+    cluster("kueue.x-k8s.io", "workloads", "delete"), // a finished Workload of a re-render
+    cluster("kueue.x-k8s.io", "workloads/status", "patch"), // quota back, reclaimable, finished
+    cluster("kueue.x-k8s.io", "resourceflavors", "list"),
+    cluster("kueue.x-k8s.io", "resourceflavors", "watch"),
+];
+
 impl Access {
     /// `verb group/resource` as RBAC and `kubectl auth can-i` write it.
     pub fn describe(&self) -> String {
