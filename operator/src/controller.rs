@@ -353,7 +353,10 @@ fn queue_gate(
         name: &valid.name,
         namespace: &valid.namespace,
         uid: &valid.uid,
-        owner: job.controller_owner_ref(&()),
+        // Not a controller reference: Kueue reads a Workload's controller to finish orphans,
+        // which would need Kueue's own RBAC on RenderJobs. The garbage collector still deletes
+        // the Workload with its job.
+        owner: job.owner_ref(&()),
         template,
         priority,
         shards_left: u64::from(valid.shard_count())
