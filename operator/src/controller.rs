@@ -364,7 +364,6 @@ fn queue_gate(
             .try_into()
             .unwrap_or(u32::MAX),
         active_pods: active_shards(observed),
-        suspended: job.spec.suspend,
         finished,
     };
     let lookup = caches

@@ -67,7 +67,6 @@ pub struct QueuedJob<'a> {
     pub shards_left: u32,
     /// Shard pods not finished.
     pub active_pods: u32,
-    pub suspended: bool,
     /// `Some(succeeded)` once the job is Complete or Failed.
     pub finished: Option<bool>,
 }
@@ -311,24 +310,39 @@ pub fn gate(
         .iter()
         .find(|p| p.name == POD_SET)
         .map_or(0, |p| p.count);
-    let admitted = assignment
-        .and_then(|a| a.count)
-        .unwrap_or(pod_set_count)
-        .max(0) as u32;
-    let placement = placement(workload, assignment.map(|a| &a.flavors), flavor);
-    // Kueue counts `count - reclaimable` pods against the quota; report only what changes
-    // that (the tail of the job, or a suspended job), not every finished shard.
-    let needed = if job.suspended { 0 } else { job.shards_left };
-    let reclaimable = if needed >= admitted {
-        0
-    } else {
-        pod_set_count.saturating_sub(needed as i32).max(0)
-    };
     let reported = status
         .reclaimable_pods
         .iter()
         .find(|r| r.name == POD_SET)
         .map_or(0, |r| r.count);
+    // Kueue counts `min(admitted, count - reclaimable)` pods against the quota, and a
+    // reclaimable count never goes down while the Workload is admitted (Kueue's webhook
+    // refuses it): report only what frees quota (the tail of the job), and run within it.
+    let admitted = assignment
+        .and_then(|a| a.count)
+        .unwrap_or(pod_set_count)
+        .clamp(0, pod_set_count.saturating_sub(reported).max(0)) as u32;
+    let needed = job.shards_left;
+    if admitted == 0 && needed > 0 && job.active_pods == 0 {
+        // Every pod reclaimed, then shards to render again (a corrupt output, a re-render):
+        // this Workload can run nothing more; a new one queues the job again.
+        return QueueGate {
+            write: Some(WorkloadWrite::Delete { name: name.clone() }),
+            note: waiting(
+                "Queued",
+                format!(
+                    "shards render again: Workload {name} gave back all its pods and is replaced"
+                ),
+            ),
+            ..Default::default()
+        };
+    }
+    let reclaimable = if needed < admitted {
+        pod_set_count.saturating_sub(needed as i32).max(reported)
+    } else {
+        reported
+    };
+    let placement = placement(workload, assignment.map(|a| &a.flavors), flavor);
     let flavors: Vec<&str> = assignment
         .map(|a| {
             let mut names: Vec<&str> = a.flavors.values().map(String::as_str).collect();
@@ -340,7 +354,7 @@ pub fn gate(
     QueueGate {
         admitted,
         stop: None,
-        write: (reclaimable != reported).then(|| WorkloadWrite::Reclaimable {
+        write: (reclaimable > reported).then(|| WorkloadWrite::Reclaimable {
             name: name.clone(),
             count: reclaimable,
         }),

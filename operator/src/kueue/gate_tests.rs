@@ -13,7 +13,6 @@ fn job(shards_left: u32, active_pods: u32) -> QueuedJob<'static> {
         priority: 7,
         shards_left,
         active_pods,
-        suspended: false,
         finished: None,
     }
 }
@@ -149,21 +148,22 @@ fn shards_no_longer_needed_are_reclaimable_only_in_the_tail() {
         gate(&job(1, 1), Kueue::Listed(Some(&w)), &no_flavor, now()).write,
         None
     );
-    // A suspended job needs none.
-    let suspended = QueuedJob {
-        suspended: true,
-        ..job(9, 0)
-    };
-    let gate_s = gate(
-        &suspended,
-        Kueue::Listed(Some(&workload(16, admitted(4)))),
-        &no_flavor,
-        now(),
+    // More shards to render again (a corrupt output): the reported count never goes down,
+    // the job runs within what is left.
+    let mut reported = admitted(4);
+    reported["reclaimablePods"] = json!([{"name": "render", "count": 14}]);
+    let w = workload(16, reported);
+    let again = gate(&job(5, 1), Kueue::Listed(Some(&w)), &no_flavor, now());
+    assert_eq!((again.admitted, again.write), (2, None));
+    // Every pod reclaimed and shards to render again: a new Workload queues the job again.
+    let mut all = admitted(4);
+    all["reclaimablePods"] = json!([{"name": "render", "count": 16}]);
+    let w = workload(16, all);
+    let replaced = gate(&job(2, 0), Kueue::Listed(Some(&w)), &no_flavor, now());
+    assert!(
+        matches!(replaced.write, Some(WorkloadWrite::Delete { .. })),
+        "{replaced:?}"
     );
-    assert!(matches!(
-        gate_s.write,
-        Some(WorkloadWrite::Reclaimable { count: 16, .. })
-    ));
 }
 
 #[test]

@@ -36,12 +36,7 @@ pub async fn write(client: &Client, namespace: &str, write: &WorkloadWrite) -> R
             (name.clone(), patch_status(&api, name, patch).await)
         }
         WorkloadWrite::Reclaimable { name, count } => {
-            let pods = if *count > 0 {
-                json!([{"name": POD_SET, "count": count}])
-            } else {
-                serde_json::Value::Null
-            };
-            let patch = json!({"status": {"reclaimablePods": pods}});
+            let patch = json!({"status": {"reclaimablePods": [{"name": POD_SET, "count": count}]}});
             (name.clone(), patch_status(&api, name, patch).await)
         }
         WorkloadWrite::Finish {
