@@ -5,6 +5,7 @@
 use kube::api::{Patch, PatchParams};
 use tessera_operator::kueue::Workload;
 
+use super::platform::condition;
 use super::*;
 
 /// Two ClusterQueues of 2 GPUs each in one cohort (4 GPUs in all), one LocalQueue `q` in each
@@ -35,15 +36,6 @@ fn queues() -> Vec<serde_json::Value> {
         local_queue("kq-a", "e2e-cq-a"),
         local_queue("kq-b", "e2e-cq-b"),
     ]
-}
-
-fn condition(job: &RenderJob, type_: &str) -> Option<(String, String, String)> {
-    job.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 /// Shard pods holding a GPU in the Kueue namespaces now (not finished, not being deleted).
@@ -278,11 +270,8 @@ pub fn a_deactivated_workload_stops_the_job_until_reactivated(
                 let job = env.render_job("kq-a", "paused").await.ok()?;
                 let running = running_shards(env).await.ok()?;
                 let c = condition(&job, "QueueAdmitted")?;
-                (c.0 == "False"
-                    && running
-                        .iter()
-                        .all(|p| !p.name_any().starts_with("paused-")))
-                .then_some(c)
+                (c.0 == "False" && running.iter().all(|p| !p.name_any().starts_with("paused-")))
+                    .then_some(c)
             })
             .await?;
         let rendered = env.renders("paused").len();

@@ -34,7 +34,8 @@ async fn usage_of(env: &Env, namespace: &str) -> Option<NamespaceUsage> {
         .find(|u| u.namespace == namespace)
 }
 
-fn condition(job: &RenderJob, type_: &str) -> Option<(String, String, String)> {
+/// A condition of the job: (status, reason, message).
+pub fn condition(job: &RenderJob, type_: &str) -> Option<(String, String, String)> {
     job.status
         .as_ref()?
         .conditions
