@@ -204,6 +204,10 @@ pub fn gate(
         };
     }
     let Some(workload) = workload else {
+        if job.shards_left == 0 {
+            // Rendered (merging): nothing to ask Kueue for.
+            return QueueGate::default();
+        }
         return QueueGate {
             write: Some(WorkloadWrite::Create(Box::new(new_workload(job, &name)))),
             stop: (job.active_pods > 0).then(|| format!("Workload {name} is gone")),

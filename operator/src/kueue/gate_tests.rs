@@ -99,6 +99,11 @@ fn a_job_without_a_workload_creates_one_and_starts_nothing() {
         ("render", 16, Some(1))
     );
     assert_eq!(gate.note.unwrap().reason, "Queued");
+    // Nothing left to render (merging after an operator restart): nothing to queue.
+    assert_eq!(
+        super::gate(&job(0, 0), Kueue::Listed(None), &no_flavor, now()),
+        QueueGate::default()
+    );
 }
 
 #[test]
