@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
@@ -31,7 +30,7 @@ use crate::decide::{
 };
 use crate::job_plan::SpecError;
 use crate::job_usage;
-use crate::kueue::{self, KueueCache, gate::QueuedJob};
+use crate::kueue::{self, KueueCache};
 use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed};
@@ -266,7 +265,7 @@ pub fn pass(
         message: frame_gate.message(held),
     });
     // A job that names a Kueue LocalQueue runs what Kueue admits.
-    let queue = queue_gate(&valid, &observed, verdict.priority, caches, now);
+    let queue = kueue::job::gate_for(&valid, &observed, verdict.priority, caches.kueue, now);
     if let Some(queue) = &queue {
         verdict.queue_cap = Some(queue.admitted);
         verdict.queue = queue.note.clone();
@@ -285,7 +284,7 @@ pub fn pass(
         caches,
     );
     if let Some(queue) = queue {
-        follow_queue(&mut decision, queue, &observed, &valid.namespace);
+        kueue::job::follow(&mut decision, queue, &observed, &valid.namespace);
     }
     if let Some(record) = rerendered {
         decision.events.push(EventNote {
@@ -308,124 +307,6 @@ pub fn pass(
         });
     }
     Pass { decision, settled }
-}
-
-/// Shard pods of the job that hold a slot.
-fn active_shards(observed: &Observed) -> u32 {
-    observed
-        .shards
-        .values()
-        .flatten()
-        .filter(|a| a.is_active())
-        .count() as u32
-}
-
-/// Kueue's word on a job that names a LocalQueue (kueue/gate.rs); `None` for other jobs.
-fn queue_gate(
-    valid: &ValidJob<'_>,
-    observed: &Observed,
-    priority: i32,
-    caches: &Caches<'_>,
-    now: Timestamp,
-) -> Option<kueue::QueueGate> {
-    let job = valid.job;
-    let queue = kueue::queue_of(job)?;
-    let status = job.status.clone().unwrap_or_default();
-    let done = status.succeeded_shards.len() + status.failed_shards.len();
-    let finished = if conditions::is_true(&status.conditions, conditions::COMPLETE) {
-        Some(true)
-    } else if conditions::is_true(&status.conditions, conditions::FAILED) {
-        Some(false)
-    } else {
-        None
-    };
-    let template = decide::shard_template(valid)
-        .map(|pod| PodTemplateSpec {
-            metadata: Some(ObjectMeta {
-                labels: pod.metadata.labels,
-                ..Default::default()
-            }),
-            spec: pod.spec,
-        })
-        .unwrap_or_default();
-    let queued = QueuedJob {
-        queue,
-        name: &valid.name,
-        namespace: &valid.namespace,
-        uid: &valid.uid,
-        // Not a controller reference: Kueue reads a Workload's controller to finish orphans,
-        // which would need Kueue's own RBAC on RenderJobs. The garbage collector still deletes
-        // the Workload with its job.
-        owner: job.owner_ref(&()),
-        template,
-        priority,
-        shards_left: u64::from(valid.shard_count())
-            .saturating_sub(done)
-            .try_into()
-            .unwrap_or(u32::MAX),
-        active_pods: active_shards(observed),
-        finished,
-    };
-    let lookup = caches
-        .kueue
-        .workload_of(&valid.namespace, &valid.name, &valid.uid);
-    Some(kueue::gate(
-        &queued,
-        lookup.as_kueue(),
-        &|flavor| caches.kueue.flavor(flavor),
-        now,
-    ))
-}
-
-/// What Kueue's word means for the pass's writes: the Workload write, its placement on the
-/// shard pods created, and, when the job lost its admission, its running shard pods stopped
-/// (recorded as preempted: they render again once Kueue admits the job again).
-fn follow_queue(
-    decision: &mut Decision,
-    queue: kueue::QueueGate,
-    observed: &Observed,
-    namespace: &str,
-) {
-    decision.workload = queue.write;
-    let placement = queue.placement;
-    for pod in decision
-        .create
-        .iter_mut()
-        .filter(|p| p.labels().get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_SHARD))
-    {
-        pod.labels_mut().extend(placement.labels.clone());
-        pod.annotations_mut().extend(placement.annotations.clone());
-        if let Some(spec) = pod.spec.as_mut() {
-            if !placement.node_selector.is_empty() {
-                spec.node_selector
-                    .get_or_insert_with(Default::default)
-                    .extend(placement.node_selector.clone());
-            }
-            let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-            for toleration in &placement.tolerations {
-                if !tolerations.contains(toleration) {
-                    tolerations.push(toleration.clone());
-                }
-            }
-        }
-    }
-    if let Some(why) = queue.stop {
-        let stopping: Vec<_> = observed
-            .shards
-            .values()
-            .flatten()
-            .filter(|a| a.is_active() && !a.terminating)
-            .map(|a| (namespace.to_string(), a.pod.clone(), why.clone()))
-            .collect();
-        if !stopping.is_empty() {
-            decision.events.push(EventNote {
-                warning: false,
-                reason: "QueueEvicted".into(),
-                note: format!("stopping {} shard pods: {why}", stopping.len()),
-            });
-        }
-        decision.evict.extend(stopping);
-    }
 }
 
 /// The pool's namespace policy applied to the job, with its namespace's usage from the pool's
@@ -525,7 +406,7 @@ fn admit_and_decide(
     };
     if let Some(cap) = verdict.queue_cap {
         // Shards Kueue has not admitted wait for Kueue, not for the pool's lower priorities.
-        ready = ready.min(cap.saturating_sub(active_shards(observed)));
+        ready = ready.min(cap.saturating_sub(kueue::job::active_shards(observed)));
     }
     let demand = JobDemand {
         namespace: valid.namespace.clone(),

@@ -1,5 +1,5 @@
 //! What Kueue's word means for one queued RenderJob now, and the one write to its Workload
-//! that follows (docs/architecture.md, "Kueue"). Pure: the reconcile shell reads the job's
+//! that follows (docs/architecture.md §6a). Pure: the reconcile shell reads the job's
 //! Workload from the cache, asks [`gate`], and makes the write.
 //!
 //! The protocol is the one Kueue's own job integrations follow (its `jobframework`

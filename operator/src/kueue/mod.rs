@@ -1,11 +1,13 @@
-//! Kueue integration (docs/architecture.md, "Kueue"): a RenderJob labelled
+//! Kueue integration (docs/architecture.md §6a): a RenderJob labelled
 //! `kueue.x-k8s.io/queue-name: <LocalQueue>` renders only what Kueue admits. The operator
 //! speaks Kueue's Workload API as Kueue documents it for external controllers: one Workload
-//! per job, created by the operator ([`gate`] decides, [`write`] writes); jobs without the
-//! label never touch Kueue. [`api`] holds the few Kueue types read and written.
+//! per job, created by the operator ([`gate`] decides, [`job`] fits it into a job's pass,
+//! [`write`] writes); jobs without the label never touch Kueue. [`api`] holds the few Kueue
+//! types read and written.
 
 pub mod api;
 pub mod gate;
+pub mod job;
 mod write;
 
 use std::sync::Arc;
