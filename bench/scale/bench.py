@@ -16,6 +16,14 @@ For each: time until all N pods existed, time until Complete, apiserver_request_
 audited requests by client, peak RSS (VmHWM, reset before each run) and CPU time of the
 operator and the control-plane processes.
 
+With --kueue BINARY (Kueue, e2e/kueue), a third case after those two:
+  (c) RenderJob+Kueue: the RenderJob of (a) in namespace bench-kueue, labelled
+      kueue.x-k8s.io/queue-name: bench (a LocalQueue of one ClusterQueue whose quota is the
+      pool's slots: 1 nvidia.com/gpu, 2 cpu, 8Gi per slot). Kueue's CRDs are applied before the
+      operator starts (it looks for Kueue once, at start-up) and Kueue runs as its own
+      ServiceAccount, so the audit log tells its requests apart. Reported in a second table
+      against (a): what Kueue costs in requests per shard and in time.
+
 Everything it starts runs in its own session with PR_SET_PDEATHSIG, is stopped in `finally`
 (SIGTERM, then SIGKILL), and the whole run is bounded by --total-timeout.
 """
@@ -41,6 +49,13 @@ RENDER_IMAGE = "ghcr.io/tessera-dev/render-pod:bench"
 TRUE_IMAGE = "bench.local/true:1"
 SYSTEM_NS = "tessera-bench"
 POOL = "bench-gpu"
+KUEUE_NS = "bench-kueue"
+KUEUE_QUEUE = "bench"  # the LocalQueue in KUEUE_NS, and the ClusterQueue it points to
+KUEUE_FLAVOR = "bench-default"
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_API = f"/apis/{KUEUE_GROUP}/v1beta2"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+CASE_NS = {"RenderJob": "bench-renderjob", "IndexedJob": "bench-indexedjob", "RenderJob+Kueue": KUEUE_NS}
 
 
 def log(msg):
@@ -294,6 +309,7 @@ def client_of(event):
     return {
         f"system:serviceaccount:{SYSTEM_NS}:tessera-operator": "tessera-operator",
         f"system:serviceaccount:{SYSTEM_NS}:node-agent": "node-agent (fake kubelets)",
+        f"system:serviceaccount:{SYSTEM_NS}:kueue": "kueue",
         "system:serviceaccount:kube-system:job-controller": "kcm: job-controller",
         "system:kube-scheduler": "kube-scheduler",
         "system:kube-controller-manager": "kcm: shared informers",
@@ -315,6 +331,26 @@ def tally(events):
         key = (c, e.get("verb", "?"), resource)
         by_call[key] = by_call.get(key, 0) + 1
     return by_client, by_call
+
+
+def kueue_calls(events):
+    """Calls on kueue.x-k8s.io resources: (client, verb, resource[/subresource], code) -> count."""
+    calls = {}
+    for e in events:
+        ref = e.get("objectRef", {})
+        if ref.get("apiGroup") != KUEUE_GROUP:
+            continue
+        resource = ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+        key = (client_of(e), e.get("verb", "?"), resource, (e.get("responseStatus") or {}).get("code"))
+        calls[key] = calls.get(key, 0) + 1
+    return calls
+
+
+def condition(obj, type_):
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c
+    return None
 
 
 def operator_metrics(port):
@@ -398,12 +434,26 @@ class Bench:
         subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "wait", "--for=condition=Established",
                         "crd/renderjobs.tessera.dev", "crd/renderpools.tessera.dev", "--timeout=60s"],
                        check=True, stdout=subprocess.DEVNULL, timeout=70)
+        if a.kueue:
+            # Before the operator starts: it asks once, at start-up, whether Workloads are served.
+            crds = os.path.join(os.path.dirname(a.kueue), "crds")
+            subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "apply", "--server-side",
+                            "-f", crds], check=True, stdout=subprocess.DEVNULL, timeout=120)
+            # Polled, not `kubectl wait`: that fails at once on a CRD whose status has no
+            # conditions yet (".status.conditions accessor error: <nil>"), as just after an apply.
+            def established(crd):
+                c = condition(self.api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}"),
+                              "Established")
+                return c is not None and c.get("status") == "True"
+            for r in ("workloads", "clusterqueues", "localqueues", "resourceflavors"):
+                wait_until(f"CRD {r}.{KUEUE_GROUP} Established", 60, lambda: established(f"{r}.{KUEUE_GROUP}"))
+            log(f"Kueue CRDs applied from {crds}")
 
-        # Own identities for the operator and the node agent, so the audit log tells them apart.
+        # Own identities for the operator, the node agent (and Kueue), so the audit log tells them apart.
         self.api.create("/api/v1/namespaces", {"metadata": {"name": SYSTEM_NS}})
         self.wait_default_sa(SYSTEM_NS)
         kubeconfigs = {}
-        for sa in ("tessera-operator", "node-agent"):
+        for sa in ("tessera-operator", "node-agent") + (("kueue",) if a.kueue else ()):
             self.api.create(f"/api/v1/namespaces/{SYSTEM_NS}/serviceaccounts", {"metadata": {"name": sa}})
             self.api.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
                 "metadata": {"name": f"scale-bench-{sa}"},
@@ -424,6 +474,8 @@ class Bench:
             kubeconfigs[sa] = path
 
         base_env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        if a.kueue:
+            self.kueue_up(kubeconfigs["kueue"], base_env)
         agent = self.procs.start("node-agent", [
             os.path.join(a.bin, "node-agent"), "--gpu-nodes", str(a.gpu_nodes),
             "--gpus-per-node", str(a.gpus_per_node), "--cpu-nodes", "1",
@@ -479,6 +531,46 @@ class Bench:
         log(f"environment up: {a.gpu_nodes} GPU nodes x {a.gpus_per_node} GPUs = {self.slots} slots, "
             f"pids {self.pids}")
 
+    def kueue_up(self, kubeconfig, env):
+        """Starts Kueue and creates its ResourceFlavor, ClusterQueue and LocalQueue."""
+        a = self.args
+        port = free_port()
+        kueue = self.procs.start("kueue", [a.kueue, f"--kubeconfig={kubeconfig}",
+                                           f"--health-probe-bind-address=127.0.0.1:{port}"],
+                                 os.path.join(self.work, "kueue.log"), env=env)
+        self.pids["kueue"] = kueue.pid
+
+        def ready():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                conn.request("GET", "/readyz")
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
+        wait_until("Kueue /readyz", 90, ready, alive=kueue)
+
+        slots = a.gpu_nodes * a.gpus_per_node
+        self.kueue_quota = {"nvidia.com/gpu": str(slots), "cpu": str(2 * slots), "memory": f"{8 * slots}Gi"}
+        self.api.apply(f"{KUEUE_API}/resourceflavors/{KUEUE_FLAVOR}", {
+            "apiVersion": f"{KUEUE_GROUP}/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": KUEUE_FLAVOR}})
+        self.api.apply(f"{KUEUE_API}/clusterqueues/{KUEUE_QUEUE}", {
+            "apiVersion": f"{KUEUE_GROUP}/v1beta2", "kind": "ClusterQueue", "metadata": {"name": KUEUE_QUEUE},
+            "spec": {"namespaceSelector": {},
+                     "resourceGroups": [{"coveredResources": list(self.kueue_quota),
+                                         "flavors": [{"name": KUEUE_FLAVOR, "resources": [
+                                             {"name": r, "nominalQuota": q} for r, q in self.kueue_quota.items()]}]}]}})
+        self.api.create("/api/v1/namespaces", {"metadata": {"name": KUEUE_NS}})
+        self.api.apply(f"{KUEUE_API}/namespaces/{KUEUE_NS}/localqueues/{KUEUE_QUEUE}", {
+            "apiVersion": f"{KUEUE_GROUP}/v1beta2", "kind": "LocalQueue",
+            "metadata": {"name": KUEUE_QUEUE, "namespace": KUEUE_NS}, "spec": {"clusterQueue": KUEUE_QUEUE}})
+
+        def active():
+            c = condition(self.api.get(f"{KUEUE_API}/clusterqueues/{KUEUE_QUEUE}"), "Active")
+            return c is not None and c.get("status") == "True"
+        wait_until(f"ClusterQueue {KUEUE_QUEUE} Active", 60, active, alive=kueue)
+        log(f"Kueue ready: ClusterQueue {KUEUE_QUEUE} Active, quota {self.kueue_quota}; "
+            f"LocalQueue {KUEUE_NS}/{KUEUE_QUEUE}")
+
     def operator_ready(self):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=2)
@@ -516,6 +608,8 @@ class Bench:
     def window(self, before, after):
         events = audit_slice(self.audit_log, before["audit"], after["audit"])
         by_client, by_call = tally(events)
+        calls = [{"client": c, "verb": v, "resource": r, "code": code, "count": k}
+                 for (c, v, r, code), k in sorted(kueue_calls(events).items(), key=lambda kv: -kv[1])]
         cpu = {}
         for name in self.pids:
             b, e = before["procs"].get(name), after["procs"].get(name)
@@ -523,7 +617,7 @@ class Bench:
                 cpu[name] = e["cpu"] - b["cpu"]
         op = {k: after["operator"].get(k, 0) - before["operator"].get(k, 0) for k in after["operator"]}
         return {"seconds": after["t"] - before["t"], "requests": after["requests"] - before["requests"],
-                "audited": len(events), "by_client": by_client, "by_call": by_call, "cpu": cpu,
+                "audited": len(events), "by_client": by_client, "by_call": by_call, "kueue_calls": calls, "cpu": cpu,
                 "peak": {n: (after["procs"][n] or {}).get("hwm", 0) for n in self.pids if after["procs"].get(n)},
                 "operator": op}
 
@@ -535,8 +629,13 @@ class Bench:
 
     def run_case(self, kind):
         a, n = self.args, self.args.shards
-        ns = "bench-renderjob" if kind == "RenderJob" else "bench-indexedjob"
-        self.api.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+        ns = CASE_NS[kind]
+        is_rj = kind.startswith("RenderJob")
+        try:
+            self.api.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+        except ApiError as error:
+            if error.status != 409:  # bench-kueue exists: kueue_up made its LocalQueue
+                raise
         self.wait_default_sa(ns)
 
         seen, done_pods, lock = {}, set(), threading.Lock()
@@ -546,7 +645,7 @@ class Bench:
         def on_pod(typ, pod, t):
             meta = pod["metadata"]
             labels = meta.get("labels", {})
-            if kind == "RenderJob" and labels.get("tessera.dev/role") != "shard":
+            if is_rj and labels.get("tessera.dev/role") != "shard":
                 if labels.get("tessera.dev/role") == "merge":
                     result.setdefault("merge_seen", t)
                 return
@@ -567,7 +666,7 @@ class Bench:
                         result["final_status"] = obj.get("status")
                         complete.set()
 
-        if kind == "RenderJob":
+        if is_rj:
             owner_list = f"/apis/tessera.dev/v1alpha1/namespaces/{ns}/renderjobs?fieldSelector=metadata.name%3Dbench"
             body = {"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
                     "metadata": {"name": "bench", "namespace": ns},
@@ -576,6 +675,8 @@ class Bench:
                              "sharding": {"framesPerShard": 1, "tiles": {"columns": 1, "rows": 1}, "sampleSplits": 1},
                              "retry": {"attemptsPerShard": 3, "backoffSeconds": 0, "maxBackoffSeconds": 0}}}
             create_path = f"/apis/tessera.dev/v1alpha1/namespaces/{ns}/renderjobs"
+            if kind == "RenderJob+Kueue":
+                body["metadata"]["labels"] = {QUEUE_LABEL: KUEUE_QUEUE}
         else:
             owner_list = f"/apis/batch/v1/namespaces/{ns}/jobs?fieldSelector=metadata.name%3Dbench"
             resources = {"nvidia.com/gpu": "1", "cpu": "2", "memory": "8Gi"}
@@ -590,16 +691,41 @@ class Bench:
                                                  "resources": {"limits": resources, "requests": resources}}]}}}}
             create_path = f"/apis/batch/v1/namespaces/{ns}/jobs"
 
-        pods_watch = Watch(self.api, f"/api/v1/namespaces/{ns}/pods", on_pod)
-        owner_watch = Watch(self.api, owner_list, on_owner)
-        for w in (pods_watch, owner_watch):
+        # The job's Workload as Kueue and the operator change it (RenderJob+Kueue only).
+        wl = {"events": 0, "admissions": [], "reclaimable": []}
+
+        def on_workload(typ, obj, t):
+            st = obj.get("status") or {}
+            with lock:
+                wl["events"] += 1
+                wl.setdefault("name", obj["metadata"]["name"])
+                wl.setdefault("seen_at", t)
+                wl["last"] = obj
+                wl["last_type"] = typ
+                assignments = (st.get("admission") or {}).get("podSetAssignments") or []
+                count = sum(p.get("count", 0) for p in assignments) if assignments else None
+                if not wl["admissions"] or wl["admissions"][-1][1] != count:
+                    wl["admissions"].append((t, count))
+                rec = sum(p.get("count", 0) for p in st.get("reclaimablePods") or [])
+                if (wl["reclaimable"][-1][1] if wl["reclaimable"] else 0) != rec:
+                    wl["reclaimable"].append((t, rec))
+                for type_, key in (("Admitted", "admitted_at"), ("Finished", "finished_at")):
+                    c = condition(obj, type_)
+                    if c is not None and c.get("status") == "True":
+                        wl.setdefault(key, t)
+
+        watches = [Watch(self.api, f"/api/v1/namespaces/{ns}/pods", on_pod), Watch(self.api, owner_list, on_owner)]
+        if kind == "RenderJob+Kueue":
+            watches.append(Watch(self.api, f"{KUEUE_API}/namespaces/{ns}/workloads", on_workload))
+        pods_watch, owner_watch = watches[0], watches[1]
+        for w in watches:
             w.start()
             if not w.established.wait(30):
                 raise BenchError(f"watch {w.path} not established: {w.error}")
 
         self.reset_peaks()
         before = self.snapshot()
-        log(f"{kind}: creating ({n} {'shards' if kind == 'RenderJob' else 'completions'}) in namespace {ns}")
+        log(f"{kind}: creating ({n} {'shards' if is_rj else 'completions'}) in namespace {ns}")
         t0 = time.monotonic()
         self.api.create(create_path, body)
         deadline = t0 + a.run_timeout
@@ -608,7 +734,7 @@ class Bench:
             if time.monotonic() > deadline:
                 raise BenchError(f"{kind}: not complete after {a.run_timeout} s "
                                  f"({len(seen)} pods seen, {len(done_pods)} succeeded)")
-            for w in (pods_watch, owner_watch):
+            for w in watches:
                 if w.error:
                     raise BenchError(f"watch failed: {w.error}")
             for name, proc in self.procs.children:
@@ -617,12 +743,17 @@ class Bench:
             complete.wait(0.5)
             if time.monotonic() - last >= 10:
                 last = time.monotonic()
-                log(f"{kind}: {last - t0:5.1f} s: {len(seen)} pods seen, {len(done_pods)} succeeded")
+                extra = ""
+                if kind == "RenderJob+Kueue":
+                    with lock:
+                        extra = (f"; Workload {wl.get('name', 'not seen')}: admitted count "
+                                 f"{wl['admissions'][-1][1] if wl['admissions'] else None}")
+                log(f"{kind}: {last - t0:5.1f} s: {len(seen)} pods seen, {len(done_pods)} succeeded{extra}")
         at_complete = self.snapshot()
         time.sleep(a.settle)  # the tail: last events, finalizers, status writes
         after = self.snapshot()
-        pods_watch.stop()
-        owner_watch.stop()
+        for w in watches:
+            w.stop()
         if result["outcome"] != "Complete":
             raise BenchError(f"{kind} ended {result['outcome']}: {json.dumps(result.get('final_status'))[:2000]}")
         w = self.window(before, after)
@@ -632,6 +763,24 @@ class Bench:
                   "complete_s": result["complete_at"] - t0,
                   "merge_seen_s": (result["merge_seen"] - t0) if "merge_seen" in result else None,
                   "run_seconds": after["t"] - t0})
+        if kind == "RenderJob+Kueue":
+            w["top_calls"] = [{"client": c, "verb": v, "resource": r, "count": k}
+                              for (c, v, r), k in sorted(w["by_call"].items(), key=lambda kv: -kv[1])[:25]]
+            rel = lambda t: None if t is None else round(t - t0, 2)  # noqa: E731
+            last_wl = wl.get("last") or {}
+            w["workload"] = {
+                "name": wl.get("name"), "watch_events": wl["events"], "last_event": wl.get("last_type"),
+                "seen_s": rel(wl.get("seen_at")), "admitted_s": rel(wl.get("admitted_at")),
+                "finished_s": rel(wl.get("finished_at")),
+                "admitted_counts": [(rel(t), c) for t, c in wl["admissions"]],
+                "reclaimable": [(rel(t), c) for t, c in wl["reclaimable"]],
+                "spec_pod_sets": [{k: p.get(k) for k in ("name", "count", "minCount")}
+                                  for p in (last_wl.get("spec") or {}).get("podSets") or []],
+                "status": last_wl.get("status")}
+            try:
+                w["clusterqueue_status"] = self.api.get(f"{KUEUE_API}/clusterqueues/{KUEUE_QUEUE}").get("status")
+            except (ApiError, OSError) as error:
+                w["clusterqueue_status"] = f"unreadable: {error}"
         log(f"{kind}: complete in {w['complete_s']:.1f} s; all {n} pods existed at "
             f"{w['all_pods_s'] if w['all_pods_s'] is None else round(w['all_pods_s'], 1)} s")
         return w
@@ -751,21 +900,113 @@ def report(bench, base, rj, ij):
       f"request delta at the Complete moment: {rj['at_complete_requests']:.0f} vs {ij['at_complete_requests']:.0f}")
     if rj.get("merge_seen_s") is not None:
         p(f"RenderJob merge pod created at {rj['merge_seen_s']:.1f} s (counted in Complete, not in the {n} pods)")
-    op = rj["operator"]
-    if op:
-        cnt = op.get("tessera_reconcile_duration_seconds_count:RenderJob", 0)
-        tot = op.get("tessera_reconcile_duration_seconds_sum:RenderJob", 0)
-        created = ", ".join(f"{k.split(':')[1]} {v:.0f}" for k, v in op.items() if k.startswith("pods_created"))
-        errors = sum(v for k, v in op.items() if k.startswith("reconcile_errors"))
-        mean_ms = (tot / cnt * 1000) if cnt else 0
-        p(f"operator during the RenderJob run: {cnt:.0f} RenderJob reconciles, {tot:.2f} s inside them "
-          f"({mean_ms:.1f} ms mean); pods created: {created}; reconcile errors: {errors:.0f}")
+    if rj["operator"]:
+        p(operator_line(rj))
     for w in (rj, ij):
         p("")
         p(f"top audited calls, {w['kind']} window:")
-        top = sorted(w["by_call"].items(), key=lambda kv: -kv[1])[:14]
-        for (c, verb, res), k in top:
-            p(f"  {k:6d}  {k / n:5.2f}/shard  {c:28s} {verb:7s} {res}")
+        top_calls(p, w, n)
+    return "\n".join(out)
+
+
+def operator_line(w):
+    op = w["operator"]
+    cnt = op.get("tessera_reconcile_duration_seconds_count:RenderJob", 0)
+    tot = op.get("tessera_reconcile_duration_seconds_sum:RenderJob", 0)
+    created = ", ".join(f"{k.split(':')[1]} {v:.0f}" for k, v in op.items() if k.startswith("pods_created"))
+    errors = sum(v for k, v in op.items() if k.startswith("reconcile_errors"))
+    mean_ms = (tot / cnt * 1000) if cnt else 0
+    return (f"operator during the {w['kind']} run: {cnt:.0f} RenderJob reconciles, {tot:.2f} s inside them "
+            f"({mean_ms:.1f} ms mean); pods created: {created}; reconcile errors: {errors:.0f}")
+
+
+def top_calls(p, w, n, count=14):
+    for (c, verb, res), k in sorted(w["by_call"].items(), key=lambda kv: -kv[1])[:count]:
+        p(f"  {k:6d}  {k / n:5.2f}/shard  {c:28s} {verb:7s} {res}")
+
+
+def report_kueue(bench, base, rj, kq):
+    """The second table: the RenderJob case against the same RenderJob queued in Kueue."""
+    n = bench.args.shards
+    out = []
+    p = out.append
+    rate = {c: k / base["seconds"] for c, k in base["by_client"].items()}
+    base_rate = base["requests"] / base["seconds"]
+    rows = []
+
+    def row(label, a, b, digits=2):
+        diff = None if a is None or b is None else b - a
+        rows.append((label, fmt(a, digits), fmt(b, digits), fmt(diff, digits) if diff is not None else "-"))
+
+    def client(w, name):
+        return w["by_client"].get(name, 0)
+
+    def client_net(w, name):
+        return client(w, name) - rate.get(name, 0) * w["seconds"]
+
+    main = ("tessera-operator", "kueue", "kube-scheduler", "node-agent (fake kubelets)")
+    row(f"create -> all {n} shard pods existed (s)", rj["all_pods_s"], kq["all_pods_s"], 1)
+    row("create -> Complete (s)", rj["complete_s"], kq["complete_s"], 1)
+    row("throughput (pods/s to Complete)", n / rj["complete_s"], n / kq["complete_s"], 1)
+    row("tessera-operator reqs/shard", client(rj, "tessera-operator") / n, client(kq, "tessera-operator") / n)
+    row("kueue reqs/shard", client(rj, "kueue") / n, client(kq, "kueue") / n)
+    row("  ... net of its idle rate", client_net(rj, "kueue") / n, client_net(kq, "kueue") / n)
+    for name in main[2:]:
+        row(f"{name} reqs/shard", client(rj, name) / n, client(kq, name) / n)
+    others = lambda w: sum(v for k, v in w["by_client"].items() if k not in main)  # noqa: E731
+    row("all other clients reqs/shard", others(rj) / n, others(kq) / n)
+    row("all clients reqs/shard (apiserver_request_total)", rj["requests"] / n, kq["requests"] / n)
+    row("  ... net of idle rate", (rj["requests"] - base_rate * rj["seconds"]) / n,
+        (kq["requests"] - base_rate * kq["seconds"]) / n)
+    row("audited requests/shard (same window)", rj["audited"] / n, kq["audited"] / n)
+    for comp, label in (("tessera-operator", "tessera-operator"), ("kueue", "kueue"),
+                        ("apiserver", "kube-apiserver")):
+        row(f"{label} CPU in run (s)", rj["cpu"].get(comp), kq["cpu"].get(comp), 1)
+    for comp, label in (("tessera-operator", "tessera-operator"), ("kueue", "kueue")):
+        row(f"{label} peak RSS in run (MiB)", rj["peak"].get(comp, 0) / 1024, kq["peak"].get(comp, 0) / 1024, 0)
+
+    w0 = max(len(r[0]) for r in rows)
+    p("")
+    p(f"=== What Kueue costs: the {n}-shard RenderJob alone vs queued in Kueue "
+      f"(ClusterQueue {KUEUE_QUEUE}: {', '.join(f'{k} {v}' for k, v in bench.kueue_quota.items())}) ===")
+    p(f"{'':{w0}}  {'RenderJob':>11}  {'RJ+Kueue':>11}  {'diff':>7}")
+    for label, a, b, d in rows:
+        p(f"{label:{w0}}  {a:>11}  {b:>11}  {d:>7}")
+    p("")
+    p(f"windows: RenderJob {rj['seconds']:.1f} s, RenderJob+Kueue {kq['seconds']:.1f} s "
+      f"(from just before create to {bench.args.settle:.0f} s after Complete); Kueue's idle rate "
+      f"{rate.get('kueue', 0):.2f} req/s")
+    wl = kq.get("workload") or {}
+    if wl.get("name"):
+        adm = wl["admitted_counts"]
+        rec = wl["reclaimable"]
+        p(f"Workload {wl['name']} (pod sets {wl['spec_pod_sets']}): seen at {fmt(wl['seen_s'])} s, "
+          f"Admitted at {fmt(wl['admitted_s'])} s, Finished at {fmt(wl['finished_s'])} s; "
+          f"{wl['watch_events']} watch events")
+        p(f"  admitted count changes: {', '.join(f'{c} at {fmt(t)} s' for t, c in adm[:8])}"
+          f"{' ...' if len(adm) > 8 else ''}")
+        p(f"  reclaimablePods changes: {len(rec)}"
+          + (f", first {rec[0][1]} at {fmt(rec[0][0])} s, last {rec[-1][1]} at {fmt(rec[-1][0])} s" if rec else ""))
+        conds = ((wl.get("status") or {}).get("conditions")) or []
+        p("  final conditions: " + ", ".join(f"{c.get('type')}={c.get('status')} ({c.get('reason')})" for c in conds))
+    else:
+        p("Workload: never seen by the bench's watch")
+    cq = kq.get("clusterqueue_status")
+    if isinstance(cq, dict):
+        usage = [(r.get("name"), r.get("total")) for fu in cq.get("flavorsReservation") or []
+                 for r in fu.get("resources") or []]
+        p(f"ClusterQueue {KUEUE_QUEUE} at the end of the window: reservingWorkloads "
+          f"{cq.get('reservingWorkloads', 0)}, admittedWorkloads {cq.get('admittedWorkloads', 0)}, "
+          f"pendingWorkloads {cq.get('pendingWorkloads', 0)}, reserved {usage}")
+    if kq["operator"]:
+        p(operator_line(kq))
+    p("")
+    p(f"top audited calls, {kq['kind']} window:")
+    top_calls(p, kq, n)
+    p("")
+    p(f"{KUEUE_GROUP} calls, {kq['kind']} window (client, verb, resource, HTTP code):")
+    for c in kq["kueue_calls"]:
+        p(f"  {c['count']:6d}  {c['client']:28s} {c['verb']:7s} {c['resource']:28s} {c['code']}")
     return "\n".join(out)
 
 
@@ -783,12 +1024,19 @@ def main():
     ap.add_argument("--baseline", type=float, default=15, help="seconds of idle baseline")
     ap.add_argument("--settle", type=float, default=5, help="seconds counted after Complete")
     ap.add_argument("--run-timeout", type=float, default=240, help="seconds per case")
-    ap.add_argument("--total-timeout", type=int, default=660, help="seconds for everything")
+    ap.add_argument("--total-timeout", type=int, default=None,
+                    help="seconds for everything (default 660; 900 with --kueue)")
     ap.add_argument("--kcm-arg", action="append", default=[], help="extra kube-controller-manager flag")
     ap.add_argument("--order", choices=["rj-first", "ij-first"], default="rj-first",
                     help="which case runs first (default: the RenderJob)")
+    ap.add_argument("--kueue", help="Kueue binary (e2e/kueue/bin/kueue; CRDs in its directory's crds/): "
+                    "adds the RenderJob+Kueue case after the other two")
     ap.add_argument("--json", help="also write the raw results here")
     args = ap.parse_args()
+    if args.total_timeout is None:
+        args.total_timeout = 900 if args.kueue else 660
+    if args.kueue and not os.access(args.kueue, os.X_OK):
+        ap.error(f"--kueue {args.kueue}: not an executable file")
 
     def interrupt(signum, _frame):
         raise Deadline(f"signal {signum}" if signum != signal.SIGALRM else
@@ -807,13 +1055,22 @@ def main():
         results = {}
         for kind in (["IndexedJob", "RenderJob"] if args.order == "ij-first" else ["RenderJob", "IndexedJob"]):
             results[kind] = bench.run_case(kind)
+        if args.kueue:
+            results["RenderJob+Kueue"] = bench.run_case("RenderJob+Kueue")
         rj, ij = results["RenderJob"], results["IndexedJob"]
         text = report(bench, base, rj, ij)
+        kq = results.get("RenderJob+Kueue")
+        if kq is not None:
+            text += "\n" + report_kueue(bench, base, rj, kq)
         if args.json:
             with open(args.json, "w") as f:
                 strip = lambda w: {k: v for k, v in w.items() if k != "by_call"}  # noqa: E731
-                json.dump({"baseline": strip(base), "renderjob": strip(rj), "indexedjob": strip(ij),
-                           "settings": vars(args)}, f, indent=1, default=str)
+                raw = {"baseline": strip(base), "renderjob": strip(rj), "indexedjob": strip(ij)}
+                if kq is not None:
+                    raw["renderjob_kueue"] = strip(kq)
+                    raw["kueue_quota"] = bench.kueue_quota
+                raw["settings"] = vars(args)
+                json.dump(raw, f, indent=1, default=str)
         print(text, flush=True)
     except (BenchError, Deadline, subprocess.SubprocessError) as error:
         log(f"FAILED: {error}")
@@ -823,7 +1080,7 @@ def main():
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)
         bench.procs.stop_all()
-        programs = {args.testcluster, args.true_binary} | {
+        programs = {args.testcluster, args.true_binary} | ({args.kueue} if args.kueue else set()) | {
             os.path.join(args.bin, b) for b in ("node-agent", "tessera-operator", "fake-render-pod")}
         left = leftover_processes(args.dir, programs)
         for pid, cmd in left:
