@@ -114,14 +114,9 @@ impl Env {
             "-f",
             &repo_root().join("crds").to_string_lossy(),
         ])?;
-        env.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/renderjobs.tessera.dev",
-            "crd/renderpools.tessera.dev",
-            "--timeout=60s",
-        ])?;
-        env.install_kueue_crds()?;
+        env.crds_established(&["renderjobs.tessera.dev", "renderpools.tessera.dev"])
+            .await?;
+        env.install_kueue_crds().await?;
         let mut nodes: Vec<NodeSpec> = GPU_NODES
             .iter()
             .map(|n| NodeSpec::gpu(n, ("tessera.dev/node-group", "gpu-a"), 2))
@@ -451,22 +446,39 @@ impl Env {
         Ok(binary)
     }
 
-    fn install_kueue_crds(&self) -> Result<(), String> {
+    async fn install_kueue_crds(&self) -> Result<(), String> {
         let crds = Self::kueue_binary()?
             .parent()
             .map(|dir| dir.join("crds"))
             .ok_or("the Kueue binary has no directory")?;
         self.kubectl_ok(&["apply", "--server-side", "-f", &crds.to_string_lossy()])?;
-        self.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/workloads.kueue.x-k8s.io",
-            "crd/clusterqueues.kueue.x-k8s.io",
-            "crd/localqueues.kueue.x-k8s.io",
-            "crd/resourceflavors.kueue.x-k8s.io",
-            "--timeout=60s",
+        self.crds_established(&[
+            "workloads.kueue.x-k8s.io",
+            "clusterqueues.kueue.x-k8s.io",
+            "localqueues.kueue.x-k8s.io",
+            "resourceflavors.kueue.x-k8s.io",
         ])
-        .map(drop)
+        .await
+    }
+
+    /// Waits until the CRDs are Established. (`kubectl wait` fails at once on a CRD that has
+    /// no conditions yet, right after it was applied.)
+    async fn crds_established(&self, names: &[&str]) -> Result<(), String> {
+        let established = "jsonpath={.status.conditions[?(@.type==\"Established\")].status}";
+        for name in names {
+            eventually(
+                &format!("CRD {name} Established"),
+                Duration::from_secs(60),
+                || async {
+                    let status = self
+                        .kubectl_ok(&["get", "crd", name, "-o", established])
+                        .ok()?;
+                    (status.trim() == "True").then_some(())
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Starts Kueue's controller once and waits until it is ready.

@@ -28,7 +28,7 @@ pub struct Context {
     pub metrics: Metrics,
     pub recorder: Recorder,
     pub index: Arc<PodIndex>,
-    pub scheduler: Scheduler,
+    pub scheduler: Arc<Scheduler>,
     pub refusals: Refusals,
     pub kueue: crate::kueue::KueueCache,
 }

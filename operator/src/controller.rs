@@ -976,16 +976,24 @@ pub async fn run(
         kueue_watches(&client, managed.clone(), kueue::served(&client).await);
 
     let (pods, pod_writer) = reflector::store();
-    // The pod index sees every event as the cache does, before the reconcile it triggers.
+    // The pod index sees every event as the cache does, before the reconcile it triggers. A
+    // shard pod that ends or goes frees its slot: the jobs of its pool waiting for one are
+    // woken now, not at their next capacity recheck.
     let index = Arc::new(PodIndex::default());
+    let scheduler = Arc::new(Scheduler::default());
+    let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<RenderJob>>();
     let pod_events = watcher(Api::<Pod>::all(client.clone()), managed)
         .default_backoff()
         .reflect(pod_writer)
         .inspect({
-            let index = index.clone();
+            let (index, scheduler) = (index.clone(), scheduler.clone());
             move |event| {
-                if let Ok(event) = event {
-                    index.apply_event(event);
+                if let Ok(event) = event
+                    && let Some(pool) = index.apply_event(event)
+                {
+                    for (namespace, name) in scheduler.waiting_in(&pool) {
+                        let _ = wake.unbounded_send(ObjectRef::new(&name).within(&namespace));
+                    }
                 }
             }
         })
@@ -1034,7 +1042,8 @@ pub async fn run(
     .touched_objects();
     let job_controller = Controller::for_stream(job_events, jobs.clone())
         .owns_stream(pod_events)
-        .owns_stream(workload_events);
+        .owns_stream(workload_events)
+        .reconcile_on(woken);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -1052,7 +1061,7 @@ pub async fn run(
         metrics,
         recorder,
         index,
-        scheduler: Scheduler::default(),
+        scheduler,
         refusals: Refusals::default(),
         kueue,
     });

@@ -98,7 +98,7 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
             },
         ),
         index: Arc::new(index),
-        scheduler: Scheduler::default(),
+        scheduler: Arc::new(Scheduler::default()),
         refusals: Refusals::default(),
         kueue: tessera_operator::kueue::KueueCache::unavailable(),
     })

@@ -243,10 +243,15 @@ async fn scenario(env: &mut Env) -> Outcome {
 }
 
 /// The pool's shard slots now.
+/// The pool's slots, once its status counts its nodes (at once, but for the first scenario of
+/// a fresh environment).
 async fn pool_capacity(env: &Env) -> Result<u32, String> {
     let api: Api<RenderPool> = Api::all(env.client.clone());
-    let pool = api.get(POOL).await.map_err(|e| e.to_string())?;
-    Ok(pool.status.map_or(0, |s| s.shard_capacity))
+    eventually("the pool's capacity", Duration::from_secs(60), || async {
+        let pool = api.get(POOL).await.ok()?;
+        pool.status.map(|s| s.shard_capacity).filter(|c| *c > 0)
+    })
+    .await
 }
 
 /// When the fake render pod started `shard`'s `attempt` of `job`.

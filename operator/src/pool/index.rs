@@ -114,6 +114,15 @@ impl Inner {
         self.pods.insert(key, pod);
     }
 
+    /// The pool whose slot the pod may hold now.
+    fn slot_pool(&self, key: &ObjectRef<Pod>) -> Option<String> {
+        let pool = self.pods.get(key)?.pool.clone()?;
+        self.by_pool
+            .get(&pool)
+            .is_some_and(|keys| keys.contains(key))
+            .then_some(pool)
+    }
+
     fn remove(&mut self, key: &ObjectRef<Pod>) {
         let Some(old) = self.pods.remove(key) else {
             return;
@@ -153,18 +162,28 @@ pub struct PodIndex {
 
 impl PodIndex {
     /// Applies one event of the pod watch stream.
-    pub fn apply_event(&self, event: &watcher::Event<Pod>) {
+    /// Answers the pool label of a slot this event freed (a shard pod that held one ended or
+    /// went), if any.
+    pub fn apply_event(&self, event: &watcher::Event<Pod>) -> Option<String> {
         let Ok(mut inner) = self.inner.write() else {
-            return;
+            return None;
         };
         match event {
             watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                let key = ObjectRef::from_obj(pod);
+                let held = inner.slot_pool(&key);
                 match IndexedPod::of(pod) {
                     Some(indexed) => inner.upsert(indexed),
-                    None => inner.remove(&ObjectRef::from_obj(pod)),
+                    None => inner.remove(&key),
                 }
+                return held.filter(|_| inner.slot_pool(&key).is_none());
             }
-            watcher::Event::Delete(pod) => inner.remove(&ObjectRef::from_obj(pod)),
+            watcher::Event::Delete(pod) => {
+                let key = ObjectRef::from_obj(pod);
+                let held = inner.slot_pool(&key);
+                inner.remove(&key);
+                return held;
+            }
             watcher::Event::Init => inner.relisting = Some(HashSet::new()),
             watcher::Event::InitDone => {
                 if let Some(seen) = inner.relisting.take() {
@@ -180,6 +199,7 @@ impl PodIndex {
                 }
             }
         }
+        None
     }
 
     /// Pods controlled by the job with this UID in `namespace`.
@@ -312,6 +332,32 @@ mod tests {
             "a", "ns1", "uid-1", None, "Pending",
         )));
         assert!(index.pods_of("uid-1", "ns1").is_empty());
+    }
+
+    #[test]
+    fn an_event_says_once_which_pool_got_a_slot_back() {
+        let index = PodIndex::default();
+        let at = |phase: &str| watcher::Event::Apply(pod("a", "ns", "u", Some("n1"), phase));
+        assert_eq!(index.apply_event(&at("Pending")), None);
+        assert_eq!(index.apply_event(&at("Running")), None);
+        assert_eq!(
+            index.apply_event(&at("Succeeded")).as_deref(),
+            Some("gpu-a")
+        );
+        // Later updates of the ended pod (its finalizer released) and its deletion free nothing.
+        assert_eq!(index.apply_event(&at("Succeeded")), None);
+        let gone = watcher::Event::Delete(pod("a", "ns", "u", Some("n1"), "Succeeded"));
+        assert_eq!(index.apply_event(&gone), None);
+        // A running pod deleted outright frees its slot.
+        index.apply_event(&watcher::Event::Apply(pod(
+            "b",
+            "ns",
+            "u",
+            Some("n1"),
+            "Running",
+        )));
+        let gone = watcher::Event::Delete(pod("b", "ns", "u", Some("n1"), "Running"));
+        assert_eq!(index.apply_event(&gone).as_deref(), Some("gpu-a"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::admission::{self, Demand};
+use crate::labels;
 use crate::pool::index::{Holder, IndexedPod};
 use crate::pool::preemption::{Candidate, EvictionBudget, victims};
 
@@ -199,6 +200,46 @@ impl Scheduler {
         books.entry(pool.to_string()).or_default().clone()
     }
 
+    /// The jobs a freed slot of the pool labelled `pool_label` may go to, woken at once rather
+    /// than at their next capacity recheck: of the jobs that last asked for slots, those of
+    /// the highest priority, the first in line of each namespace (admission's order: the
+    /// slot goes to one of them). `(namespace, name)`.
+    pub fn waiting_in(&self, pool_label: &str) -> Vec<(String, String)> {
+        let books: Vec<Arc<Mutex<PoolBook>>> = {
+            let books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+            books
+                .iter()
+                .filter(|(pool, _)| labels::job_label_value(pool) == pool_label)
+                .map(|(_, book)| book.clone())
+                .collect()
+        };
+        let waiting: Vec<JobDemand> = books
+            .iter()
+            .flat_map(|book| {
+                lock(book)
+                    .demands
+                    .values()
+                    .filter(|d| d.ready > 0)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let Some(top) = waiting.iter().map(|d| d.priority).max() else {
+            return Vec::new();
+        };
+        let mut first: BTreeMap<&str, &JobDemand> = BTreeMap::new();
+        for d in waiting.iter().filter(|d| d.priority == top) {
+            let entry = first.entry(d.namespace.as_str()).or_insert(d);
+            if (d.created, &d.name) < (entry.created, &entry.name) {
+                *entry = d;
+            }
+        }
+        first
+            .values()
+            .map(|d| (d.namespace.clone(), d.name.clone()))
+            .collect()
+    }
+
     /// Removes `uid`'s demand from every pool but `keep` (a job moved to another pool).
     pub fn withdraw_elsewhere(&self, uid: &str, keep: Option<&str>) {
         let books: Vec<(String, Arc<Mutex<PoolBook>>)> = {
@@ -239,6 +280,41 @@ mod tests {
             namespace: ns.into(),
             slots,
         }
+    }
+
+    #[test]
+    fn a_freed_slot_wakes_the_first_in_line_of_each_namespace_at_the_top_priority() {
+        let scheduler = Scheduler::default();
+        let none = BTreeMap::new();
+        let long = "a-pool-with-a-name-longer-than-a-label-value-may-be-so-it-is-hashed";
+        for (pool, uid, (ns, job, priority, ready), created) in [
+            ("gpu-a", "u1", ("a", "first", 5, 3), 1),
+            ("gpu-a", "u2", ("a", "second", 5, 3), 2),
+            ("gpu-a", "u3", ("b", "other-team", 5, 1), 3),
+            ("gpu-a", "u4", ("c", "content", 5, 0), 0),
+            ("gpu-a", "u5", ("c", "lower", 0, 9), 0),
+            ("gpu-b", "u6", ("a", "elsewhere", 5, 5), 0),
+            (long, "u7", ("a", "long", 0, 1), 0),
+        ] {
+            let d = JobDemand {
+                created: Timestamp::from_second(created).unwrap(),
+                ..demand(ns, job, priority, ready)
+            };
+            let book = scheduler.book(pool);
+            lock(&book).admit(uid, d, 0, &none, &|_| false, &|_, _| true);
+        }
+        let names = |pool: &str| -> Vec<String> {
+            scheduler
+                .waiting_in(pool)
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect()
+        };
+        // Not the second of a's jobs, not c's (nothing to start, or a lower priority), not
+        // another pool's.
+        assert_eq!(names("gpu-a"), ["first", "other-team"]);
+        assert_eq!(names(&labels::job_label_value(long)), ["long"]);
+        assert!(names("gpu-c").is_empty());
     }
 
     #[test]
