@@ -176,6 +176,26 @@ impl Cluster {
         child.wait_with_output().expect("kubectl finishes")
     }
 
+    /// Waits until the CRDs are Established. (`kubectl wait` fails at once on a CRD that has
+    /// no conditions yet, right after it was applied.)
+    pub async fn crds_established(&self, names: &[&str]) -> Result<(), String> {
+        let established = "jsonpath={.status.conditions[?(@.type==\"Established\")].status}";
+        for name in names {
+            eventually(
+                &format!("CRD {name} Established"),
+                Duration::from_secs(60),
+                || async {
+                    let status = self
+                        .kubectl_ok(&["get", "crd", name, "-o", established])
+                        .ok()?;
+                    (status.trim() == "True").then_some(())
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// kubectl's stdout, or an error with its stderr.
     pub fn kubectl_ok(&self, args: &[&str]) -> Result<String, String> {
         let out = self.kubectl(args, None);

@@ -72,13 +72,9 @@ impl Env {
             "-f",
             &repo_root().join("crds").to_string_lossy(),
         ])?;
-        cluster.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/renderjobs.tessera.dev",
-            "crd/renderpools.tessera.dev",
-            "--timeout=60s",
-        ])?;
+        cluster
+            .crds_established(&["renderjobs.tessera.dev", "renderpools.tessera.dev"])
+            .await?;
         let script = dir.join("fake-script.json");
         std::fs::write(&script, "{}").map_err(|e| e.to_string())?;
         let agent = Agent::start(

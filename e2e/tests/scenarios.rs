@@ -461,26 +461,6 @@ impl Env {
         .await
     }
 
-    /// Waits until the CRDs are Established. (`kubectl wait` fails at once on a CRD that has
-    /// no conditions yet, right after it was applied.)
-    async fn crds_established(&self, names: &[&str]) -> Result<(), String> {
-        let established = "jsonpath={.status.conditions[?(@.type==\"Established\")].status}";
-        for name in names {
-            eventually(
-                &format!("CRD {name} Established"),
-                Duration::from_secs(60),
-                || async {
-                    let status = self
-                        .kubectl_ok(&["get", "crd", name, "-o", established])
-                        .ok()?;
-                    (status.trim() == "True").then_some(())
-                },
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
     /// Starts Kueue's controller once and waits until it is ready.
     async fn kueue(&mut self) -> Result<(), String> {
         if self.kueue.is_some() {

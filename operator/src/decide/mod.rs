@@ -715,13 +715,14 @@ fn note_policy(draft: &mut Draft<'_>, policy: &crate::pool::policy::Verdict) {
             .find(|c| c.type_ == QUEUE_ADMITTED)
             .map(|c| (c.status == "True", c.reason.clone()));
         if was != Some((queue.admitted, queue.reason.clone())) {
+            let reason = match (queue.admitted, queue.reason.as_str()) {
+                (true, _) => "QueueAdmitted",
+                (false, "Finished") => "QueueFinished",
+                (false, _) => "QueueWaiting",
+            };
             draft.event(
                 !queue.admitted && queue.reason == "Preempted",
-                if queue.admitted {
-                    "QueueAdmitted"
-                } else {
-                    "QueueWaiting"
-                },
+                reason,
                 queue.message.clone(),
             );
         }

@@ -196,10 +196,7 @@ pub fn gate(
             });
         return QueueGate {
             write,
-            note: waiting(
-                "Finished",
-                format!("the job finished; Workload {name} gave its quota back"),
-            ),
+            note: waiting("Finished", format!("the job finished (Workload {name})")),
             ..Default::default()
         };
     }
