@@ -262,7 +262,7 @@ wait_for "$timeout" "render-c pending" is_cond team-a render-c QuotaReserved Fal
 # usage = min(admitted, spec - reclaimable), so 1 reclaimable pod frees nothing here ...
 k patch workloads.kueue.x-k8s.io -n team-a render-a --subresource=status --type=merge \
 	-p '{"status": {"reclaimablePods": [{"name": "render", "count": 1}]}}' >/dev/null
-sleep 3
+sleep 3 # a negative check: nothing may be admitted in this window (no event to wait on)
 expect "render-c with reclaimablePods 1" "$(cond team-a render-c QuotaReserved)" "False/Pending"
 expect "cq-a reservation with reclaimablePods 1" "$(reserved cq-a)" 2
 # ... and 3 (4 - 3 = 1 < 2) frees one GPU, which render-c gets.

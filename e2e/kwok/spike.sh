@@ -193,9 +193,9 @@ usage_report() { # usage_report LABEL: CPU %, RSS and API requests/s since usage
 	while read -r x d; do log "$label: apiserver requests $x $d/s"; done <"$dir/rates"
 	log "$label: apiserver requests total $(awk '{ t += $2 } END { printf "%.1f", t }' "$dir/rates")/s over ${w} s"
 }
-sleep 5
+sleep 5 # let the node creation burst drain before the idle window opens
 usage_start
-sleep "$idle_s"
+sleep "$idle_s" # the idle window itself: its request rate is the figure measured
 usage_report "idle, $n_nodes nodes"
 lease_rate=$(awk '$1 == "PUT/leases" { print $2 }' "$dir/rates")
 # nodeLeaseDurationSeconds 160 -> a renewal every 40-41.6 s per node (checked over >= 45 s only).
@@ -263,7 +263,7 @@ k delete pod p-ledger p-plain p-done --wait=false >/dev/null
 wait_for "$timeout" "p-ledger Failed after deletion" phase_is p-ledger Failed
 expect "p-ledger killed" "$(pod p-ledger '{.status.containerStatuses[0].state.terminated.exitCode}/{.status.containerStatuses[0].state.terminated.reason}/{.metadata.finalizers}')" '143/Error/["tessera.dev/ledger"]'
 wait_for "$timeout" "p-plain deleted" gone p-plain
-sleep 3
+sleep 3 # a negative check: KWOK must not strip the ledger finalizer in this window
 expect "p-ledger after 3 s" "$(pod p-ledger '{.status.phase}/{.metadata.finalizers}/{.metadata.deletionGracePeriodSeconds}')" 'Failed/["tessera.dev/ledger"]/30'
 expect "p-done (terminal, deleted: grace period 0)" "$(pod p-done '{.status.phase}/{.metadata.finalizers}/{.metadata.deletionGracePeriodSeconds}')" 'Succeeded/["tessera.dev/ledger"]/0'
 k patch pod p-ledger --type=json -p '[{"op":"remove","path":"/metadata/finalizers/0"}]' >/dev/null
