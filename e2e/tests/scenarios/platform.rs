@@ -202,7 +202,11 @@ async fn scenario(env: &mut Env) -> Outcome {
         || async {
             usage_of(env, "capped")
                 .await
-                .filter(|u| (u.archived_gpu_seconds - wide_seconds).abs() < 0.01)
+                // The archive write and the pool reconciler's total land apart: wait for both.
+                .filter(|u| {
+                    (u.archived_gpu_seconds - wide_seconds).abs() < 0.01
+                        && (u.gpu_seconds - usage.gpu_seconds).abs() < 0.01
+                })
         },
     )
     .await?;
