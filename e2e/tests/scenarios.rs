@@ -49,6 +49,8 @@ const POOL: &str = "e2e-gpu";
 const IMAGE: &str = "ghcr.io/tessera-dev/render-pod:e2e";
 /// A second pool whose pods run the real render-pod (the agent maps the longest image prefix).
 const REAL_POOL: &str = "e2e-real";
+/// The fake pool again, its shard pods without the ledger finalizer (`ledgerFinalizer: false`).
+const LEAN_POOL: &str = "e2e-lean";
 const REAL_IMAGE: &str = "ghcr.io/tessera-dev/render-pod:real";
 const GPU_NODES: [&str; 3] = ["gpu-node-1", "gpu-node-2", "gpu-node-3"];
 
@@ -169,6 +171,10 @@ impl Env {
         real_pool["metadata"]["name"] = json!(REAL_POOL);
         real_pool["spec"]["image"] = json!(REAL_IMAGE);
         env.kubectl_apply(&real_pool)?;
+        let mut lean_pool = pool.clone();
+        lean_pool["metadata"]["name"] = json!(LEAN_POOL);
+        lean_pool["spec"]["ledgerFinalizer"] = json!(false);
+        env.kubectl_apply(&lean_pool)?;
         Ok(env)
     }
 
@@ -1853,72 +1859,84 @@ impl Account {
 fn deleting_finished_pods_mid_job_loses_nothing(
     env: &mut Env,
 ) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
-    Box::pin(async move {
-        env.set_script("ledger", json!({"sleepMs": 800, "fail": {"3/0": 1}}))?;
-        env.job("ledger", "ledger", "1-18", json!({})).await?;
-        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "ledger");
-        let mut last = Account::default();
-        let mut deleted = 0;
-        // As a person (or a cleanup script) would: delete every pod that has finished, over
-        // and over, until the job completes; the ledger must never go back meanwhile.
-        let started = std::time::Instant::now();
-        let done = loop {
-            ensure!(
-                started.elapsed() < Duration::from_secs(120),
-                "not Complete after 120 s; last account {last:?}"
-            );
-            for pod in env.pods("ledger", "ledger").await? {
-                let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
-                let finished = matches!(phase.as_deref(), Some("Succeeded" | "Failed"));
-                if finished && pod.metadata.deletion_timestamp.is_none() {
-                    let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
-                    deleted += 1;
-                }
-            }
-            let job = env.render_job("ledger", "ledger").await?;
-            let account = Account::of(&job);
-            ensure!(
-                account.never_below(&last),
-                "the ledger went back: {last:?} -> {account:?}"
-            );
-            last = account;
-            let complete = job.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Complete" && c.status == "True")
-            });
-            if complete {
-                break job;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded above
-        };
-        ensure!(deleted > 0, "no finished pod was ever deleted");
-        // 19 attempts of 0.8 s, timed by the node agent to the second.
-        ensure!(last.gpu_seconds > 0.0, "no GPU-seconds accounted: {last:?}");
-        let renders = env.renders("ledger");
-        let mut expected: Vec<(u32, u32)> = (0..18).map(|s| (s, 0)).collect();
-        expected.push((3, 1));
-        expected.sort_unstable();
+    Box::pin(finished_pods_deleted_mid_job(env, "ledger", POOL))
+}
+
+/// The same on a pool whose shard pods carry no ledger finalizer: each pod deleted before the
+/// operator accounted it is accounted from its deletion event.
+fn without_the_ledger_finalizer_deleted_pods_are_accounted_from_their_deletion(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(finished_pods_deleted_mid_job(env, "lean", LEAN_POOL))
+}
+
+/// Runs job `name` (namespace and fake-render script of the same name) on `pool`, deleting
+/// every pod that has finished until the job completes; nothing may render twice.
+async fn finished_pods_deleted_mid_job(env: &mut Env, name: &str, pool: &str) -> Outcome {
+    env.set_script(name, json!({"sleepMs": 800, "fail": {"3/0": 1}}))?;
+    env.job(name, name, "1-18", json!({"pool": pool})).await?;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), name);
+    let mut last = Account::default();
+    let mut deleted = 0;
+    // As a person (or a cleanup script) would: delete every pod that has finished, over
+    // and over, until the job completes; the ledger must never go back meanwhile.
+    let started = std::time::Instant::now();
+    let done = loop {
         ensure!(
-            renders == expected,
-            "no shard may render again: {renders:?}"
+            started.elapsed() < Duration::from_secs(120),
+            "not Complete after 120 s; last account {last:?}"
         );
-        let status = done.status.unwrap_or_default();
+        for pod in env.pods(name, name).await? {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+            let finished = matches!(phase.as_deref(), Some("Succeeded" | "Failed"));
+            if finished && pod.metadata.deletion_timestamp.is_none() {
+                let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
+                deleted += 1;
+            }
+        }
+        let job = env.render_job(name, name).await?;
+        let account = Account::of(&job);
         ensure!(
-            settled(&status) == "0-2:1,3:2,4-17:1"
-                && status.failed_attempts.to_string() == "3:1"
-                && status.node_failures.iter().map(|n| n.failures).sum::<u32>() == 1,
-            "ledger: settled {} failed {} nodes {:?}",
-            settled(&status),
-            status.failed_attempts,
-            status.node_failures
+            account.never_below(&last),
+            "the ledger went back: {last:?} -> {account:?}"
         );
-        println!(
-            "    {deleted} finished pods deleted by hand; gpuSeconds {}",
-            status.gpu_seconds
-        );
-        Ok(())
-    })
+        last = account;
+        let complete = job.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        });
+        if complete {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded above
+    };
+    ensure!(deleted > 0, "no finished pod was ever deleted");
+    // 19 attempts of 0.8 s, timed by the node agent to the second.
+    ensure!(last.gpu_seconds > 0.0, "no GPU-seconds accounted: {last:?}");
+    let renders = env.renders(name);
+    let mut expected: Vec<(u32, u32)> = (0..18).map(|s| (s, 0)).collect();
+    expected.push((3, 1));
+    expected.sort_unstable();
+    ensure!(
+        renders == expected,
+        "no shard may render again: {renders:?}"
+    );
+    let status = done.status.unwrap_or_default();
+    ensure!(
+        settled(&status) == "0-2:1,3:2,4-17:1"
+            && status.failed_attempts.to_string() == "3:1"
+            && status.node_failures.iter().map(|n| n.failures).sum::<u32>() == 1,
+        "ledger: settled {} failed {} nodes {:?}",
+        settled(&status),
+        status.failed_attempts,
+        status.node_failures
+    );
+    println!(
+        "    {deleted} finished pods deleted by hand; gpuSeconds {}",
+        status.gpu_seconds
+    );
+    Ok(())
 }
 
 fn pod_gc_before_the_operator_accounts_loses_nothing(
@@ -2455,6 +2473,10 @@ fn main() -> std::process::ExitCode {
             (
                 "deleting finished pods mid-job loses nothing",
                 deleting_finished_pods_mid_job_loses_nothing,
+            ),
+            (
+                "without the ledger finalizer, deleted pods are accounted from their deletion",
+                without_the_ledger_finalizer_deleted_pods_are_accounted_from_their_deletion,
             ),
             (
                 "PodGC before the operator accounts loses nothing",

@@ -6,7 +6,8 @@
 //! - the serialized RenderJob size (budget: under 64 KiB, docs/architecture.md).
 //!
 //! Prints figures and writes them to `bench/operator/results/scale.json`; asserts nothing
-//! about time (timed assertions flake on shared machines).
+//! about time (timed assertions flake on shared machines). `TESSERA_BENCH_SHARDS=100000`
+//! measures a larger job (a multiple of 4; written to `scale-<shards>.json`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -23,7 +24,14 @@ use tessera_operator::job_plan;
 use tessera_operator::pool::index::PodIndex;
 use tessera_operator::pool::scheduler::Scheduler;
 
-const SHARDS: u32 = 10_000;
+/// Shards of the job: `TESSERA_BENCH_SHARDS`, else 10,000.
+fn shards() -> u32 {
+    std::env::var("TESSERA_BENCH_SHARDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| n % 4 == 0 && *n >= 400)
+        .unwrap_or(10_000)
+}
 const JOB_UID: &str = "8d3c1f0e-5b7a-4c1e-9a51-3f0f3c2a7e11";
 
 fn job() -> RenderJob {
@@ -31,7 +39,7 @@ fn job() -> RenderJob {
         "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
         "metadata": {"name": "shot010-lighting-v003", "namespace": "lighting", "uid": JOB_UID, "generation": 1},
         "spec": {"pool": "gpu-a", "scene": {"url": "s3://studio-renders/scenes/shot010/v003/scene.glb"},
-                 "frames": "1001-3500", "resolution": {"width": 3840, "height": 2160}, "samplesPerPixel": 1024,
+                 "frames": format!("1001-{}", 1000 + shards() / 4), "resolution": {"width": 3840, "height": 2160}, "samplesPerPixel": 1024,
                  "sharding": {"framesPerShard": 1, "tiles": {"columns": 2, "rows": 2}, "sampleSplits": 1}}
     }))
     .expect("valid job")
@@ -50,9 +58,10 @@ fn pool() -> RenderPool {
 /// some failed once, and a pool's worth running.
 fn pods(running: u32) -> Vec<Pod> {
     let mut pods = Vec::new();
-    for shard in 0..SHARDS {
+    let total = shards();
+    for shard in 0..total {
         let (phase, code, attempt) = match shard {
-            s if s >= SHARDS - running => ("Running", None, 0),
+            s if s >= total - running => ("Running", None, 0),
             s if s % 97 == 0 => ("Succeeded", Some(0), 1),
             _ => ("Succeeded", Some(0), 0),
         };
@@ -149,7 +158,8 @@ fn main() {
         plan.shards().map(|s| s.frames.len()).sum::<usize>()
     });
     let plan = job_plan::plan(&job.spec).expect("plannable");
-    assert_eq!(plan.len(), SHARDS);
+    let shard_count = shards();
+    assert_eq!(plan.len(), shard_count);
 
     let own = pods(200);
     let (nodes, _) = reflector::store::<Node>();
@@ -205,7 +215,7 @@ fn main() {
 
     let results = json!({
         "bench": "operator/benches/scale.rs",
-        "shards": SHARDS,
+        "shards": shard_count,
         "own_pods": own.len(),
         "other_pods": crowded.len() - own.len(),
         "plan_ms": plan_ms,
@@ -218,12 +228,16 @@ fn main() {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/operator/results");
     if std::fs::create_dir_all(&out).is_ok() {
         let _ = std::fs::write(
-            out.join("scale.json"),
+            out.join(if shard_count == 10_000 {
+                "scale.json".to_string()
+            } else {
+                format!("scale-{shard_count}.json")
+            }),
             serde_json::to_string_pretty(&results).expect("serializes") + "\n",
         );
     }
     println!(
-        "tessera-operator scale figures ({SHARDS} shards, {} own pods)",
+        "tessera-operator scale figures ({shard_count} shards, {} own pods)",
         own.len()
     );
     println!("  plan (all shards computed)                  {plan_ms:8.2} ms");

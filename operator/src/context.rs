@@ -31,6 +31,37 @@ pub struct Context {
     pub scheduler: Arc<Scheduler>,
     pub refusals: Refusals,
     pub kueue: crate::kueue::KueueCache,
+    /// Pod writes issued a moment ago, not issued again before the watch shows them.
+    pub issued: crate::issued::Issued,
+    pub status_writes: StatusWrites,
+}
+
+/// A job's status write that changes only figures (`status::only_progress`) waits until this
+/// long after its last one; a phase or condition change is written at once.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// When each job's status was last written, by job UID.
+#[derive(Default)]
+pub struct StatusWrites {
+    jobs: Mutex<HashMap<String, Instant>>,
+}
+
+impl StatusWrites {
+    /// How long a progress-only write of the job waits, or `None`: write it now.
+    pub fn wait(&self, uid: &str) -> Option<Duration> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let last = jobs.get(uid)?;
+        PROGRESS_INTERVAL
+            .checked_sub(last.elapsed())
+            .filter(|d| !d.is_zero())
+    }
+
+    pub fn written(&self, uid: &str) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        // Jobs not written for a while (finished, deleted) need no entry.
+        jobs.retain(|_, at| at.elapsed() < Duration::from_secs(600));
+        jobs.insert(uid.to_string(), Instant::now());
+    }
 }
 
 /// Pod creates the API server refused, per job UID: the job backs off before it tries again.

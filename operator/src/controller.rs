@@ -28,6 +28,7 @@ use crate::decide::depends::{self, DependencyState, FrameGate, FramesHeld};
 use crate::decide::{
     self, DecideInput, Decision, EventNote, Gate, JobState, Planned, ValidJob, rerender,
 };
+use crate::issued::Write;
 use crate::job_plan::SpecError;
 use crate::job_usage;
 use crate::kueue::{self, KueueCache};
@@ -39,6 +40,7 @@ use crate::pool::nodes::{node_is_ready, pool_capacity, ready_nodes};
 use crate::pool::policy;
 use crate::pool::scheduler::{self, JobDemand, Scheduler};
 use crate::pool::status::suspects_of;
+use crate::status;
 use crate::{Error, Result, labels};
 
 /// Fails start-up loudly when the CRDs are missing or RBAC does not allow listing them.
@@ -93,7 +95,7 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
             for key in ctx.index.pods_of(&uid, &namespace) {
                 if ctx.pods.get(&key).is_some_and(|p| has_ledger_finalizer(&p)) {
-                    release(&api, &key.name).await?;
+                    release_pod(&api, &key.name).await?;
                 }
             }
             if job_usage::has_usage_finalizer(&job) {
@@ -112,6 +114,7 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
             .pools
             .get(&ObjectRef::new(&job.spec.pool))
             .filter(|p| namespace_allowed(p, &namespace, &ctx.namespaces));
+        forget_accounted_departures(&job, &uid, &namespace, &ctx.index);
         let Pass {
             mut decision,
             settled,
@@ -122,6 +125,25 @@ pub async fn reconcile_job(job: Arc<RenderJob>, ctx: Arc<Context>) -> Result<Act
     }
     .instrument(span)
     .await
+}
+
+/// Departed shard pods whose attempt the job's recorded ledger holds need no remembering.
+fn forget_accounted_departures(job: &RenderJob, uid: &str, namespace: &str, index: &PodIndex) {
+    let departed = index.departed_of(uid, namespace);
+    if departed.is_empty() {
+        return;
+    }
+    let recorded = Ledger::from_status(&job.status.clone().unwrap_or_default());
+    let accounted: Vec<String> = departed
+        .iter()
+        .filter(|pod| {
+            let label = |key: &str| pod.labels().get(key).and_then(|v| v.parse::<u32>().ok());
+            matches!((label(labels::SHARD), label(labels::ATTEMPT)),
+                (Some(shard), Some(attempt)) if recorded.is_settled(shard, attempt))
+        })
+        .map(|pod| pod.name_any())
+        .collect();
+    index.forget_departed(uid, &accounted);
 }
 
 /// What one reconcile of a job reads besides the job and its pool.
@@ -184,8 +206,10 @@ pub fn pass(
         .iter()
         .filter_map(|key| caches.pods.get(key))
         .collect();
-    let observed = observe::observe(
+    let departed = caches.index.departed_of(&uid, &namespace);
+    let observed = observe::observe_with_departed(
         own_pods.iter().map(|p| p.as_ref()),
+        departed.iter().map(|p| p.as_ref()),
         &node_ready,
         &gpu_resource,
     );
@@ -479,6 +503,11 @@ fn admit_and_decide(
         policy: verdict,
         now,
     });
+    // Pods created a moment ago that the watch has not delivered yet look missing to this
+    // pass: creating them again would only be answered 409.
+    decision
+        .create
+        .retain(|p| !book.is_expected(&ObjectRef::new(&p.name_any()).within(&valid.namespace)));
     book.expect(
         &valid.uid,
         decision
@@ -586,29 +615,74 @@ async fn apply(
     if outcome.created > 0 && outcome.refused.is_none() {
         ctx.refusals.cleared(uid);
     }
-    let releases = decision.release.iter().cloned().map(|name| {
+    let release = ctx
+        .issued
+        .fresh(Write::Release, namespace, &decision.release);
+    let releases = release.iter().cloned().map(|name| {
         let api = api.clone();
-        async move { release(&api, &name).await }
+        async move { release_pod(&api, &name).await }
     });
-    futures::stream::iter(releases)
+    let released = futures::stream::iter(releases)
         .buffer_unordered(MAX_PARALLEL_WRITES)
         .try_collect::<Vec<()>>()
-        .await?;
+        .await;
+    if released.is_err() {
+        ctx.issued.failed(Write::Release, namespace, &release);
+    }
+    released?;
     for (victim_namespace, pod, by) in &decision.evict {
         preempt_pod(&ctx.client, victim_namespace, pod, by).await?;
     }
     if let Some(write) = &decision.workload {
         kueue::write(&ctx.client, namespace, write).await?;
     }
-    let deletes = decision.delete.iter().cloned().map(|name| {
+    let delete = ctx.issued.fresh(Write::Delete, namespace, &decision.delete);
+    let deletes = delete.iter().cloned().map(|name| {
         let api = api.clone();
         async move { delete_pod(&api, &name).await }
     });
-    futures::stream::iter(deletes)
+    let deleted = futures::stream::iter(deletes)
         .buffer_unordered(MAX_PARALLEL_WRITES)
         .try_collect::<Vec<()>>()
-        .await?;
+        .await;
+    if deleted.is_err() {
+        ctx.issued.failed(Write::Delete, namespace, &delete);
+    }
+    deleted?;
+    let collect = ctx
+        .issued
+        .fresh(Write::Collect, uid, &decision.collect_blocks);
+    for blocks in collect.chunks(MAX_BLOCKS_PER_REQUEST) {
+        if let Err(error) = collect_blocks(&api, uid, blocks).await {
+            ctx.issued.failed(Write::Collect, uid, &collect);
+            return Err(error);
+        }
+    }
     Ok(outcome)
+}
+
+/// Blocks named in one delete-collection request (its label selector).
+const MAX_BLOCKS_PER_REQUEST: usize = 64;
+
+/// Deletes the succeeded shard pods of these blocks of the job (`decide/cleanup.rs`), all in
+/// one request: the job's UID, the blocks and the phase select exactly those pods.
+async fn collect_blocks(api: &Api<Pod>, uid: &str, blocks: &[u32]) -> Result<()> {
+    let listed: Vec<String> = blocks.iter().map(u32::to_string).collect();
+    let selector = format!(
+        "{}={uid},{}={},{} in ({})",
+        labels::JOB_UID,
+        labels::ROLE,
+        labels::ROLE_SHARD,
+        labels::SHARD_BLOCK,
+        listed.join(",")
+    );
+    let params = ListParams::default()
+        .labels(&selector)
+        .fields("status.phase=Succeeded");
+    api.delete_collection(&DeleteParams::default(), &params)
+        .await?;
+    info!(blocks = %listed.join(","), "deleted the succeeded shard pods of blocks");
+    Ok(())
 }
 
 /// Evicts a shard pod for a higher-priority job: it is first annotated with who preempted it
@@ -684,10 +758,11 @@ async fn release_orphans(ctx: Arc<Context>, jobs_listed: Arc<std::sync::atomic::
                 .get(&ObjectRef::new(name).within(namespace))
                 .is_some_and(|j| j.uid().as_deref() == Some(uid))
         };
+        ctx.index.forget_departed_of_deleted_jobs(&exists);
         for key in ctx.index.orphans(&exists) {
             let namespace = key.namespace.clone().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-            if let Err(error) = release(&api, &key.name).await {
+            if let Err(error) = release_pod(&api, &key.name).await {
                 warn!(%error, pod = %key.name, "could not release an orphaned pod");
             }
         }
@@ -695,7 +770,7 @@ async fn release_orphans(ctx: Arc<Context>, jobs_listed: Arc<std::sync::atomic::
 }
 
 /// Drops the ledger finalizer (strategic merge: only that entry goes).
-async fn release(api: &Api<Pod>, pod_name: &str) -> Result<()> {
+async fn release_pod(api: &Api<Pod>, pod_name: &str) -> Result<()> {
     let patch = serde_json::json!({
         "metadata": {"$deleteFromPrimitiveList/finalizers": [labels::LEDGER_FINALIZER]}
     });
@@ -780,6 +855,17 @@ async fn finish(
     settled: &[Settled],
     ctx: &Context,
 ) -> Result<Action> {
+    let uid = job.uid().unwrap_or_default();
+    let old = job.status.clone().unwrap_or_default();
+    // Only what pods starting change, and written a moment ago: the next write carries it.
+    // (A pass that settled attempts always writes: an ended attempt is accounted as the pass
+    // that first saw it end judged it; later its pod may be deleted, or its shard won.)
+    if decision.status != old
+        && status::only_progress(&old, &decision.status)
+        && let Some(wait) = ctx.status_writes.wait(&uid)
+    {
+        return Ok(Action::requeue(wait));
+    }
     let written = match update_status(job, namespace, &decision, ctx).await {
         Ok(written) => written,
         // The cache was behind the API server: nothing was applied twice; look again soon.
@@ -790,6 +876,7 @@ async fn finish(
         Err(error) => return Err(error),
     };
     if written {
+        ctx.status_writes.written(&uid);
         record_settled(job, settled, &decision, namespace, ctx);
     }
     publish_events(job, &decision, ctx).await;
@@ -1064,6 +1151,8 @@ pub async fn run(
         scheduler,
         refusals: Refusals::default(),
         kueue,
+        issued: Default::default(),
+        status_writes: Default::default(),
     });
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);

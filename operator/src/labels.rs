@@ -9,6 +9,10 @@ pub const SHARD: &str = "tessera.dev/shard";
 pub const ATTEMPT: &str = "tessera.dev/attempt";
 pub const ROLE: &str = "tessera.dev/role";
 pub const POOL: &str = "tessera.dev/pool";
+/// Shard pods: `shard / SHARDS_PER_BLOCK`. The succeeded pods of a block whose shards are all
+/// accounted go in one delete-collection request, not one delete each.
+pub const SHARD_BLOCK: &str = "tessera.dev/shard-block";
+pub const SHARDS_PER_BLOCK: u32 = 256;
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGER: &str = "tessera-operator";
 /// Annotation on merge pods: the attempt map the merge read, so a failed merge's verdict is

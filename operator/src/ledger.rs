@@ -306,6 +306,7 @@ mod tests {
             gpus: 2,
             terminating: false,
             finalizer: true,
+            block: None,
             merge_inputs: None,
             merge_step: None,
             waiting: None,

@@ -23,6 +23,7 @@ pub mod controller;
 pub mod decide;
 pub mod error;
 pub mod http;
+pub mod issued;
 pub mod job_plan;
 pub mod job_usage;
 pub mod kueue;

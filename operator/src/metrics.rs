@@ -98,8 +98,12 @@ impl Metrics {
             "GPU-seconds per namespace in its current budget period",
         )?;
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("tessera_reconcile_duration_seconds", "Reconcile time")
-                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            HistogramOpts::new("tessera_reconcile_duration_seconds", "Reconcile time").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ],
+            ),
             &["kind"],
         )?;
         let reconcile_errors = IntCounterVec::new(

@@ -78,6 +78,8 @@ pub struct Attempt {
     pub terminating: bool,
     /// The pod still carries the ledger finalizer (its attempt is not yet released).
     pub finalizer: bool,
+    /// Shard pods: its `tessera.dev/shard-block` label (none on pods of older operators).
+    pub block: Option<u32>,
     /// Merge pods only: the shard attempts the merge read.
     pub merge_inputs: Option<AttemptMap>,
     /// Merge pods only: what the merge does (`None`: a pod of an operator before merge steps,
@@ -143,13 +145,37 @@ pub fn observe<'a>(
     node_ready: &dyn Fn(&str) -> bool,
     gpu_resource: &str,
 ) -> Observed {
+    observe_with_departed(pods, [], node_ready, gpu_resource)
+}
+
+/// [`observe`], plus `departed`: the last state of pods the watch saw deleted whose attempt
+/// the ledger may not hold yet (`pool/index.rs`). A departed pod that had not ended was
+/// stopped by its deletion: a disruption, retried without counting against its shard.
+pub fn observe_with_departed<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    departed: impl IntoIterator<Item = &'a Pod>,
+    node_ready: &dyn Fn(&str) -> bool,
+    gpu_resource: &str,
+) -> Observed {
     let mut observed = Observed::default();
-    for pod in pods {
+    let pods = pods.into_iter().map(|p| (p, false));
+    for (pod, gone) in pods.chain(departed.into_iter().map(|p| (p, true))) {
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         let Some(attempt) = labels.get(labels::ATTEMPT).and_then(|a| a.parse().ok()) else {
             continue;
         };
-        let view = read_attempt(pod, attempt, node_ready, gpu_resource);
+        let mut view = read_attempt(pod, attempt, node_ready, gpu_resource);
+        if gone {
+            view.terminating = true;
+            view.finalizer = false;
+            if !view.is_finished() {
+                view.state = AttemptState::Failed(Failure {
+                    kind: FailureKind::Disruption,
+                    reason: "PodDeleted".into(),
+                    message: "the pod was deleted before it finished".into(),
+                });
+            }
+        }
         match labels.get(labels::ROLE).map(String::as_str) {
             Some(labels::ROLE_MERGE) => observed.merges.push(view),
             _ => {
@@ -260,6 +286,12 @@ fn read_attempt(
         .as_ref()
         .and_then(|a| a.get(labels::MERGE_STEP))
         .and_then(|text| serde_json::from_str(text).ok());
+    let block = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::SHARD_BLOCK))
+        .and_then(|b| b.parse().ok());
     Attempt {
         pod: pod.metadata.name.clone().unwrap_or_default(),
         attempt,
@@ -270,6 +302,7 @@ fn read_attempt(
         gpus,
         terminating,
         finalizer,
+        block,
         merge_inputs,
         merge_step,
         waiting,
@@ -448,6 +481,22 @@ mod tests {
     fn state_of(pod: Pod) -> AttemptState {
         let observed = observe([&pod], &|_| true, "nvidia.com/gpu");
         observed.shards.values().next().unwrap()[0].state.clone()
+    }
+
+    #[test]
+    fn a_departed_pod_ends_as_it_last_was_or_as_deleted() {
+        let done = shard_pod(0, 0, json!({"phase": "Succeeded"}));
+        let running = shard_pod(1, 0, json!({"phase": "Running"}));
+        let live = shard_pod(2, 0, json!({"phase": "Running"}));
+        let observed =
+            observe_with_departed([&live], [&done, &running], &|_| true, "nvidia.com/gpu");
+        let state = |shard: u32| observed.shards[&shard][0].state.clone();
+        assert_eq!(state(0), AttemptState::Succeeded);
+        assert!(observed.shards[&0][0].terminating);
+        assert!(matches!(state(1), AttemptState::Failed(f)
+            if f.kind == FailureKind::Disruption && f.reason == "PodDeleted"));
+        assert_eq!(state(2), AttemptState::Running);
+        assert!(!observed.shards[&2][0].terminating);
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub const REQUIRED: &[Access] = &[
     cluster("", "pods", "create"),
     cluster("", "pods", "patch"), // drop the ledger finalizer once an attempt is accounted
     cluster("", "pods", "delete"),
-    cluster("", "pods/eviction", "create"), // preemption inside a pool
+    cluster("", "pods", "deletecollection"), // a block's succeeded shard pods at once
+    cluster("", "pods/eviction", "create"),  // preemption inside a pool
     cluster("tessera.dev", "renderjobs", "patch"), // the usage finalizer (job_usage.rs)
     cluster("tessera.dev", "renderjobs", "delete"), // ttlSecondsAfterFinished
     cluster("tessera.dev", "renderjobs/status", "patch"),

@@ -38,15 +38,20 @@ pub struct Avoidance {
     pub preferred: BTreeSet<String>,
 }
 
-/// The pod for one attempt of one shard. It carries the ledger finalizer: the pod object
-/// outlives its deletion (by a person, PodGC or the operator) until the operator has
-/// accounted its attempt in the job's status (see `ledger`).
+/// The pod for one attempt of one shard. Unless its pool says `ledgerFinalizer: false` it
+/// carries the ledger finalizer: the pod object outlives its deletion (by a person, PodGC or
+/// the operator) until the operator has accounted its attempt in the job's status (see
+/// `ledger`).
 pub fn shard_pod(valid: &ValidJob<'_>, spec: &ShardSpec, avoid: &Avoidance) -> Pod {
     let (job, pool) = (valid.job, valid.pool);
     let storage_secret = valid.storage_secret.as_deref();
     let mut labels = job_labels(valid, labels::ROLE_SHARD);
     labels.insert(labels::SHARD.into(), spec.shard.to_string());
     labels.insert(labels::ATTEMPT.into(), spec.attempt.to_string());
+    labels.insert(
+        labels::SHARD_BLOCK.into(),
+        (spec.shard / labels::SHARDS_PER_BLOCK).to_string(),
+    );
     labels.insert(labels::POOL.into(), labels::job_label_value(&job.spec.pool));
 
     let gpu = &pool.spec.gpu;
@@ -109,7 +114,10 @@ pub fn shard_pod(valid: &ValidJob<'_>, spec: &ShardSpec, avoid: &Avoidance) -> P
             namespace: Some(valid.namespace.clone()),
             labels: Some(labels),
             owner_references: job.controller_owner_ref(&()).map(|r| vec![r]),
-            finalizers: Some(vec![labels::LEDGER_FINALIZER.into()]),
+            finalizers: pool
+                .spec
+                .ledger_finalizer
+                .then(|| vec![labels::LEDGER_FINALIZER.into()]),
             ..Default::default()
         },
         spec: Some(PodSpec {
@@ -419,6 +427,7 @@ fn avoid_nodes(affinity: Option<Affinity>, avoid: &Avoidance) -> Option<Affinity
 mod tests {
     use super::*;
     use crate::decide::tests::{job_from_yaml, pool_from_yaml, shard_spec_for};
+    use kube::ResourceExt;
 
     fn pod_for(avoid: &[&str]) -> Pod {
         pod_avoiding(avoid, &[])
@@ -439,6 +448,18 @@ mod tests {
             preferred: set(preferred),
         };
         shard_pod(&valid, &spec, &avoid)
+    }
+
+    #[test]
+    fn a_pool_without_the_ledger_finalizer_makes_pods_without_it_labelled_by_block() {
+        let mut job = job_from_yaml();
+        job.spec.retry.as_mut().unwrap().shard_timeout_seconds = Some(600);
+        let mut pool = pool_from_yaml();
+        pool.spec.ledger_finalizer = false;
+        let valid = ValidJob::new(&job, &pool).unwrap();
+        let pod = shard_pod(&valid, &shard_spec_for(&job, 3, 1), &Avoidance::default());
+        assert_eq!(pod.metadata.finalizers, None);
+        assert_eq!(pod.labels()[labels::SHARD_BLOCK], "0");
     }
 
     #[test]

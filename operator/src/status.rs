@@ -7,7 +7,7 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::ActiveShard;
+use crate::api::{ActiveShard, RenderJobStatus};
 use crate::observe::Attempt;
 
 /// Most active shards listed in status; the count covers the rest. Keeps a 10,000-shard
@@ -55,9 +55,60 @@ pub fn active_list<'a>(active: impl Iterator<Item = (u32, &'a Attempt)>) -> Vec<
     list
 }
 
+/// Whether `new` differs from `old` only in what pods starting change: the shard counts, the
+/// active list, the current attempts, and the counts in condition messages. Such a change may
+/// wait for the job's next status write: a job of many short shards would otherwise write its
+/// status after nearly every pod event. Anything else — settled attempts, merged frames, the
+/// phase, a condition's status or reason — is written at once.
+pub fn only_progress(old: &RenderJobStatus, new: &RenderJobStatus) -> bool {
+    let mut same = new.clone();
+    same.shards = old.shards.clone();
+    same.active_shards = old.active_shards.clone();
+    same.shard_attempts = old.shard_attempts.clone();
+    for condition in &mut same.conditions {
+        let before = old.conditions.iter().find(|c| {
+            c.type_ == condition.type_
+                && c.status == condition.status
+                && c.reason == condition.reason
+        });
+        if let Some(before) = before {
+            condition.message = before.message.clone();
+        }
+    }
+    same == *old
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_counts_may_wait_a_settled_attempt_or_a_condition_change_may_not() {
+        let status = |reason: &str, message: &str, settled: &str| -> RenderJobStatus {
+            serde_json::from_value(serde_json::json!({
+                "phase": "Rendering", "settledAttempts": settled,
+                "conditions": [{"type": "Rendering", "status": "True", "reason": reason,
+                    "message": message, "lastTransitionTime": "2026-11-30T00:00:00Z"}]}))
+            .unwrap()
+        };
+        let old = status("ShardsRunning", "8 shards running, 2 waiting", "0-9:1");
+        assert!(only_progress(
+            &old,
+            &status("ShardsRunning", "9 shards running, 0 waiting", "0-9:1")
+        ));
+        // An attempt settled is written at once.
+        assert!(!only_progress(
+            &old,
+            &status("ShardsRunning", "9 shards running, 0 waiting", "0-11:1")
+        ));
+        assert!(!only_progress(
+            &old,
+            &status("WaitingForCapacity", "0 shards running, 2 waiting", "0-9:1")
+        ));
+        let mut done = old.clone();
+        done.phase = Some(crate::api::JobPhase::Merging);
+        assert!(!only_progress(&old, &done));
+    }
 
     #[test]
     fn progress_rounds_down() {

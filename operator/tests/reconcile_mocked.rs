@@ -101,6 +101,8 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
         scheduler: Arc::new(Scheduler::default()),
         refusals: Refusals::default(),
         kueue: tessera_operator::kueue::KueueCache::unavailable(),
+        issued: Default::default(),
+        status_writes: Default::default(),
     })
 }
 

@@ -116,6 +116,15 @@ pub struct RenderPoolSpec {
     /// `enabled: false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemption: Option<PoolPreemption>,
+
+    /// Whether shard pods carry the `tessera.dev/ledger` finalizer until their attempt is in
+    /// the job's ledger (default `true`). With it no pod can vanish unaccounted, even one
+    /// deleted (by a person or PodGC) while the operator is down, at one more API write per
+    /// shard (the finalizer's removal). `false` halves the operator's writes for farms of
+    /// many short shards: a pod deleted while the operator runs is still accounted from its
+    /// deletion event; one deleted while it is down is run again, its GPU time unaccounted.
+    #[serde(default = "yes")]
+    pub ledger_finalizer: bool,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

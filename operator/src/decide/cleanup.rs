@@ -5,25 +5,53 @@
 //! its attempt is in the ledger. Kept: the pods of a shard's failed attempts while the shard
 //! has not succeeded (its retries avoid their nodes, and `kubectl logs` reads them), and the
 //! latest failed attempt's pod of every shard for the job's lifetime. Deleted: everything else
-//! that has ended. Merge pods are the merge plan's (`decide/merges.rs`).
+//! that has ended — succeeded pods a block at a time (`labels::SHARD_BLOCK`): once every
+//! shard of a block is done and its succeeded pods are recorded, one delete-collection request
+//! (label `tessera.dev/shard-block`, field `status.phase=Succeeded`) takes them all. Merge
+//! pods are the merge plan's (`decide/merges.rs`).
 
+use std::collections::BTreeMap;
+
+use tessera_shard::IndexSet;
+
+use crate::labels::SHARDS_PER_BLOCK;
 use crate::ledger::Ledger;
 use crate::observe::{AttemptState, Observed};
 
-/// Pods to release (drop the ledger finalizer) and to delete.
+/// Pods to release (drop the ledger finalizer) and to delete, and the blocks whose succeeded
+/// pods go in one request each.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleanup {
     pub release: Vec<String>,
     pub delete: Vec<String>,
+    pub collect_blocks: Vec<u32>,
 }
 
-/// `recorded`: the ledger of the job's current status; `succeeded`: shards that succeeded.
-pub fn settled_pods(
-    observed: &Observed,
-    recorded: &Ledger,
-    succeeded: &tessera_shard::IndexSet,
-) -> Cleanup {
+/// Where the job's shards stand, for the blocks.
+pub struct Done<'a> {
+    pub succeeded: &'a IndexSet,
+    /// Shards failed for good.
+    pub failed: &'a IndexSet,
+    pub shard_count: u32,
+    /// The job is Complete or Failed: nothing of it runs again.
+    pub job_finished: bool,
+}
+
+impl Done<'_> {
+    /// Every shard of the block has succeeded or failed for good.
+    fn block_done(&self, block: u32) -> bool {
+        let first = block.saturating_mul(SHARDS_PER_BLOCK);
+        let end = first.saturating_add(SHARDS_PER_BLOCK).min(self.shard_count);
+        self.job_finished
+            || (first..end).all(|s| self.succeeded.contains(s) || self.failed.contains(s))
+    }
+}
+
+/// `recorded`: the ledger of the job's current status.
+pub fn settled_pods(observed: &Observed, recorded: &Ledger, done: &Done<'_>) -> Cleanup {
     let mut cleanup = Cleanup::default();
+    // Blocks with a succeeded pod to collect: whether all such pods are recorded.
+    let mut blocks: BTreeMap<u32, bool> = BTreeMap::new();
     for (&shard, attempts) in &observed.shards {
         let latest_failed = attempts
             .iter()
@@ -31,7 +59,13 @@ pub fn settled_pods(
             .map(|a| a.attempt)
             .max();
         for attempt in attempts {
-            if !recorded.is_settled(shard, attempt.attempt) {
+            let recorded = recorded.is_settled(shard, attempt.attempt);
+            if let (AttemptState::Succeeded, Some(block), false) =
+                (&attempt.state, attempt.block, attempt.terminating)
+            {
+                *blocks.entry(block).or_insert(true) &= recorded;
+            }
+            if !recorded {
                 continue;
             }
             if attempt.finalizer {
@@ -39,8 +73,10 @@ pub fn settled_pods(
             }
             let keep = match attempt.state {
                 AttemptState::Failed(_) => {
-                    !succeeded.contains(shard) || Some(attempt.attempt) == latest_failed
+                    !done.succeeded.contains(shard) || Some(attempt.attempt) == latest_failed
                 }
+                // Pods of an operator before blocks have no block label: one delete each.
+                AttemptState::Succeeded => attempt.block.is_some(),
                 _ => false,
             };
             if !keep && !attempt.terminating {
@@ -48,6 +84,11 @@ pub fn settled_pods(
             }
         }
     }
+    cleanup.collect_blocks = blocks
+        .into_iter()
+        .filter(|&(block, all_recorded)| all_recorded && done.block_done(block))
+        .map(|(block, _)| block)
+        .collect();
     cleanup
 }
 
@@ -68,6 +109,7 @@ mod tests {
             gpus: 1,
             terminating: false,
             finalizer: true,
+            block: Some(shard / SHARDS_PER_BLOCK),
             merge_inputs: None,
             merge_step: None,
             waiting: None,
@@ -113,12 +155,88 @@ mod tests {
             ..Default::default()
         };
         let succeeded = IndexSet::parse("0-1,3").unwrap();
-        let cleanup = settled_pods(&observed, &recorded, &succeeded);
+        let done = Done {
+            succeeded: &succeeded,
+            failed: &IndexSet::default(),
+            shard_count: 4,
+            job_finished: false,
+        };
+        let cleanup = settled_pods(&observed, &recorded, &done);
         assert_eq!(
             cleanup.release,
             ["j-0-0", "j-1-0", "j-1-1", "j-1-2", "j-2-0"]
         );
         // Shard 1 keeps its latest failed attempt; shard 2 keeps its failure while it retries.
-        assert_eq!(cleanup.delete, ["j-0-0", "j-1-0", "j-1-2"]);
+        // Succeeded pods go by block: not yet, shard 2 still runs and shard 3 is not recorded.
+        assert_eq!(cleanup.delete, ["j-1-0"]);
+        assert!(cleanup.collect_blocks.is_empty());
+    }
+
+    #[test]
+    fn a_done_block_whose_succeeded_pods_are_recorded_goes_in_one_request() {
+        let succeeded_pod = |shard: u32| attempt(shard, 0, AttemptState::Succeeded);
+        let observed = Observed {
+            shards: [
+                (0, vec![succeeded_pod(0)]),
+                (300, vec![succeeded_pod(300)]),
+                (520, vec![succeeded_pod(520)]),
+            ]
+            .into_iter()
+            .collect(),
+            merges: Vec::new(),
+        };
+        let recorded = Ledger {
+            settled: AttemptMap::parse("0-519:1").unwrap(),
+            ..Default::default()
+        };
+        // Block 0 (0-255): all done. Block 1 (256-511): 400 failed for good, the rest done.
+        // Block 2 (512-599): shard 520's pod is not recorded yet.
+        let succeeded = IndexSet::parse("0-399,401-599").unwrap();
+        let failed = IndexSet::parse("400").unwrap();
+        let mut done = Done {
+            succeeded: &succeeded,
+            failed: &failed,
+            shard_count: 600,
+            job_finished: false,
+        };
+        let cleanup = settled_pods(&observed, &recorded, &done);
+        assert_eq!(cleanup.collect_blocks, [0, 1]);
+        assert!(cleanup.delete.is_empty());
+        // A shard not done holds its block back, unless the job has finished.
+        let partly = IndexSet::parse("0-254,256-599").unwrap();
+        done.succeeded = &partly;
+        assert_eq!(
+            settled_pods(&observed, &recorded, &done).collect_blocks,
+            [1]
+        );
+        done.job_finished = true;
+        assert_eq!(
+            settled_pods(&observed, &recorded, &done).collect_blocks,
+            [0, 1]
+        );
+    }
+
+    #[test]
+    fn succeeded_pods_without_a_block_label_are_deleted_one_by_one() {
+        let mut old = attempt(0, 0, AttemptState::Succeeded);
+        old.block = None;
+        let observed = Observed {
+            shards: [(0, vec![old])].into_iter().collect(),
+            merges: Vec::new(),
+        };
+        let recorded = Ledger {
+            settled: AttemptMap::parse("0:1").unwrap(),
+            ..Default::default()
+        };
+        let succeeded = IndexSet::parse("0").unwrap();
+        let done = Done {
+            succeeded: &succeeded,
+            failed: &IndexSet::default(),
+            shard_count: 1,
+            job_finished: false,
+        };
+        let cleanup = settled_pods(&observed, &recorded, &done);
+        assert_eq!(cleanup.delete, ["j-0-0"]);
+        assert!(cleanup.collect_blocks.is_empty());
     }
 }

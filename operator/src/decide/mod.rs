@@ -61,6 +61,8 @@ pub const CAPACITY_RECHECK: Duration = Duration::from_secs(5);
 pub struct Decision {
     pub create: Vec<Pod>,
     pub delete: Vec<String>,
+    /// Shard blocks whose succeeded pods go in one delete-collection request each.
+    pub collect_blocks: Vec<u32>,
     /// Pods whose attempt the recorded ledger holds: drop their ledger finalizer.
     pub release: Vec<String>,
     /// Other jobs' shard pods to evict for this one (preemption, set by admission):
@@ -246,10 +248,16 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             let cleanup = cleanup::settled_pods(
                 input.observed,
                 &Ledger::from_status(&draft.old),
-                &planned.assessment.succeeded,
+                &cleanup::Done {
+                    succeeded: &planned.assessment.succeeded,
+                    failed: &planned.assessment.failed,
+                    shard_count: planned.job.shard_count(),
+                    job_finished: is_finished(&draft.old),
+                },
             );
             draft.decision.release = cleanup.release;
             draft.decision.delete = cleanup.delete;
+            draft.decision.collect_blocks = cleanup.collect_blocks;
             decide_planned(
                 draft,
                 &planned,

@@ -1016,6 +1016,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
         gpus: 1,
         terminating: false,
         finalizer: true,
+        block: None,
         merge_inputs: None,
         merge_step: None,
         waiting: None,

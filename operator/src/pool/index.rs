@@ -5,9 +5,14 @@
 //! "holds a slot" ([`holds_slot`]). A pod belongs to the RenderJob that *controls* it (its
 //! controller owner reference), never to a label: the reconcile of a job also checks the
 //! namespace, so a pod cannot be attributed to a job across namespaces.
+//!
+//! It also remembers *departed* shard pods: the last state of a shard pod the watch saw
+//! deleted, until the job's recorded ledger holds its attempt. Pods without the ledger
+//! finalizer (a pool with `ledgerFinalizer: false`) can be deleted, by a person or PodGC,
+//! before the operator accounted them; their deletion event still carries how they ended.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -93,6 +98,8 @@ struct Inner {
     by_pool: HashMap<String, HashSet<ObjectRef<Pod>>>,
     /// Keys seen since the watch restarted (a relist); the rest are dropped at its end.
     relisting: Option<HashSet<ObjectRef<Pod>>>,
+    /// Deleted shard pods' last state, per controlling job UID (see the module's note).
+    departed: HashMap<String, HashMap<ObjectRef<Pod>, Arc<Pod>>>,
 }
 
 impl Inner {
@@ -182,6 +189,13 @@ impl PodIndex {
                 let key = ObjectRef::from_obj(pod);
                 let held = inner.slot_pool(&key);
                 inner.remove(&key);
+                if let Some(indexed) = IndexedPod::of(pod).filter(|p| p.shard) {
+                    inner
+                        .departed
+                        .entry(indexed.owner)
+                        .or_default()
+                        .insert(key, Arc::new(pod.clone()));
+                }
                 return held;
             }
             watcher::Event::Init => inner.relisting = Some(HashSet::new()),
@@ -217,6 +231,54 @@ impl PodIndex {
             .collect();
         keys.sort_by(|a, b| a.name.cmp(&b.name));
         keys
+    }
+
+    /// The last state of the job's departed shard pods in `namespace`.
+    pub fn departed_of(&self, uid: &str, namespace: &str) -> Vec<Arc<Pod>> {
+        let Ok(inner) = self.inner.read() else {
+            return Vec::new();
+        };
+        let mut pods: Vec<Arc<Pod>> = inner
+            .departed
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.namespace.as_deref() == Some(namespace))
+            .map(|(_, p)| p.clone())
+            .collect();
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        pods
+    }
+
+    /// Forgets departed pods of a job: their attempts are in its recorded ledger.
+    pub fn forget_departed(&self, uid: &str, names: &[String]) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        if let Some(pods) = inner.departed.get_mut(uid) {
+            pods.retain(|k, _| !names.contains(&k.name));
+            if pods.is_empty() {
+                inner.departed.remove(uid);
+            }
+        }
+    }
+
+    /// Forgets the departed pods of jobs that are gone (`job_exists(namespace, name, uid)`).
+    pub fn forget_departed_of_deleted_jobs(&self, job_exists: &dyn Fn(&str, &str, &str) -> bool) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        inner.departed.retain(|uid, pods| {
+            pods.values().next().is_some_and(|pod| {
+                let owner = pod
+                    .owner_references()
+                    .iter()
+                    .find(|o| o.controller == Some(true))
+                    .map(|o| o.name.clone())
+                    .unwrap_or_default();
+                job_exists(&pod.namespace().unwrap_or_default(), &owner, uid)
+            })
+        });
     }
 
     /// Whether the index holds this pod (the watch has delivered it).
@@ -405,6 +467,32 @@ mod tests {
         index.apply_event(&watcher::Event::Apply(alive));
         let orphans = index.orphans(&|_, _, uid| uid == "alive");
         assert_eq!(orphans, [ObjectRef::new("a").within("ns")]);
+    }
+
+    #[test]
+    fn a_deleted_shard_pod_is_remembered_until_forgotten() {
+        let index = PodIndex::default();
+        let done = pod("a", "ns", "u1", Some("n1"), "Succeeded");
+        index.apply_event(&watcher::Event::Apply(done.clone()));
+        index.apply_event(&watcher::Event::Delete(done));
+        let departed = index.departed_of("u1", "ns");
+        assert_eq!(departed.len(), 1);
+        assert_eq!(
+            departed[0].status.as_ref().unwrap().phase.as_deref(),
+            Some("Succeeded")
+        );
+        assert!(index.departed_of("u1", "other").is_empty());
+        assert!(index.pods_of("u1", "ns").is_empty());
+        index.forget_departed("u1", &["a".to_string()]);
+        assert!(index.departed_of("u1", "ns").is_empty());
+
+        index.apply_event(&watcher::Event::Delete(pod(
+            "b", "ns", "u2", None, "Running",
+        )));
+        index.forget_departed_of_deleted_jobs(&|_, _, uid| uid == "u2");
+        assert_eq!(index.departed_of("u2", "ns").len(), 1);
+        index.forget_departed_of_deleted_jobs(&|_, _, _| false);
+        assert!(index.departed_of("u2", "ns").is_empty());
     }
 
     #[test]

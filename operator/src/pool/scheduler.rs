@@ -125,6 +125,11 @@ impl PoolBook {
         }
     }
 
+    /// A pod created (or being created) that the pod index does not hold yet.
+    pub fn is_expected(&self, key: &ObjectRef<Pod>) -> bool {
+        self.expected.contains_key(key)
+    }
+
     /// A create that did not happen (refused) holds nothing.
     pub fn forget(&mut self, key: &ObjectRef<Pod>) {
         self.expected.remove(key);

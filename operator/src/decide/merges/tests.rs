@@ -33,6 +33,7 @@ fn pod(name: &str, step: MergeStep, attempt: u32, state: AttemptState) -> Attemp
         gpus: 0,
         terminating: false,
         finalizer: false,
+        block: None,
         merge_inputs: Some(AttemptMap::new()),
         merge_step: Some(step),
         waiting: None,

@@ -1,0 +1,94 @@
+//! Pod writes this operator issued a moment ago, so that a reconcile running on a cache that
+//! has not yet seen them does not issue them again: under load the watch lags the writes by
+//! seconds, and every pod event of a job triggers its reconcile, which would delete the same
+//! pods again (404), release them again and delete their blocks again — API requests for
+//! nothing. An entry lapses after [`ISSUED_TTL`]: by then the watch has shown the write, or
+//! issuing it again is right.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const ISSUED_TTL: Duration = Duration::from_secs(30);
+
+/// What was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Write {
+    /// Delete a pod.
+    Delete,
+    /// Drop a pod's ledger finalizer.
+    Release,
+    /// Delete the succeeded pods of a job's shard block.
+    Collect,
+}
+
+#[derive(Default)]
+pub struct Issued {
+    writes: Mutex<HashMap<(Write, String, String), Instant>>,
+}
+
+impl Issued {
+    /// Of `targets` (pod names, or blocks) in `scope` (a namespace, or a job UID), those not
+    /// issued within the TTL, now recorded as issued.
+    pub fn fresh<T: ToString + Clone>(&self, write: Write, scope: &str, targets: &[T]) -> Vec<T> {
+        self.fresh_at(write, scope, targets, Instant::now())
+    }
+
+    fn fresh_at<T: ToString + Clone>(
+        &self,
+        write: Write,
+        scope: &str,
+        targets: &[T],
+        now: Instant,
+    ) -> Vec<T> {
+        let mut writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.retain(|_, at| now.duration_since(*at) < ISSUED_TTL);
+        targets
+            .iter()
+            .filter(|t| {
+                let key = (write, scope.to_string(), t.to_string());
+                writes.insert(key, now).is_none()
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Writes that failed: the next reconcile issues them again.
+    pub fn failed<T: ToString>(&self, write: Write, scope: &str, targets: &[T]) {
+        let mut writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        for t in targets {
+            writes.remove(&(write, scope.to_string(), t.to_string()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_is_issued_once_within_the_ttl() {
+        let issued = Issued::default();
+        let t0 = Instant::now();
+        let pods = ["a".to_string(), "b".to_string()];
+        assert_eq!(issued.fresh_at(Write::Delete, "ns", &pods, t0), pods);
+        let again = issued.fresh_at(Write::Delete, "ns", &pods, t0 + Duration::from_secs(1));
+        assert!(again.is_empty());
+        // Another kind of write, or another namespace, is another write.
+        assert_eq!(
+            issued.fresh_at(Write::Release, "ns", &pods[..1], t0).len(),
+            1
+        );
+        assert_eq!(
+            issued
+                .fresh_at(Write::Delete, "other", &pods[..1], t0)
+                .len(),
+            1
+        );
+        // A failed write is issued again at once; the rest after the TTL.
+        issued.failed(Write::Delete, "ns", &pods[..1]);
+        assert_eq!(issued.fresh_at(Write::Delete, "ns", &pods, t0), ["a"]);
+        let later = t0 + ISSUED_TTL + Duration::from_secs(1);
+        assert_eq!(issued.fresh_at(Write::Delete, "ns", &pods, later), pods);
+    }
+}
