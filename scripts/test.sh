@@ -46,3 +46,12 @@ cargo test --workspace --locked
 
 step "generated files up to date (crds/, the chart CRD template and dashboard)"
 scripts/generate.sh --check
+
+step "studio scale, small (KWOK: 100 nodes, a 5,000-shard RenderJob and 20 jobs at once vs Indexed Jobs)"
+# Checks only that every job completes and the figures come out; the full run is
+# bench/scale/studio.sh (bench/scale/README.md). The debug operator just built is enough here.
+studio_dir="$(mktemp -d /tmp/tessera-studio-ci.XXXXXX)"
+bench/scale/studio.sh --ci --skip-build --bin "${CARGO_TARGET_DIR:-target}/debug" --dir "$studio_dir"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert len(r["cases"]) == 6, r["cases"].keys()' \
+  "$studio_dir/results.json"
+rm -rf "$studio_dir"

@@ -310,6 +310,7 @@ def client_of(event):
         f"system:serviceaccount:{SYSTEM_NS}:tessera-operator": "tessera-operator",
         f"system:serviceaccount:{SYSTEM_NS}:node-agent": "node-agent (fake kubelets)",
         f"system:serviceaccount:{SYSTEM_NS}:kueue": "kueue",
+        f"system:serviceaccount:{SYSTEM_NS}:kwok": "kwok",
         "system:serviceaccount:kube-system:job-controller": "kcm: job-controller",
         "system:kube-scheduler": "kube-scheduler",
         "system:kube-controller-manager": "kcm: shared informers",
@@ -366,6 +367,9 @@ def operator_metrics(port):
         m = re.match(r'^(tessera_reconcile_duration_seconds_(?:count|sum))\{kind="(\w+)"\} (\S+)', line)
         if m:
             out[f"{m.group(1)}:{m.group(2)}"] = float(m.group(3))
+        m = re.match(r'^tessera_reconcile_duration_seconds_bucket\{kind="RenderJob",le="([^"]+)"\} (\S+)', line)
+        if m:
+            out[f"bucket:RenderJob:{m.group(1)}"] = float(m.group(2))
         m = re.match(r'^tessera_pods_created_total\{role="(\w+)"\} (\S+)', line)
         if m:
             out[f"pods_created:{m.group(1)}"] = float(m.group(2))
@@ -391,49 +395,8 @@ class Bench:
 
     def up(self):
         a = self.args
-        os.makedirs(self.work, exist_ok=True)
-        policy = os.path.join(self.work, "audit-policy.yaml")
-        with open(policy, "w") as f:
-            f.write("apiVersion: audit.k8s.io/v1\nkind: Policy\n"
-                    "omitStages: [RequestReceived, ResponseStarted]\n"
-                    "rules:\n  - level: Metadata\n")
-        self.audit_log = os.path.join(self.work, "audit.log")
-        cluster = os.path.join(self.work, "cluster")
-        argv = [a.testcluster, "up", "--dir", cluster,
-                f"--apiserver-arg=--audit-policy-file={policy}",
-                f"--apiserver-arg=--audit-log-path={self.audit_log}",
-                "--apiserver-arg=--audit-log-format=json",
-                "--apiserver-arg=--audit-log-mode=blocking",
-                "--apiserver-arg=--audit-log-maxsize=0"]
-        argv += [f"--controller-manager-arg={x}" for x in a.kcm_arg]
-        up_log = os.path.join(self.work, "testcluster.log")
-        for attempt in range(1, 4):
-            # `up` picks free ports, then the components bind them: a rare race (see its README).
-            up = self.procs.start("testcluster", argv, up_log)
-            self.pids["testcluster"] = up.pid
-            try:
-                wait_until("the control plane", 180, lambda: os.path.exists(os.path.join(cluster, "ready")),
-                           alive=up)
-                break
-            except BenchError as error:
-                if attempt == 3 or up.poll() is None:
-                    raise
-                log(f"testcluster up failed ({error}); trying again")
-                self.procs.children.remove(("testcluster", up))
-        with open(up_log) as f:
-            for name, pid in re.findall(r"started (\S+) \(pid (\d+)\)", f.read()):
-                self.pids[name] = int(pid)
-        env = dict(line.split("=", 1) for line in open(os.path.join(cluster, "env")).read().split())
-        self.server, self.ca = env["TESTCLUSTER_APISERVER"], env["TESTCLUSTER_CA_FILE"]
-        token = open(env["TESTCLUSTER_TOKEN_FILE"]).read().strip()
-        self.api = Api(self.server, self.ca, token)
-        self.admin_kubeconfig = env["KUBECONFIG"]
-
-        subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "apply", "--server-side",
-                        "-f", os.path.join(a.repo, "crds")], check=True, stdout=subprocess.DEVNULL, timeout=60)
-        subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "wait", "--for=condition=Established",
-                        "crd/renderjobs.tessera.dev", "crd/renderpools.tessera.dev", "--timeout=60s"],
-                       check=True, stdout=subprocess.DEVNULL, timeout=70)
+        self.start_cluster(a.kcm_arg)
+        self.apply_crds()
         if a.kueue:
             # Before the operator starts: it asks once, at start-up, whether Workloads are served.
             crds = os.path.join(os.path.dirname(a.kueue), "crds")
@@ -450,29 +413,7 @@ class Bench:
             log(f"Kueue CRDs applied from {crds}")
 
         # Own identities for the operator, the node agent (and Kueue), so the audit log tells them apart.
-        self.api.create("/api/v1/namespaces", {"metadata": {"name": SYSTEM_NS}})
-        self.wait_default_sa(SYSTEM_NS)
-        kubeconfigs = {}
-        for sa in ("tessera-operator", "node-agent") + (("kueue",) if a.kueue else ()):
-            self.api.create(f"/api/v1/namespaces/{SYSTEM_NS}/serviceaccounts", {"metadata": {"name": sa}})
-            self.api.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-                "metadata": {"name": f"scale-bench-{sa}"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": SYSTEM_NS}]})
-            tok = self.api.create(f"/api/v1/namespaces/{SYSTEM_NS}/serviceaccounts/{sa}/token",
-                                  {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                   "spec": {"expirationSeconds": 7200}})["status"]["token"]
-            path = os.path.join(self.work, f"{sa}.kubeconfig")
-            with open(path, "w") as f:
-                json.dump({"apiVersion": "v1", "kind": "Config",
-                           "clusters": [{"name": "bench", "cluster": {"server": self.server,
-                                                                      "certificate-authority": self.ca}}],
-                           "users": [{"name": sa, "user": {"token": tok}}],
-                           "contexts": [{"name": sa, "context": {"cluster": "bench", "user": sa}}],
-                           "current-context": sa}, f)
-            os.chmod(path, 0o600)
-            kubeconfigs[sa] = path
-
+        kubeconfigs = self.identities(("tessera-operator", "node-agent") + (("kueue",) if a.kueue else ()))
         base_env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         if a.kueue:
             self.kueue_up(kubeconfigs["kueue"], base_env)
@@ -486,13 +427,7 @@ class Bench:
             os.path.join(self.work, "node-agent.log"),
             env={**base_env, "KUBECONFIG": kubeconfigs["node-agent"]})
         self.pids["node-agent"] = agent.pid
-        self.metrics_port = free_port()
-        operator = self.procs.start("tessera-operator", [
-            os.path.join(a.bin, "tessera-operator"), "--identity", "scale-bench",
-            "--lease-namespace", SYSTEM_NS, "--http-addr", f"127.0.0.1:{self.metrics_port}"],
-            os.path.join(self.work, "operator.log"),
-            env={**base_env, "KUBECONFIG": kubeconfigs["tessera-operator"]})
-        self.pids["tessera-operator"] = operator.pid
+        operator = self.start_operator(kubeconfigs["tessera-operator"], base_env)
 
         def nodes_ready():
             items = self.api.get("/api/v1/nodes?labelSelector=" + urllib.parse.quote("=".join(GPU_LABEL)))["items"]
@@ -530,6 +465,92 @@ class Bench:
             log("operator /readyz still 503 (caches not synced) 10 s after the pool reported its capacity")
         log(f"environment up: {a.gpu_nodes} GPU nodes x {a.gpus_per_node} GPUs = {self.slots} slots, "
             f"pids {self.pids}")
+
+    def start_cluster(self, kcm_args):
+        """`testcluster up` with the apiserver's audit log; sets self.api, self.server, self.ca."""
+        a = self.args
+        os.makedirs(self.work, exist_ok=True)
+        policy = os.path.join(self.work, "audit-policy.yaml")
+        with open(policy, "w") as f:
+            f.write("apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+                    "omitStages: [RequestReceived, ResponseStarted]\n"
+                    "rules:\n  - level: Metadata\n")
+        self.audit_log = os.path.join(self.work, "audit.log")
+        cluster = os.path.join(self.work, "cluster")
+        argv = [a.testcluster, "up", "--dir", cluster,
+                f"--apiserver-arg=--audit-policy-file={policy}",
+                f"--apiserver-arg=--audit-log-path={self.audit_log}",
+                "--apiserver-arg=--audit-log-format=json",
+                "--apiserver-arg=--audit-log-mode=blocking",
+                "--apiserver-arg=--audit-log-maxsize=0"]
+        argv += [f"--controller-manager-arg={x}" for x in kcm_args]
+        up_log = os.path.join(self.work, "testcluster.log")
+        for attempt in range(1, 4):
+            # `up` picks free ports, then the components bind them: a rare race (see its README).
+            up = self.procs.start("testcluster", argv, up_log)
+            self.pids["testcluster"] = up.pid
+            try:
+                wait_until("the control plane", 180, lambda: os.path.exists(os.path.join(cluster, "ready")),
+                           alive=up)
+                break
+            except BenchError as error:
+                if attempt == 3 or up.poll() is None:
+                    raise
+                log(f"testcluster up failed ({error}); trying again")
+                self.procs.children.remove(("testcluster", up))
+        with open(up_log) as f:
+            for name, pid in re.findall(r"started (\S+) \(pid (\d+)\)", f.read()):
+                self.pids[name] = int(pid)
+        env = dict(line.split("=", 1) for line in open(os.path.join(cluster, "env")).read().split())
+        self.server, self.ca = env["TESTCLUSTER_APISERVER"], env["TESTCLUSTER_CA_FILE"]
+        token = open(env["TESTCLUSTER_TOKEN_FILE"]).read().strip()
+        self.api = Api(self.server, self.ca, token)
+        self.admin_kubeconfig = env["KUBECONFIG"]
+
+    def apply_crds(self):
+        a = self.args
+        subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "apply", "--server-side",
+                        "-f", os.path.join(a.repo, "crds")], check=True, stdout=subprocess.DEVNULL, timeout=60)
+        subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "wait", "--for=condition=Established",
+                        "crd/renderjobs.tessera.dev", "crd/renderpools.tessera.dev", "--timeout=60s"],
+                       check=True, stdout=subprocess.DEVNULL, timeout=70)
+
+    def identities(self, names):
+        """A ServiceAccount bound to cluster-admin and a kubeconfig with its token, per name."""
+        self.api.create("/api/v1/namespaces", {"metadata": {"name": SYSTEM_NS}})
+        self.wait_default_sa(SYSTEM_NS)
+        kubeconfigs = {}
+        for sa in names:
+            self.api.create(f"/api/v1/namespaces/{SYSTEM_NS}/serviceaccounts", {"metadata": {"name": sa}})
+            self.api.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+                "metadata": {"name": f"scale-bench-{sa}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": SYSTEM_NS}]})
+            tok = self.api.create(f"/api/v1/namespaces/{SYSTEM_NS}/serviceaccounts/{sa}/token",
+                                  {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                   "spec": {"expirationSeconds": 7200}})["status"]["token"]
+            path = os.path.join(self.work, f"{sa}.kubeconfig")
+            with open(path, "w") as f:
+                json.dump({"apiVersion": "v1", "kind": "Config",
+                           "clusters": [{"name": "bench", "cluster": {"server": self.server,
+                                                                      "certificate-authority": self.ca}}],
+                           "users": [{"name": sa, "user": {"token": tok}}],
+                           "contexts": [{"name": sa, "context": {"cluster": "bench", "user": sa}}],
+                           "current-context": sa}, f)
+            os.chmod(path, 0o600)
+            kubeconfigs[sa] = path
+        return kubeconfigs
+
+    def start_operator(self, kubeconfig, env):
+        a = self.args
+        self.metrics_port = free_port()
+        operator = self.procs.start("tessera-operator", [
+            os.path.join(a.bin, "tessera-operator"), "--identity", "scale-bench",
+            "--lease-namespace", SYSTEM_NS, "--http-addr", f"127.0.0.1:{self.metrics_port}"],
+            os.path.join(self.work, "operator.log"),
+            env={**env, "KUBECONFIG": kubeconfig})
+        self.pids["tessera-operator"] = operator.pid
+        return operator
 
     def kueue_up(self, kubeconfig, env):
         """Starts Kueue and creates its ResourceFlavor, ClusterQueue and LocalQueue."""
