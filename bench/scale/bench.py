@@ -290,6 +290,8 @@ def audit_offset(path):
 
 def audit_slice(path, start, end):
     """Audit events (ResponseComplete/Panic) between two byte offsets of the audit log."""
+    if end < start:
+        raise BenchError(f"the audit log {path} shrank ({start} -> {end} bytes): rotated?")
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
@@ -482,7 +484,8 @@ class Bench:
                 f"--apiserver-arg=--audit-log-path={self.audit_log}",
                 "--apiserver-arg=--audit-log-format=json",
                 "--apiserver-arg=--audit-log-mode=blocking",
-                "--apiserver-arg=--audit-log-maxsize=0"]
+                # Never rotated (0 would mean lumberjack's 100 MB): the windows are byte offsets.
+                "--apiserver-arg=--audit-log-maxsize=1000000"]
         argv += [f"--controller-manager-arg={x}" for x in kcm_args]
         up_log = os.path.join(self.work, "testcluster.log")
         for attempt in range(1, 4):

@@ -13,7 +13,8 @@ both settings are measured in one run on one control plane; the supervised contr
 runs every other controller (QPS 200: 1,000 nodes lose their not-ready taint in seconds).
 
 Cases, one after the other (--cases picks some):
-  rj-one       one RenderJob of --shards shards (frames x 2x2 tiles when --shards divides by 4)
+  rj-one       one RenderJob of --shards shards (frames x 2x2 tiles when --shards divides by 4;
+               its frames merged as they finish, up to 32 merge pods at once)
   ij-one-*     the same work as one Indexed Job (--shards completions, parallelism = slots)
   rj-many      --jobs RenderJobs of --job-shards shards from --namespaces namespaces at once,
                priorities 0, 10, 20, ... by the job's place in its namespace
@@ -232,7 +233,10 @@ class Studio(b.Bench):
                          "sharding": {"framesPerShard": 1, "tiles": {"columns": tiles, "rows": tiles},
                                       "sampleSplits": 1},
                          # 1 % of attempts fail: five attempts make a shard failing for good ~1e-10.
-                         "retry": {"attemptsPerShard": 5, "backoffSeconds": 0, "maxBackoffSeconds": 0}}}
+                         "retry": {"attemptsPerShard": 5, "backoffSeconds": 0, "maxBackoffSeconds": 0},
+                         # Frames are merged as they finish; at the default of 2 merge pods at
+                         # once the merges of a thousand-node farm's frames fall behind.
+                         "merge": {"maxConcurrent": 32}}}
 
     def indexed_job(self, ns, name, shards, priority):
         resources = {"nvidia.com/gpu": "1", "cpu": "2", "memory": "8Gi"}
