@@ -428,7 +428,8 @@ class Studio(b.Bench):
                     raise
         namespaces = sorted({j[0] for j in jobs})
         for ns in namespaces:
-            self.api.call("DELETE", f"/api/v1/namespaces/{ns}/pods", {"gracePeriodSeconds": 0})
+            # Thousands of pods in one request: it takes minutes.
+            self.api.call("DELETE", f"/api/v1/namespaces/{ns}/pods", {"gracePeriodSeconds": 0}, timeout=900)
         # Finalizers nobody will remove now (the Job controller's tracking finalizer once its
         # controller-manager is stopped) are dropped by the bench, 8 pods at a time.
         end = time.monotonic() + 900

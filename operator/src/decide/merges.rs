@@ -16,9 +16,23 @@ use tessera_shard::{AttemptMap, IndexSet, ShardPlan};
 
 use crate::observe::{Attempt, AttemptState, Failure, FailureKind};
 
-/// Frame chunks one merge pod takes at most: a merge pod starts in a few seconds, so chunks
-/// that finish together share one, and one pod never holds up many frames.
+/// Frame chunks one merge pod takes while merges keep up: a merge pod starts in a few
+/// seconds, so chunks that finish together share one, and one pod never holds up many frames.
 pub const MAX_CHUNKS_PER_MERGE: u32 = 8;
+
+/// Frame chunks one merge pod takes at most when more are waiting than the free merge slots
+/// hold at [`MAX_CHUNKS_PER_MERGE`] each: the backlog is spread over the slots instead of
+/// waiting for pods of 8 in turn (a thousand-node farm finishes frames faster than 32 pods of
+/// 8 merge them), and fewer pods start.
+pub const MAX_CHUNKS_PER_MERGE_BEHIND: u32 = 64;
+
+/// Chunks per merge pod for `ready` chunks and `slots` free merge slots.
+fn chunks_per_merge(ready: usize, slots: usize) -> usize {
+    ready.div_ceil(slots.max(1)).clamp(
+        MAX_CHUNKS_PER_MERGE as usize,
+        MAX_CHUNKS_PER_MERGE_BEHIND as usize,
+    )
+}
 
 /// What [`plan`] reads.
 pub struct MergeInput<'a> {
@@ -277,7 +291,8 @@ impl View<'_> {
         (self.input.max_concurrent as usize).saturating_sub(result.running)
     }
 
-    /// Rendered chunks not merged yet, in batches of up to [`MAX_CHUNKS_PER_MERGE`].
+    /// Rendered chunks not merged yet, in batches of up to [`MAX_CHUNKS_PER_MERGE`] (more
+    /// when they outnumber what the free slots take so, [`chunks_per_merge`]).
     fn start_chunk_merges(&self, result: &mut MergePlan) {
         if result.failure.is_some() {
             return;
@@ -290,9 +305,10 @@ impl View<'_> {
                     && !self.busy(c)
             })
             .collect();
+        let slots = self.slots(result);
         for batch in ready
-            .chunks(MAX_CHUNKS_PER_MERGE as usize)
-            .take(self.slots(result))
+            .chunks(chunks_per_merge(ready.len(), slots))
+            .take(slots)
         {
             let first = batch[0];
             let attempt = self

@@ -106,6 +106,31 @@ fn a_chunk_merges_as_soon_as_its_shards_are_rendered() {
 }
 
 #[test]
+fn a_backlog_of_chunks_is_spread_over_the_free_merge_slots() {
+    assert_eq!(chunks_per_merge(3, 2), 8);
+    assert_eq!(chunks_per_merge(16, 2), 8);
+    assert_eq!(chunks_per_merge(100, 4), 25);
+    assert_eq!(chunks_per_merge(1000, 2), 64);
+    assert_eq!(chunks_per_merge(10, 0), 10);
+    // 40 frames rendered, 2 slots: two pods of 20 chunks, not two of 8.
+    let mut case = Case::new(1, "0-79");
+    case.plan = ShardPlan::new(PlanInput {
+        frames: FrameList::parse("1-40").unwrap(),
+        ..case.plan.input().clone()
+    })
+    .unwrap();
+    let result = case.run();
+    let steps: Vec<MergeStep> = result.start.iter().map(|s| s.step.clone()).collect();
+    assert_eq!(
+        steps,
+        [
+            MergeStep::Chunks(set("0-19")),
+            MergeStep::Chunks(set("20-39"))
+        ]
+    );
+}
+
+#[test]
 fn ready_chunks_share_merge_pods_up_to_the_concurrency_bound() {
     let mut case = Case::new(1, "0-7");
     case.max_concurrent = 1;
