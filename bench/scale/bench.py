@@ -437,9 +437,7 @@ class Bench:
                                              for c in n.get("status", {}).get("conditions", []))]
             return len(ready) == a.gpu_nodes
         wait_until("Ready GPU nodes", 60, nodes_ready, alive=agent)
-        operator_log = os.path.join(self.work, "operator.log")
-        wait_until("the operator to lead", 60, lambda: "controllers running" in open(operator_log).read(),
-                   alive=operator)
+        self.wait_operator_leads(operator)
 
         self.slots = a.gpu_nodes * a.gpus_per_node
         self.api.apply(f"/apis/tessera.dev/v1alpha1/renderpools/{POOL}", {
@@ -555,6 +553,11 @@ class Bench:
         self.pids["tessera-operator"] = operator.pid
         return operator
 
+    def wait_operator_leads(self, operator, seconds=60):
+        log_path = os.path.join(self.work, "operator.log")
+        wait_until("the operator to lead", seconds, lambda: "controllers running" in open(log_path).read(),
+                   alive=operator)
+
     def kueue_up(self, kubeconfig, env):
         """Starts Kueue and creates its ResourceFlavor, ClusterQueue and LocalQueue."""
         a = self.args
@@ -564,14 +567,8 @@ class Bench:
                                  os.path.join(self.work, "kueue.log"), env=env)
         self.pids["kueue"] = kueue.pid
 
-        def ready():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            try:
-                conn.request("GET", "/readyz")
-                return conn.getresponse().status == 200
-            finally:
-                conn.close()
-        wait_until("Kueue /readyz", 90, ready, alive=kueue)
+        wait_until("Kueue /readyz", 90, lambda: answers_200(
+            lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=2), "/readyz"), alive=kueue)
 
         slots = a.gpu_nodes * a.gpus_per_node
         self.kueue_quota = {"nvidia.com/gpu": str(slots), "cpu": str(2 * slots), "memory": f"{8 * slots}Gi"}
@@ -810,6 +807,16 @@ class Bench:
         return w
 
 
+def answers_200(connect, path="/healthz"):
+    """Whether GET `path` on a fresh connection from `connect()` answers 200."""
+    conn = connect()
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -1034,13 +1041,19 @@ def report_kueue(bench, base, rj, kq):
     return "\n".join(out)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parser(description, binaries):
+    """The arguments every scale bench takes: the repository, the binaries, the directory."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--repo", required=True)
-    ap.add_argument("--bin", required=True, help="directory with tessera-operator, node-agent, fake-render-pod")
+    ap.add_argument("--bin", required=True, help=f"directory with {binaries}")
     ap.add_argument("--testcluster", required=True)
     ap.add_argument("--kubectl", required=True)
     ap.add_argument("--dir", required=True, help="fresh working directory")
+    return ap
+
+
+def main():
+    ap = parser(__doc__.split("\n")[0], "tessera-operator, node-agent, fake-render-pod")
     ap.add_argument("--shards", type=int, default=1000)
     ap.add_argument("--gpu-nodes", type=int, default=10)
     ap.add_argument("--gpus-per-node", type=int, default=8)
@@ -1062,17 +1075,9 @@ def main():
     if args.kueue and not os.access(args.kueue, os.X_OK):
         ap.error(f"--kueue {args.kueue}: not an executable file")
 
-    def interrupt(signum, _frame):
-        raise Deadline(f"signal {signum}" if signum != signal.SIGALRM else
-                       f"--total-timeout ({args.total_timeout} s) reached")
-    for s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, interrupt)
-    signal.alarm(args.total_timeout)
-
     bench = Bench(args)
-    code = 0
-    started = time.monotonic()
-    try:
+
+    def body():
         bench.up()
         time.sleep(3)
         base = bench.idle_baseline(args.baseline)
@@ -1096,18 +1101,33 @@ def main():
                 raw["settings"] = vars(args)
                 json.dump(raw, f, indent=1, default=str)
         print(text, flush=True)
-    except (BenchError, Deadline, subprocess.SubprocessError) as error:
+
+    programs = {args.testcluster, args.true_binary} | ({args.kueue} if args.kueue else set()) | {
+        os.path.join(args.bin, b) for b in ("node-agent", "tessera-operator", "fake-render-pod")}
+    return bounded_run(args, bench.procs, programs, body)
+
+
+def bounded_run(args, procs, programs, body):
+    """Runs `body` under --total-timeout (SIGALRM) and the usual signals; whatever happens,
+    stops what `procs` started and kills leftovers of `programs` in --dir. The exit code."""
+    def interrupt(signum, _frame):
+        raise Deadline(f"signal {signum}" if signum != signal.SIGALRM else
+                       f"--total-timeout ({args.total_timeout} s) reached")
+    for s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, interrupt)
+    signal.alarm(args.total_timeout)
+    code, started = 0, time.monotonic()
+    try:
+        body()
+    except (BenchError, Deadline, subprocess.SubprocessError, OSError) as error:
         log(f"FAILED: {error}")
         code = 1
     finally:
         signal.alarm(0)
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)
-        bench.procs.stop_all()
-        programs = {args.testcluster, args.true_binary} | ({args.kueue} if args.kueue else set()) | {
-            os.path.join(args.bin, b) for b in ("node-agent", "tessera-operator", "fake-render-pod")}
-        left = leftover_processes(args.dir, programs)
-        for pid, cmd in left:
+        procs.stop_all()
+        for pid, cmd in leftover_processes(args.dir, programs):
             log(f"left behind, killing: {pid} {cmd[:120]}")
             try:
                 os.kill(pid, signal.SIGKILL)

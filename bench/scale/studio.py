@@ -24,7 +24,6 @@ An Indexed Job case at defaults that is not complete after --ij-default-window s
 stopped there and its makespan projected from its completions per second (reported as such).
 """
 
-import argparse
 import json
 import os
 import signal
@@ -33,12 +32,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as b  # noqa: E402
-from bench import ApiError, BenchError, Deadline, Watch, log, wait_until  # noqa: E402
+from bench import ApiError, BenchError, Watch, log, wait_until  # noqa: E402
 
 GPU_LABEL = ("tessera.dev/node-group", "kwok-gpu")
 KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
@@ -62,9 +60,7 @@ class Studio(b.Bench):
         self.start_kwok(kubeconfigs["kwok"])
         self.create_nodes()
         operator = self.start_operator(kubeconfigs["tessera-operator"], self.base_env)
-        operator_log = os.path.join(self.work, "operator.log")
-        wait_until("the operator to lead", 90, lambda: "controllers running" in open(operator_log).read(),
-                   alive=operator)
+        self.wait_operator_leads(operator, 90)
         self.slots = a.nodes * a.gpus_per_node
         self.api.apply(f"/apis/tessera.dev/v1alpha1/renderpools/{POOL}", {
             "apiVersion": "tessera.dev/v1alpha1", "kind": "RenderPool", "metadata": {"name": POOL},
@@ -117,14 +113,8 @@ class Studio(b.Bench):
         self.pids["kwok"] = kwok.pid
         self.kwok = kwok
 
-        def healthy():
-            conn = http.client.HTTPConnection("127.0.0.1", self.kwok_port, timeout=2)
-            try:
-                conn.request("GET", "/healthz")
-                return conn.getresponse().status == 200
-            finally:
-                conn.close()
-        wait_until("kwok /healthz", 60, healthy, alive=kwok)
+        wait_until("kwok /healthz", 60, lambda: b.answers_200(
+            lambda: http.client.HTTPConnection("127.0.0.1", self.kwok_port, timeout=2)), alive=kwok)
 
     def node(self, name, index, labels, capacity, taints):
         ip = f"10.{48 + index // 65536}.{index // 256 % 256}.{index % 256 or 1}"
@@ -195,14 +185,8 @@ class Studio(b.Bench):
         insecure = ssl.create_default_context()
         insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # liveness only
 
-        def healthy():
-            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=insecure)
-            try:
-                conn.request("GET", "/healthz")
-                return conn.getresponse().status == 200
-            finally:
-                conn.close()
-        wait_until("the Job controller's kube-controller-manager /healthz", 60, healthy, alive=proc)
+        wait_until("the Job controller's kube-controller-manager /healthz", 60, lambda: b.answers_200(
+            lambda: http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=insecure)), alive=proc)
         return proc
 
     def stop_job_controller(self, proc):
@@ -611,13 +595,8 @@ def busiest(w):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repo", required=True)
-    ap.add_argument("--bin", required=True, help="directory with tessera-operator")
-    ap.add_argument("--testcluster", required=True)
-    ap.add_argument("--kubectl", required=True)
+    ap = b.parser(__doc__.split("\n")[0], "tessera-operator")
     ap.add_argument("--kwok", required=True)
-    ap.add_argument("--dir", required=True, help="fresh working directory")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--gpus-per-node", type=int, default=8)
     ap.add_argument("--cpu-nodes", type=int, default=4)
@@ -645,15 +624,9 @@ def main():
         ap.error(f"unknown cases {unknown}; known: {', '.join(CASES)}")
     args.kcm_arg, args.kueue = [], None  # what bench.Bench reads
 
-    def interrupt(signum, _frame):
-        raise Deadline(f"signal {signum}" if signum != signal.SIGALRM else
-                       f"--total-timeout ({args.total_timeout} s) reached")
-    for s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, interrupt)
-    signal.alarm(args.total_timeout)
     studio = Studio(args)
-    code, started = 0, time.monotonic()
-    try:
+
+    def body():
         studio.up()
         results = {}
         for case in [c for c in CASES if c in cases]:
@@ -668,23 +641,9 @@ def main():
                                          for k, w in results.items()},
                            "settings": vars(args), "slots": studio.slots}, f, indent=1, default=str)
         print(text, flush=True)
-    except (BenchError, Deadline, subprocess.SubprocessError) as error:
-        log(f"FAILED: {error}")
-        code = 1
-    finally:
-        signal.alarm(0)
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, signal.SIG_IGN)
-        studio.procs.stop_all()
-        programs = {args.testcluster, args.kwok, os.path.join(args.bin, "tessera-operator")}
-        for pid, cmd in b.leftover_processes(args.dir, programs):
-            log(f"left behind, killing: {pid} {cmd[:120]}")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        log(f"done in {time.monotonic() - started:.0f} s; logs and audit log in {args.dir}")
-    return code
+
+    programs = {args.testcluster, args.kwok, os.path.join(args.bin, "tessera-operator")}
+    return b.bounded_run(args, studio.procs, programs, body)
 
 
 if __name__ == "__main__":

@@ -1069,8 +1069,11 @@ pub async fn run(
     let index = Arc::new(PodIndex::default());
     let scheduler = Arc::new(Scheduler::default());
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<RenderJob>>();
+    // Caches hold no managedFields: nothing reads them, and with every kubelet status write
+    // they are much of a pod's size (a thousand-node farm's cache holds tens of thousands).
     let pod_events = watcher(Api::<Pod>::all(client.clone()), managed)
         .default_backoff()
+        .modify(|pod| pod.managed_fields_mut().clear())
         .reflect(pod_writer)
         .inspect({
             let (index, scheduler) = (index.clone(), scheduler.clone());
@@ -1088,6 +1091,7 @@ pub async fn run(
     let (nodes, node_writer) = reflector::store();
     let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        .modify(|node| node.managed_fields_mut().clear())
         .reflect(node_writer)
         .touched_objects();
     let (namespaces, namespace_writer) = reflector::store();
