@@ -20,6 +20,9 @@ pub enum Write {
     Release,
     /// Delete the succeeded pods of a job's shard block.
     Collect,
+    /// Create a pod that holds no shard slot (merge, manifest): shard pod creates are the
+    /// pool book's expectations (`pool/scheduler.rs`).
+    Create,
 }
 
 #[derive(Default)]
@@ -31,7 +34,18 @@ impl Issued {
     /// Of `targets` (pod names, or blocks) in `scope` (a namespace, or a job UID), those not
     /// issued within the TTL, now recorded as issued.
     pub fn fresh<T: ToString + Clone>(&self, write: Write, scope: &str, targets: &[T]) -> Vec<T> {
-        self.fresh_at(write, scope, targets, Instant::now())
+        self.fresh_at(write, scope, targets, usize::MAX, Instant::now())
+    }
+
+    /// As [`Issued::fresh`], at most `limit` of them; the rest stay unissued.
+    pub fn fresh_up_to<T: ToString + Clone>(
+        &self,
+        write: Write,
+        scope: &str,
+        targets: &[T],
+        limit: usize,
+    ) -> Vec<T> {
+        self.fresh_at(write, scope, targets, limit, Instant::now())
     }
 
     fn fresh_at<T: ToString + Clone>(
@@ -39,18 +53,23 @@ impl Issued {
         write: Write,
         scope: &str,
         targets: &[T],
+        limit: usize,
         now: Instant,
     ) -> Vec<T> {
         let mut writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         writes.retain(|_, at| now.duration_since(*at) < ISSUED_TTL);
-        targets
-            .iter()
-            .filter(|t| {
-                let key = (write, scope.to_string(), t.to_string());
-                writes.insert(key, now).is_none()
-            })
-            .cloned()
-            .collect()
+        let mut fresh = Vec::new();
+        for target in targets {
+            if fresh.len() == limit {
+                break;
+            }
+            let key = (write, scope.to_string(), target.to_string());
+            if let std::collections::hash_map::Entry::Vacant(entry) = writes.entry(key) {
+                entry.insert(now);
+                fresh.push(target.clone());
+            }
+        }
+        fresh
     }
 
     /// Writes that failed: the next reconcile issues them again.
@@ -71,24 +90,63 @@ mod tests {
         let issued = Issued::default();
         let t0 = Instant::now();
         let pods = ["a".to_string(), "b".to_string()];
-        assert_eq!(issued.fresh_at(Write::Delete, "ns", &pods, t0), pods);
-        let again = issued.fresh_at(Write::Delete, "ns", &pods, t0 + Duration::from_secs(1));
+        assert_eq!(
+            issued.fresh_at(Write::Delete, "ns", &pods, usize::MAX, t0),
+            pods
+        );
+        let again = issued.fresh_at(
+            Write::Delete,
+            "ns",
+            &pods,
+            usize::MAX,
+            t0 + Duration::from_secs(1),
+        );
         assert!(again.is_empty());
         // Another kind of write, or another namespace, is another write.
         assert_eq!(
-            issued.fresh_at(Write::Release, "ns", &pods[..1], t0).len(),
+            issued
+                .fresh_at(Write::Release, "ns", &pods[..1], usize::MAX, t0)
+                .len(),
             1
         );
         assert_eq!(
             issued
-                .fresh_at(Write::Delete, "other", &pods[..1], t0)
+                .fresh_at(Write::Delete, "other", &pods[..1], usize::MAX, t0)
                 .len(),
             1
         );
         // A failed write is issued again at once; the rest after the TTL.
         issued.failed(Write::Delete, "ns", &pods[..1]);
-        assert_eq!(issued.fresh_at(Write::Delete, "ns", &pods, t0), ["a"]);
+        assert_eq!(
+            issued.fresh_at(Write::Delete, "ns", &pods, usize::MAX, t0),
+            ["a"]
+        );
         let later = t0 + ISSUED_TTL + Duration::from_secs(1);
-        assert_eq!(issued.fresh_at(Write::Delete, "ns", &pods, later), pods);
+        assert_eq!(
+            issued.fresh_at(Write::Delete, "ns", &pods, usize::MAX, later),
+            pods
+        );
+    }
+
+    #[test]
+    fn a_limited_pass_issues_the_first_unissued_targets_and_leaves_the_rest() {
+        let issued = Issued::default();
+        let t0 = Instant::now();
+        let blocks = [0u32, 1, 2, 3, 4];
+        assert_eq!(
+            issued.fresh_at(Write::Collect, "uid", &blocks, 2, t0),
+            [0, 1]
+        );
+        // Asked again within the TTL: the ones issued are skipped, the next are issued.
+        assert_eq!(
+            issued.fresh_at(Write::Collect, "uid", &blocks, 2, t0),
+            [2, 3]
+        );
+        // Asking again does not extend an entry: it lapses a TTL after it was issued.
+        let later = t0 + ISSUED_TTL;
+        assert_eq!(
+            issued.fresh_at(Write::Collect, "uid", &blocks, 9, later),
+            blocks
+        );
     }
 }
