@@ -583,6 +583,11 @@ async fn apply(
         .filter(|p| !is_shard_pod(p))
         .map(|p| p.name_any())
         .collect();
+    ctx.issued.forget_shown(Write::Create, namespace, |name| {
+        ctx.pods
+            .get(&ObjectRef::new(name).within(namespace))
+            .is_some()
+    });
     let fresh = ctx.issued.fresh(Write::Create, namespace, &others);
     let creates: Vec<Pod> = decision
         .create

@@ -72,6 +72,14 @@ impl Issued {
         fresh
     }
 
+    /// Forgets the writes of `write` in `scope` whose target `shown(target)` says the watch
+    /// has delivered: a pod created and seen may later go and be wanted again under its name
+    /// (a re-rendered frame's merge), and that create is a new one.
+    pub fn forget_shown(&self, write: Write, scope: &str, shown: impl Fn(&str) -> bool) {
+        let mut writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.retain(|(w, s, target), _| !(*w == write && s == scope && shown(target)));
+    }
+
     /// Writes that failed: the next reconcile issues them again.
     pub fn failed<T: ToString>(&self, write: Write, scope: &str, targets: &[T]) {
         let mut writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,6 +155,23 @@ mod tests {
         assert_eq!(
             issued.fresh_at(Write::Collect, "uid", &blocks, 9, later),
             blocks
+        );
+    }
+
+    #[test]
+    fn a_create_the_watch_has_shown_can_be_issued_again() {
+        let issued = Issued::default();
+        let t0 = Instant::now();
+        let pods = ["merge-1-0".to_string(), "merge-2-0".to_string()];
+        assert_eq!(
+            issued.fresh_at(Write::Create, "ns", &pods, usize::MAX, t0),
+            pods
+        );
+        issued.forget_shown(Write::Create, "ns", |pod| pod == "merge-1-0");
+        // Shown, then gone, and wanted again: issued. Not shown yet: still held back.
+        assert_eq!(
+            issued.fresh_at(Write::Create, "ns", &pods, usize::MAX, t0),
+            ["merge-1-0"]
         );
     }
 }
