@@ -635,20 +635,25 @@ def main():
 
     studio = Studio(args)
 
+    def write_json(results):
+        if not args.json:
+            return
+        strip = lambda w: {k: v for k, v in w.items() if k != "by_call"}  # noqa: E731
+        with open(args.json, "w") as f:
+            json.dump({"cases": {k: strip(v) for k, v in results.items()},
+                       "top_calls": {k: [{"client": c, "verb": v, "resource": r, "count": n}
+                                         for (c, v, r), n in sorted(w["by_call"].items(), key=lambda kv: -kv[1])[:20]]
+                                     for k, w in results.items()},
+                       "settings": vars(args), "slots": studio.slots}, f, indent=1, default=str)
+
     def body():
         studio.up()
         results = {}
         for case in [c for c in CASES if c in cases]:
             results[case] = studio.run_case(case)
+            # After every case: a long run stopped part way keeps the cases it finished.
+            write_json(results)
         text = report(studio, results)
-        if args.json:
-            with open(args.json, "w") as f:
-                strip = lambda w: {k: v for k, v in w.items() if k != "by_call"}  # noqa: E731
-                json.dump({"cases": {k: strip(v) for k, v in results.items()},
-                           "top_calls": {k: [{"client": c, "verb": v, "resource": r, "count": n}
-                                             for (c, v, r), n in sorted(w["by_call"].items(), key=lambda kv: -kv[1])[:20]]
-                                         for k, w in results.items()},
-                           "settings": vars(args), "slots": studio.slots}, f, indent=1, default=str)
         print(text, flush=True)
 
     programs = {args.testcluster, args.kwok, os.path.join(args.bin, "tessera-operator")}

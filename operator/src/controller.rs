@@ -36,7 +36,7 @@ use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed};
 use crate::pool::index::PodIndex;
-use crate::pool::nodes::{node_is_ready, pool_capacity, ready_nodes};
+use crate::pool::nodes::{pool_capacity, readiness, ready_nodes};
 use crate::pool::policy;
 use crate::pool::scheduler::{self, JobDemand, Scheduler};
 use crate::pool::status::suspects_of;
@@ -194,12 +194,7 @@ pub fn pass(
     let gpu_resource = pool
         .map(|p| p.spec.gpu.resource_name.clone())
         .unwrap_or_else(|| "nvidia.com/gpu".into());
-    let node_ready = |node: &str| {
-        caches
-            .nodes
-            .get(&ObjectRef::new(node))
-            .is_some_and(|n| node_is_ready(&n))
-    };
+    let node_ready = readiness(caches.nodes);
     let own_pods: Vec<Arc<Pod>> = caches
         .index
         .pods_of(&uid, &namespace)
@@ -410,12 +405,7 @@ fn admit_and_decide(
     let pool_name = valid.pool.name_any();
     let capacity =
         pool_capacity(valid.pool, caches.nodes.state().iter().map(|n| n.as_ref())).shards;
-    let node_ready = |node: &str| {
-        caches
-            .nodes
-            .get(&ObjectRef::new(node))
-            .is_some_and(|n| node_is_ready(&n))
-    };
+    let node_ready = readiness(caches.nodes);
     let holders = caches
         .index
         .slot_holders(&labels::job_label_value(&pool_name), &node_ready);

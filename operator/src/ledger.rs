@@ -310,6 +310,7 @@ mod tests {
             merge_inputs: None,
             merge_step: None,
             waiting: None,
+            unschedulable: false,
         }
     }
 

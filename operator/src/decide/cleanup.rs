@@ -113,6 +113,7 @@ mod tests {
             merge_inputs: None,
             merge_step: None,
             waiting: None,
+            unschedulable: false,
         }
     }
 

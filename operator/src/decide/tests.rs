@@ -1020,6 +1020,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
         merge_inputs: None,
         merge_step: None,
         waiting: None,
+        unschedulable: false,
     };
     let mut observed = Observed::default();
     for shard in 0..shards {

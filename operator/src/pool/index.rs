@@ -229,7 +229,7 @@ impl PodIndex {
             .filter(|k| k.namespace.as_deref() == Some(namespace))
             .cloned()
             .collect();
-        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        keys.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         keys
     }
 
@@ -246,7 +246,7 @@ impl PodIndex {
             .filter(|(k, _)| k.namespace.as_deref() == Some(namespace))
             .map(|(_, p)| p.clone())
             .collect();
-        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        pods.sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         pods
     }
 
@@ -300,9 +300,17 @@ impl PodIndex {
             let Some(pod) = inner.pods.get(key).filter(|p| holds_slot(p, node_ready)) else {
                 continue;
             };
-            let holder = holders.entry(pod.owner.clone()).or_default();
-            holder.namespace = pod.namespace.clone();
-            holder.slots += 1;
+            // Thousands of pods, a handful of jobs: clone the strings once per job.
+            match holders.get_mut(&pod.owner) {
+                Some(holder) => holder.slots += 1,
+                None => {
+                    let holder = Holder {
+                        namespace: pod.namespace.clone(),
+                        slots: 1,
+                    };
+                    holders.insert(pod.owner.clone(), holder);
+                }
+            }
         }
         holders
     }

@@ -1,9 +1,11 @@
 //! A pool's nodes: which match, which are Ready, and how many shards fit.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::RenderPool;
 
@@ -30,6 +32,23 @@ pub fn node_is_ready(node: &Node) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     schedulable && ready
+}
+
+/// Whether the named node is in the cache, Ready and schedulable; each node is looked up
+/// once per closure. A pass asks for the node of every pod it reads (8,000 running pods on
+/// 1,000 nodes at studio scale), and a cache lookup clones the name and hashes it.
+pub fn readiness(nodes: &Store<Node>) -> impl Fn(&str) -> bool + '_ {
+    let memo = RefCell::new(HashMap::<String, bool>::new());
+    move |name: &str| {
+        if let Some(&ready) = memo.borrow().get(name) {
+            return ready;
+        }
+        let ready = nodes
+            .get(&ObjectRef::new(name))
+            .is_some_and(|n| node_is_ready(&n));
+        memo.borrow_mut().insert(name.to_string(), ready);
+        ready
+    }
 }
 
 fn matches_pool(pool: &RenderPool, node: &Node) -> bool {
@@ -119,5 +138,23 @@ mod tests {
         assert_eq!(pool_capacity(&pool, &nodes).shards, 3); // 4/2 + 3/2
         pool.spec.max_concurrent_shards = Some(1);
         assert_eq!(pool_capacity(&pool, &nodes).shards, 1);
+    }
+
+    #[test]
+    fn readiness_answers_from_the_cache_and_remembers_each_node() {
+        let (store, mut writer) = kube::runtime::reflector::store::<Node>();
+        for n in [node("a", "gpu-a", true, 4), node("b", "gpu-a", false, 4)] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(n));
+        }
+        let ready = readiness(&store);
+        assert!(ready("a"));
+        assert!(!ready("b"), "NotReady");
+        assert!(!ready("gone"), "not in the cache");
+        // Asked again within the same pass: the first answer, even if the cache changed.
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(node(
+            "a", "gpu-a", true, 4,
+        )));
+        assert!(ready("a"));
+        assert!(!readiness(&store)("a"), "a new pass reads the cache again");
     }
 }

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::{RenderJob, RenderPool};
 use crate::context::{Context, FIELD_MANAGER};
-use crate::pool::nodes::{node_is_ready, pool_capacity};
+use crate::pool::nodes::{pool_capacity, readiness};
 use crate::pool::policy::policy_for;
 use crate::pool::status::{jobs_of_pool, pool_status, shards_by_namespace};
 use crate::pool::usage::{JobUsage, Pricing, usage};
@@ -31,11 +31,7 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
         .ok_or(Error::MissingField("metadata.name"))?;
     let nodes = ctx.nodes.state();
     let capacity = pool_capacity(&pool, nodes.iter().map(|n| n.as_ref()));
-    let node_ready = |node: &str| {
-        ctx.nodes
-            .get(&ObjectRef::new(node))
-            .is_some_and(|n| node_is_ready(&n))
-    };
+    let node_ready = readiness(&ctx.nodes);
     let running: u32 = ctx
         .index
         .slot_holders(&labels::job_label_value(&name), &node_ready)

@@ -37,6 +37,7 @@ fn pod(name: &str, step: MergeStep, attempt: u32, state: AttemptState) -> Attemp
         merge_inputs: Some(AttemptMap::new()),
         merge_step: Some(step),
         waiting: None,
+        unschedulable: false,
     }
 }
 
@@ -150,6 +151,30 @@ fn ready_chunks_share_merge_pods_up_to_the_concurrency_bound() {
     let result = case.run();
     assert_eq!(result.start[0].step, MergeStep::Chunks(set("2-3")));
     assert_eq!(result.running, 2);
+}
+
+#[test]
+fn no_merge_starts_while_one_waits_for_room_on_a_node() {
+    // Chunk 0 merges; chunks 1-3 are rendered too and two merge slots are free.
+    let mut case = Case::new(1, "0-7");
+    case.max_concurrent = 3;
+    case.merges = vec![pod(
+        "m-0",
+        MergeStep::Chunks(set("0")),
+        0,
+        AttemptState::Pending,
+    )];
+    let placed = case.run();
+    assert_eq!(
+        placed.start.len(),
+        1,
+        "the merge pod is placed: the rest start"
+    );
+    // The scheduler found no node with room for it: the others would only wait beside it.
+    case.merges[0].unschedulable = true;
+    let waiting = case.run();
+    assert!(waiting.start.is_empty(), "{:?}", waiting.start);
+    assert_eq!(waiting.running, 1);
 }
 
 #[test]
