@@ -3,7 +3,9 @@
 //! seconds, and every pod event of a job triggers its reconcile, which would delete the same
 //! pods again (404), release them again and delete their blocks again — API requests for
 //! nothing. An entry lapses after [`ISSUED_TTL`]: by then the watch has shown the write, or
-//! issuing it again is right.
+//! issuing it again is right. A create is forgotten as soon as the watch shows its pod
+//! ([`Issued::forget_shown`]): a pod of the same name may be wanted again once that one is gone
+//! (a re-rendered frame's merge).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
