@@ -1146,11 +1146,12 @@ pub async fn run(
     let index = Arc::new(PodIndex::default());
     let scheduler = Arc::new(Scheduler::default());
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<RenderJob>>();
-    // Caches hold no managedFields: nothing reads them, and with every kubelet status write
-    // they are much of a pod's size (a thousand-node farm's cache holds tens of thousands).
+    // The pod cache holds what a pass reads, no more (`observe::trim_for_cache`): managed
+    // fields and the shard spec in every pod's arguments are much of its size, and a
+    // thousand-node farm's cache holds tens of thousands.
     let pod_events = watcher(Api::<Pod>::all(client.clone()), managed)
         .default_backoff()
-        .modify(|pod| pod.managed_fields_mut().clear())
+        .modify(observe::trim_for_cache)
         .reflect(pod_writer)
         .inspect({
             let (index, scheduler, wake) = (index.clone(), scheduler.clone(), wake.clone());

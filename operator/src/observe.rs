@@ -318,6 +318,31 @@ fn read_attempt(
     }
 }
 
+/// Drops from a pod what neither [`observe`] nor the pod index reads, before it enters the
+/// operator's cache: managed fields, the containers' arguments (a shard's spec), environment,
+/// commands, mounts and security settings, and the pod's tolerations, affinity, volumes and
+/// security settings. At 100,000 shards the cache held ~16,000 pods (8,000 running, the rest
+/// waiting for their block's collection) and the operator's RSS passed 512 MiB; this is about
+/// 40 % of a shard pod.
+pub fn trim_for_cache(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    spec.tolerations = None;
+    spec.affinity = None;
+    spec.volumes = None;
+    spec.security_context = None;
+    let init = spec.init_containers.iter_mut().flatten();
+    for container in spec.containers.iter_mut().chain(init) {
+        container.args = None;
+        container.command = None;
+        container.env = None;
+        container.volume_mounts = None;
+        container.security_context = None;
+    }
+}
+
 /// The first container's waiting state, with when the pod was scheduled.
 fn waiting_of(status: &PodStatus) -> Option<Waiting> {
     let waiting = status
@@ -490,6 +515,40 @@ mod tests {
     fn state_of(pod: Pod) -> AttemptState {
         let observed = observe([&pod], &|_| true, "nvidia.com/gpu");
         observed.shards.values().next().unwrap()[0].state.clone()
+    }
+
+    #[test]
+    fn a_pod_trimmed_for_the_cache_observes_and_indexes_as_it_was() {
+        let full = pod(json!({
+            "metadata": {"name": "j-3-1", "namespace": "ns", "finalizers": ["tessera.dev/ledger"],
+                "labels": {"tessera.dev/role": "shard", "tessera.dev/shard": "3", "tessera.dev/attempt": "1",
+                    "tessera.dev/pool": "p", "tessera.dev/shard-block": "0"},
+                "annotations": {"tessera.dev/preempted-by": "job x"},
+                "ownerReferences": [{"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+                    "name": "j", "uid": "u", "controller": true}],
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {"nodeName": "gpu-1", "tolerations": [{"key": "k", "operator": "Exists"}],
+                "affinity": {"nodeAffinity": {}}, "securityContext": {"runAsNonRoot": true},
+                "containers": [{"name": "render", "args": ["render", "--spec", "{}"],
+                    "env": [{"name": "A", "value": "b"}], "securityContext": {"runAsNonRoot": true},
+                    "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
+            "status": {"phase": "Pending", "startTime": "2026-01-01T00:00:00Z",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+                "containerStatuses": [{"name": "render", "image": "x", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "m"}}}]},
+        }));
+        let mut trimmed = full.clone();
+        trim_for_cache(&mut trimmed);
+        let container = &trimmed.spec.as_ref().unwrap().containers[0];
+        assert!(container.args.is_none() && container.env.is_none());
+        assert!(trimmed.metadata.managed_fields.is_none());
+        let read = |p: &Pod| observe([p], &|_| true, "nvidia.com/gpu");
+        assert_eq!(read(&trimmed), read(&full));
+        assert_eq!(read(&full).shards[&3][0].gpus, 2);
+        assert_eq!(
+            crate::pool::index::IndexedPod::of(&trimmed),
+            crate::pool::index::IndexedPod::of(&full)
+        );
     }
 
     #[test]
