@@ -20,7 +20,10 @@
 //!   container statuses and the termination message (the file named by the env var
 //!   `TESSERA_TERMINATION_LOG`, or the tail of stderr under `FallbackToLogsOnError`);
 //! - handles deletion: SIGTERM, the grace period, SIGKILL, then the final grace-0 delete with a
-//!   UID precondition.
+//!   UID precondition;
+//! - retries an API call that failed in transport or was answered 429/5xx, with backoff, as the
+//!   kubelet does: such a hiccup never fails a pod (it once failed a shard as
+//!   `ContainerCannotRun`, and a scenario counting retries with it).
 //!
 //! Faults, for tests: kill a pod's process, fail every pod on a node, slow a node down, stop a
 //! node's heartbeat
@@ -38,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
@@ -548,7 +552,7 @@ async fn handle_pod(
             }),
             ..Default::default()
         };
-        match api.delete(&name, &params).await {
+        match retrying(|| api.delete(&name, &params)).await {
             Ok(_) => info!(pod = %name, "pod deleted"),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(error) => warn!(%error, pod = %name, "final delete failed"),
@@ -797,6 +801,32 @@ pub fn expand(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// An API call retried as the kubelet retries its own: a request that failed in transport (a
+/// connection the API server closed as it was reused) or was answered 429/5xx is sent again
+/// with backoff, so such a hiccup never fails a pod that would have run.
+async fn retrying<T, Call, Sent>(call: Call) -> Result<T, kube::Error>
+where
+    Call: FnMut() -> Sent,
+    Sent: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(8);
+    call.retry(backoff)
+        .when(is_transient)
+        .notify(|error, after| warn!(%error, ?after, "API call failed; retrying"))
+        .await
+}
+
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
 /// Whether the pod gets its ServiceAccount's token: the pod's `automountServiceAccountToken`,
 /// else the ServiceAccount's, else yes.
 async fn mounts_token(client: &Client, pod: &Pod) -> Result<bool, AgentError> {
@@ -806,8 +836,8 @@ async fn mounts_token(client: &Client, pod: &Pod) -> Result<bool, AgentError> {
     }
     let accounts: Api<ServiceAccount> =
         Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-    let account = accounts
-        .get_opt(&service_account(pod))
+    let account_name = service_account(pod);
+    let account = retrying(|| accounts.get_opt(&account_name))
         .await?
         .and_then(|a| a.automount_service_account_token);
     Ok(account.unwrap_or(true))
@@ -838,14 +868,9 @@ async fn request_token(client: &Client, pod: &Pod) -> Result<String, AgentError>
         },
         ..Default::default()
     };
-    let granted: TokenRequest = accounts
-        .create_subresource(
-            "token",
-            &service_account(pod),
-            &PostParams::default(),
-            &request,
-        )
-        .await?;
+    let (account, params) = (service_account(pod), PostParams::default());
+    let granted: TokenRequest =
+        retrying(|| accounts.create_subresource("token", &account, &params, &request)).await?;
     granted
         .status
         .map(|s| s.token)
@@ -990,7 +1015,10 @@ async fn resolve_env(
     let mut env = Vec::new();
     for source in container.env_from.iter().flatten() {
         if let Some(secret) = &source.secret_ref {
-            let data = secrets.get(&secret.name).await?.data.unwrap_or_default();
+            let data = retrying(|| secrets.get(&secret.name))
+                .await?
+                .data
+                .unwrap_or_default();
             env.extend(
                 data.into_iter()
                     .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())),
@@ -998,8 +1026,7 @@ async fn resolve_env(
         }
         if let Some(config_map) = &source.config_map_ref {
             env.extend(
-                config_maps
-                    .get(&config_map.name)
+                retrying(|| config_maps.get(&config_map.name))
                     .await?
                     .data
                     .unwrap_or_default(),
@@ -1031,13 +1058,15 @@ async fn resolve_env(
                         _ => String::new(),
                     }
                 } else if let Some(key) = &from.secret_key_ref {
-                    let data = secrets.get(&key.name).await?.data.unwrap_or_default();
+                    let data = retrying(|| secrets.get(&key.name))
+                        .await?
+                        .data
+                        .unwrap_or_default();
                     data.get(&key.key)
                         .map(|v| String::from_utf8_lossy(&v.0).into_owned())
                         .unwrap_or_default()
                 } else if let Some(key) = &from.config_map_key_ref {
-                    config_maps
-                        .get(&key.name)
+                    retrying(|| config_maps.get(&key.name))
                         .await?
                         .data
                         .unwrap_or_default()
@@ -1060,7 +1089,7 @@ async fn pod_and_container(
     api: &Api<Pod>,
     name: &str,
 ) -> Result<(Pod, (String, String)), AgentError> {
-    let pod = api.get(name).await?;
+    let pod = retrying(|| api.get(name)).await?;
     let container = pod
         .spec
         .as_ref()
@@ -1091,8 +1120,8 @@ async fn report_running(
         "containerStatuses": [{"name": container.0, "image": container.1, "imageID": container.1,
             "ready": ready, "started": true, "restartCount": 0, "state": {"running": {"startedAt": started}}}],
     }});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-        .await?;
+    let (params, patch) = (PatchParams::default(), Patch::Merge(&status));
+    retrying(|| api.patch_status(name, &params, &patch)).await?;
     Ok(())
 }
 
@@ -1152,8 +1181,8 @@ async fn report_terminal(
         status["status"]["reason"] = json!(pod_reason);
         status["status"]["message"] = json!(pod_message);
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-        .await?;
+    let (params, patch) = (PatchParams::default(), Patch::Merge(&status));
+    retrying(|| api.patch_status(name, &params, &patch)).await?;
     info!(pod = %name, code, "pod finished");
     Ok(())
 }
@@ -1161,6 +1190,20 @@ async fn report_terminal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_errors_and_overload_are_retried_refusals_are_not() {
+        let answered = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            }))
+        };
+        let reset = kube::Error::Service("client error (SendRequest)".into());
+        assert!(is_transient(&reset));
+        assert!(is_transient(&answered(503)) && is_transient(&answered(429)));
+        assert!(!is_transient(&answered(404)) && !is_transient(&answered(409)));
+    }
 
     #[test]
     fn references_expand_as_the_kubelet_expands_them() {

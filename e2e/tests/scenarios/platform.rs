@@ -341,7 +341,9 @@ async fn preemption_round(
     } else {
         ensure!(
             status.disrupted_attempts == 0 && again.is_empty(),
-            "{background} was preempted with preemption off: {again:?}"
+            "{background} was preempted with preemption off: rendered again {again:?}, disrupted {}, last failure {:?}",
+            status.disrupted_attempts,
+            status.last_failure
         );
     }
     Ok(first.duration_since(arrived).unwrap_or_default())
