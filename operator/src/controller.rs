@@ -479,7 +479,11 @@ fn admit_and_decide(
     let unserved = (assessment.ready.len() as u32)
         .min(ready)
         .saturating_sub(grant);
-    let evict = if preemption.enabled && unserved > 0 && verdict.cap_reached.is_none() {
+    let evict = if preemption.enabled
+        && unserved > 0
+        && verdict.cap_reached.is_none()
+        && book.may_preempt(&valid.uid, priority, &holders, preemption.max_per_minute)
+    {
         let pods = caches
             .index
             .slot_pods(&labels::job_label_value(&pool_name), &node_ready);

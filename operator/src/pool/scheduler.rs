@@ -135,6 +135,22 @@ impl PoolBook {
         self.expected.remove(key);
     }
 
+    /// Whether [`PoolBook::preempt`] could evict anything for `uid`, a job of `priority`: a job
+    /// of lower priority holds slots and the minute's eviction budget is not spent. Most passes
+    /// of a busy pool answer no, and then the pool's pods (thousands) are not listed.
+    pub fn may_preempt(
+        &mut self,
+        uid: &str,
+        priority: i32,
+        holders: &BTreeMap<String, Holder>,
+        per_minute: u32,
+    ) -> bool {
+        let lower_holds = holders
+            .keys()
+            .any(|job| job != uid && self.demands.get(job).is_some_and(|d| d.priority < priority));
+        lower_holds && self.evictions.allowed(per_minute, Instant::now()) > 0
+    }
+
     /// The shard pods to evict so that `uid`, a job of `priority` that could start `wanted`
     /// more shards, gets their slots (pool/preemption.rs), from the pods holding the pool's
     /// slots. Slots already being freed (lower-priority pods terminating, or asked to) count
@@ -437,6 +453,39 @@ mod tests {
             terminating,
             started: Some(Timestamp::from_second(started).unwrap()),
         }
+    }
+
+    #[test]
+    fn preemption_is_considered_only_when_a_lower_job_holds_slots_and_budget_is_left() {
+        let mut book = PoolBook::default();
+        for (uid, name, priority) in [("low", "bg", 0), ("high", "urgent", 100)] {
+            book.admit(
+                uid,
+                demand("ns", name, priority, 1),
+                0,
+                &BTreeMap::new(),
+                &|_| false,
+                &|_, _| true,
+            );
+        }
+        let holding = |jobs: &[&str]| -> BTreeMap<String, Holder> {
+            jobs.iter()
+                .map(|job| {
+                    let holder = Holder {
+                        namespace: "ns".into(),
+                        slots: 2,
+                    };
+                    (job.to_string(), holder)
+                })
+                .collect()
+        };
+        assert!(book.may_preempt("high", 100, &holding(&["low", "high"]), 3));
+        // Only itself, or only jobs not below it, hold slots: nothing to take.
+        assert!(!book.may_preempt("high", 100, &holding(&["high"]), 3));
+        assert!(!book.may_preempt("low", 0, &holding(&["high"]), 3));
+        // The minute's budget spent: nothing either.
+        book.evictions.spend(3, Instant::now());
+        assert!(!book.may_preempt("high", 100, &holding(&["low"]), 3));
     }
 
     #[test]
