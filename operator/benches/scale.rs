@@ -166,6 +166,7 @@ fn main() {
     let (jobs, _) = reflector::store::<RenderJob>();
     let (namespaces, _) = reflector::store::<k8s_openapi::api::core::v1::Namespace>();
     let (scheduler, refusals) = (Scheduler::default(), Refusals::default());
+    let node_views = tessera_operator::pool::nodes::NodeViews::default();
     let kueue = tessera_operator::kueue::KueueCache::unavailable();
     let now = Timestamp::now();
     let (alone_store, alone_index) = caches_with(&own);
@@ -180,6 +181,7 @@ fn main() {
             namespaces: &namespaces,
             index,
             scheduler: &scheduler,
+            node_views: &node_views,
             refusals: &refusals,
             kueue: &kueue,
         };
@@ -205,6 +207,7 @@ fn main() {
         namespaces: &namespaces,
         index: &index,
         scheduler: &scheduler,
+        node_views: &node_views,
         refusals: &refusals,
         kueue: &kueue,
     };

@@ -29,6 +29,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub index: Arc<PodIndex>,
     pub scheduler: Arc<Scheduler>,
+    /// What passes read of the nodes, rebuilt when the node cache changes.
+    pub node_views: Arc<crate::pool::nodes::NodeViews>,
     pub refusals: Refusals,
     pub kueue: crate::kueue::KueueCache,
     /// Pod writes issued a moment ago, not issued again before the watch shows them.

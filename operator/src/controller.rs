@@ -36,7 +36,7 @@ use crate::ledger::{Ledger, Settled};
 use crate::metrics::Metrics;
 use crate::observe::{self, Observed};
 use crate::pool::index::PodIndex;
-use crate::pool::nodes::{pool_capacity, readiness, ready_nodes};
+use crate::pool::nodes::NodeViews;
 use crate::pool::policy;
 use crate::pool::scheduler::{self, JobDemand, Scheduler};
 use crate::pool::status::suspects_of;
@@ -154,6 +154,7 @@ pub struct Caches<'a> {
     pub namespaces: &'a Store<Namespace>,
     pub index: &'a PodIndex,
     pub scheduler: &'a Scheduler,
+    pub node_views: &'a NodeViews,
     pub refusals: &'a Refusals,
     pub kueue: &'a KueueCache,
 }
@@ -167,6 +168,7 @@ impl Context {
             namespaces: &self.namespaces,
             index: &self.index,
             scheduler: &self.scheduler,
+            node_views: &self.node_views,
             refusals: &self.refusals,
             kueue: &self.kueue,
         }
@@ -194,7 +196,8 @@ pub fn pass(
     let gpu_resource = pool
         .map(|p| p.spec.gpu.resource_name.clone())
         .unwrap_or_else(|| "nvidia.com/gpu".into());
-    let node_ready = readiness(caches.nodes);
+    let nodes = caches.node_views.view(caches.nodes);
+    let node_ready = |name: &str| nodes.is_ready(name);
     let own_pods: Vec<Arc<Pod>> = caches
         .index
         .pods_of(&uid, &namespace)
@@ -272,7 +275,7 @@ pub fn pass(
         now,
     );
     let pool_nodes = decide::PoolNodes {
-        ready: ready_nodes(pool, caches.nodes.state().iter().map(|n| n.as_ref())),
+        ready: nodes.pool(pool).ready.clone(),
         suspects: suspects_of(pool),
     };
     let mut assessment = decide::assess(&valid, &observed, &ledger, &pool_nodes, now);
@@ -403,9 +406,9 @@ fn admit_and_decide(
     let (valid, assessment) = (planned.job, planned.assessment);
     let job = valid.job;
     let pool_name = valid.pool.name_any();
-    let capacity =
-        pool_capacity(valid.pool, caches.nodes.state().iter().map(|n| n.as_ref())).shards;
-    let node_ready = readiness(caches.nodes);
+    let nodes = caches.node_views.view(caches.nodes);
+    let capacity = nodes.pool(valid.pool).capacity.shards;
+    let node_ready = |name: &str| nodes.is_ready(name);
     let holders = caches
         .index
         .slot_holders(&labels::job_label_value(&pool_name), &node_ready);
@@ -1175,10 +1178,15 @@ pub async fn run(
     // (20 jobs, 8,000 pods running), and the cache fell minutes behind until a full relist.
     tokio::spawn(wake_owners(pod_events, wake));
     let (nodes, node_writer) = reflector::store();
+    let node_views = Arc::new(NodeViews::default());
     let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .modify(|node| node.managed_fields_mut().clear())
         .reflect(node_writer)
+        .inspect({
+            let node_views = node_views.clone();
+            move |_| node_views.changed()
+        })
         .touched_objects();
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_events = watcher(
@@ -1238,6 +1246,7 @@ pub async fn run(
         recorder,
         index,
         scheduler,
+        node_views,
         refusals: Refusals::default(),
         kueue,
         issued: Default::default(),

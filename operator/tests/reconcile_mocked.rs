@@ -99,6 +99,7 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
         ),
         index: Arc::new(index),
         scheduler: Arc::new(Scheduler::default()),
+        node_views: Default::default(),
         refusals: Refusals::default(),
         kueue: tessera_operator::kueue::KueueCache::unavailable(),
         issued: Default::default(),

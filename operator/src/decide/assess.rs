@@ -3,6 +3,7 @@
 //! the pods that still exist.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use tessera_shard::contract::{MergeStep, shard_log_path};
@@ -26,8 +27,8 @@ pub struct ReadyShard {
 /// What assess knows of the pool's nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolNodes {
-    /// Ready, schedulable nodes of the pool.
-    pub ready: BTreeSet<String>,
+    /// Ready, schedulable nodes of the pool (shared by the passes of a node cache's view).
+    pub ready: Arc<BTreeSet<String>>,
     /// Nodes that failed shards of several jobs (the pool's status).
     pub suspects: BTreeSet<String>,
 }

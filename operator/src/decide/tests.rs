@@ -428,7 +428,7 @@ fn a_node_at_the_failure_threshold_is_excluded_for_every_shard() {
 #[test]
 fn avoidance_never_excludes_every_ready_node_and_suspects_are_soft() {
     let nodes = PoolNodes {
-        ready: BTreeSet::from(["a".to_string(), "b".to_string()]),
+        ready: std::sync::Arc::new(BTreeSet::from(["a".to_string(), "b".to_string()])),
         suspects: BTreeSet::from(["c".to_string()]),
     };
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();

@@ -12,7 +12,6 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::{RenderJob, RenderPool};
 use crate::context::{Context, FIELD_MANAGER};
-use crate::pool::nodes::{pool_capacity, readiness};
 use crate::pool::policy::policy_for;
 use crate::pool::status::{jobs_of_pool, pool_status, shards_by_namespace};
 use crate::pool::usage::{JobUsage, Pricing, usage};
@@ -29,9 +28,9 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
         .name
         .clone()
         .ok_or(Error::MissingField("metadata.name"))?;
-    let nodes = ctx.nodes.state();
-    let capacity = pool_capacity(&pool, nodes.iter().map(|n| n.as_ref()));
-    let node_ready = readiness(&ctx.nodes);
+    let nodes = ctx.node_views.view(&ctx.nodes);
+    let capacity = nodes.pool(&pool).capacity;
+    let node_ready = |name: &str| nodes.is_ready(name);
     let running: u32 = ctx
         .index
         .slot_holders(&labels::job_label_value(&name), &node_ready)
