@@ -22,8 +22,8 @@
 //! - handles deletion: SIGTERM, the grace period, SIGKILL, then the final grace-0 delete with a
 //!   UID precondition;
 //! - retries an API call that failed in transport or was answered 429/5xx, with backoff, as the
-//!   kubelet does: such a hiccup never fails a pod (it once failed a shard as
-//!   `ContainerCannotRun`, and a scenario counting retries with it).
+//!   kubelet does: such a hiccup never fails a pod (a reset connection once failed a shard pod
+//!   as `ContainerCannotRun`, and the preemption scenario took its retry for a preemption).
 //!
 //! Faults, for tests: kill a pod's process, fail every pod on a node, slow a node down, stop a
 //! node's heartbeat
