@@ -38,9 +38,21 @@ pub struct Context {
     pub status_writes: StatusWrites,
 }
 
-/// A job's status write that changes only figures (`status::only_progress`) waits until this
-/// long after its last one; a phase or condition change is written at once.
+/// A job's status write that may wait (`status::may_wait`: figures, attempts that ended
+/// plainly) is held until [`STATUS_BATCH_WINDOW`] after the job's last write, or only until
+/// this long after it once it carries [`SETTLED_BATCH`] settled attempts; a phase, condition,
+/// race or merge is written at once.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Settled attempts that make a waiting status write due at [`PROGRESS_INTERVAL`]: a job
+/// settling dozens of shards a second writes its ledger every 2 s, at most 1/32 of a write per
+/// shard.
+pub const SETTLED_BATCH: usize = 32;
+
+/// The longest a waiting status write is held: how stale `kubectl get renderjob` counts may
+/// be. Twenty jobs sharing a pool each settle about one shard a second, so a write per job
+/// every 10 s is a tenth of a write per shard.
+pub const STATUS_BATCH_WINDOW: Duration = Duration::from_secs(10);
 
 /// When each job's status was last written, by job UID.
 #[derive(Default)]
@@ -49,13 +61,17 @@ pub struct StatusWrites {
 }
 
 impl StatusWrites {
-    /// How long a progress-only write of the job waits, or `None`: write it now.
-    pub fn wait(&self, uid: &str) -> Option<Duration> {
+    /// How long a status write that may wait still waits, given how many attempts it
+    /// settles, or `None`: write it now.
+    pub fn wait(&self, uid: &str, settled: usize) -> Option<Duration> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let last = jobs.get(uid)?;
-        PROGRESS_INTERVAL
-            .checked_sub(last.elapsed())
-            .filter(|d| !d.is_zero())
+        let window = if settled >= SETTLED_BATCH {
+            PROGRESS_INTERVAL
+        } else {
+            STATUS_BATCH_WINDOW
+        };
+        window.checked_sub(last.elapsed()).filter(|d| !d.is_zero())
     }
 
     pub fn written(&self, uid: &str) {

@@ -686,8 +686,21 @@ async fn apply(
             return Err(error);
         }
     }
+    let scope = format!("{uid}/merges");
+    let merges = ctx
+        .issued
+        .fresh(Write::Collect, &scope, &decision.collect_merges);
+    for ids in merges.chunks(MAX_MERGES_PER_REQUEST) {
+        if let Err(error) = collect_merges(&ctx.client, &api, uid, ids).await {
+            ctx.issued.failed(Write::Collect, &scope, &merges);
+            return Err(error);
+        }
+    }
     Ok(outcome)
 }
+
+/// Merge ids named in one delete-collection request (its label selector, in the URL).
+const MAX_MERGES_PER_REQUEST: usize = 64;
 
 /// Blocks named in one delete-collection request (its label selector): 4 × 256 pods, so that
 /// neither the API server's answer nor the burst of deletion events is large.
@@ -714,8 +727,35 @@ async fn collect_blocks(
         labels::SHARD_BLOCK,
         listed.join(",")
     );
+    delete_succeeded(client, api, &selector).await?;
+    info!(blocks = %listed.join(","), "deleted the succeeded shard pods of blocks");
+    Ok(())
+}
+
+/// Deletes finished merge pods of the job, named by their merge ids, in one request.
+async fn collect_merges(
+    client: &kube::Client,
+    api: &Api<Pod>,
+    uid: &str,
+    ids: &[String],
+) -> Result<()> {
+    let selector = format!(
+        "{}={uid},{}={},{} in ({})",
+        labels::JOB_UID,
+        labels::ROLE,
+        labels::ROLE_MERGE,
+        labels::MERGE_ID,
+        ids.join(",")
+    );
+    delete_succeeded(client, api, &selector).await?;
+    info!(merges = %ids.join(","), "deleted finished merge pods");
+    Ok(())
+}
+
+/// One delete-collection request for the succeeded pods that `selector` selects.
+async fn delete_succeeded(client: &kube::Client, api: &Api<Pod>, selector: &str) -> Result<()> {
     let params = ListParams::default()
-        .labels(&selector)
+        .labels(selector)
         .fields("status.phase=Succeeded");
     let mut request = kube::core::Request::new(api.resource_url())
         .delete_collection(&DeleteParams::default(), &params)
@@ -725,7 +765,6 @@ async fn collect_blocks(
         ::http::HeaderValue::from_static(METADATA_ONLY),
     );
     client.request_text(request).await?;
-    info!(blocks = %listed.join(","), "deleted the succeeded shard pods of blocks");
     Ok(())
 }
 
@@ -916,12 +955,11 @@ async fn finish(
 ) -> Result<Action> {
     let uid = job.uid().unwrap_or_default();
     let old = job.status.clone().unwrap_or_default();
-    // Only what pods starting change, and written a moment ago: the next write carries it.
-    // (A pass that settled attempts always writes: an ended attempt is accounted as the pass
-    // that first saw it end judged it; later its pod may be deleted, or its shard won.)
+    // Figures and plainly ended attempts, and written a moment ago: a later write carries
+    // them (`settled` holds every attempt ended since the recorded status).
     if decision.status != old
-        && status::only_progress(&old, &decision.status)
-        && let Some(wait) = ctx.status_writes.wait(&uid)
+        && status::may_wait(&old, &decision.status)
+        && let Some(wait) = ctx.status_writes.wait(&uid, settled.len())
     {
         return Ok(Action::requeue(wait));
     }

@@ -20,7 +20,7 @@ pub enum Write {
     Delete,
     /// Drop a pod's ledger finalizer.
     Release,
-    /// Delete the succeeded pods of a job's shard block.
+    /// Delete the succeeded pods of a job's shard block, or its finished merge pods by id.
     Collect,
     /// Create a pod that holds no shard slot (merge, manifest): shard pod creates are the
     /// pool book's expectations (`pool/scheduler.rs`).

@@ -15,6 +15,10 @@ pub const SHARD_BLOCK: &str = "tessera.dev/shard-block";
 pub const SHARDS_PER_BLOCK: u32 = 256;
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGER: &str = "tessera-operator";
+/// Merge pods: their name after the job's (`merge-4-0`, `preview-2-3`, `manifest-0`). Finished
+/// merge pods the ledger holds go several at a time, in one delete-collection request that
+/// names exactly them (`tessera.dev/merge-id in (…)`).
+pub const MERGE_ID: &str = "tessera.dev/merge-id";
 /// Annotation on merge pods: the attempt map the merge read, so a failed merge's verdict is
 /// applied to exactly those attempts.
 pub const MERGE_ATTEMPTS: &str = "tessera.dev/merge-attempts";
@@ -46,18 +50,36 @@ pub fn shard_pod_name(job: &str, shard: u32, attempt: u32) -> String {
 
 /// `<job>-merge-<first chunk>-<attempt>`: a merge of frame chunks from `first` on.
 pub fn merge_pod_name(job: &str, first: u32, attempt: u32) -> String {
-    fit(job, &format!("-merge-{first}-{attempt}"))
+    pod_name_of_merge(job, &merge_id(first, attempt))
 }
 
 /// `<job>-preview-<chunk>-<splits>`: a preview of one frame chunk from its first `splits`
 /// sample splits.
 pub fn preview_pod_name(job: &str, chunk: u32, splits: u32) -> String {
-    fit(job, &format!("-preview-{chunk}-{splits}"))
+    pod_name_of_merge(job, &preview_id(chunk, splits))
 }
 
 /// `<job>-manifest-<attempt>`: the job manifest, written last.
 pub fn manifest_pod_name(job: &str, attempt: u32) -> String {
-    fit(job, &format!("-manifest-{attempt}"))
+    pod_name_of_merge(job, &manifest_id(attempt))
+}
+
+/// The [`MERGE_ID`] of a merge of frame chunks from `first` on.
+pub fn merge_id(first: u32, attempt: u32) -> String {
+    format!("merge-{first}-{attempt}")
+}
+
+pub fn preview_id(chunk: u32, splits: u32) -> String {
+    format!("preview-{chunk}-{splits}")
+}
+
+pub fn manifest_id(attempt: u32) -> String {
+    format!("manifest-{attempt}")
+}
+
+/// `<job>-<merge id>`.
+pub fn pod_name_of_merge(job: &str, merge_id: &str) -> String {
+    fit(job, &format!("-{merge_id}"))
 }
 
 /// The job name as a label value (label values stop at 63 characters).

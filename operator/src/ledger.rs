@@ -309,6 +309,7 @@ mod tests {
             block: None,
             merge_inputs: None,
             merge_step: None,
+            merge_id: None,
             waiting: None,
             unschedulable: false,
         }

@@ -85,6 +85,8 @@ pub struct Attempt {
     /// Merge pods only: what the merge does (`None`: a pod of an operator before merge steps,
     /// which merged everything at once).
     pub merge_step: Option<MergeStep>,
+    /// Merge pods only: its `tessera.dev/merge-id` label (none on pods of older operators).
+    pub merge_id: Option<String>,
     /// Not started, and why, when the kubelet says (a missing Secret, a bad image).
     pub waiting: Option<Waiting>,
     /// Not placed: the scheduler found no node with room for it (`PodScheduled` False,
@@ -304,6 +306,12 @@ fn read_attempt(
         .as_ref()
         .and_then(|l| l.get(labels::SHARD_BLOCK))
         .and_then(|b| b.parse().ok());
+    let merge_id = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::MERGE_ID))
+        .cloned();
     Attempt {
         pod: pod.metadata.name.clone().unwrap_or_default(),
         attempt,
@@ -317,6 +325,7 @@ fn read_attempt(
         block,
         merge_inputs,
         merge_step,
+        merge_id,
         waiting,
         unschedulable,
     }

@@ -151,17 +151,17 @@ pub fn merge_memory_bytes(spec: &MergeSpec) -> u64 {
 /// A merge pod, named after its step (`spec.step`). It needs no GPU and runs wherever the
 /// scheduler likes.
 pub fn merge_pod(valid: &ValidJob<'_>, spec: &MergeSpec, attempt: u32) -> Pod {
-    let name = match &spec.step {
-        MergeStep::Chunks(chunks) => {
-            labels::merge_pod_name(&valid.name, chunks.iter().next().unwrap_or(0), attempt)
-        }
-        MergeStep::Preview { chunk, .. } => labels::preview_pod_name(&valid.name, *chunk, attempt),
-        MergeStep::All | MergeStep::Manifest => labels::manifest_pod_name(&valid.name, attempt),
+    let merge_id = match &spec.step {
+        MergeStep::Chunks(chunks) => labels::merge_id(chunks.iter().next().unwrap_or(0), attempt),
+        MergeStep::Preview { chunk, .. } => labels::preview_id(*chunk, attempt),
+        MergeStep::All | MergeStep::Manifest => labels::manifest_id(attempt),
     };
+    let name = labels::pod_name_of_merge(&valid.name, &merge_id);
     let (job, pool) = (valid.job, valid.pool);
     let storage_secret = valid.storage_secret.as_deref();
     let mut labels = job_labels(valid, labels::ROLE_MERGE);
     labels.insert(labels::ATTEMPT.into(), attempt.to_string());
+    labels.insert(labels::MERGE_ID.into(), merge_id);
     let resources = BTreeMap::from([
         ("cpu".to_string(), Quantity("1".into())),
         (
@@ -615,6 +615,13 @@ mod tests {
             &ValidJob::new(&job_from_yaml(), &pool_from_yaml()).unwrap(),
             &spec(1920, 1080, 1),
             0,
+        );
+        // Its merge id is its name after the job's: a delete-collection can name it.
+        let id = &pod.metadata.labels.as_ref().unwrap()[labels::MERGE_ID];
+        assert_eq!(id, "manifest-0");
+        assert_eq!(
+            pod.metadata.name.as_deref(),
+            Some(labels::pod_name_of_merge("shot010", id).as_str())
         );
         let resources = pod.spec.unwrap().containers[0].resources.clone().unwrap();
         assert_eq!(

@@ -55,16 +55,35 @@ pub fn active_list<'a>(active: impl Iterator<Item = (u32, &'a Attempt)>) -> Vec<
     list
 }
 
-/// Whether `new` differs from `old` only in what pods starting change: the shard counts, the
-/// active list, the current attempts, and the counts in condition messages. Such a change may
-/// wait for the job's next status write: a job of many short shards would otherwise write its
-/// status after nearly every pod event. Anything else — settled attempts, merged frames, the
-/// phase, a condition's status or reason — is written at once.
-pub fn only_progress(old: &RenderJobStatus, new: &RenderJobStatus) -> bool {
+/// Whether `new` may wait for the job's next status write: it differs from `old` only in
+/// figures and in the ledger of attempts that ended plainly — the shard counts, the active
+/// list, current attempts, succeeded and failed shards, the settled, failed and disrupted
+/// attempts, run times, GPU-seconds, node tallies, progress, the ETA and the counts in
+/// condition messages. A job of many short shards would otherwise write its status
+/// after nearly every pod event.
+///
+/// Settled attempts may wait because the next pass judges them the same: the operator deletes
+/// no pod before the recorded status holds its attempt (`decide/cleanup.rs`), and a pod deleted
+/// by someone else is remembered until then (`PodIndex::departed_of`). Written at once: the
+/// phase, a condition's status or reason, the last failure (only the pass that sees a failed
+/// attempt as its shard's latest names it), a speculative race (the recorded current attempt
+/// pins its winner), merged chunks, previews, re-renders, missing frames, start and completion.
+pub fn may_wait(old: &RenderJobStatus, new: &RenderJobStatus) -> bool {
     let mut same = new.clone();
     same.shards = old.shards.clone();
     same.active_shards = old.active_shards.clone();
     same.shard_attempts = old.shard_attempts.clone();
+    same.succeeded_shards = old.succeeded_shards.clone();
+    same.failed_shards = old.failed_shards.clone();
+    same.settled_attempts = old.settled_attempts.clone();
+    same.failed_attempts = old.failed_attempts.clone();
+    same.disrupted_attempts = old.disrupted_attempts;
+    same.succeeded_seconds = old.succeeded_seconds;
+    same.succeeded_durations = old.succeeded_durations.clone();
+    same.gpu_seconds = old.gpu_seconds;
+    same.node_failures = old.node_failures.clone();
+    same.progress = old.progress.clone();
+    same.estimated_completion_time = old.estimated_completion_time.clone();
     for condition in &mut same.conditions {
         let before = old.conditions.iter().find(|c| {
             c.type_ == condition.type_
@@ -81,33 +100,42 @@ pub fn only_progress(old: &RenderJobStatus, new: &RenderJobStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SpeculativeRace;
+    use tessera_shard::{AttemptMap, IndexSet};
 
     #[test]
-    fn running_counts_may_wait_a_settled_attempt_or_a_condition_change_may_not() {
+    fn figures_and_plain_settlements_may_wait_races_merges_and_conditions_may_not() {
         let status = |reason: &str, message: &str, settled: &str| -> RenderJobStatus {
             serde_json::from_value(serde_json::json!({
-                "phase": "Rendering", "settledAttempts": settled,
+                "phase": "Rendering", "settledAttempts": settled, "succeededShards": "0-3",
                 "conditions": [{"type": "Rendering", "status": "True", "reason": reason,
                     "message": message, "lastTransitionTime": "2026-11-30T00:00:00Z"}]}))
             .unwrap()
         };
-        let old = status("ShardsRunning", "8 shards running, 2 waiting", "0-9:1");
-        assert!(only_progress(
+        let old = status("ShardsRunning", "8 shards running, 2 waiting", "4-9:1");
+        assert!(may_wait(
             &old,
-            &status("ShardsRunning", "9 shards running, 0 waiting", "0-9:1")
+            &status("ShardsRunning", "9 shards running, 0 waiting", "4-9:1")
         ));
-        // An attempt settled is written at once.
-        assert!(!only_progress(
+        // Attempts that ended plainly: their pods stay until the recorded status holds them.
+        let mut settled = status("ShardsRunning", "9 shards running, 0 waiting", "4-11:1");
+        settled.succeeded_shards = IndexSet::parse("0-4").unwrap();
+        settled.gpu_seconds = 12.5;
+        settled.failed_attempts = AttemptMap::parse("7:1").unwrap();
+        assert!(may_wait(&old, &settled));
+        assert!(!may_wait(
             &old,
-            &status("ShardsRunning", "9 shards running, 0 waiting", "0-11:1")
-        ));
-        assert!(!only_progress(
-            &old,
-            &status("WaitingForCapacity", "0 shards running, 2 waiting", "0-9:1")
+            &status("WaitingForCapacity", "0 shards running, 2 waiting", "4-9:1")
         ));
         let mut done = old.clone();
         done.phase = Some(crate::api::JobPhase::Merging);
-        assert!(!only_progress(&old, &done));
+        assert!(!may_wait(&old, &done));
+        let mut raced = settled.clone();
+        raced.speculative_races = vec![SpeculativeRace { shard: 4, loser: 0 }];
+        assert!(!may_wait(&old, &raced));
+        let mut merged = settled;
+        merged.merged_chunks = IndexSet::parse("0").unwrap();
+        assert!(!may_wait(&old, &merged));
     }
 
     #[test]

@@ -124,6 +124,7 @@ mod tests {
             block: Some(shard / SHARDS_PER_BLOCK),
             merge_inputs: None,
             merge_step: None,
+            merge_id: None,
             waiting: None,
             unschedulable: false,
         }

@@ -81,8 +81,12 @@ pub struct MergePlan {
     /// Shards of unmerged chunks that a preview includes.
     pub previewed: IndexSet,
     pub start: Vec<MergeStart>,
-    /// Finished merge pods the recorded ledger holds, or that merged stale attempts.
+    /// Finished merge pods the recorded ledger holds, or that merged stale attempts, without
+    /// a merge id (pods of older operators): deleted one by one.
     pub delete: Vec<String>,
+    /// The same with a merge id: their ids, for one delete-collection request. Gathered until
+    /// [`COLLECT_MERGES_AT`] wait, or until no merge runs or starts.
+    pub collect: Vec<String>,
     /// Merge pods running, and starting in this pass.
     pub running: usize,
     /// A merge of frame chunks runs or starts in this pass.
@@ -92,8 +96,26 @@ pub struct MergePlan {
     pub failure: Option<String>,
 }
 
+/// Finished merge pods that go together in one delete-collection request while other merges
+/// still run: a job whose frames finish steadily runs a merge pod every few seconds, and one
+/// delete each was 0.09 writes per shard (20 jobs of 125 frames × 4 tiles, `bench/scale`).
+pub const COLLECT_MERGES_AT: usize = 8;
+
 /// Decides the merges of one pass.
 pub fn plan(input: &MergeInput<'_>) -> MergePlan {
+    let mut result = plan_merges(input);
+    let view = View { input };
+    let finished = view.finished_pods();
+    let (labelled, unlabelled): (Vec<&Attempt>, Vec<&Attempt>) =
+        finished.into_iter().partition(|p| p.merge_id.is_some());
+    result.delete = unlabelled.iter().map(|p| p.pod.clone()).collect();
+    if labelled.len() >= COLLECT_MERGES_AT || result.running == 0 {
+        result.collect = labelled.iter().filter_map(|p| p.merge_id.clone()).collect();
+    }
+    result
+}
+
+fn plan_merges(input: &MergeInput<'_>) -> MergePlan {
     let view = View { input };
     let chunks = input.plan.frame_chunks();
     let mut merged: IndexSet = input
@@ -131,7 +153,8 @@ pub fn plan(input: &MergeInput<'_>) -> MergePlan {
         .collect();
     let mut result = MergePlan {
         failure: view.failure(),
-        delete: view.finished_pods(),
+        delete: Vec::new(),
+        collect: Vec::new(),
         running: input
             .merges
             .iter()
@@ -266,7 +289,7 @@ impl View<'_> {
     /// Succeeded chunk merges and previews that the recorded ledger already holds, or that
     /// read attempts no longer current: nothing will read them again. Failed pods stay (their
     /// logs, and the failure count); so does the manifest's.
-    fn finished_pods(&self) -> Vec<String> {
+    fn finished_pods(&self) -> Vec<&Attempt> {
         let recorded = self.input.merged;
         self.input
             .merges
@@ -283,7 +306,6 @@ impl View<'_> {
                 }
                 _ => false,
             })
-            .map(|p| p.pod.clone())
             .collect()
     }
 

@@ -63,6 +63,8 @@ pub struct Decision {
     pub delete: Vec<String>,
     /// Shard blocks whose succeeded pods go in one delete-collection request each.
     pub collect_blocks: Vec<u32>,
+    /// Finished merge pods, by merge id, that go in one delete-collection request.
+    pub collect_merges: Vec<String>,
     /// Pods whose attempt the recorded ledger holds: drop their ledger finalizer.
     pub release: Vec<String>,
     /// Other jobs' shard pods to evict for this one (preemption, set by admission):
@@ -476,6 +478,10 @@ fn record_merges(draft: &mut Draft<'_>, planned: &Planned<'_>, merge_plan: &merg
         .decision
         .delete
         .extend(merge_plan.delete.iter().cloned());
+    draft
+        .decision
+        .collect_merges
+        .extend(merge_plan.collect.iter().cloned());
     if !merge_plan.newly_merged.is_empty() {
         let frames = frames_of_chunks(job, &merge_plan.newly_merged);
         let note = format!("frames {frames} written to {}/frames", job.output);

@@ -902,6 +902,46 @@ fn a_finished_pod_goes_only_after_the_status_that_records_it() {
 }
 
 #[test]
+fn a_settlement_left_unwritten_is_judged_the_same_by_the_next_pass() {
+    let running = [
+        pod(0, 0, "Running", None, "gpu-node-1"),
+        pod(1, 0, "Running", None, "gpu-node-1"),
+        pod(2, 0, "Running", None, "gpu-node-2"),
+    ];
+    let (job, _, _) = run_twice(&job_from_yaml(), &running, 1);
+    let recorded = job.status.clone().unwrap();
+    // Shards 0 and 2 (of different frames: no merge starts).
+    let pods = [
+        pod(0, 0, "Succeeded", Some(0), "gpu-node-1"),
+        pod(1, 0, "Running", None, "gpu-node-1"),
+        pod(2, 0, "Succeeded", Some(0), "gpu-node-2"),
+    ];
+    let (_, first) = run(&job, &pods, 0);
+    assert_eq!(first.status.succeeded_shards.to_string(), "0,2");
+    assert!(crate::status::may_wait(&recorded, &first.status));
+    assert!(first.delete.is_empty() && first.collect_blocks.is_empty());
+    // The write waits: the next pass reads the same recorded status and pods.
+    let (_, second) = run(&job, &pods, 0);
+    assert_eq!(second.status, first.status);
+    assert!(second.delete.is_empty() && second.collect_blocks.is_empty());
+
+    // A failed attempt is written at once: its shard's retry soon hides it from the next
+    // pass, which would not name it the last failure.
+    let failed = [
+        pod(0, 0, "Succeeded", Some(0), "gpu-node-1"),
+        pod(1, 0, "Failed", Some(1), "gpu-node-1"),
+        pod(2, 0, "Running", None, "gpu-node-2"),
+    ];
+    let (_, first) = run(&job, &failed, 1);
+    assert_eq!(first.status.last_failure.as_ref().map(|f| f.shard), Some(1));
+    assert!(!crate::status::may_wait(&recorded, &first.status));
+    let mut retried = failed.to_vec();
+    retried.extend(first.create.iter().cloned());
+    let (_, second) = run(&job, &retried, 1);
+    assert_eq!(second.status.last_failure, None);
+}
+
+#[test]
 fn failure_budgets_survive_the_pods_that_counted_them() {
     let mut job = job_from_yaml();
     job.spec.retry.as_mut().unwrap().attempts_per_shard = 2;
@@ -1019,6 +1059,7 @@ fn stored_size_near_the_end(frames: &str) -> (u32, usize) {
         block: None,
         merge_inputs: None,
         merge_step: None,
+        merge_id: None,
         waiting: None,
         unschedulable: false,
     };

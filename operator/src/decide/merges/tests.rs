@@ -36,6 +36,7 @@ fn pod(name: &str, step: MergeStep, attempt: u32, state: AttemptState) -> Attemp
         block: None,
         merge_inputs: Some(AttemptMap::new()),
         merge_step: Some(step),
+        merge_id: name.strip_prefix("j-").map(String::from),
         waiting: None,
         unschedulable: false,
     }
@@ -198,10 +199,52 @@ fn a_merge_counts_only_for_the_attempts_it_read() {
             attempt: 0
         }]
     );
-    // Once the ledger holds chunk 0, its merge pod goes; the stale one goes too.
+    // Once the ledger holds chunk 0, its merge pod may go: with the next merge of chunk 1
+    // starting, it waits to go with others (`finished_merge_pods_go_together_in_one_request`).
     case.merged = set("0");
-    assert_eq!(case.run().delete, vec!["j-merge-0-0".to_string()]);
-    assert!(case.run().newly_merged.is_empty());
+    let result = case.run();
+    assert!(result.newly_merged.is_empty());
+    assert!(result.collect.is_empty() && result.delete.is_empty());
+    case.succeeded = set("0-2");
+    assert_eq!(case.run().collect, ["merge-0-0"]);
+}
+
+#[test]
+fn finished_merge_pods_go_together_in_one_request() {
+    let mut case = Case::new(1, "0-7");
+    case.merged = set("0-2");
+    let done = |a: u32| {
+        let name = format!("j-merge-0-{a}");
+        pod(
+            &name,
+            MergeStep::Chunks(set("0")),
+            a,
+            AttemptState::Succeeded,
+        )
+    };
+    case.merges = (0..3).map(done).collect();
+    let running = pod(
+        "j-merge-3-0",
+        MergeStep::Chunks(set("3")),
+        0,
+        AttemptState::Running,
+    );
+    case.merges.push(running);
+    // Three finished while a merge runs: they wait for more.
+    let result = case.run();
+    assert!(result.collect.is_empty() && result.delete.is_empty());
+    // Eight: one request names them all.
+    case.merges.extend((3..COLLECT_MERGES_AT as u32).map(done));
+    let ids: Vec<String> = (0..8).map(|a| format!("merge-0-{a}")).collect();
+    assert_eq!(case.run().collect, ids);
+    // No merge runs or starts (chunk 3 still renders): the finished ones go, however few. A
+    // pod of an older operator, without a merge id, is deleted by name.
+    case.succeeded = set("0-5");
+    case.merges = vec![done(0), done(1)];
+    case.merges[1].merge_id = None;
+    let result = case.run();
+    assert_eq!(result.collect, ["merge-0-0"]);
+    assert_eq!(result.delete, ["j-merge-0-1"]);
 }
 
 #[test]
