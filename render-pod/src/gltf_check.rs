@@ -250,6 +250,10 @@ fn check_semantics(document: &gltf::Document) -> Result<(), String> {
                     Semantic::TexCoords(_) => {
                         expect_type(&accessor, &at("TEXCOORD"), &[Vec2], &[F32, U8, U16])?
                     }
+                    // The crate's colour reader has no case (it panics) for anything else.
+                    Semantic::Colors(_) => {
+                        expect_type(&accessor, &at("COLOR"), &[Vec3, Vec4], &[F32, U8, U16])?
+                    }
                     _ => {}
                 }
             }

@@ -5,10 +5,11 @@
 //! sampled there; morph targets and skins are not supported) and flattens every triangle into
 //! world space. External URIs are fetched through a resolver, so they work for any store.
 //!
-//! Supported: triangles, triangle strips and fans, indexed or not; `TEXCOORD_0`; perspective
-//! cameras; metallic-roughness materials with base-colour, metallic-roughness, emissive and
-//! normal textures; KHR_materials_emissive_strength; KHR_materials_specular (factors);
-//! KHR_lights_punctual; `alphaMode: MASK` cut-outs (BLEND is rendered opaque).
+//! Supported: triangles, triangle strips and fans, indexed or not; `TEXCOORD_0` and
+//! `TEXCOORD_1`; `COLOR_0`; perspective cameras; metallic-roughness materials with base-colour,
+//! metallic-roughness, emissive and normal textures; KHR_texture_transform;
+//! KHR_materials_emissive_strength; KHR_materials_specular (factors); KHR_lights_punctual;
+//! `alphaMode: MASK` cut-outs. What is left out is refused or warned about (`gltf_support`).
 
 use base64::Engine;
 use gltf::animation::util::ReadOutputs;
@@ -18,9 +19,11 @@ use gltf::mesh::Mode;
 use tessera_shard::SceneLimits;
 
 use crate::error::{Error, Result};
-use crate::gltf_check;
 use crate::math::{Mat4, Vec3, vec3};
-use crate::scene::{Camera, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, Wrap};
+use crate::scene::{
+    Camera, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform, Wrap,
+};
+use crate::{gltf_check, gltf_support};
 
 /// Frames per second used to turn a frame number into an animation time (`t = frame / 24`).
 pub const FRAMES_PER_SECOND: f64 = 24.0;
@@ -31,6 +34,8 @@ pub struct GltfAsset {
     document: gltf::Document,
     buffers: Vec<Vec<u8>>,
     textures: Vec<Texture>,
+    /// What the renderer leaves out of this scene ([`gltf_support::warnings`]).
+    warnings: Vec<String>,
 }
 
 fn decode_data_uri(uri: &str) -> Option<Vec<u8>> {
@@ -140,7 +145,9 @@ impl GltfAsset {
         let bad = |reason: String| Error::bad_scene(url, reason);
         let not_gltf = |e: gltf::Error| bad(format!("not a glTF 2.0 file: {e}"));
         let gltf = gltf::Gltf::from_slice_without_validation(bytes).map_err(not_gltf)?;
+        gltf_support::refuse_unimplemented(gltf.document.as_json()).map_err(bad)?;
         gltf_check::check_before_validation(gltf.document.as_json()).map_err(bad)?;
+        let warnings = gltf_support::warnings(gltf.document.as_json());
         let document = gltf::Document::from_json(gltf.document.into_json()).map_err(not_gltf)?;
         let cost = gltf_check::check(&document, limits).map_err(bad)?;
         let mut blob = gltf.blob;
@@ -242,7 +249,13 @@ impl GltfAsset {
             document,
             buffers,
             textures,
+            warnings,
         })
+    }
+
+    /// What the renderer leaves out of this scene, one sentence each; empty when nothing.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// True when node transforms change over time.
@@ -372,20 +385,15 @@ impl GltfAsset {
     }
 
     fn materials(&self) -> Vec<Material> {
-        let texref = |info: Option<gltf::texture::Info>, what: &str, name: &str| {
+        let texref = |info: Option<gltf::texture::Info>| {
             info.map(|i| {
-                if i.tex_coord() != 0 {
-                    tracing::warn!(
-                        material = name,
-                        texture = what,
-                        "TEXCOORD_{} is not supported; using TEXCOORD_0",
-                        i.tex_coord()
-                    );
-                }
-                TextureRef {
-                    texture: i.texture().index() as u32,
-                    scale: 1.0,
-                }
+                let transform = i.texture_transform().map(|t| TransformJson {
+                    offset: t.offset(),
+                    rotation: t.rotation(),
+                    scale: t.scale(),
+                    tex_coord: t.tex_coord(),
+                });
+                texture_ref(i.texture().index(), 1.0, i.tex_coord(), transform)
             })
         };
         self.document
@@ -401,19 +409,18 @@ impl GltfAsset {
                 };
                 Material {
                     base_color: pbr.base_color_factor(),
-                    base_color_texture: texref(pbr.base_color_texture(), "baseColor", &name),
+                    base_color_texture: texref(pbr.base_color_texture()),
                     metallic: pbr.metallic_factor(),
                     roughness: pbr.roughness_factor(),
-                    metallic_roughness_texture: texref(
-                        pbr.metallic_roughness_texture(),
-                        "metallicRoughness",
-                        &name,
-                    ),
+                    metallic_roughness_texture: texref(pbr.metallic_roughness_texture()),
                     emissive: [e[0] * strength, e[1] * strength, e[2] * strength],
-                    emissive_texture: texref(m.emissive_texture(), "emissive", &name),
-                    normal_texture: m.normal_texture().map(|n| TextureRef {
-                        texture: n.texture().index() as u32,
-                        scale: n.scale(),
+                    emissive_texture: texref(m.emissive_texture()),
+                    normal_texture: m.normal_texture().map(|n| {
+                        // The crate reads KHR_texture_transform only on textureInfo objects.
+                        let transform = n
+                            .extension_value("KHR_texture_transform")
+                            .and_then(|v| serde_json::from_value(v.clone()).ok());
+                        texture_ref(n.texture().index(), n.scale(), n.tex_coord(), transform)
                     }),
                     specular,
                     specular_color,
@@ -438,15 +445,11 @@ impl GltfAsset {
         let mirrored = world.determinant3() < 0.0;
         for prim in mesh.primitives() {
             let mode = prim.mode();
+            // Points and lines: named in the scene's warnings.
             if !matches!(
                 mode,
                 Mode::Triangles | Mode::TriangleStrip | Mode::TriangleFan
             ) {
-                tracing::warn!(
-                    mesh = mesh.name().unwrap_or(""),
-                    ?mode,
-                    "skipping a non-triangle primitive"
-                );
                 continue;
             }
             let reader = prim.reader(|b| self.buffers.get(b.index()).map(|d| d.as_slice()));
@@ -471,6 +474,10 @@ impl GltfAsset {
             });
             let uvs: Option<Vec<[f32; 2]>> =
                 reader.read_tex_coords(0).map(|t| t.into_f32().collect());
+            let uvs1: Option<Vec<[f32; 2]>> =
+                reader.read_tex_coords(1).map(|t| t.into_f32().collect());
+            let colors: Option<Vec<[f32; 4]>> =
+                reader.read_colors(0).map(|c| c.into_rgba_f32().collect());
             let indices: Vec<u32> = match reader.read_indices() {
                 Some(i) => i.into_u32().collect(),
                 None => (0..positions.len() as u32).collect(),
@@ -522,11 +529,9 @@ impl GltfAsset {
                                 .collect::<Option<Vec<_>>>()
                         })
                         .map(|n| [n[0], n[1], n[2]]),
-                    uvs: c.map(|i| {
-                        uvs.as_ref()
-                            .and_then(|u| u.get(i as usize).copied())
-                            .unwrap_or([0.0; 2])
-                    }),
+                    uvs: per_vertex(&uvs, c),
+                    uvs1: per_vertex(&uvs1, c),
+                    colors: colors.as_ref().map(|_| per_vertex(&colors, c)),
                     material,
                 };
                 if tri.area() > 0.0 {
@@ -580,6 +585,58 @@ impl GltfAsset {
             }
         }
         Ok(out)
+    }
+}
+
+/// A vertex attribute at a triangle's corners (the default where absent or short).
+fn per_vertex<T: Copy + Default>(values: &Option<Vec<T>>, corners: [u32; 3]) -> [T; 3] {
+    corners.map(|i| {
+        values
+            .as_ref()
+            .and_then(|v| v.get(i as usize).copied())
+            .unwrap_or_default()
+    })
+}
+
+/// KHR_texture_transform as written in the file (defaults per the extension).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransformJson {
+    #[serde(default)]
+    offset: [f32; 2],
+    #[serde(default)]
+    rotation: f32,
+    #[serde(default = "unit_scale")]
+    scale: [f32; 2],
+    tex_coord: Option<u32>,
+}
+
+fn unit_scale() -> [f32; 2] {
+    [1.0, 1.0]
+}
+
+/// A texture reference; a `TEXCOORD` set above the ones the renderer reads falls back to
+/// `TEXCOORD_0` (the scene's warnings say so, `gltf_support`), as do non-finite transforms.
+fn texture_ref(
+    texture: usize,
+    scale: f32,
+    tex_coord: u32,
+    transform: Option<TransformJson>,
+) -> TextureRef {
+    let set = transform.and_then(|t| t.tex_coord).unwrap_or(tex_coord);
+    let map = transform
+        .map(|t| UvTransform::new(t.offset, t.rotation, t.scale))
+        .filter(|m| m.0.iter().flatten().all(|v| v.is_finite()))
+        .unwrap_or(UvTransform::IDENTITY);
+    TextureRef {
+        texture: texture as u32,
+        scale,
+        tex_coord: if set <= gltf_support::MAX_TEX_COORD {
+            set
+        } else {
+            0
+        },
+        transform: map,
     }
 }
 

@@ -2,6 +2,7 @@
 //! shard renderer and the merger of the pod contract ([`tessera_shard::contract`]).
 //!
 //! Modules, one job each: [`math`], [`scene`] (renderer scene), [`gltf_scene`] (glTF loading), [`gltf_check`] (limits and structure, before loading),
+//! [`gltf_support`] (which extensions and features render; refusals and warnings),
 //! [`bvh`] (binned-SAH BVH), [`sampling`] and [`bsdf`] (pure math mirrored by the shader),
 //! [`gpu`] (device context, scene upload, tile rendering), [`image_io`] (EXR/PNG),
 //! [`storage`] (object_store), [`scene_source`], [`commands`] (render, merge, local).
@@ -13,6 +14,7 @@ pub mod commands;
 pub mod error;
 pub mod gltf_check;
 pub mod gltf_scene;
+pub mod gltf_support;
 pub mod gpu;
 pub mod image_io;
 pub mod log_tail;

@@ -12,6 +12,10 @@ pub struct Triangle {
     pub normals: Option<[Vec3; 3]>,
     /// `TEXCOORD_0` per vertex (zero when absent).
     pub uvs: [[f32; 2]; 3],
+    /// `TEXCOORD_1` per vertex (zero when absent).
+    pub uvs1: [[f32; 2]; 3],
+    /// `COLOR_0` per vertex, linear RGBA; `None`: white. It multiplies the base colour.
+    pub colors: Option<[[f32; 4]; 3]>,
     pub material: u32,
 }
 
@@ -30,11 +34,54 @@ impl Triangle {
     }
 }
 
-/// A texture reference: which texture, and the scale glTF attaches (normal scale).
+/// A texture reference: which texture, the scale glTF attaches (normal scale), the `TEXCOORD`
+/// set it reads (0 or 1) and the KHR_texture_transform map applied to that set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TextureRef {
     pub texture: u32,
     pub scale: f32,
+    pub tex_coord: u32,
+    pub transform: UvTransform,
+}
+
+impl TextureRef {
+    /// Reads `TEXCOORD_0` as it is.
+    pub fn plain(texture: u32) -> Self {
+        TextureRef {
+            texture,
+            scale: 1.0,
+            tex_coord: 0,
+            transform: UvTransform::IDENTITY,
+        }
+    }
+
+    /// Reads its coordinates some other way than `TEXCOORD_0` as it is.
+    pub fn is_mapped(&self) -> bool {
+        self.tex_coord != 0 || self.transform != UvTransform::IDENTITY
+    }
+}
+
+/// KHR_texture_transform: `uv' = M · (u, v, 1)`, the two rows of `M`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UvTransform(pub [[f32; 3]; 2]);
+
+impl UvTransform {
+    pub const IDENTITY: UvTransform = UvTransform([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]);
+
+    /// The extension's `T · R · S`: scale, then rotate by `rotation` radians (counter-clockwise
+    /// in UV space), then offset.
+    pub fn new(offset: [f32; 2], rotation: f32, scale: [f32; 2]) -> Self {
+        let (sin, cos) = rotation.sin_cos();
+        UvTransform([
+            [cos * scale[0], sin * scale[1], offset[0]],
+            [-sin * scale[0], cos * scale[1], offset[1]],
+        ])
+    }
+
+    pub fn apply(&self, [u, v]: [f32; 2]) -> [f32; 2] {
+        let [a, b] = self.0;
+        [a[0] * u + a[1] * v + a[2], b[0] * u + b[1] * v + b[2]]
+    }
 }
 
 /// glTF metallic-roughness material (+ KHR_materials_specular, KHR_materials_emissive_strength).
@@ -161,4 +208,24 @@ pub struct Scene {
     pub textures: Vec<Texture>,
     pub lights: Vec<PunctualLight>,
     pub camera: Camera,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_texture_transform_scales_then_rotates_then_offsets() {
+        let t = UvTransform::new([0.5, 0.25], std::f32::consts::FRAC_PI_2, [2.0, 3.0]);
+        // (1, 0) scaled to (2, 0), rotated a quarter turn to (0, -2), offset to (0.5, -1.75).
+        let [u, v] = t.apply([1.0, 0.0]);
+        assert!((u - 0.5).abs() < 1e-6 && (v + 1.75).abs() < 1e-6, "{u} {v}");
+        // (0, 1) scaled to (0, 3), rotated to (3, 0), offset to (3.5, 0.25).
+        let [u, v] = t.apply([0.0, 1.0]);
+        assert!((u - 3.5).abs() < 1e-6 && (v - 0.25).abs() < 1e-6, "{u} {v}");
+        assert_eq!(
+            UvTransform::new([0.0; 2], 0.0, [1.0; 2]),
+            UvTransform::IDENTITY
+        );
+    }
 }

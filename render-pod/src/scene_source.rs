@@ -66,6 +66,9 @@ pub fn load(storage: &Storage, url: &str, limits: &SceneLimits) -> Result<GltfAs
         animated = asset.is_animated(),
         "scene loaded"
     );
+    for warning in asset.warnings() {
+        tracing::warn!(scene = url, "{warning}");
+    }
     Ok(asset)
 }
 

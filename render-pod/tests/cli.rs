@@ -110,6 +110,53 @@ fn bad_scenes_and_specs_exit_bad_input_with_a_clear_message() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A scene that requires an extension render-pod does not implement is refused, naming it;
+/// one that merely uses it renders, and every shard's manifest says what was left out.
+#[test]
+fn unimplemented_extensions_are_refused_when_required_and_reported_when_used() {
+    let dir = temp_dir("extensions");
+    let mut cbox: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cbox_path()).unwrap()).unwrap();
+    let render = |doc: &serde_json::Value, name: &str| {
+        let scene = dir.join(name);
+        std::fs::write(&scene, serde_json::to_vec(doc).unwrap()).unwrap();
+        let out = dir.join(format!("{name}.out"));
+        let o = run(&[
+            "local",
+            "--scene",
+            scene.to_str().unwrap(),
+            "--width",
+            "8",
+            "--height",
+            "8",
+            "--spp",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        (o, out)
+    };
+    cbox["extensionsUsed"] = serde_json::json!(["KHR_materials_clearcoat"]);
+    let (o, out) = render(&cbox, "used.gltf");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("KHR_materials_clearcoat is used but not implemented"));
+    let manifest: tessera_shard::contract::ShardManifest = serde_json::from_slice(
+        &std::fs::read(out.join(".shards/local/shards/0/0/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest.warnings.len(), 1, "{:?}", manifest.warnings);
+    assert!(manifest.warnings[0].contains("KHR_materials_clearcoat"));
+    cbox["extensionsRequired"] = serde_json::json!(["KHR_materials_clearcoat"]);
+    let (o, _) = render(&cbox, "required.gltf");
+    assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("requires KHR_materials_clearcoat (extensionsRequired)"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn no_adapter_exits_no_adapter() {
     let dir = temp_dir("noadapter");

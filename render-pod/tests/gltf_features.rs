@@ -140,7 +140,26 @@ fn check_texture(asset: &GltfAsset) {
             .iter()
             .all(|t| t.positions.iter().all(|p| p.z == -1.0))
     );
-    let gpu = upload(&scene);
+    let (left, right) = quad_pixels(&scene);
+    assert!(
+        left.iter().all(|&v| (v - grey()).abs() < 1e-4),
+        "left {left:?} vs grey {}",
+        grey()
+    );
+    assert!(
+        (right[0] - 1.0).abs() < 1e-4 && right[1] < 1e-6 && right[2] < 1e-6,
+        "right {right:?}"
+    );
+}
+
+/// The texture's left texel (sRGB 128), linear.
+fn grey() -> f32 {
+    ((128.0f32 / 255.0 + 0.055) / 1.055).powf(2.4)
+}
+
+/// A pixel of the quad's left half and one of its right half, rendered under white light.
+fn quad_pixels(scene: &render_pod::scene::Scene) -> ([f32; 3], [f32; 3]) {
+    let gpu = upload(scene);
     let job = Job {
         scene: &gpu,
         width: 16,
@@ -151,15 +170,95 @@ fn check_texture(asset: &GltfAsset) {
         frame: 0,
     };
     let tile = job.whole(SampleRange { start: 0, count: 4 });
-    let grey = ((128.0f32 / 255.0 + 0.055) / 1.055).powf(2.4);
-    let (left, right) = (tile.pixels[3 * 16 + 2], tile.pixels[3 * 16 + 13]);
-    assert!(
-        left.iter().all(|&v| (v - grey).abs() < 1e-4),
-        "left {left:?} vs grey {grey}"
+    (tile.pixels[3 * 16 + 2], tile.pixels[3 * 16 + 13])
+}
+
+fn close(a: [f32; 3], b: [f32; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4)
+}
+
+/// The quad with a second buffer: `TEXCOORD_1` mirrors u, `COLOR_0` is (0.5, 1, 0.25, 1).
+fn quad_with_extras(material: serde_json::Value) -> GltfAsset {
+    let mut extra = Vec::new();
+    for uv in [[1.0f32, 1.0], [0.0, 1.0], [0.0, 0.0], [1.0, 0.0]] {
+        uv.iter().for_each(|v| extra.extend(v.to_le_bytes()));
+    }
+    for _ in 0..4 {
+        [0.5f32, 1.0, 0.25, 1.0]
+            .iter()
+            .for_each(|v| extra.extend(v.to_le_bytes()));
+    }
+    let mut doc = quad_gltf(
+        &data_uri("application/octet-stream", &quad_buffer()),
+        serde_json::json!({"uri": data_uri("image/png", &texture_png())}),
+        false,
     );
+    doc["extensionsUsed"] = serde_json::json!(["KHR_texture_transform", "KHR_materials_specular"]);
+    doc["materials"][0] = material;
+    doc["buffers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+        {"uri": data_uri("application/octet-stream", &extra), "byteLength": extra.len()}));
+    doc["bufferViews"].as_array_mut().unwrap().extend([
+        serde_json::json!({"buffer": 1, "byteOffset": 0, "byteLength": 32}),
+        serde_json::json!({"buffer": 1, "byteOffset": 32, "byteLength": 64}),
+    ]);
+    doc["accessors"].as_array_mut().unwrap().extend([
+        serde_json::json!({"bufferView": 3, "componentType": 5126, "count": 4, "type": "VEC2"}),
+        serde_json::json!({"bufferView": 4, "componentType": 5126, "count": 4, "type": "VEC4"}),
+    ]);
+    doc["meshes"][0]["primitives"][0]["attributes"] =
+        serde_json::json!({"POSITION": 0, "TEXCOORD_0": 1, "TEXCOORD_1": 3, "COLOR_0": 4});
+    let bytes = serde_json::to_vec(&doc).unwrap();
+    GltfAsset::parse("extras.gltf", &bytes, &SceneLimits::DEFAULT, &mut |u, _| {
+        Err(render_pod::Error::bad_scene(u, "none"))
+    })
+    .unwrap()
+}
+
+/// A material reading the base-colour texture through `info` (a textureInfo).
+fn textured(info: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "pbrMetallicRoughness": {"baseColorTexture": info, "metallicFactor": 0.0},
+        "extensions": {"KHR_materials_specular": {"specularFactor": 0.0}}
+    })
+}
+
+/// Each case would render the plain quad (grey left, red right, times the vertex colour) if
+/// the renderer ignored what it tests.
+#[test]
+fn texture_transforms_second_uv_sets_and_vertex_colours() {
+    let tint = [0.5, 1.0, 0.25];
+    let grey = [grey() * tint[0], grey() * tint[1], grey() * tint[2]];
+    let red = [tint[0], 0.0, 0.0];
+    let render = |info: serde_json::Value| {
+        let asset = quad_with_extras(textured(info));
+        assert!(asset.warnings().is_empty(), "{:?}", asset.warnings());
+        quad_pixels(&asset.scene_at(0.0, Some("main")).unwrap())
+    };
+    // COLOR_0 multiplies the base colour.
+    let (left, right) = render(serde_json::json!({"index": 0}));
+    assert!(close(left, grey) && close(right, red), "{left:?} {right:?}");
+    // KHR_texture_transform: half a texture to the right (the sampler repeats): swapped.
+    let shifted = serde_json::json!({"index": 0,
+        "extensions": {"KHR_texture_transform": {"offset": [0.5, 0.0]}}});
+    let (left, right) = render(shifted);
+    assert!(close(left, red) && close(right, grey), "{left:?} {right:?}");
+    // TEXCOORD_1 (u mirrored): swapped; named by texCoord, or by the transform's override.
+    let (left, right) = render(serde_json::json!({"index": 0, "texCoord": 1}));
+    assert!(close(left, red) && close(right, grey), "{left:?} {right:?}");
+    let overridden = serde_json::json!({"index": 0,
+        "extensions": {"KHR_texture_transform": {"texCoord": 1}}});
+    let (left, right) = render(overridden);
+    assert!(close(left, red) && close(right, grey), "{left:?} {right:?}");
+    // Scaled by 0.5 around the origin: the whole quad reads the left texel.
+    let scaled = serde_json::json!({"index": 0,
+        "extensions": {"KHR_texture_transform": {"scale": [0.5, 1.0]}}});
+    let (left, right) = render(scaled);
     assert!(
-        (right[0] - 1.0).abs() < 1e-4 && right[1] < 1e-6 && right[2] < 1e-6,
-        "right {right:?}"
+        close(left, grey) && close(right, grey),
+        "{left:?} {right:?}"
     );
 }
 

@@ -215,6 +215,10 @@ pub struct ShardManifest {
     /// Where the attempt ran. Absent in manifests written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// What the renderer left out of the scene (an extension it does not implement, skins,
+    /// alpha blending, …), one sentence each; absent when nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Where a shard attempt ran: its pod and node (the downward API), its GPU and driver (as the

@@ -212,6 +212,7 @@ impl<'a> ShardRenderer<'a> {
                 adapter: self.ctx.adapter_label(),
             },
             provenance: Some(provenance(Some(&self.ctx.info))),
+            warnings: self.asset.warnings().to_vec(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Image(format!("manifest JSON: {e}")))?;

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::bvh::{self, Bvh, BvhNode};
 use crate::math::Vec3;
-use crate::scene::{PunctualLight, Scene, Texture, TextureRef, Triangle};
+use crate::scene::{PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -24,8 +24,37 @@ pub struct GpuTriAttr {
     pub v: [f32; 4],
     pub tangent: [f32; 4],
     pub material: u32,
+    /// Bit 0: vertex normals; bit 1: `TEXCOORD_1` or `COLOR_0`, in `tri_extra[extra]`.
     pub flags: u32,
-    pub pad: [u32; 2],
+    pub extra: u32,
+    pub pad: u32,
+}
+
+/// What only some triangles have: vertex colours and a second UV set.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GpuTriExtra {
+    /// `COLOR_0`, linear RGBA as 16-bit unorm pairs (WGSL `unpack2x16unorm`): rg and ba of
+    /// vertex 0, then of vertex 1; of vertex 2, then two unused words. White without.
+    pub colors01: [u32; 4],
+    pub colors2: [u32; 4],
+    /// `TEXCOORD_1`: u of the three vertices (w unused), then v.
+    pub uv1_u: [f32; 4],
+    pub uv1_v: [f32; 4],
+}
+
+/// Two values in [0, 1] as WGSL's `pack2x16unorm` packs them.
+fn pack2x16unorm(a: f32, b: f32) -> u32 {
+    let unorm = |x: f32| (x.clamp(0.0, 1.0) * 65535.0).round() as u32;
+    unorm(a) | (unorm(b) << 16)
+}
+
+/// KHR_texture_transform of a texture header: `uv' = (row0.xyz · (u, v, 1), row1.xyz · (u, v, 1))`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GpuUvMap {
+    pub row0: [f32; 4],
+    pub row1: [f32; 4],
 }
 
 #[repr(C)]
@@ -35,6 +64,8 @@ pub struct GpuMaterial {
     pub emissive: [f32; 4],
     pub params: [f32; 4],
     pub specular_color: [f32; 4],
+    /// Texture headers (`pack_textures`) of base colour, metallic-roughness, emissive and
+    /// normal; -1: none.
     pub textures: [i32; 4],
 }
 
@@ -61,7 +92,9 @@ pub struct PackedScene {
     pub nodes: Vec<BvhNode>,
     pub tri_pos: Vec<GpuTriPos>,
     pub tri_attr: Vec<GpuTriAttr>,
+    pub tri_extra: Vec<GpuTriExtra>,
     pub materials: Vec<GpuMaterial>,
+    pub uv_maps: Vec<GpuUvMap>,
     pub lights: Vec<GpuLight>,
     pub textures: Vec<u32>,
     pub triangle_count: u32,
@@ -79,8 +112,62 @@ fn luminance(c: [f32; 3]) -> f32 {
     0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
 }
 
-fn texture_index(t: &Option<TextureRef>) -> i32 {
-    t.map_or(-1, |t| t.texture as i32)
+/// The texture headers: one per texture, read through `TEXCOORD_0` as it is, then one more
+/// per other way a material slot reads a texture (`TEXCOORD_1`, a transform). A texture's
+/// coordinates are chosen by the header the shader already reads, so textures without a
+/// transform, and materials without textures, cost nothing more.
+struct TextureHeaders {
+    /// (texture, `TEXCOORD` set, index into `uv_maps` + 1 or 0) of the headers after the first
+    /// `textures.len()`.
+    mapped: Vec<(u32, u32, u32)>,
+    uv_maps: Vec<GpuUvMap>,
+}
+
+impl TextureHeaders {
+    fn new() -> Self {
+        TextureHeaders {
+            mapped: Vec::new(),
+            uv_maps: Vec::new(),
+        }
+    }
+
+    /// The header a material slot reads, -1 for none.
+    fn index(&mut self, t: &Option<TextureRef>, textures: usize) -> i32 {
+        let Some(t) = t else { return -1 };
+        if !t.is_mapped() {
+            return t.texture as i32;
+        }
+        let map = if t.transform == UvTransform::IDENTITY {
+            0
+        } else {
+            let [a, b] = t.transform.0;
+            self.uv_maps.push(GpuUvMap {
+                row0: [a[0], a[1], a[2], 0.0],
+                row1: [b[0], b[1], b[2], 0.0],
+            });
+            self.uv_maps.len() as u32
+        };
+        self.mapped.push((t.texture, t.tex_coord, map));
+        (textures + self.mapped.len() - 1) as i32
+    }
+}
+
+fn tri_extra(t: &Triangle) -> Option<GpuTriExtra> {
+    let has_uv1 = t.uvs1 != [[0.0; 2]; 3];
+    if !has_uv1 && t.colors.is_none() {
+        return None;
+    }
+    let [a, b, c] = t.uvs1;
+    let [c0, c1, c2] = t
+        .colors
+        .unwrap_or([[1.0; 4]; 3])
+        .map(|[r, g, b, a]| [pack2x16unorm(r, g), pack2x16unorm(b, a)]);
+    Some(GpuTriExtra {
+        colors01: [c0[0], c0[1], c1[0], c1[1]],
+        colors2: [c2[0], c2[1], 0, 0],
+        uv1_u: [a[0], b[0], c[0], 0.0],
+        uv1_v: [a[1], b[1], c[1], 0.0],
+    })
 }
 
 /// Per-triangle tangent from the UV parameterisation (w: bitangent handedness).
@@ -109,15 +196,23 @@ fn tangent(t: &Triangle) -> [f32; 4] {
     }
 }
 
-fn pack_textures(textures: &[Texture]) -> Vec<u32> {
-    let header = textures.len() * 4;
+/// Headers of 4 words (texel offset, width, height, flags: wrap s in bits 0–3, wrap t 4–7,
+/// nearest 8, `TEXCOORD_1` 9, uv map + 1 in 16–31), then the texels of every texture once.
+fn pack_textures(textures: &[Texture], mapped: &[(u32, u32, u32)]) -> Vec<u32> {
+    let header = (textures.len() + mapped.len()) * 4;
     let texels: usize = textures.iter().map(|t| (t.width * t.height) as usize).sum();
     let mut out = Vec::with_capacity((header + texels).max(4));
     let mut offset = header as u32;
+    let mut plain = Vec::with_capacity(textures.len());
     for t in textures {
         let flags = (t.wrap_s as u32) | ((t.wrap_t as u32) << 4) | (u32::from(t.nearest) << 8);
-        out.extend_from_slice(&[offset, t.width, t.height, flags]);
+        plain.push([offset, t.width, t.height, flags]);
         offset += t.width * t.height;
+    }
+    out.extend(plain.iter().flatten());
+    for &(texture, set, map) in mapped {
+        let [offset, width, height, flags] = plain[texture as usize];
+        out.extend_from_slice(&[offset, width, height, flags | (set << 9) | (map << 16)]);
     }
     for t in textures {
         out.extend(
@@ -137,6 +232,8 @@ fn pack_textures(textures: &[Texture]) -> Vec<u32> {
 pub fn pack(scene: &Scene) -> PackedScene {
     let verts: Vec<[Vec3; 3]> = scene.triangles.iter().map(|t| t.positions).collect();
     let bvh: Bvh = bvh::build(&verts);
+    let mut headers = TextureHeaders::new();
+    let texture_count = scene.textures.len();
     let materials: Vec<GpuMaterial> = scene
         .materials
         .iter()
@@ -162,16 +259,17 @@ pub fn pack(scene: &Scene) -> PackedScene {
                 m.alpha_cutoff.unwrap_or(-1.0),
             ],
             textures: [
-                texture_index(&m.base_color_texture),
-                texture_index(&m.metallic_roughness_texture),
-                texture_index(&m.emissive_texture),
-                texture_index(&m.normal_texture),
+                headers.index(&m.base_color_texture, texture_count),
+                headers.index(&m.metallic_roughness_texture, texture_count),
+                headers.index(&m.emissive_texture, texture_count),
+                headers.index(&m.normal_texture, texture_count),
             ],
         })
         .collect();
 
     let mut tri_pos = Vec::with_capacity(scene.triangles.len());
     let mut tri_attr = Vec::with_capacity(scene.triangles.len());
+    let mut tri_extra_records = Vec::new();
     // (light kind, index, weight) before normalisation.
     let mut weights: Vec<(GpuLight, f32)> = Vec::new();
     let scene_radius = {
@@ -200,6 +298,9 @@ pub fn pack(scene: &Scene) -> PackedScene {
             e2: v4(p2 - p0, 0.0),
         });
         let normals = t.normals.unwrap_or([Vec3::ZERO; 3]);
+        let extra = tri_extra(t);
+        let extra_index = tri_extra_records.len() as u32;
+        tri_extra_records.extend(extra);
         tri_attr.push(GpuTriAttr {
             n0: v4(normals[0], t.uvs[0][0]),
             n1: v4(normals[1], t.uvs[1][0]),
@@ -207,8 +308,9 @@ pub fn pack(scene: &Scene) -> PackedScene {
             v: [t.uvs[0][1], t.uvs[1][1], t.uvs[2][1], 0.0],
             tangent: tangent(t),
             material: t.material,
-            flags: u32::from(t.normals.is_some()),
-            pad: [0; 2],
+            flags: u32::from(t.normals.is_some()) | (u32::from(extra.is_some()) << 1),
+            extra: if extra.is_some() { extra_index } else { 0 },
+            pad: 0,
         });
         let material = &scene.materials[t.material as usize];
         if material.is_emissive() {
@@ -305,13 +407,24 @@ pub fn pack(scene: &Scene) -> PackedScene {
     if materials.is_empty() {
         materials.push(GpuMaterial::zeroed());
     }
+    let textures = pack_textures(&scene.textures, &headers.mapped);
+    let mut uv_maps = headers.uv_maps;
+    // A binding may not be empty.
+    if uv_maps.is_empty() {
+        uv_maps.push(GpuUvMap::zeroed());
+    }
+    if tri_extra_records.is_empty() {
+        tri_extra_records.push(GpuTriExtra::zeroed());
+    }
     PackedScene {
         nodes: bvh.nodes,
         tri_pos,
         tri_attr,
+        tri_extra: tri_extra_records,
         materials,
+        uv_maps,
         lights,
-        textures: pack_textures(&scene.textures),
+        textures,
         triangle_count,
         light_count,
         bvh_depth: bvh.depth,
@@ -320,8 +433,22 @@ pub fn pack(scene: &Scene) -> PackedScene {
 }
 
 impl PackedScene {
+    /// Whether the shader's `SCENE_EXTRAS` code is needed: a triangle with an extra record,
+    /// or a texture header that reads `TEXCOORD_1` or has a uv map.
+    pub fn uses_extras(&self) -> bool {
+        let headers = self
+            .materials
+            .iter()
+            .flat_map(|m| m.textures)
+            .filter(|&t| t >= 0);
+        self.tri_attr.iter().any(|a| a.flags & 2 != 0)
+            || headers
+                .map(|t| self.textures[t as usize * 4 + 3])
+                .any(|flags| flags >> 9 != 0)
+    }
+
     /// (name, bytes) of every storage buffer, for the device-limit check.
-    pub fn buffer_sizes(&self) -> [(&'static str, u64); 6] {
+    pub fn buffer_sizes(&self) -> [(&'static str, u64); 8] {
         let size = |bytes: usize| bytes as u64;
         [
             (
@@ -348,6 +475,14 @@ impl PackedScene {
                 "textures",
                 size(std::mem::size_of_val(self.textures.as_slice())),
             ),
+            (
+                "texture coordinate maps",
+                size(std::mem::size_of_val(self.uv_maps.as_slice())),
+            ),
+            (
+                "triangle extras",
+                size(std::mem::size_of_val(self.tri_extra.as_slice())),
+            ),
         ]
     }
 }
@@ -363,6 +498,8 @@ pub(crate) mod tests {
             positions: [a, b, c],
             normals: None,
             uvs: [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
+            uvs1: [[0.0; 2]; 3],
+            colors: None,
             material,
         };
         let mut light = Material::diffuse("light", [0.0; 3]);
@@ -433,7 +570,7 @@ pub(crate) mod tests {
         use std::mem::{offset_of, size_of};
         // (WGSL struct, Rust size, [(WGSL member, Rust offset)])
         type Record = (&'static str, usize, Vec<(&'static str, usize)>);
-        let records: [Record; 5] = [
+        let records: [Record; 7] = [
             (
                 "Node",
                 size_of::<BvhNode>(),
@@ -464,8 +601,26 @@ pub(crate) mod tests {
                     ("tangent", offset_of!(GpuTriAttr, tangent)),
                     ("material", offset_of!(GpuTriAttr, material)),
                     ("flags", offset_of!(GpuTriAttr, flags)),
+                    ("extra", offset_of!(GpuTriAttr, extra)),
                     ("pad0", offset_of!(GpuTriAttr, pad)),
-                    ("pad1", offset_of!(GpuTriAttr, pad) + 4),
+                ],
+            ),
+            (
+                "TriExtra",
+                size_of::<GpuTriExtra>(),
+                vec![
+                    ("colors01", offset_of!(GpuTriExtra, colors01)),
+                    ("colors2", offset_of!(GpuTriExtra, colors2)),
+                    ("uv1_u", offset_of!(GpuTriExtra, uv1_u)),
+                    ("uv1_v", offset_of!(GpuTriExtra, uv1_v)),
+                ],
+            ),
+            (
+                "UvMap",
+                size_of::<GpuUvMap>(),
+                vec![
+                    ("row0", offset_of!(GpuUvMap, row0)),
+                    ("row1", offset_of!(GpuUvMap, row1)),
                 ],
             ),
             (
@@ -504,6 +659,59 @@ pub(crate) mod tests {
                 .collect();
             assert_eq!(wgsl, rust, "members of {name} (name, offset)");
         }
+    }
+
+    #[test]
+    fn only_what_uses_them_gets_extras_and_uv_maps() {
+        let mut scene = quad_scene();
+        scene.textures = vec![Texture {
+            width: 1,
+            height: 1,
+            rgba8: vec![255; 4].into(),
+            wrap_s: crate::scene::Wrap::Repeat,
+            wrap_t: crate::scene::Wrap::Repeat,
+            nearest: false,
+        }];
+        scene.materials[0].base_color_texture = Some(TextureRef::plain(0));
+        let plain = pack(&scene);
+        assert_eq!(plain.tri_extra.len(), 1, "one dummy record");
+        assert_eq!(plain.uv_maps.len(), 1, "one dummy record");
+        assert!(plain.tri_attr.iter().all(|a| a.flags & 2 == 0));
+        assert_eq!(plain.materials[0].textures, [0, -1, -1, -1]);
+        assert_eq!(plain.textures.len(), 4 + 1, "one header, one texel");
+        assert!(!plain.uses_extras());
+
+        scene.triangles[1].colors = Some([[0.5; 4]; 3]);
+        let mut second_set = TextureRef::plain(0);
+        second_set.tex_coord = 1;
+        let mut moved = TextureRef::plain(0);
+        moved.transform = UvTransform::new([0.5, 0.0], 0.0, [1.0, 1.0]);
+        scene.materials[1].emissive_texture = Some(second_set);
+        scene.materials[1].normal_texture = Some(moved);
+        let packed = pack(&scene);
+        let extras: Vec<&GpuTriAttr> = packed
+            .tri_attr
+            .iter()
+            .filter(|a| a.flags & 2 != 0)
+            .collect();
+        assert_eq!(extras.len(), 1);
+        let half = pack2x16unorm(0.5, 0.5);
+        assert_eq!(half, 32768 | 32768 << 16);
+        assert_eq!(
+            packed.tri_extra[extras[0].extra as usize].colors2,
+            [half, half, 0, 0]
+        );
+        // The plain slot reads the texture's own header; the others get one each, sharing
+        // its texels: TEXCOORD_1 (bit 9), then the transform (uv map 1 in bits 16-31).
+        assert_eq!(packed.materials[0].textures, [0, -1, -1, -1]);
+        assert_eq!(packed.materials[1].textures, [-1, -1, 1, 2]);
+        let header = |i: usize| &packed.textures[i * 4..i * 4 + 4];
+        assert_eq!(header(1)[..3], header(0)[..3]);
+        assert_eq!(header(1)[3], header(0)[3] | 1 << 9);
+        assert_eq!(header(2)[3], header(0)[3] | 1 << 16);
+        assert_eq!(packed.uv_maps.len(), 1);
+        assert_eq!(packed.uv_maps[0].row0, [1.0, 0.0, 0.5, 0.0]);
+        assert!(packed.uses_extras());
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// For scenes without vertex colours, `TEXCOORD_1` or texture transforms (`SCENE_EXTRAS`
+    /// false, its code compiled out), and for scenes with them.
     pipeline: wgpu::ComputePipeline,
+    extras_pipeline: wgpu::ComputePipeline,
     scene_layout: wgpu::BindGroupLayout,
     tile_layout: wgpu::BindGroupLayout,
     /// Current adaptive dispatch size (paths); see [`INITIAL_PATHS_PER_DISPATCH`].
@@ -112,7 +115,7 @@ impl GpuContext {
         let module = device.create_shader_module(wgpu::include_wgsl!("trace.wgsl"));
         let scene_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("scene"),
-            entries: &(0..6).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
+            entries: &(0..8).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
         });
         let tile_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("tile"),
@@ -124,14 +127,24 @@ impl GpuContext {
             bind_group_layouts: &[Some(&scene_layout), Some(&tile_layout)],
             immediate_size: 0,
         });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("trace"),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        // A branch no invocation takes still costs its body on lavapipe (8-wide SIMD runs both
+        // sides under a mask): ~12 % of the Cornell box's samples/s for the vertex colour
+        // fetch. Scenes that have none get a pipeline with that code compiled out.
+        let variant = |extras: bool| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(if extras { "trace (extras)" } else { "trace" }),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[("SCENE_EXTRAS", if extras { 1.0 } else { 0.0 })],
+                    ..Default::default()
+                },
+                cache: None,
+            })
+        };
+        let pipeline = variant(false);
+        let extras_pipeline = variant(true);
         if let Some(error) = scope.pop().await {
             return Err(Error::Gpu(format!("pipeline creation failed: {error}")));
         }
@@ -150,6 +163,7 @@ impl GpuContext {
             info,
             limits,
             pipeline,
+            extras_pipeline,
             scene_layout,
             tile_layout,
             paths_per_dispatch: AtomicU64::new(INITIAL_PATHS_PER_DISPATCH),
@@ -164,6 +178,15 @@ impl GpuContext {
             "{} ({} {}) {:?}",
             self.info.name, self.info.driver, self.info.driver_info, self.info.backend
         )
+    }
+
+    /// The pipeline that renders `scene`.
+    pub(crate) fn pipeline_for(&self, scene: &GpuScene) -> &wgpu::ComputePipeline {
+        if scene.extras {
+            &self.extras_pipeline
+        } else {
+            &self.pipeline
+        }
     }
 
     /// The largest storage buffer this device can bind.
@@ -196,6 +219,8 @@ pub struct GpuScene {
     pub triangle_count: u32,
     pub light_count: u32,
     pub bytes: u64,
+    /// Some triangle has `TEXCOORD_1` or `COLOR_0`, or some texture a transform or set 1.
+    pub extras: bool,
 }
 
 impl GpuScene {
@@ -225,6 +250,8 @@ impl GpuScene {
             make("materials", bytemuck::cast_slice(&packed.materials)),
             make("lights", bytemuck::cast_slice(&packed.lights)),
             make("textures", bytemuck::cast_slice(&packed.textures)),
+            make("uv maps", bytemuck::cast_slice(&packed.uv_maps)),
+            make("triangle extras", bytemuck::cast_slice(&packed.tri_extra)),
         ];
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
@@ -255,6 +282,7 @@ impl GpuScene {
             triangle_count: packed.triangle_count,
             light_count: packed.light_count,
             bytes,
+            extras: packed.uses_extras(),
         })
     }
 }

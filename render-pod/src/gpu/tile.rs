@@ -340,7 +340,7 @@ fn render_band(
                     label: Some("trace"),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(&ctx.pipeline);
+                pass.set_pipeline(ctx.pipeline_for(params.scene));
                 pass.set_bind_group(0, &params.scene.bind_group, &[]);
                 pass.set_bind_group(1, &bind_group, &[]);
                 pass.dispatch_workgroups(rect.width.div_ceil(8), d.rows.div_ceil(8), 1);

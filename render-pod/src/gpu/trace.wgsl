@@ -43,9 +43,25 @@ struct TriAttr {
     v: vec4f,        // v0, v1, v2, light selection probability (0: not an emitter)
     tangent: vec4f,  // per-triangle tangent, w: bitangent sign
     material: u32,
-    flags: u32,      // bit 0: has vertex normals
+    flags: u32,      // bit 0: has vertex normals; bit 1: TEXCOORD_1 or COLOR_0 in tri_extra[extra]
+    extra: u32,
     pad0: u32,
-    pad1: u32,
+}
+
+// Read by every shading point of its triangle, so kept to two loads there: COLOR_0 as
+// 16-bit unorm pairs (rg, ba of vertex 0, rg, ba of vertex 1; of vertex 2, then 0, 0).
+// TEXCOORD_1 is read only by a texture that uses it.
+struct TriExtra {
+    colors01: vec4u,
+    colors2: vec4u,
+    uv1_u: vec4f,    // TEXCOORD_1 u of the three vertices
+    uv1_v: vec4f,
+}
+
+// KHR_texture_transform of a texture header: (dot(row0.xyz, (u, v, 1)), dot(row1.xyz, (u, v, 1))).
+struct UvMap {
+    row0: vec4f,
+    row1: vec4f,
 }
 
 struct Material {
@@ -53,7 +69,7 @@ struct Material {
     emissive: vec4f,        // w: 1 when double-sided
     params: vec4f,          // metallic, roughness, specular, normal scale
     specular_color: vec4f,  // w: alpha cutoff (MASK), negative when opaque
-    textures: vec4i,        // base colour, metallic-roughness, emissive, normal; -1: none
+    textures: vec4i,        // headers of base colour, metallic-roughness, emissive, normal; -1: none
 }
 
 struct Light {
@@ -71,9 +87,16 @@ struct Light {
 @group(0) @binding(2) var<storage, read> tri_attr: array<TriAttr>;
 @group(0) @binding(3) var<storage, read> materials: array<Material>;
 @group(0) @binding(4) var<storage, read> lights: array<Light>;
-// Header of 4 words per texture (texel offset, width, height, wrap/filter flags), then texels
-// as packed RGBA8.
+// Header of 4 words per texture (texel offset, width, height, flags: wrap s bits 0-3, wrap t
+// 4-7, nearest 8, TEXCOORD_1 9, uv map + 1 in 16-31), then texels as packed RGBA8. A texture
+// read another way than TEXCOORD_0 as it is has a header of its own (src/gpu/layout.rs).
 @group(0) @binding(5) var<storage, read> textures: array<u32>;
+// False for scenes without vertex colours, TEXCOORD_1 or texture transforms: their code is
+// compiled out (src/gpu/mod.rs says why).
+override SCENE_EXTRAS: bool = true;
+
+@group(0) @binding(6) var<storage, read> uv_maps: array<UvMap>;
+@group(0) @binding(7) var<storage, read> tri_extra: array<TriExtra>;
 // A storage buffer, not a uniform: lavapipe (Mesa 22.3) inlines uniform and push-constant
 // values into a freshly compiled shader variant on every pipeline bind, i.e. per dispatch
 // (≈ 14 ms and ≈ 2.3 MB kept each; docs/renderer.md, Profile); storage loads are not inlined.
@@ -190,8 +213,24 @@ fn texel(offset: u32, w: i32, x: i32, y: i32, srgb: bool) -> vec4f {
     return v;
 }
 
+// The coordinates a texture header reads: TEXCOORD_0 or _1, through its uv map if any.
+fn header_uv(flags: u32, v: VertexData) -> vec2f {
+    var uv = v.uv0;
+    if ((flags & 512u) != 0u && v.extra != 0u) {
+        let b = vec3f(1.0 - v.bary.x - v.bary.y, v.bary);
+        uv = vec2f(dot(tri_extra[v.extra - 1u].uv1_u.xyz, b), dot(tri_extra[v.extra - 1u].uv1_v.xyz, b));
+    }
+    let map = flags >> 16u;
+    if (map == 0u) {
+        return uv;
+    }
+    let m = uv_maps[map - 1u];
+    let h = vec3f(uv, 1.0);
+    return vec2f(dot(m.row0.xyz, h), dot(m.row1.xyz, h));
+}
+
 // Bilinear (or nearest) lookup with the sampler's wrap modes; sRGB decoded per texel.
-fn sample_texture(index: i32, uv: vec2f, srgb: bool) -> vec4f {
+fn sample_texture(index: i32, v: VertexData, srgb: bool) -> vec4f {
     if (index < 0) {
         return vec4f(1.0);
     }
@@ -200,6 +239,10 @@ fn sample_texture(index: i32, uv: vec2f, srgb: bool) -> vec4f {
     let w = i32(textures[h + 1u]);
     let ht = i32(textures[h + 2u]);
     let flags = textures[h + 3u];
+    var uv = v.uv0;
+    if (SCENE_EXTRAS && flags >= 512u) {
+        uv = header_uv(flags, v);
+    }
     let wrap_s = flags & 15u;
     let wrap_t = (flags >> 4u) & 15u;
     if (((flags >> 8u) & 1u) == 1u) {
@@ -248,12 +291,13 @@ fn box_entry(i: u32, o: vec3f, inv: vec3f, tmax: f32) -> f32 {
     return select(INF, t0, t0 <= t1);
 }
 
-// alphaMode MASK: alpha = factor × base-colour texture alpha at the hit, against the cutoff.
+// alphaMode MASK: alpha = factor × base-colour texture alpha × vertex colour alpha at the
+// hit, against the cutoff.
 fn alpha_passes(i: u32, b1: f32, b2: f32) -> bool {
     let at = tri_attr[i];
     let m = materials[at.material];
-    let uv = interpolate_uv(at, 1.0 - b1 - b2, b1, b2);
-    let alpha = m.base_color.w * sample_texture(m.textures.x, uv, false).w;
+    let v = vertex_data(at, 1.0 - b1 - b2, b1, b2);
+    let alpha = m.base_color.w * sample_texture(m.textures.x, v, false).w * v.color.w;
     return alpha >= m.specular_color.w;
 }
 
@@ -459,17 +503,43 @@ fn sample_vndf(wo: vec3f, a: f32, u1: f32, u2: f32) -> vec3f {
 
 // ---------------------------------------------------------------- shading points
 
+// What a hit interpolates from its triangle's vertices for shading.
+struct VertexData {
+    uv0: vec2f,
+    color: vec4f,    // COLOR_0 (white without)
+    extra: u32,      // tri_extra index + 1, 0: none
+    bary: vec2f,     // the hit's barycentrics b1, b2 (for TEXCOORD_1)
+}
+
 struct ShadePoint {
     p: vec3f,
     ng: vec3f,       // geometric normal, facing the incoming ray
     ns: vec3f,       // shading normal, same side as ng
     front: bool,     // the ray hit the front (counter-clockwise) face
-    uv: vec2f,
+    vertex: VertexData,
     material: u32,
 }
 
 fn interpolate_uv(a: TriAttr, b0: f32, b1: f32, b2: f32) -> vec2f {
     return vec2f(a.n0.w, a.v.x) * b0 + vec2f(a.n1.w, a.v.y) * b1 + vec2f(a.n2.w, a.v.z) * b2;
+}
+
+fn vertex_data(a: TriAttr, b0: f32, b1: f32, b2: f32) -> VertexData {
+    var v: VertexData;
+    v.uv0 = interpolate_uv(a, b0, b1, b2);
+    v.color = vec4f(1.0);
+    v.extra = 0u;
+    v.bary = vec2f(b1, b2);
+    if (SCENE_EXTRAS && (a.flags & 2u) != 0u) {
+        v.extra = a.extra + 1u;
+        let c01 = tri_extra[a.extra].colors01;
+        let c2 = tri_extra[a.extra].colors2;
+        let color0 = vec4f(unpack2x16unorm(c01.x), unpack2x16unorm(c01.y));
+        let color1 = vec4f(unpack2x16unorm(c01.z), unpack2x16unorm(c01.w));
+        let color2 = vec4f(unpack2x16unorm(c2.x), unpack2x16unorm(c2.y));
+        v.color = color0 * b0 + color1 * b1 + color2 * b2;
+    }
+    return v;
 }
 
 fn shade_point(o: vec3f, d: vec3f, hit: Hit) -> ShadePoint {
@@ -489,7 +559,7 @@ fn shade_point(o: vec3f, d: vec3f, hit: Hit) -> ShadePoint {
             ns = normalize(n);
         }
     }
-    sp.uv = interpolate_uv(at, b0, b1, b2);
+    sp.vertex = vertex_data(at, b0, b1, b2);
     sp.material = at.material;
     let m = materials[at.material];
     if (m.textures.w >= 0) {
@@ -497,7 +567,7 @@ fn shade_point(o: vec3f, d: vec3f, hit: Hit) -> ShadePoint {
         if (dot(t, t) > 1e-20) {
             let tn = normalize(t);
             let bn = cross(ns, tn) * at.tangent.w;
-            var mapped = sample_texture(m.textures.w, sp.uv, false).xyz * 2.0 - 1.0;
+            var mapped = sample_texture(m.textures.w, sp.vertex, false).xyz * 2.0 - 1.0;
             mapped = vec3f(mapped.xy * m.params.w, mapped.z);
             let n = tn * mapped.x + bn * mapped.y + ns * mapped.z;
             if (dot(n, n) > 1e-20) {
@@ -518,10 +588,10 @@ fn shade_point(o: vec3f, d: vec3f, hit: Hit) -> ShadePoint {
     return sp;
 }
 
-fn surface_of(m: Material, uv: vec2f) -> Surface {
+fn surface_of(m: Material, v: VertexData) -> Surface {
     var s: Surface;
-    s.base = m.base_color.xyz * sample_texture(m.textures.x, uv, true).xyz;
-    let mr = sample_texture(m.textures.y, uv, false);
+    s.base = m.base_color.xyz * sample_texture(m.textures.x, v, true).xyz * v.color.xyz;
+    let mr = sample_texture(m.textures.y, v, false);
     s.metallic = clamp(m.params.x * mr.z, 0.0, 1.0);
     s.roughness = clamp(m.params.y * mr.y, 0.0, 1.0);
     s.specular = m.params.z;
@@ -529,11 +599,11 @@ fn surface_of(m: Material, uv: vec2f) -> Surface {
     return s;
 }
 
-fn emission_of(m: Material, uv: vec2f) -> vec3f {
+fn emission_of(m: Material, v: VertexData) -> vec3f {
     if (max3(m.emissive.xyz) <= 0.0) {
         return vec3f(0.0);
     }
-    return m.emissive.xyz * sample_texture(m.textures.z, uv, true).xyz;
+    return m.emissive.xyz * sample_texture(m.textures.z, v, true).xyz;
 }
 
 // Scale-aware offset along the normal so secondary rays leave the surface.
@@ -598,7 +668,7 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
         if (cos_abs <= 1e-7) {
             return vec3f(0.0);
         }
-        radiance = emission_of(m, interpolate_uv(at, b0, b1, b2));
+        radiance = emission_of(m, vertex_data(at, b0, b1, b2));
         light_pdf = light.select_pdf * dist2 / (area * cos_abs);
         is_delta = false;
         dist = dist * (1.0 - 1e-4);
@@ -671,7 +741,7 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
         let sp = shade_point(o, d, hit);
         let m = materials[sp.material];
         if (sp.front || m.emissive.w != 0.0) {
-            let le = emission_of(m, sp.uv);
+            let le = emission_of(m, sp.vertex);
             if (max3(le) > 0.0) {
                 var weight = 1.0;
                 if (prev_pdf > 0.0) {
@@ -691,7 +761,7 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
         if (vertex > max_bounces) {
             break;
         }
-        let s = surface_of(m, sp.uv);
+        let s = surface_of(m, sp.vertex);
         let frame = basis(sp.ns);
         let wo = -d * frame;
         radiance += throughput * sample_light(sp, s, wo, frame);

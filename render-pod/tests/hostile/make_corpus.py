@@ -191,6 +191,15 @@ def cases():
     yield "normal-wrong-type.gltf", d
 
     d = base()
+    d["accessors"].append({"bufferView": 0, "componentType": 5126, "count": 9, "type": "SCALAR"})
+    d["meshes"][0]["primitives"][0]["attributes"]["COLOR_0"] = 1
+    yield "color-wrong-type.gltf", d
+
+    d = base()
+    d["extensionsUsed"] = d["extensionsRequired"] = ["KHR_draco_mesh_compression"]
+    yield "requires-unimplemented-extension.gltf", d
+
+    d = base()
     d["buffers"][0] = {"byteLength": 10 * 2**30, "uri": "huge.bin"}
     yield "buffers-over-budget.gltf", d
 
