@@ -719,14 +719,7 @@ async fn collect_blocks(
     blocks: &[u32],
 ) -> Result<()> {
     let listed: Vec<String> = blocks.iter().map(u32::to_string).collect();
-    let selector = format!(
-        "{}={uid},{}={},{} in ({})",
-        labels::JOB_UID,
-        labels::ROLE,
-        labels::ROLE_SHARD,
-        labels::SHARD_BLOCK,
-        listed.join(",")
-    );
+    let selector = job_pods_selector(uid, labels::ROLE_SHARD, labels::SHARD_BLOCK, &listed);
     delete_succeeded(client, api, &selector).await?;
     info!(blocks = %listed.join(","), "deleted the succeeded shard pods of blocks");
     Ok(())
@@ -739,17 +732,20 @@ async fn collect_merges(
     uid: &str,
     ids: &[String],
 ) -> Result<()> {
-    let selector = format!(
-        "{}={uid},{}={},{} in ({})",
-        labels::JOB_UID,
-        labels::ROLE,
-        labels::ROLE_MERGE,
-        labels::MERGE_ID,
-        ids.join(",")
-    );
+    let selector = job_pods_selector(uid, labels::ROLE_MERGE, labels::MERGE_ID, ids);
     delete_succeeded(client, api, &selector).await?;
     info!(merges = %ids.join(","), "deleted finished merge pods");
     Ok(())
+}
+
+/// The job's pods of `role` whose `label` is one of `values`.
+fn job_pods_selector(uid: &str, role: &str, label: &str, values: &[String]) -> String {
+    format!(
+        "{}={uid},{}={role},{label} in ({})",
+        labels::JOB_UID,
+        labels::ROLE,
+        values.join(",")
+    )
 }
 
 /// One delete-collection request for the succeeded pods that `selector` selects.

@@ -41,36 +41,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn bad_scenes_and_specs_exit_bad_input_with_a_clear_message() {
-    let dir = temp_dir("bad");
-    let garbage = dir.join("garbage.gltf");
-    std::fs::write(&garbage, "{ this is not glTF").unwrap();
-    let missing = dir.join("missing.gltf");
-    let out = dir.join("out");
-    for scene in [&garbage, &missing] {
-        let o = run(&[
-            "local",
-            "--scene",
-            scene.to_str().unwrap(),
-            "--width",
-            "8",
-            "--height",
-            "8",
-            "--spp",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
-        assert!(stderr(&o).contains("bad scene"), "{}", stderr(&o));
-    }
-    let o = run(&[
+/// `render-pod local` of `scene` at 8×8, 1 spp, into `out`, with `more` arguments.
+fn local_8x8(scene: &Path, out: &Path, more: &[&str]) -> Output {
+    let mut args = vec![
         "local",
         "--scene",
-        cbox_path().to_str().unwrap(),
-        "--camera",
-        "nope",
+        scene.to_str().unwrap(),
         "--width",
         "8",
         "--height",
@@ -79,7 +55,24 @@ fn bad_scenes_and_specs_exit_bad_input_with_a_clear_message() {
         "1",
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(more);
+    run(&args)
+}
+
+#[test]
+fn bad_scenes_and_specs_exit_bad_input_with_a_clear_message() {
+    let dir = temp_dir("bad");
+    let garbage = dir.join("garbage.gltf");
+    std::fs::write(&garbage, "{ this is not glTF").unwrap();
+    let missing = dir.join("missing.gltf");
+    let out = dir.join("out");
+    for scene in [&garbage, &missing] {
+        let o = local_8x8(scene, &out, &[]);
+        assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
+        assert!(stderr(&o).contains("bad scene"), "{}", stderr(&o));
+    }
+    let o = local_8x8(&cbox_path(), &out, &["--camera", "nope"]);
     assert_eq!(o.status.code(), Some(exit::BAD_INPUT));
     assert!(
         stderr(&o).contains("no camera named \"nope\""),
@@ -121,20 +114,7 @@ fn unimplemented_extensions_are_refused_when_required_and_reported_when_used() {
         let scene = dir.join(name);
         std::fs::write(&scene, serde_json::to_vec(doc).unwrap()).unwrap();
         let out = dir.join(format!("{name}.out"));
-        let o = run(&[
-            "local",
-            "--scene",
-            scene.to_str().unwrap(),
-            "--width",
-            "8",
-            "--height",
-            "8",
-            "--spp",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        (o, out)
+        (local_8x8(&scene, &out, &[]), out)
     };
     cbox["extensionsUsed"] = serde_json::json!(["KHR_materials_clearcoat"]);
     let (o, out) = render(&cbox, "used.gltf");
