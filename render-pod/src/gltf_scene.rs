@@ -530,7 +530,7 @@ impl GltfAsset {
                         })
                         .map(|n| [n[0], n[1], n[2]]),
                     uvs: per_vertex(&uvs, c),
-                    uvs1: per_vertex(&uvs1, c),
+                    uvs1: uvs1.as_ref().map(|_| per_vertex(&uvs1, c)),
                     colors: colors.as_ref().map(|_| per_vertex(&colors, c)),
                     material,
                 };

@@ -12,8 +12,9 @@ pub struct Triangle {
     pub normals: Option<[Vec3; 3]>,
     /// `TEXCOORD_0` per vertex (zero when absent).
     pub uvs: [[f32; 2]; 3],
-    /// `TEXCOORD_1` per vertex (zero when absent).
-    pub uvs1: [[f32; 2]; 3],
+    /// `TEXCOORD_1` per vertex; `None`: the mesh has none (a texture asking for it reads
+    /// `TEXCOORD_0`).
+    pub uvs1: Option<[[f32; 2]; 3]>,
     /// `COLOR_0` per vertex, linear RGBA; `None`: white. It multiplies the base colour.
     pub colors: Option<[[f32; 4]; 3]>,
     pub material: u32,

@@ -153,11 +153,11 @@ impl TextureHeaders {
 }
 
 fn tri_extra(t: &Triangle) -> Option<GpuTriExtra> {
-    let has_uv1 = t.uvs1 != [[0.0; 2]; 3];
-    if !has_uv1 && t.colors.is_none() {
+    if t.uvs1.is_none() && t.colors.is_none() {
         return None;
     }
-    let [a, b, c] = t.uvs1;
+    // Set 1 on a triangle that has colours only: the shader reads TEXCOORD_0 there.
+    let [a, b, c] = t.uvs1.unwrap_or(t.uvs);
     let [c0, c1, c2] = t
         .colors
         .unwrap_or([[1.0; 4]; 3])
@@ -498,7 +498,7 @@ pub(crate) mod tests {
             positions: [a, b, c],
             normals: None,
             uvs: [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
-            uvs1: [[0.0; 2]; 3],
+            uvs1: None,
             colors: None,
             material,
         };

@@ -146,7 +146,7 @@ pub fn inward_cube(h: f32, material: u32) -> Vec<Triangle> {
                 positions,
                 normals: None,
                 uvs: [[0.0; 2]; 3],
-                uvs1: [[0.0; 2]; 3],
+                uvs1: None,
                 colors: None,
                 material,
             });
@@ -220,7 +220,7 @@ pub fn icosphere(radius: f32, subdivisions: u32, material: u32) -> Vec<Triangle>
             positions: f.map(|i| verts[i] * radius),
             normals: None,
             uvs: [[0.0; 2]; 3],
-            uvs1: [[0.0; 2]; 3],
+            uvs1: None,
             colors: None,
             material,
         })
