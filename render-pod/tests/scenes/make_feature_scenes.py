@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Writes the feature test scenes next to this file (re-run after editing: python3 make_feature_scenes.py).
+
+uv_sets_and_vertex_colours.gltf — two Lambertian quads facing the camera under a white constant
+background (every surface sees only the background, so each pixel is its albedo: a furnace in
+which texture lookups show exactly):
+  left:  a 4x4 checker of 16 colours (nearest, repeat) read through TEXCOORD_1, which differs
+         from TEXCOORD_0, and a KHR_texture_transform (offset, rotation, scale);
+  right: COLOR_0, a different colour at each corner, interpolated across the quad.
+Its Cycles reference (render-pod/tests/reference/uv_colour_160x120.*) comes from
+bench/render/cycles_reference.py; the test is in render-pod/tests/gltf_features.rs.
+"""
+
+import base64
+import json
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def png_rgb(width, height, pixels):
+    """An 8-bit RGB PNG of `pixels` (rows top first, (r, g, b) each)."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    raw = b"".join(b"\0" + bytes(v for px in row for v in px) for row in pixels)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b""))
+
+
+def checker():
+    """16 distinct colours, 4x4."""
+    levels = [30, 90, 160, 230]
+    return [[(levels[x], levels[y], levels[(x + 2 * y) % 4]) for x in range(4)] for y in range(4)]
+
+
+def pack(fmt, rows):
+    return b"".join(struct.pack("<" + fmt, *r) for r in rows)
+
+
+def uv_colour_scene():
+    corners = [(-0.5, -0.5, 0.0), (0.5, -0.5, 0.0), (0.5, 0.5, 0.0), (-0.5, 0.5, 0.0)]
+    uv0 = [(0.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]
+    uv1 = [(0.25, 0.9), (0.8, 1.0), (0.9, 0.1), (0.1, 0.2)]  # a skewed, mirrored-ish set
+    colours = [(1.0, 0.1, 0.1, 1.0), (0.1, 1.0, 0.1, 1.0), (0.1, 0.1, 1.0, 1.0), (1.0, 1.0, 1.0, 1.0)]
+    views, accessors, blob = [], [], b""
+
+    def add(data, accessor):
+        nonlocal blob
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(data)})
+        accessor["bufferView"] = len(views) - 1
+        accessors.append(accessor)
+        blob += data + b"\0" * (-len(data) % 4)
+        return len(accessors) - 1
+
+    position = add(pack("3f", corners), {"componentType": 5126, "count": 4, "type": "VEC3",
+                                         "min": [-0.5, -0.5, 0.0], "max": [0.5, 0.5, 0.0]})
+    normal = add(pack("3f", [(0.0, 0.0, 1.0)] * 4), {"componentType": 5126, "count": 4, "type": "VEC3"})
+    tex0 = add(pack("2f", uv0), {"componentType": 5126, "count": 4, "type": "VEC2"})
+    tex1 = add(pack("2f", uv1), {"componentType": 5126, "count": 4, "type": "VEC2"})
+    colour = add(pack("4f", colours), {"componentType": 5126, "count": 4, "type": "VEC4"})
+    indices = add(bytes([0, 1, 2, 0, 2, 3]), {"componentType": 5121, "count": 6, "type": "SCALAR"})
+    lambert = {"KHR_materials_specular": {"specularFactor": 0.0}}
+    texture = png_rgb(4, 4, checker())
+    return {
+        "asset": {"version": "2.0", "generator": "render-pod/tests/scenes/make_feature_scenes.py"},
+        "extensionsUsed": ["KHR_materials_specular", "KHR_texture_transform"],
+        "scene": 0,
+        "scenes": [{"nodes": [0, 1, 2]}],
+        "nodes": [
+            {"name": "checker", "mesh": 0, "translation": [-0.55, 0.0, 0.0]},
+            {"name": "colours", "mesh": 1, "translation": [0.55, 0.0, 0.0]},
+            {"name": "camera", "camera": 0, "translation": [0.0, 0.0, 2.8]},
+        ],
+        "cameras": [{"name": "camera", "type": "perspective",
+                     "perspective": {"yfov": 0.6, "znear": 0.05, "aspectRatio": 160 / 120}}],
+        "meshes": [
+            {"name": "checker", "primitives": [{"attributes": {
+                "POSITION": position, "NORMAL": normal, "TEXCOORD_0": tex0, "TEXCOORD_1": tex1},
+                "indices": indices, "material": 0}]},
+            {"name": "colours", "primitives": [{"attributes": {
+                "POSITION": position, "NORMAL": normal, "TEXCOORD_0": tex0, "COLOR_0": colour},
+                "indices": indices, "material": 1}]},
+        ],
+        "materials": [
+            {"name": "checker", "extensions": lambert, "pbrMetallicRoughness": {
+                "metallicFactor": 0.0, "roughnessFactor": 1.0,
+                "baseColorTexture": {"index": 0, "texCoord": 1, "extensions": {"KHR_texture_transform": {
+                    "offset": [0.2, -0.1], "rotation": 0.4, "scale": [1.5, 1.25]}}}}},
+            {"name": "colours", "extensions": lambert, "pbrMetallicRoughness": {
+                "metallicFactor": 0.0, "roughnessFactor": 1.0}},
+        ],
+        "textures": [{"source": 0, "sampler": 0}],
+        "samplers": [{"magFilter": 9728, "minFilter": 9728, "wrapS": 10497, "wrapT": 10497}],
+        "images": [{"uri": "data:image/png;base64," + base64.b64encode(texture).decode()}],
+        "buffers": [{"byteLength": len(blob),
+                     "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}],
+        "bufferViews": views,
+        "accessors": accessors,
+    }
+
+
+def main():
+    path = os.path.join(HERE, "uv_sets_and_vertex_colours.gltf")
+    with open(path, "w") as f:
+        json.dump(uv_colour_scene(), f, indent=1)
+        f.write("\n")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
