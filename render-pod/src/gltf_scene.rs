@@ -9,7 +9,7 @@
 //! `TEXCOORD_1`; `COLOR_0`; perspective cameras; metallic-roughness materials with base-colour,
 //! metallic-roughness, emissive and normal textures; KHR_texture_transform;
 //! KHR_materials_emissive_strength; KHR_materials_specular (factors); KHR_lights_punctual;
-//! `alphaMode: MASK` cut-outs. What is left out is refused or warned about (`gltf_support`).
+//! `alphaMode` MASK (cut-outs) and BLEND (stochastic). What is left out is refused or warned about (`gltf_support`).
 
 use base64::Engine;
 use gltf::animation::util::ReadOutputs;
@@ -21,7 +21,7 @@ use tessera_shard::SceneLimits;
 use crate::error::{Error, Result};
 use crate::math::{Mat4, Vec3, vec3};
 use crate::scene::{
-    Camera, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform, Wrap,
+    Alpha, Camera, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform, Wrap,
 };
 use crate::{gltf_check, gltf_support};
 
@@ -425,9 +425,12 @@ impl GltfAsset {
                     specular,
                     specular_color,
                     double_sided: m.double_sided(),
-                    alpha_cutoff: match m.alpha_mode() {
-                        gltf::material::AlphaMode::Mask => Some(m.alpha_cutoff().unwrap_or(0.5)),
-                        _ => None,
+                    alpha: match m.alpha_mode() {
+                        gltf::material::AlphaMode::Mask => {
+                            Alpha::Mask(m.alpha_cutoff().unwrap_or(0.5))
+                        }
+                        gltf::material::AlphaMode::Blend => Alpha::Blend,
+                        gltf::material::AlphaMode::Opaque => Alpha::Opaque,
                     },
                     name,
                 }

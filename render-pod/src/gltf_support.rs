@@ -1,13 +1,12 @@
 //! What render-pod implements of glTF 2.0, judged from a document's JSON before anything is
 //! fetched. An extension the file *requires* (`extensionsRequired`) that is not implemented
 //! refuses the scene (exit 3, naming it): the picture would be wrong. Whatever else the
-//! renderer leaves out — an extension the file merely uses, skins, morph targets, alpha
-//! blending, a third UV set, points and lines — becomes a warning that the render pod logs and
+//! renderer leaves out — an extension the file merely uses, skins, morph targets, a third UV
+//! set, points and lines — becomes a warning that the render pod logs and
 //! writes into every shard's manifest, so a picture rendered without part of its scene never
 //! passes silently.
 
 use gltf::json::Root;
-use gltf::json::material::AlphaMode;
 use gltf::json::mesh::{Mode, Semantic};
 use gltf::json::validation::Checked;
 
@@ -102,13 +101,6 @@ pub fn warnings(root: &Root) -> Vec<String> {
             _ => None,
         })
         .max();
-    let blended = names_of(root, |m| m.alpha_mode == Checked::Valid(AlphaMode::Blend));
-    if !blended.is_empty() {
-        out.push(format!(
-            "alphaMode BLEND is rendered opaque (materials {})",
-            blended.join(", ")
-        ));
-    }
     let wide = names_of(root, |m| tex_coords_of(m).any(|set| set > MAX_TEX_COORD));
     if !wide.is_empty() || high_sets.is_some() {
         out.push(format!(
@@ -216,7 +208,6 @@ mod tests {
             "1 skin(s): skinning is not implemented",
             "1 mesh(es) with morph targets",
             "1 primitive(s) of points or lines are not rendered",
-            "alphaMode BLEND is rendered opaque (materials 0 \"glass\")",
             "a higher set falls back to TEXCOORD_0 (materials 1)",
         ];
         assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");

@@ -105,9 +105,21 @@ pub struct Material {
     pub specular_color: [f32; 3],
     /// Emission is one-sided unless the material is double-sided.
     pub double_sided: bool,
-    /// `alphaMode: MASK`: surfaces whose alpha (factor × base-colour texture) is below this
-    /// cutoff are invisible (to camera and shadow rays alike). `None`: opaque.
-    pub alpha_cutoff: Option<f32>,
+    /// How the alpha (factor × base-colour texture × vertex colour) hides the surface, to
+    /// camera and shadow rays alike.
+    pub alpha: Alpha,
+}
+
+/// glTF's `alphaMode`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Alpha {
+    Opaque,
+    /// `MASK`: invisible where alpha is below the cutoff.
+    Mask(f32),
+    /// `BLEND`: each ray sees the surface with probability alpha (stochastic transparency),
+    /// decided by a hash of the ray's sample and the triangle, so a render is the same for any
+    /// tiling, sample split or dispatch layout.
+    Blend,
 }
 
 impl Default for Material {
@@ -126,7 +138,7 @@ impl Default for Material {
             specular: 1.0,
             specular_color: [1.0; 3],
             double_sided: false,
-            alpha_cutoff: None,
+            alpha: Alpha::Opaque,
         }
     }
 }

@@ -388,7 +388,10 @@ fn alpha_mask_cuts_out_for_camera_and_shadow_rays() {
     )
     .unwrap();
     let scene = asset.scene_at(0.0, None).unwrap();
-    assert_eq!(scene.materials[0].alpha_cutoff, Some(0.5));
+    assert_eq!(
+        scene.materials[0].alpha,
+        render_pod::scene::Alpha::Mask(0.5)
+    );
     let gpu = upload(&scene);
     let job = Job {
         scene: &gpu,
@@ -502,4 +505,74 @@ fn uv_sets_transforms_and_vertex_colours_match_cycles() {
             "{what}: error {stripped} is not far beyond the bound (matched: {matched})"
         );
     }
+}
+
+/// alphaMode BLEND is stochastic transparency: through a quad of alpha 0.3 in front of the
+/// white background, a pixel is 0.3 × the quad's colour + 0.7 × the background (rendered
+/// opaque it would be the quad's colour alone), and the same seed gives the same image.
+#[test]
+fn alpha_blend_shows_what_is_behind_in_proportion() {
+    let mut doc = quad_gltf(
+        &data_uri("application/octet-stream", &quad_buffer()),
+        serde_json::json!({"uri": data_uri("image/png", &texture_png())}),
+        false,
+    );
+    doc["materials"][0]["alphaMode"] = serde_json::json!("BLEND");
+    doc["materials"][0]["pbrMetallicRoughness"]["baseColorFactor"] =
+        serde_json::json!([1.0, 1.0, 1.0, 0.3]);
+    let asset = GltfAsset::parse(
+        "blend.gltf",
+        &serde_json::to_vec(&doc).unwrap(),
+        &SceneLimits::DEFAULT,
+        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
+    )
+    .unwrap();
+    assert!(asset.warnings().is_empty(), "{:?}", asset.warnings());
+    let gpu = upload(&asset.scene_at(0.0, None).unwrap());
+    let job = Job {
+        scene: &gpu,
+        width: 16,
+        height: 8,
+        max_bounces: 2,
+        background: [1.0; 3],
+        seed: 3,
+        frame: 0,
+    };
+    let tile = job.whole(SampleRange {
+        start: 0,
+        count: 256,
+    });
+    // The quad's left half (grey texel) and right half (red), away from the middle.
+    let mean_of = |xs: std::ops::Range<usize>| {
+        let mut sum = [0.0f64; 3];
+        let mut n = 0.0;
+        for y in 2..6 {
+            for x in xs.clone() {
+                let p = tile.pixels[y * 16 + x];
+                (0..3).for_each(|c| sum[c] += f64::from(p[c]));
+                n += 1.0;
+            }
+        }
+        sum.map(|s| s / n)
+    };
+    let (left, right) = (mean_of(1..6), mean_of(10..15));
+    let grey = f64::from(grey());
+    let want_left = [0.3 * grey + 0.7; 3];
+    let want_right = [1.0, 0.7, 0.7];
+    for (got, want) in [(left, want_left), (right, want_right)] {
+        for c in 0..3 {
+            assert!(
+                (got[c] - want[c]).abs() < 0.02,
+                "{got:?} vs {want:?} (opaque would be the texel itself)"
+            );
+        }
+    }
+    assert_eq!(
+        job.whole(SampleRange {
+            start: 0,
+            count: 256
+        })
+        .pixels,
+        tile.pixels
+    );
 }

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::bvh::{self, Bvh, BvhNode};
 use crate::math::Vec3;
-use crate::scene::{PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform};
+use crate::scene::{Alpha, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -251,12 +251,16 @@ pub fn pack(scene: &Scene) -> PackedScene {
                 m.specular,
                 m.normal_texture.map_or(1.0, |t| t.scale),
             ],
-            // w: alpha cutoff; negative = opaque.
+            // w: MASK cutoff; -1: opaque; -2: BLEND.
             specular_color: [
                 m.specular_color[0],
                 m.specular_color[1],
                 m.specular_color[2],
-                m.alpha_cutoff.unwrap_or(-1.0),
+                match m.alpha {
+                    Alpha::Opaque => -1.0,
+                    Alpha::Mask(cutoff) => cutoff,
+                    Alpha::Blend => -2.0,
+                },
             ],
             textures: [
                 headers.index(&m.base_color_texture, texture_count),
@@ -290,9 +294,9 @@ pub fn pack(scene: &Scene) -> PackedScene {
     for (slot, &original) in bvh.order.iter().enumerate() {
         let t = &scene.triangles[original as usize];
         let [p0, p1, p2] = t.positions;
-        let masked = scene.materials[t.material as usize].alpha_cutoff.is_some();
+        let masked = scene.materials[t.material as usize].alpha != Alpha::Opaque;
         tri_pos.push(GpuTriPos {
-            // w = 1: alpha-tested (MASK) triangle, checked during traversal.
+            // w = 1: alpha-tested (MASK or BLEND) triangle, checked during traversal.
             v0: v4(p0, if masked { 1.0 } else { 0.0 }),
             e1: v4(p1 - p0, 0.0),
             e2: v4(p2 - p0, 0.0),

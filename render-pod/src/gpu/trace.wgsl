@@ -68,7 +68,7 @@ struct Material {
     base_color: vec4f,
     emissive: vec4f,        // w: 1 when double-sided
     params: vec4f,          // metallic, roughness, specular, normal scale
-    specular_color: vec4f,  // w: alpha cutoff (MASK), negative when opaque
+    specular_color: vec4f,  // w: alpha cutoff (MASK), -1 opaque, -2 BLEND
     textures: vec4i,        // headers of base colour, metallic-roughness, emissive, normal; -1: none
 }
 
@@ -291,13 +291,21 @@ fn box_entry(i: u32, o: vec3f, inv: vec3f, tmax: f32) -> f32 {
     return select(INF, t0, t0 <= t1);
 }
 
-// alphaMode MASK: alpha = factor × base-colour texture alpha × vertex colour alpha at the
-// hit, against the cutoff.
+// Set by each trace() from the path's random state without advancing it: BLEND decisions of
+// one ray, one per triangle, whatever order traversal meets the triangles in.
+var<private> alpha_seed: u32;
+
+// alpha = factor × base-colour texture alpha × vertex colour alpha at the hit. MASK: against
+// the cutoff (specular_color.w). BLEND (w = -2): seen with probability alpha.
 fn alpha_passes(i: u32, b1: f32, b2: f32) -> bool {
     let at = tri_attr[i];
     let m = materials[at.material];
     let v = vertex_data(at, 1.0 - b1 - b2, b1, b2);
     let alpha = m.base_color.w * sample_texture(m.textures.x, v, false).w * v.color.w;
+    if (m.specular_color.w < -1.5) {
+        let u = f32(pcg_hash(alpha_seed ^ pcg_hash(i)) >> 8u) * (1.0 / 16777216.0);
+        return alpha > u;
+    }
     return alpha >= m.specular_color.w;
 }
 
@@ -340,6 +348,7 @@ fn hit_triangle(i: u32, o: vec3f, d: vec3f, tmax: f32, hit: ptr<function, Hit>) 
 // nearest child first; popped nodes farther than the current hit are skipped.
 fn trace(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
     var hit = Hit(tmax, NO_HIT, 0.0, 0.0);
+    alpha_seed = pcg_hash(rng_state ^ 0x6a09e667u);
     if (params.counts.y == 0u) {
         return hit;
     }
