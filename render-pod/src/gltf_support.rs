@@ -1,13 +1,14 @@
 //! What render-pod implements of glTF 2.0, judged from a document's JSON before anything is
 //! fetched. An extension the file *requires* (`extensionsRequired`) that is not implemented
 //! refuses the scene (exit 3, naming it): the picture would be wrong. Whatever else the
-//! renderer leaves out — an extension the file merely uses, skins, morph targets, a third UV
-//! set, points and lines — becomes a warning that the render pod logs and
+//! renderer leaves out — an extension the file merely uses, skins, morph targets, a texture
+//! reading a third UV set, points and lines — becomes a warning that the render pod logs and
 //! writes into every shard's manifest, so a picture rendered without part of its scene never
-//! passes silently.
+//! passes silently. What changes nothing in the picture (an extra UV set no texture reads) is
+//! not mentioned.
 
 use gltf::json::Root;
-use gltf::json::mesh::{Mode, Semantic};
+use gltf::json::mesh::Mode;
 use gltf::json::validation::Checked;
 
 /// Extensions the renderer reads (KHR_materials_specular without its textures: a material
@@ -94,23 +95,12 @@ pub fn warnings(root: &Root) -> Vec<String> {
             "{skipped} primitive(s) of points or lines are not rendered"
         ));
     }
-    let high_sets = primitives()
-        .flat_map(|p| p.attributes.keys())
-        .filter_map(|s| match s {
-            Checked::Valid(Semantic::TexCoords(n)) if *n > MAX_TEX_COORD => Some(*n),
-            _ => None,
-        })
-        .max();
     let wide = names_of(root, |m| tex_coords_of(m).any(|set| set > MAX_TEX_COORD));
-    if !wide.is_empty() || high_sets.is_some() {
+    if !wide.is_empty() {
         out.push(format!(
             "textures read TEXCOORD_0 and TEXCOORD_1 only; a higher set falls back to \
              TEXCOORD_0 (materials {})",
-            if wide.is_empty() {
-                "none".to_string()
-            } else {
-                wide.join(", ")
-            }
+            wide.join(", ")
         ));
     }
     out
@@ -216,7 +206,9 @@ mod tests {
         }
         let plain = root(serde_json::json!({"asset": {"version": "2.0"},
             "extensionsUsed": ["KHR_lights_punctual", "KHR_materials_specular"],
-            "materials": [{"extensions": {"KHR_materials_specular": {"specularFactor": 0.5}}}]}));
+            "materials": [{"extensions": {"KHR_materials_specular": {"specularFactor": 0.5}}}],
+            // A third UV set no texture reads changes nothing in the picture.
+            "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "TEXCOORD_2": 0}}]}]}));
         assert!(super::warnings(&plain).is_empty());
     }
 }
