@@ -41,9 +41,9 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `render-pod local` of `scene` at 8×8, 1 spp, into `out`, with `more` arguments.
-fn local_8x8(scene: &Path, out: &Path, more: &[&str]) -> Output {
-    let mut args = vec![
+/// The arguments of `render-pod local` of `scene` at 8×8, 1 spp, into `out`.
+fn local_8x8_args<'a>(scene: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
         "local",
         "--scene",
         scene.to_str().unwrap(),
@@ -55,7 +55,12 @@ fn local_8x8(scene: &Path, out: &Path, more: &[&str]) -> Output {
         "1",
         "--out",
         out.to_str().unwrap(),
-    ];
+    ]
+}
+
+/// `render-pod local` of `scene` at 8×8, 1 spp, into `out`, with `more` arguments.
+fn local_8x8(scene: &Path, out: &Path, more: &[&str]) -> Output {
+    let mut args = local_8x8_args(scene, out);
     args.extend(more);
     run(&args)
 }
@@ -140,20 +145,9 @@ fn unimplemented_extensions_are_refused_when_required_and_reported_when_used() {
 #[test]
 fn no_adapter_exits_no_adapter() {
     let dir = temp_dir("noadapter");
+    let (scene, out) = (cbox_path(), dir.join("out"));
     let o = Command::new(BIN)
-        .args([
-            "local",
-            "--scene",
-            cbox_path().to_str().unwrap(),
-            "--width",
-            "8",
-            "--height",
-            "8",
-            "--spp",
-            "1",
-            "--out",
-        ])
-        .arg(dir.join("out"))
+        .args(local_8x8_args(&scene, &out))
         .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
         .env("RUST_LOG", "off")

@@ -59,6 +59,15 @@ fn quad_gltf(buffer_uri: &str, image: serde_json::Value, animated: bool) -> serd
     doc
 }
 
+/// The quad with its buffer and texture embedded as data URIs.
+fn embedded_quad(animated: bool) -> serde_json::Value {
+    quad_gltf(
+        &data_uri("application/octet-stream", &quad_buffer()),
+        serde_json::json!({"uri": data_uri("image/png", &texture_png())}),
+        animated,
+    )
+}
+
 fn quad_buffer() -> Vec<u8> {
     let mut b = Vec::new();
     for p in [
@@ -89,6 +98,14 @@ fn texture_png() -> Vec<u8> {
         )
         .unwrap();
     out
+}
+
+/// Parses a scene that references nothing outside itself (a reference is a test failure).
+fn self_contained(name: &str, bytes: &[u8]) -> GltfAsset {
+    GltfAsset::parse(name, bytes, &SceneLimits::DEFAULT, &mut |u, _| {
+        Err(render_pod::Error::bad_scene(u, "none"))
+    })
+    .unwrap()
 }
 
 fn data_uri(mime: &str, bytes: &[u8]) -> String {
@@ -188,11 +205,7 @@ fn quad_with_extras(material: serde_json::Value) -> GltfAsset {
             .iter()
             .for_each(|v| extra.extend(v.to_le_bytes()));
     }
-    let mut doc = quad_gltf(
-        &data_uri("application/octet-stream", &quad_buffer()),
-        serde_json::json!({"uri": data_uri("image/png", &texture_png())}),
-        false,
-    );
+    let mut doc = embedded_quad(false);
     doc["extensionsUsed"] = serde_json::json!(["KHR_texture_transform", "KHR_materials_specular"]);
     doc["materials"][0] = material;
     doc["buffers"]
@@ -211,10 +224,7 @@ fn quad_with_extras(material: serde_json::Value) -> GltfAsset {
     doc["meshes"][0]["primitives"][0]["attributes"] =
         serde_json::json!({"POSITION": 0, "TEXCOORD_0": 1, "TEXCOORD_1": 3, "COLOR_0": 4});
     let bytes = serde_json::to_vec(&doc).unwrap();
-    GltfAsset::parse("extras.gltf", &bytes, &SceneLimits::DEFAULT, &mut |u, _| {
-        Err(render_pod::Error::bad_scene(u, "none"))
-    })
-    .unwrap()
+    self_contained("extras.gltf", &bytes)
 }
 
 /// A material reading the base-colour texture through `info` (a textureInfo).
@@ -265,19 +275,9 @@ fn texture_transforms_second_uv_sets_and_vertex_colours() {
 #[test]
 fn textures_through_embedded_glb_and_external_files() {
     // Embedded data URIs.
-    let doc = quad_gltf(
-        &data_uri("application/octet-stream", &quad_buffer()),
-        serde_json::json!({"uri": data_uri("image/png", &texture_png())}),
-        false,
-    );
+    let doc = embedded_quad(false);
     let bytes = serde_json::to_vec(&doc).unwrap();
-    let asset = GltfAsset::parse(
-        "embedded.gltf",
-        &bytes,
-        &SceneLimits::DEFAULT,
-        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
-    )
-    .unwrap();
+    let asset = self_contained("embedded.gltf", &bytes);
     check_texture(&asset);
 
     // .glb: buffer in the BIN chunk, image in a buffer view.
@@ -294,13 +294,7 @@ fn textures_through_embedded_glb_and_external_files() {
     doc["bufferViews"].as_array_mut().unwrap().push(
         serde_json::json!({"buffer": 0, "byteOffset": image_offset, "byteLength": png.len()}),
     );
-    let asset = GltfAsset::parse(
-        "quad.glb",
-        &glb(&doc, &bin),
-        &SceneLimits::DEFAULT,
-        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
-    )
-    .unwrap();
+    let asset = self_contained("quad.glb", &glb(&doc, &bin));
     check_texture(&asset);
 
     // External buffer and image next to the .gltf, loaded through storage by path.
@@ -326,11 +320,7 @@ fn textures_through_embedded_glb_and_external_files() {
 
 #[test]
 fn animations_move_nodes_at_frame_time() {
-    let mut doc = quad_gltf(
-        &data_uri("application/octet-stream", &quad_buffer()),
-        serde_json::json!({"uri": data_uri("image/png", &texture_png())}),
-        true,
-    );
+    let mut doc = embedded_quad(true);
     // Keyframes t = 0 s → (0, 0, −1), t = 2 s → (4, 0, −1).
     let mut anim = Vec::new();
     for v in [0.0f32, 2.0, 0.0, 0.0, -1.0, 4.0, 0.0, -1.0] {
@@ -339,13 +329,7 @@ fn animations_move_nodes_at_frame_time() {
     doc["buffers"].as_array_mut().unwrap().push(
         serde_json::json!({"uri": data_uri("application/octet-stream", &anim), "byteLength": 32}),
     );
-    let asset = GltfAsset::parse(
-        "anim.gltf",
-        &serde_json::to_vec(&doc).unwrap(),
-        &SceneLimits::DEFAULT,
-        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
-    )
-    .unwrap();
+    let asset = self_contained("anim.gltf", &serde_json::to_vec(&doc).unwrap());
     assert!(asset.is_animated());
     let center_x = |t: f64| {
         let s = asset.scene_at(t, None).unwrap();
@@ -380,13 +364,7 @@ fn alpha_mask_cuts_out_for_camera_and_shadow_rays() {
         false,
     );
     doc["materials"][0]["alphaMode"] = serde_json::json!("MASK");
-    let asset = GltfAsset::parse(
-        "mask.gltf",
-        &serde_json::to_vec(&doc).unwrap(),
-        &SceneLimits::DEFAULT,
-        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
-    )
-    .unwrap();
+    let asset = self_contained("mask.gltf", &serde_json::to_vec(&doc).unwrap());
     let scene = asset.scene_at(0.0, None).unwrap();
     assert_eq!(
         scene.materials[0].alpha,
@@ -431,13 +409,7 @@ fn uv_sets_transforms_and_vertex_colours_match_cycles() {
         serde_json::from_str(include_str!("scenes/uv_sets_and_vertex_colours.gltf")).unwrap();
     let render = |doc: &serde_json::Value| {
         let bytes = serde_json::to_vec(doc).unwrap();
-        let asset = GltfAsset::parse(
-            "uv_sets_and_vertex_colours.gltf",
-            &bytes,
-            &SceneLimits::DEFAULT,
-            &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
-        )
-        .unwrap();
+        let asset = self_contained("uv_sets_and_vertex_colours.gltf", &bytes);
         let gpu = upload(&asset.scene_at(0.0, None).unwrap());
         let job = Job {
             scene: &gpu,
@@ -512,21 +484,11 @@ fn uv_sets_transforms_and_vertex_colours_match_cycles() {
 /// opaque it would be the quad's colour alone), and the same seed gives the same image.
 #[test]
 fn alpha_blend_shows_what_is_behind_in_proportion() {
-    let mut doc = quad_gltf(
-        &data_uri("application/octet-stream", &quad_buffer()),
-        serde_json::json!({"uri": data_uri("image/png", &texture_png())}),
-        false,
-    );
+    let mut doc = embedded_quad(false);
     doc["materials"][0]["alphaMode"] = serde_json::json!("BLEND");
     doc["materials"][0]["pbrMetallicRoughness"]["baseColorFactor"] =
         serde_json::json!([1.0, 1.0, 1.0, 0.3]);
-    let asset = GltfAsset::parse(
-        "blend.gltf",
-        &serde_json::to_vec(&doc).unwrap(),
-        &SceneLimits::DEFAULT,
-        &mut |u, _| Err(render_pod::Error::bad_scene(u, "none")),
-    )
-    .unwrap();
+    let asset = self_contained("blend.gltf", &serde_json::to_vec(&doc).unwrap());
     assert!(asset.warnings().is_empty(), "{:?}", asset.warnings());
     let gpu = upload(&asset.scene_at(0.0, None).unwrap());
     let job = Job {
