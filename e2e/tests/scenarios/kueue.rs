@@ -107,12 +107,29 @@ pub fn kueue_admits_borrows_and_preempts(
             .await?;
         }
 
-        env.set_script("wide", json!({"sleepMs": 3000}))?;
+        // wide's first four attempts render until stopped: only a preemption lets the job go
+        // on, so urgent cannot be admitted through quota wide gives back in its tail instead.
+        env.set_script(
+            "wide",
+            json!({"sleepMs": 1000, "hang": ["0/0", "1/0", "2/0", "3/0"]}),
+        )?;
         env.set_script("urgent", json!({"sleepMs": 500}))?;
-        queued_job(env, "kq-a", "wide", "1-12", 0).await?;
         let jobs_a: Api<RenderJob> = Api::namespaced(env.client.clone(), "kq-a");
         let jobs_b: Api<RenderJob> = Api::namespaced(env.client.clone(), "kq-b");
-        let (mut peak, mut borrowed, mut urgent_sent, mut preempted) = (0usize, false, false, None);
+        // Watched, not polled: wide is admitted again soon after its pods stop, so the
+        // preempted condition may hold for less than a poll's interval. (A JoinSet stops the
+        // watch when dropped.)
+        let mut preempted = tokio::task::JoinSet::new();
+        preempted.spawn(await_condition(
+            jobs_a.clone(),
+            "wide",
+            |job: Option<&RenderJob>| {
+                job.and_then(|j| condition(j, "QueueAdmitted"))
+                    .is_some_and(|c| c.0 == "False" && c.1 == "Preempted")
+            },
+        ));
+        queued_job(env, "kq-a", "wide", "1-12", 0).await?;
+        let (mut peak, mut borrowed, mut urgent_sent) = (0usize, false, false);
         let mut toleration_checked = false;
         let mut ticks = tokio::time::interval(Duration::from_millis(100));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
@@ -147,11 +164,6 @@ pub fn kueue_admits_borrows_and_preempts(
                 queued_job(env, "kq-b", "urgent", "1-2", 100).await?;
                 urgent_sent = true;
             }
-            if let Some(c) =
-                condition(&wide, "QueueAdmitted").filter(|c| c.0 == "False" && c.1 == "Preempted")
-            {
-                preempted.get_or_insert(c);
-            }
             let complete =
                 |job: &RenderJob| condition(job, "Complete").is_some_and(|c| c.0 == "True");
             let urgent_done = match urgent_sent {
@@ -179,7 +191,13 @@ pub fn kueue_admits_borrows_and_preempts(
             borrowed,
             "wide never ran 4 shards on Kueue's admission (borrowing cq-b's quota)"
         );
-        let (_, _, message) = preempted.ok_or("wide's Workload was never preempted by urgent")?;
+        let (_, _, message) = preempted
+            .try_join_next()
+            .ok_or("wide's Workload was never preempted by urgent")?
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .and_then(|job| condition(&job, "QueueAdmitted"))
+            .unwrap_or_default();
         let wide = jobs_a.get("wide").await.map_err(|e| e.to_string())?;
         let status = wide.status.clone().unwrap_or_default();
         let again: Vec<(u32, u32)> = env
