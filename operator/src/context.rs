@@ -1,5 +1,5 @@
 //! What every reconcile shares: the client, the watch caches, the pod index, the pool
-//! scheduler, metrics and the event recorder.
+//! scheduler, metrics and the event publisher.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use crate::api::{RenderJob, RenderPool};
@@ -26,7 +25,7 @@ pub struct Context {
     pub nodes: Store<Node>,
     pub namespaces: Store<Namespace>,
     pub metrics: Metrics,
-    pub recorder: Recorder,
+    pub events: crate::events::EventPublisher,
     pub index: Arc<PodIndex>,
     pub scheduler: Arc<Scheduler>,
     /// What passes read of the nodes, rebuilt when the node cache changes.

@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -1058,20 +1057,9 @@ async fn update_status(
 
 async fn publish_events(job: &RenderJob, decision: &Decision, ctx: &Context) {
     let reference = job.object_ref(&());
-    for note in &decision.events {
-        let event = Event {
-            type_: if note.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: note.reason.clone(),
-            note: Some(note.note.clone()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            warn!(%error, reason = %note.reason, "could not publish event");
+    for event in &decision.events {
+        if let Err(error) = ctx.events.publish(event, &reference).await {
+            warn!(%error, reason = %event.reason, "could not publish event");
         }
     }
 }
@@ -1262,13 +1250,7 @@ pub async fn run(
     let job_controller = Controller::for_stream(job_events, jobs.clone())
         .owns_stream(workload_events)
         .reconcile_on(woken);
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some(identity),
-        },
-    );
+    let events = crate::events::EventPublisher::new(client.clone(), FIELD_MANAGER, &identity);
     let ctx = Arc::new(Context {
         client: client.clone(),
         jobs,
@@ -1277,7 +1259,7 @@ pub async fn run(
         nodes: nodes.clone(),
         namespaces: namespaces.clone(),
         metrics,
-        recorder,
+        events,
         index,
         scheduler,
         node_views,

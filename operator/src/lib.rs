@@ -22,6 +22,7 @@ pub mod context;
 pub mod controller;
 pub mod decide;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod issued;
 pub mod job_plan;

@@ -11,7 +11,6 @@ use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::client::Body;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
@@ -19,6 +18,7 @@ use serde_json::{Value, json};
 use tessera_operator::api::{RenderJob, RenderPool};
 use tessera_operator::context::{Context, Refusals};
 use tessera_operator::controller::reconcile_job;
+use tessera_operator::events::EventPublisher;
 use tessera_operator::metrics::Metrics;
 use tessera_operator::pool::index::PodIndex;
 use tessera_operator::pool::scheduler::Scheduler;
@@ -90,13 +90,7 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
         nodes: store_of(nodes),
         namespaces: store_of(Vec::<Namespace>::new()),
         metrics: Metrics::new().unwrap(),
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: "tessera-operator".into(),
-                instance: Some("test".into()),
-            },
-        ),
+        events: EventPublisher::new(client, "tessera-operator", "test"),
         index: Arc::new(index),
         scheduler: Arc::new(Scheduler::default()),
         node_views: Default::default(),
@@ -172,7 +166,7 @@ async fn expect_status_patch(handle: &mut Handle) -> Value {
     .await
 }
 
-/// Events are best effort and their bodies are the recorder's business: accept one.
+/// Events are best effort (`operator/src/events.rs` tests their bodies): accept one.
 async fn expect_event(handle: &mut Handle, reason: &str) {
     let body = expect(
         handle,
