@@ -10,6 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use tessera_shard::contract::MergeStep;
 use tessera_shard::{AttemptMap, IndexSet, ShardPlan};
@@ -25,6 +28,13 @@ pub const MAX_CHUNKS_PER_MERGE: u32 = 8;
 /// waiting for pods of 8 in turn (a thousand-node farm finishes frames faster than 32 pods of
 /// 8 merge them), and fewer pods start.
 pub const MAX_CHUNKS_PER_MERGE_BEHIND: u32 = 64;
+
+/// How long rendered chunks wait for others to share a merge pod with once a chunk merge has
+/// started: a job whose frames finish steadily otherwise starts a pod for every two or three
+/// of them (43 merge pods per job of 125 frames in `bench/scale`, each a create, a status write
+/// and an event). Not before the job's first merge (its first frames land at once), nor once
+/// every chunk left is rendered.
+pub const MERGE_GATHER: Duration = Duration::from_secs(15);
 
 /// Chunks per merge pod for `ready` chunks and `slots` free merge slots.
 fn chunks_per_merge(ready: usize, slots: usize) -> usize {
@@ -51,6 +61,7 @@ pub struct MergeInput<'a> {
     pub previews: bool,
     /// Failed attempts a merge step may have before the job fails.
     pub attempts_per_merge: u32,
+    pub now: Timestamp,
 }
 
 /// A merge pod to start.
@@ -94,6 +105,8 @@ pub struct MergePlan {
     pub manifest: ManifestState,
     /// Why the job must fail: a merge step failed for good.
     pub failure: Option<String>,
+    /// Rendered chunks are gathering for a merge pod ([`MERGE_GATHER`]): look again then.
+    pub look_again_in: Option<Duration>,
 }
 
 /// Finished merge pods that go together in one delete-collection request while other merges
@@ -168,6 +181,7 @@ fn plan_merges(input: &MergeInput<'_>) -> MergePlan {
         previewed,
         start: Vec::new(),
         manifest: ManifestState::Waiting,
+        look_again_in: None,
     };
     let all_merged = (0..chunks).all(|c| result.merged.contains(c) || view.is_missing(c));
     if all_merged {
@@ -326,7 +340,8 @@ impl View<'_> {
     }
 
     /// Rendered chunks not merged yet, in batches of up to [`MAX_CHUNKS_PER_MERGE`] (more
-    /// when they outnumber what the free slots take so, [`chunks_per_merge`]).
+    /// when they outnumber what the free slots take so, [`chunks_per_merge`]); fewer than a
+    /// batch wait up to [`MERGE_GATHER`] for more while the job renders.
     fn start_chunk_merges(&self, result: &mut MergePlan) {
         if result.failure.is_some() {
             return;
@@ -339,6 +354,10 @@ impl View<'_> {
                     && !self.busy(c)
             })
             .collect();
+        if let Some(wait) = self.gathering(ready.len(), result) {
+            result.look_again_in = Some(wait);
+            return;
+        }
         let slots = self.slots(result);
         for batch in ready
             .chunks(chunks_per_merge(ready.len(), slots))
@@ -362,6 +381,30 @@ impl View<'_> {
             result.running += 1;
             result.merging_chunks = true;
         }
+    }
+
+    /// How much longer `ready` chunks wait for more to share a merge pod with, if they do.
+    fn gathering(&self, ready: usize, result: &MergePlan) -> Option<Duration> {
+        if ready == 0 || ready >= MAX_CHUNKS_PER_MERGE as usize {
+            return None;
+        }
+        let chunks = self.input.plan.frame_chunks();
+        let more_to_come = (0..chunks)
+            .any(|c| !self.rendered(c) && !result.merged.contains(c) && !self.is_missing(c));
+        // A pod not started yet counts as starting now.
+        let last_merge = self
+            .input
+            .merges
+            .iter()
+            .filter(|p| matches!(p.merge_step, Some(MergeStep::Chunks(_))))
+            .filter_map(|p| match p.is_active() {
+                true => Some(p.started.unwrap_or(self.input.now)),
+                false => p.started,
+            })
+            .max()?;
+        let since = self.input.now.duration_since(last_merge);
+        let wait = MERGE_GATHER.saturating_sub(since.try_into().unwrap_or_default());
+        (more_to_come && !wait.is_zero()).then_some(wait)
     }
 
     /// A preview of each chunk still rendering whose completed sample splits (every tile of

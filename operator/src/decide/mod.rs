@@ -395,7 +395,11 @@ fn decide_planned(
         max_concurrent: merge_policy(job).max_concurrent,
         previews: merge_policy(job).previews,
         attempts_per_merge: job.policy.attempts_per_shard,
+        now: draft.now,
     });
+    if let Some(wait) = merge_plan.look_again_in {
+        draft.requeue_within(wait);
+    }
     record_merges(&mut draft, planned, &merge_plan);
     if let Some((failure, message)) = out_of_budget(&draft, planned) {
         draft.status.last_failure = planned.assessment.last_failure.clone();

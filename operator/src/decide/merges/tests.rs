@@ -59,6 +59,7 @@ struct Case {
     previewed: IndexSet,
     merges: Vec<Attempt>,
     max_concurrent: u32,
+    now: Timestamp,
 }
 
 impl Case {
@@ -72,6 +73,7 @@ impl Case {
             previewed: IndexSet::new(),
             merges: Vec::new(),
             max_concurrent: 2,
+            now: "2026-11-30T12:00:00Z".parse().unwrap(),
         }
     }
 
@@ -87,6 +89,7 @@ impl Case {
             max_concurrent: self.max_concurrent,
             previews: true,
             attempts_per_merge: 3,
+            now: self.now,
         })
     }
 }
@@ -105,6 +108,39 @@ fn a_chunk_merges_as_soon_as_its_shards_are_rendered() {
     );
     assert_eq!(result.manifest, ManifestState::Waiting);
     assert!(result.merged.is_empty());
+}
+
+#[test]
+fn after_the_first_merge_a_few_ready_chunks_gather_for_one_pod() {
+    // 8 frames; chunk 0 merged by a pod that started 5 s ago; chunks 1-2 rendered, 3-7 not.
+    let mut case = Case::new(1, "0-5");
+    case.plan = ShardPlan::new(PlanInput {
+        frames: FrameList::parse("1-8").unwrap(),
+        ..case.plan.input().clone()
+    })
+    .unwrap();
+    let mut first = pod(
+        "j-merge-0-0",
+        MergeStep::Chunks(set("0")),
+        0,
+        AttemptState::Succeeded,
+    );
+    first.started = Some(case.now - jiff::SignedDuration::from_secs(5));
+    case.merges.push(first);
+    case.merged = set("0");
+    let result = case.run();
+    assert!(result.start.is_empty(), "{:?}", result.start);
+    assert_eq!(result.look_again_in, Some(Duration::from_secs(10)));
+    // The gathering time is up: both go in one pod.
+    case.now += jiff::SignedDuration::from_secs(10);
+    let result = case.run();
+    assert_eq!(result.start[0].step, MergeStep::Chunks(set("1-2")));
+    assert_eq!(result.look_again_in, None);
+    // Or every chunk left is rendered: nothing more to wait for.
+    case.now -= jiff::SignedDuration::from_secs(10);
+    case.succeeded = set("0-15");
+    let result = case.run();
+    assert_eq!(result.start[0].step, MergeStep::Chunks(set("1-7")));
 }
 
 #[test]
