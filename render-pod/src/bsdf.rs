@@ -2,9 +2,11 @@
 //!
 //! Single-scattering Trowbridge-Reitz GGX with height-correlated Smith visibility, Schlick
 //! Fresnel, `mix(dielectric, metal, metallic)`; the dielectric lobe is
-//! `specular·F + diffuse·(1 − max(F))` with `F0 = min(0.04·specularColor, 1)·specular`,
-//! `F90 = specular` (KHR_materials_specular; plain glTF has specular = 1). No multiple-scattering
-//! compensation: rough metals lose energy, as the spec and Cycles' single-scatter `GGX` do.
+//! `specular·F + diffuse·(1 − max(F))` with `F0 = min(((ior − 1)/(ior + 1))²·specularColor, 1)·
+//! specular` (0.04 at plain glTF's IOR of 1.5; KHR_materials_ior), `F90 = specular`
+//! (KHR_materials_specular; plain glTF has specular = 1). No multiple-scattering compensation:
+//! rough metals lose energy, as the spec and Cycles' single-scatter `GGX` do. Materials with
+//! transmission use [`transmissive`] instead.
 //!
 //! Directions are in the shading frame (normal = +Z), both pointing away from the surface.
 //! Sampling picks the GGX lobe (visible-normal sampling, Heitz 2018) or the cosine lobe and
@@ -22,6 +24,45 @@ pub struct BsdfParams {
     pub roughness: f32,
     pub specular: f32,
     pub specular_color: Vec3,
+    /// KHR_materials_ior (1.5 in plain glTF).
+    pub ior: f32,
+    /// KHR_materials_transmission: the share of the dielectric's diffuse part transmitted.
+    pub transmission: f32,
+    /// Transmission without refraction (no KHR_materials_volume): the ray goes on as if the
+    /// surface were infinitely thin.
+    pub thin: bool,
+    /// The ray arrives from outside the surface (its front face); refraction goes from 1 to
+    /// `ior`, else from `ior` to 1.
+    pub entering: bool,
+}
+
+impl BsdfParams {
+    /// An opaque glTF material (no transmission, IOR 1.5).
+    pub fn opaque(
+        base_color: Vec3,
+        metallic: f32,
+        roughness: f32,
+        specular: f32,
+        specular_color: Vec3,
+    ) -> Self {
+        BsdfParams {
+            base_color,
+            metallic,
+            roughness,
+            specular,
+            specular_color,
+            ior: 1.5,
+            transmission: 0.0,
+            thin: false,
+            entering: true,
+        }
+    }
+}
+
+/// Reflectance at normal incidence of a dielectric of `ior` in air (0.04 at 1.5).
+pub fn ior_f0(ior: f32) -> f32 {
+    let r = (ior - 1.0) / (ior + 1.0);
+    r * r
 }
 
 /// GGX α; clamped so that near-mirrors stay finite in f32.
@@ -54,7 +95,7 @@ pub fn smith_g1(n_dot_v: f32, a: f32) -> f32 {
 }
 
 fn dielectric_f0(p: &BsdfParams) -> Vec3 {
-    (p.specular_color * 0.04).min(Vec3::splat(1.0)) * p.specular
+    (p.specular_color * ior_f0(p.ior)).min(Vec3::splat(1.0)) * p.specular
 }
 
 /// Probability of sampling the GGX lobe rather than the cosine lobe.
@@ -69,8 +110,11 @@ pub fn specular_probability(p: &BsdfParams, n_dot_v: f32) -> f32 {
     (spec / (spec + diff)).clamp(0.0, 1.0)
 }
 
-/// BRDF value f(wo, wi) (without the cosine).
+/// BSDF value f(wo, wi) (without the cosine).
 pub fn eval(p: &BsdfParams, wo: Vec3, wi: Vec3) -> Vec3 {
+    if p.transmission > 0.0 {
+        return transmissive::eval(p, wo, wi);
+    }
     if wo.z <= 0.0 || wi.z <= 0.0 {
         return Vec3::ZERO;
     }
@@ -92,6 +136,9 @@ pub fn eval(p: &BsdfParams, wo: Vec3, wi: Vec3) -> Vec3 {
 
 /// Mixture pdf (solid angle) of [`sample`] producing `wi`.
 pub fn pdf(p: &BsdfParams, wo: Vec3, wi: Vec3) -> f32 {
+    if p.transmission > 0.0 {
+        return transmissive::pdf(p, wo, wi);
+    }
     if wo.z <= 0.0 || wi.z <= 0.0 {
         return 0.0;
     }
@@ -130,6 +177,9 @@ pub fn sample_vndf(wo: Vec3, a: f32, u1: f32, u2: f32) -> Vec3 {
 
 /// Samples `wi`; returns `(wi, f·cos/pdf, pdf)` or `None` when the path ends here.
 pub fn sample(p: &BsdfParams, wo: Vec3, u: [f32; 3]) -> Option<(Vec3, Vec3, f32)> {
+    if p.transmission > 0.0 {
+        return transmissive::sample(p, wo, u);
+    }
     if wo.z <= 0.0 {
         return None;
     }
@@ -151,19 +201,21 @@ pub fn sample(p: &BsdfParams, wo: Vec3, u: [f32; 3]) -> Option<(Vec3, Vec3, f32)
     Some((wi, weight, pdf))
 }
 
+pub mod transmissive;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sampling::Pcg;
 
     fn params(base: f32, metallic: f32, roughness: f32, specular: f32) -> BsdfParams {
-        BsdfParams {
-            base_color: Vec3::splat(base),
+        BsdfParams::opaque(
+            Vec3::splat(base),
             metallic,
             roughness,
             specular,
-            specular_color: Vec3::splat(1.0),
-        }
+            Vec3::splat(1.0),
+        )
     }
 
     fn dir(theta: f32) -> Vec3 {

@@ -407,6 +407,12 @@ impl GltfAsset {
                     Some(s) => (s.specular_factor(), s.specular_color_factor()),
                     None => (1.0, [1.0; 3]),
                 };
+                let transmission = m.transmission();
+                // A thickness of 0 is the extension's thin-walled surface.
+                let volume = m
+                    .volume()
+                    .filter(|v| v.thickness_factor() > 0.0)
+                    .map(|v| Material::absorption(v.attenuation_color(), v.attenuation_distance()));
                 Material {
                     base_color: pbr.base_color_factor(),
                     base_color_texture: texref(pbr.base_color_texture()),
@@ -424,6 +430,18 @@ impl GltfAsset {
                     }),
                     specular,
                     specular_color,
+                    // Finite and at least 1 (an IOR of 0 would be a perfect mirror).
+                    ior: m
+                        .ior()
+                        .filter(|i| i.is_finite() && *i >= 1.0)
+                        .unwrap_or(1.5),
+                    transmission: transmission
+                        .as_ref()
+                        .map_or(0.0, |t| t.transmission_factor().clamp(0.0, 1.0)),
+                    transmission_texture: texref(
+                        transmission.as_ref().and_then(|t| t.transmission_texture()),
+                    ),
+                    volume,
                     double_sided: m.double_sided(),
                     alpha: match m.alpha_mode() {
                         gltf::material::AlphaMode::Mask => {

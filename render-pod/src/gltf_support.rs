@@ -16,7 +16,10 @@ use gltf::json::validation::Checked;
 pub const IMPLEMENTED_EXTENSIONS: &[&str] = &[
     "KHR_lights_punctual",
     "KHR_materials_emissive_strength",
+    "KHR_materials_ior",
     "KHR_materials_specular",
+    "KHR_materials_transmission",
+    "KHR_materials_volume",
     "KHR_texture_transform",
 ];
 

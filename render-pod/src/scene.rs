@@ -103,6 +103,17 @@ pub struct Material {
     /// KHR_materials_specular: weight of the dielectric specular lobe (1 = plain glTF).
     pub specular: f32,
     pub specular_color: [f32; 3],
+    /// KHR_materials_ior: the dielectric's index of refraction (1.5 = plain glTF's F0 of 4 %).
+    pub ior: f32,
+    /// KHR_materials_transmission: how much of the dielectric's diffuse part is transmitted
+    /// instead (a factor, times the red channel of `transmission_texture`).
+    pub transmission: f32,
+    pub transmission_texture: Option<TextureRef>,
+    /// KHR_materials_volume: inside the mesh is a medium (rays refract into it), absorbing
+    /// `absorption` per scene unit (from `attenuationColor` at `attenuationDistance`). `None`:
+    /// thin-walled, a transmitted ray goes on in its direction (`thicknessFactor` 0 or no
+    /// extension).
+    pub volume: Option<[f32; 3]>,
     /// Emission is one-sided unless the material is double-sided.
     pub double_sided: bool,
     /// How the alpha (factor × base-colour texture × vertex colour) hides the surface, to
@@ -137,6 +148,10 @@ impl Default for Material {
             normal_texture: None,
             specular: 1.0,
             specular_color: [1.0; 3],
+            ior: 1.5,
+            transmission: 0.0,
+            transmission_texture: None,
+            volume: None,
             double_sided: false,
             alpha: Alpha::Opaque,
         }
@@ -153,6 +168,15 @@ impl Material {
             ..Material::default()
         }
     }
+    /// Absorption per unit length of a medium whose colour after `distance` is `colour`
+    /// (KHR_materials_volume's Beer–Lambert law: `σ = −ln(colour) / distance`).
+    pub fn absorption(colour: [f32; 3], distance: f32) -> [f32; 3] {
+        colour.map(|c| match distance.is_finite() && distance > 0.0 {
+            true => -(c.clamp(1e-6, 1.0)).ln() / distance,
+            false => 0.0,
+        })
+    }
+
     pub fn is_emissive(&self) -> bool {
         self.emissive.iter().any(|&e| e > 0.0)
     }

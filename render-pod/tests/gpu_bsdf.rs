@@ -3,13 +3,13 @@
 //! src/sampling.rs) on the same random inputs. A change on either side — a dropped term, a
 //! different constant — fails here, even where an image test's noise would hide it.
 
-use render_pod::bsdf::{self, BsdfParams};
+use render_pod::bsdf::{self, BsdfParams, transmissive};
 use render_pod::gpu::{GpuContext, TRACE_WGSL};
 use render_pod::math::{Vec3, vec3};
 use render_pod::sampling::{self, Pcg};
 use wgpu::util::DeviceExt;
 
-/// Appended to trace.wgsl: one invocation per case, reading 5 vec4 and writing 7 vec4.
+/// Appended to trace.wgsl: one invocation per case, reading 7 vec4 and writing 8 vec4.
 /// Bindings 20 and 21 are unused by the renderer's entry point, so the module is the real one.
 const PROBE: &str = r#"
 @group(0) @binding(20) var<storage, read> probe_in: array<vec4f>;
@@ -18,22 +18,29 @@ const PROBE: &str = r#"
 @compute @workgroup_size(64, 1, 1)
 fn probe(@builtin(global_invocation_id) gid: vec3u) {
     let i = gid.x;
-    if (5u * i >= arrayLength(&probe_in)) {
+    if (7u * i >= arrayLength(&probe_in)) {
         return;
     }
-    let a = probe_in[5u * i];        // base rgb, metallic
-    let b = probe_in[5u * i + 1u];   // roughness, specular, u1, u2
-    let c = probe_in[5u * i + 2u];   // specular colour rgb, u0
-    let wo = probe_in[5u * i + 3u].xyz;
-    let wi = probe_in[5u * i + 4u].xyz;
+    let a = probe_in[7u * i];        // base rgb, metallic
+    let b = probe_in[7u * i + 1u];   // roughness, specular, u1, u2
+    let c = probe_in[7u * i + 2u];   // specular colour rgb, hash input
+    let wo = probe_in[7u * i + 3u].xyz;
+    let wi = probe_in[7u * i + 4u].xyz;
+    let t = probe_in[7u * i + 5u];   // ior, transmission, thin, entering
+    let u0 = probe_in[7u * i + 6u].x;
     var s: Surface;
     s.base = a.xyz;
     s.metallic = a.w;
     s.roughness = b.x;
     s.specular = b.y;
     s.specular_color = c.xyz;
+    s.ior = t.x;
+    s.f0 = pow((t.x - 1.0) / (t.x + 1.0), 2.0);
+    s.transmission = t.y;
+    s.thin = t.z > 0.5;
+    s.entering = t.w > 0.5;
     let al = ggx_alpha(s.roughness);
-    let o = 7u * i;
+    let o = 8u * i;
     probe_out[o] = vec4f(bsdf_eval(s, wo, wi), bsdf_pdf(s, wo, wi));
     probe_out[o + 1u] = vec4f(sample_vndf(wo, al, b.z, b.w), specular_probability(s, wo.z));
     probe_out[o + 2u] = vec4f(cosine_hemisphere(b.z, b.w), power_heuristic(b.z, b.w));
@@ -44,6 +51,10 @@ fn probe(@builtin(global_invocation_id) gid: vec3u) {
     probe_out[o + 5u] = vec4f(m[1], 0.0);
     let h = pcg_hash(bitcast<u32>(c.w));
     probe_out[o + 6u] = vec4f(bitcast<f32>(h), 0.0, 0.0, 0.0);
+    probe_out[o + 7u] = vec4f(0.0);
+    if (s.transmission > 0.0) {
+        probe_out[o + 7u] = vec4f(glass_sample(s, wo, u0, b.z, b.w), 0.0);
+    }
 }
 "#;
 
@@ -53,7 +64,8 @@ struct Case {
     params: BsdfParams,
     wo: Vec3,
     wi: Vec3,
-    u: [f32; 2],
+    /// u1, u2 (the two numbers of a hemisphere sample), u0 (the lobe choice).
+    u: [f32; 3],
     hash_input: u32,
 }
 
@@ -78,14 +90,23 @@ fn cases() -> Vec<Case> {
     (0..CASES)
         .map(|_| {
             let mut f = || rng.next_f32();
+            let opaque = BsdfParams::opaque(
+                vec3(f(), f(), f()),
+                if f() < 0.3 { 1.0 } else { f() },
+                f().max(0.02),
+                f(),
+                vec3(f(), f(), f()),
+            );
+            // A third transmit (thin-walled or into and out of a volume), all with an IOR
+            // of their own.
             let params = BsdfParams {
-                base_color: vec3(f(), f(), f()),
-                metallic: if f() < 0.3 { 1.0 } else { f() },
-                roughness: f().max(0.02),
-                specular: f(),
-                specular_color: vec3(f(), f(), f()),
+                ior: 1.0 + 1.5 * f(),
+                transmission: if f() < 0.33 { f().max(0.01) } else { 0.0 },
+                thin: f() < 0.3,
+                entering: f() < 0.5,
+                ..opaque
             };
-            let u = [f(), f()];
+            let u = [f(), f(), f()];
             let hash_input = rng.next_u32() & 0x3f7f_ffff; // a normal float's bits
             Case {
                 params,
@@ -129,6 +150,9 @@ fn run_probe(ctx: &GpuContext, cases: &[Case]) -> Vec<[f32; 4]> {
         ]);
         input.push([c.wo.x, c.wo.y, c.wo.z, 0.0]);
         input.push([c.wi.x, c.wi.y, c.wi.z, 0.0]);
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
+        input.push([p.ior, p.transmission, flag(p.thin), flag(p.entering)]);
+        input.push([c.u[2], 0.0, 0.0, 0.0]);
     }
     let device = &ctx.device;
     let input_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -136,7 +160,7 @@ fn run_probe(ctx: &GpuContext, cases: &[Case]) -> Vec<[f32; 4]> {
         contents: bytemuck::cast_slice(&input),
         usage: wgpu::BufferUsages::STORAGE,
     });
-    let out_bytes = (cases.len() * 7 * 16) as u64;
+    let out_bytes = (cases.len() * 8 * 16) as u64;
     let output = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("probe out"),
         size: out_bytes,
@@ -200,7 +224,7 @@ fn wgsl_bsdf_and_sampling_match_their_cpu_mirrors() {
     let mut mismatches = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let p = &c.params;
-        let o = &out[7 * i..7 * i + 7];
+        let o = &out[8 * i..8 * i + 8];
         let a = bsdf::alpha(p.roughness);
         let (t, bt) = sampling::basis(c.wi);
         let eval = bsdf::eval(p, c.wo, c.wi);
@@ -253,6 +277,17 @@ fn wgsl_bsdf_and_sampling_match_their_cpu_mirrors() {
         let hash = o[6][0].to_bits();
         if hash != sampling::pcg_hash(c.hash_input) {
             mismatches.push(format!("case {i} pcg_hash: GPU {hash:#x}"));
+        }
+        if p.transmission > 0.0 {
+            let gpu = vec3(o[7][0], o[7][1], o[7][2]);
+            let cpu = transmissive::sample(p, c.wo, [c.u[2], c.u[0], c.u[1]]);
+            let same = match cpu {
+                None => gpu.z > 1.5,
+                Some((wi, _, _)) => (wi - gpu).length() <= 1e-4,
+            };
+            if !same {
+                mismatches.push(format!("case {i} glass_sample: GPU {gpu:?} CPU {cpu:?}"));
+            }
         }
     }
     assert!(

@@ -86,6 +86,10 @@ const CASES: &[(&str, &str)] = &[
         "requires-unimplemented-extension.gltf",
         "requires KHR_draco_mesh_compression (extensionsRequired)",
     ),
+    (
+        "transmission-texture-missing.gltf",
+        "transmissionTexture.index: Index out of bounds",
+    ),
     ("node-own-child.gltf", "node 1 is its own child"),
     ("node-cycle.gltf", "root node 1 is also a child of node 2"),
     (

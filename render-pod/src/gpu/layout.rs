@@ -3,6 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::bsdf;
 use crate::bvh::{self, Bvh, BvhNode};
 use crate::math::Vec3;
 use crate::scene::{Alpha, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform};
@@ -67,6 +68,11 @@ pub struct GpuMaterial {
     /// Texture headers (`pack_textures`) of base colour, metallic-roughness, emissive and
     /// normal; -1: none.
     pub textures: [i32; 4],
+    /// Transmission factor, IOR, 1 for a volume (0: thin-walled), the IOR's F0.
+    pub transmission: [f32; 4],
+    /// The volume's absorption per unit length; w: the transmission texture's header (-1:
+    /// none), as a float.
+    pub absorption: [f32; 4],
 }
 
 #[repr(C)]
@@ -268,6 +274,17 @@ pub fn pack(scene: &Scene) -> PackedScene {
                 headers.index(&m.emissive_texture, texture_count),
                 headers.index(&m.normal_texture, texture_count),
             ],
+            transmission: [
+                m.transmission,
+                m.ior,
+                if m.volume.is_some() { 1.0 } else { 0.0 },
+                bsdf::ior_f0(m.ior),
+            ],
+            absorption: {
+                let [r, g, b] = m.volume.unwrap_or_default();
+                let header = headers.index(&m.transmission_texture, texture_count);
+                [r, g, b, header as f32]
+            },
         })
         .collect();
 
@@ -437,13 +454,18 @@ pub fn pack(scene: &Scene) -> PackedScene {
 }
 
 impl PackedScene {
+    /// Whether the shader's `SCENE_TRANSMISSION` code is needed: a material transmits.
+    pub fn uses_transmission(&self) -> bool {
+        self.materials.iter().any(|m| m.transmission[0] > 0.0)
+    }
+
     /// Whether the shader's `SCENE_EXTRAS` code is needed: a triangle with an extra record,
     /// or a texture header that reads `TEXCOORD_1` or has a uv map.
     pub fn uses_extras(&self) -> bool {
         let headers = self
             .materials
             .iter()
-            .flat_map(|m| m.textures)
+            .flat_map(|m| m.textures.into_iter().chain([m.absorption[3] as i32]))
             .filter(|&t| t >= 0);
         self.tri_attr.iter().any(|a| a.flags & 2 != 0)
             || headers
@@ -636,6 +658,8 @@ pub(crate) mod tests {
                     ("params", offset_of!(GpuMaterial, params)),
                     ("specular_color", offset_of!(GpuMaterial, specular_color)),
                     ("textures", offset_of!(GpuMaterial, textures)),
+                    ("transmission", offset_of!(GpuMaterial, transmission)),
+                    ("absorption", offset_of!(GpuMaterial, absorption)),
                 ],
             ),
             (

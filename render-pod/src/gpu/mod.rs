@@ -6,7 +6,7 @@ pub mod layout;
 pub mod tile;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wgpu::util::DeviceExt;
 
@@ -25,23 +25,50 @@ pub const INITIAL_PATHS_PER_DISPATCH: u64 = 1 << 16;
 pub const GPU_DISPATCH_SECONDS: f64 = 0.1;
 /// Software adapters (lavapipe) have no watchdog and a high per-dispatch cost: larger steps.
 pub const CPU_DISPATCH_SECONDS: f64 = 1.0;
+/// Samples one invocation takes per dispatch on a software adapter. llvmpipe ends every loop
+/// of an invocation once all its loops together have run 65,535 iterations
+/// (`LP_MAX_TGSI_LOOP_ITERATIONS`, "shared between every loop in a shader"), silently: a
+/// dispatch of many samples per pixel lost whole samples of every SIMD row that reached it (a
+/// glass sphere at 256 samples a dispatch lost 9 % of its light, and so did the background
+/// pixels beside it). One path's traversal and bounces stay far below the limit.
+pub const CPU_SAMPLES_PER_DISPATCH: u32 = 1;
 
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    /// For scenes without vertex colours, `TEXCOORD_1` or texture transforms (`SCENE_EXTRAS`
-    /// false, its code compiled out), and for scenes with them.
-    pipeline: wgpu::ComputePipeline,
-    extras_pipeline: wgpu::ComputePipeline,
+    module: wgpu::ShaderModule,
+    pipeline_layout: wgpu::PipelineLayout,
+    /// One per [`ShaderVariant`], compiled when a scene first needs it.
+    pipelines: [OnceLock<wgpu::ComputePipeline>; 4],
     scene_layout: wgpu::BindGroupLayout,
     tile_layout: wgpu::BindGroupLayout,
     /// Current adaptive dispatch size (paths); see [`INITIAL_PATHS_PER_DISPATCH`].
     pub(crate) paths_per_dispatch: AtomicU64,
     /// Target seconds per submit.
     pub dispatch_seconds: f64,
+    /// Samples per pixel one dispatch takes at most ([`CPU_SAMPLES_PER_DISPATCH`]).
+    pub samples_per_dispatch: u32,
     lost: Arc<Mutex<Option<String>>>,
+}
+
+/// The shader's optional code a scene needs (its override constants). A branch no invocation
+/// takes still costs its body on lavapipe (8-wide SIMD runs both sides under a mask): ~12 % of
+/// the Cornell box's samples/s for the vertex colour fetch. Scenes without the feature get a
+/// pipeline with its code compiled out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShaderVariant {
+    /// `SCENE_EXTRAS`: vertex colours, `TEXCOORD_1`, texture transforms.
+    pub extras: bool,
+    /// `SCENE_TRANSMISSION`: a transmissive material.
+    pub transmission: bool,
+}
+
+impl ShaderVariant {
+    fn slot(self) -> usize {
+        usize::from(self.extras) | (usize::from(self.transmission) << 1)
+    }
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -61,7 +88,10 @@ impl GpuContext {
     /// Opens the first high-performance Vulkan adapter and builds the pipeline.
     /// `Error::NoAdapter` when none exists.
     pub fn new() -> Result<Self> {
-        pollster::block_on(Self::new_async())
+        let ctx = pollster::block_on(Self::new_async())?;
+        // The plain variant at once: a shader that does not compile fails here.
+        ctx.prepare(ShaderVariant::default())?;
+        Ok(ctx)
     }
 
     async fn new_async() -> Result<Self> {
@@ -127,26 +157,8 @@ impl GpuContext {
             bind_group_layouts: &[Some(&scene_layout), Some(&tile_layout)],
             immediate_size: 0,
         });
-        // A branch no invocation takes still costs its body on lavapipe (8-wide SIMD runs both
-        // sides under a mask): ~12 % of the Cornell box's samples/s for the vertex colour
-        // fetch. Scenes that have none get a pipeline with that code compiled out.
-        let variant = |extras: bool| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(if extras { "trace (extras)" } else { "trace" }),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &[("SCENE_EXTRAS", if extras { 1.0 } else { 0.0 })],
-                    ..Default::default()
-                },
-                cache: None,
-            })
-        };
-        let pipeline = variant(false);
-        let extras_pipeline = variant(true);
         if let Some(error) = scope.pop().await {
-            return Err(Error::Gpu(format!("pipeline creation failed: {error}")));
+            return Err(Error::Gpu(format!("shader module or layouts: {error}")));
         }
         let dispatch_seconds = std::env::var("TESSERA_DISPATCH_SECONDS")
             .ok()
@@ -157,17 +169,23 @@ impl GpuContext {
             } else {
                 GPU_DISPATCH_SECONDS
             });
+        let samples_per_dispatch = match info.device_type {
+            wgpu::DeviceType::Cpu => CPU_SAMPLES_PER_DISPATCH,
+            _ => u32::MAX,
+        };
         Ok(GpuContext {
             device,
             queue,
             info,
             limits,
-            pipeline,
-            extras_pipeline,
+            module,
+            pipeline_layout,
+            pipelines: Default::default(),
             scene_layout,
             tile_layout,
             paths_per_dispatch: AtomicU64::new(INITIAL_PATHS_PER_DISPATCH),
             dispatch_seconds,
+            samples_per_dispatch,
             lost,
         })
     }
@@ -180,13 +198,42 @@ impl GpuContext {
         )
     }
 
-    /// The pipeline that renders `scene`.
-    pub(crate) fn pipeline_for(&self, scene: &GpuScene) -> &wgpu::ComputePipeline {
-        if scene.extras {
-            &self.extras_pipeline
-        } else {
-            &self.pipeline
+    /// Compiles the pipeline of `variant` unless it was.
+    pub(crate) fn prepare(&self, variant: ShaderVariant) -> Result<()> {
+        let slot = &self.pipelines[variant.slot()];
+        if slot.get().is_some() {
+            return Ok(());
         }
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&format!("trace {variant:?}")),
+                layout: Some(&self.pipeline_layout),
+                module: &self.module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[
+                        ("SCENE_EXTRAS", flag(variant.extras)),
+                        ("SCENE_TRANSMISSION", flag(variant.transmission)),
+                    ],
+                    ..Default::default()
+                },
+                cache: None,
+            });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("pipeline creation failed: {error}")));
+        }
+        let _ = slot.set(pipeline);
+        Ok(())
+    }
+
+    /// The pipeline that renders `scene` (compiled when it was uploaded).
+    pub(crate) fn pipeline_for(&self, scene: &GpuScene) -> Result<&wgpu::ComputePipeline> {
+        self.pipelines[scene.variant.slot()]
+            .get()
+            .ok_or_else(|| Error::Gpu(format!("no pipeline for {:?}", scene.variant)))
     }
 
     /// The largest storage buffer this device can bind.
@@ -219,13 +266,18 @@ pub struct GpuScene {
     pub triangle_count: u32,
     pub light_count: u32,
     pub bytes: u64,
-    /// Some triangle has `TEXCOORD_1` or `COLOR_0`, or some texture a transform or set 1.
-    pub extras: bool,
+    /// The shader code it needs.
+    pub variant: ShaderVariant,
 }
 
 impl GpuScene {
     /// Uploads a packed scene after checking every buffer against the device's limits.
     pub fn upload(ctx: &GpuContext, packed: &PackedScene, camera: Camera) -> Result<Self> {
+        let variant = ShaderVariant {
+            extras: packed.uses_extras(),
+            transmission: packed.uses_transmission(),
+        };
+        ctx.prepare(variant)?;
         let limit = ctx.max_storage_bytes();
         for (what, bytes) in packed.buffer_sizes() {
             if bytes > limit {
@@ -282,7 +334,7 @@ impl GpuScene {
             triangle_count: packed.triangle_count,
             light_count: packed.light_count,
             bytes,
-            extras: packed.uses_extras(),
+            variant,
         })
     }
 }

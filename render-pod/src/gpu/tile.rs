@@ -52,13 +52,14 @@ pub struct Dispatch {
     pub accumulate: bool,
 }
 
-/// Cuts a tile into dispatches of about `budget` paths; sample chunks outermost so every pixel
-/// receives its samples in ascending order.
+/// Cuts a tile into dispatches of about `budget` paths, at most `max_samples` per pixel each;
+/// sample chunks outermost so every pixel receives its samples in ascending order.
 pub fn plan_dispatches(
     width: u32,
     height: u32,
     samples: SampleRange,
     budget: u64,
+    max_samples: u32,
 ) -> Vec<Dispatch> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels == 0 || samples.count == 0 {
@@ -70,7 +71,7 @@ pub fn plan_dispatches(
     } else {
         (
             height,
-            (budget / pixels).clamp(1, u64::from(samples.count)) as u32,
+            (budget / pixels).clamp(1, u64::from(samples.count.min(max_samples).max(1))) as u32,
         )
     };
     let mut out = Vec::new();
@@ -316,10 +317,16 @@ fn render_band(
             count: params.samples.count - samples_done,
         };
         // The first sample chunk of a plan over the remaining samples.
-        let chunk: Vec<Dispatch> = plan_dispatches(rect.width, rect.height, remaining, budget)
-            .into_iter()
-            .take_while(|d| d.sample_start == remaining.start)
-            .collect();
+        let chunk: Vec<Dispatch> = plan_dispatches(
+            rect.width,
+            rect.height,
+            remaining,
+            budget,
+            ctx.samples_per_dispatch,
+        )
+        .into_iter()
+        .take_while(|d| d.sample_start == remaining.start)
+        .collect();
         let Some(first) = chunk.first() else { break };
         let chunk_samples = first.sample_count;
         let started = Instant::now();
@@ -340,7 +347,7 @@ fn render_band(
                     label: Some("trace"),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(ctx.pipeline_for(params.scene));
+                pass.set_pipeline(ctx.pipeline_for(params.scene)?);
                 pass.set_bind_group(0, &params.scene.bind_group, &[]);
                 pass.set_bind_group(1, &bind_group, &[]);
                 pass.dispatch_workgroups(rect.width.div_ceil(8), d.rows.div_ceil(8), 1);
@@ -414,6 +421,7 @@ fn render_band(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::CPU_SAMPLES_PER_DISPATCH;
 
     #[test]
     fn params_match_the_parsed_wgsl_struct() {
@@ -440,7 +448,7 @@ mod tests {
     }
 
     fn covered(width: u32, height: u32, samples: SampleRange, budget: u64) {
-        let plan = plan_dispatches(width, height, samples, budget);
+        let plan = plan_dispatches(width, height, samples, budget, u32::MAX);
         let mut hits = vec![Vec::new(); (width * height) as usize];
         for d in &plan {
             assert!(
@@ -476,6 +484,18 @@ mod tests {
         covered(37, 23, SampleRange { start: 5, count: 7 }, 100);
         covered(1000, 3, SampleRange { start: 0, count: 3 }, 10);
         covered(1, 1, SampleRange { start: 9, count: 1 }, 1 << 18);
+    }
+
+    #[test]
+    fn a_software_adapter_gets_one_sample_per_pixel_a_dispatch() {
+        let samples = SampleRange {
+            start: 0,
+            count: 64,
+        };
+        let plan = plan_dispatches(8, 8, samples, 1 << 20, CPU_SAMPLES_PER_DISPATCH);
+        assert_eq!(plan.len(), 64);
+        assert!(plan.iter().all(|d| d.sample_count == 1 && d.rows == 8));
+        assert_eq!(plan_dispatches(8, 8, samples, 1 << 20, u32::MAX).len(), 1);
     }
 
     #[test]

@@ -70,6 +70,8 @@ struct Material {
     params: vec4f,          // metallic, roughness, specular, normal scale
     specular_color: vec4f,  // w: alpha cutoff (MASK), -1 opaque, -2 BLEND
     textures: vec4i,        // headers of base colour, metallic-roughness, emissive, normal; -1: none
+    transmission: vec4f,    // factor, ior, 1 when a volume (refracts), F0 of the ior
+    absorption: vec4f,      // volume's absorption per unit length, w: transmission texture header
 }
 
 struct Light {
@@ -94,6 +96,8 @@ struct Light {
 // False for scenes without vertex colours, TEXCOORD_1 or texture transforms: their code is
 // compiled out (src/gpu/mod.rs says why).
 override SCENE_EXTRAS: bool = true;
+// False for scenes without a transmissive material: the glass code is compiled out.
+override SCENE_TRANSMISSION: bool = true;
 
 @group(0) @binding(6) var<storage, read> uv_maps: array<UvMap>;
 @group(0) @binding(7) var<storage, read> tri_extra: array<TriExtra>;
@@ -416,6 +420,11 @@ struct Surface {
     roughness: f32,
     specular: f32,
     specular_color: vec3f,
+    f0: f32,                // of the ior
+    ior: f32,
+    transmission: f32,
+    thin: bool,
+    entering: bool,         // the ray arrives at the front face
 }
 
 fn ggx_alpha(roughness: f32) -> f32 {
@@ -442,7 +451,7 @@ fn smith_g1(n_dot_v: f32, a: f32) -> f32 {
 }
 
 fn dielectric_f0(s: Surface) -> vec3f {
-    return min(s.specular_color * 0.04, vec3f(1.0)) * s.specular;
+    return min(s.specular_color * s.f0, vec3f(1.0)) * s.specular;
 }
 
 fn specular_probability(s: Surface, n_dot_v: f32) -> f32 {
@@ -457,6 +466,9 @@ fn specular_probability(s: Surface, n_dot_v: f32) -> f32 {
 }
 
 fn bsdf_eval(s: Surface, wo: vec3f, wi: vec3f) -> vec3f {
+    if (SCENE_TRANSMISSION && s.transmission > 0.0) {
+        return glass_eval(s, wo, wi);
+    }
     if (wo.z <= 0.0 || wi.z <= 0.0) {
         return vec3f(0.0);
     }
@@ -478,6 +490,9 @@ fn bsdf_eval(s: Surface, wo: vec3f, wi: vec3f) -> vec3f {
 }
 
 fn bsdf_pdf(s: Surface, wo: vec3f, wi: vec3f) -> f32 {
+    if (SCENE_TRANSMISSION && s.transmission > 0.0) {
+        return glass_pdf(s, wo, wi);
+    }
     if (wo.z <= 0.0 || wi.z <= 0.0) {
         return 0.0;
     }
@@ -508,6 +523,177 @@ fn sample_vndf(wo: vec3f, a: f32, u1: f32, u2: f32) -> vec3f {
     t2s = (1.0 - sv) * sqrt(max(0.0, 1.0 - t1s * t1s)) + sv * t2s;
     let nh = t1 * t1s + t2v * t2s + vh * sqrt(max(0.0, 1.0 - t1s * t1s - t2s * t2s));
     return normalize(vec3f(a * nh.x, a * nh.y, max(nh.z, 1e-6)));
+}
+
+// ---------------------------------------------------------------- transmission (mirror of src/bsdf/transmissive.rs)
+
+fn fresnel_dielectric(cos_i_in: f32, eta: f32) -> f32 {
+    let cos_i = clamp(cos_i_in, 0.0, 1.0);
+    let sin2_t = (1.0 - cos_i * cos_i) / (eta * eta);
+    if (sin2_t >= 1.0) {
+        return 1.0;
+    }
+    let cos_t = sqrt(1.0 - sin2_t);
+    let rs = (cos_i - eta * cos_t) / (cos_i + eta * cos_t);
+    let rp = (eta * cos_i - cos_t) / (eta * cos_i + cos_t);
+    return 0.5 * (rs * rs + rp * rp);
+}
+
+fn glass_eta(s: Surface) -> f32 {
+    return select(1.0 / s.ior, s.ior, s.thin || s.entering);
+}
+
+// Transmission goes straight on: thin-walled, or an IOR of 1 (no refraction half vector).
+fn passes_straight(s: Surface) -> bool {
+    return s.thin || abs(s.ior - 1.0) < 1e-3;
+}
+
+// wo refracted through the microfacet h; z = 2 (not a direction) on total internal reflection.
+fn refract_dir(wo: vec3f, h: vec3f, eta: f32) -> vec3f {
+    let cos_i = dot(wo, h);
+    let sin2_t = max(0.0, 1.0 - cos_i * cos_i) / (eta * eta);
+    if (sin2_t >= 1.0) {
+        return vec3f(0.0, 0.0, 2.0);
+    }
+    let cos_t = sqrt(1.0 - sin2_t);
+    return -wo / eta + h * (cos_i / eta - cos_t);
+}
+
+// Probabilities of the metal, the dielectric's microfacets (reflecting or transmitting, by
+// glass_reflect_share of the microfacet sampled) and the diffuse lobe.
+fn glass_lobes(s: Surface, wo_z: f32) -> vec3f {
+    let f = s.specular * fresnel_dielectric(wo_z, glass_eta(s));
+    let dielectric = 1.0 - s.metallic;
+    let base = luminance(s.base);
+    let w = vec3f(s.metallic, dielectric * (f + (1.0 - f) * s.transmission * base),
+        dielectric * (1.0 - f) * (1.0 - s.transmission) * base);
+    let sum = w.x + w.y + w.z;
+    if (sum <= 0.0) {
+        return vec3f(0.0);
+    }
+    return w / sum;
+}
+
+// Of the microfacet lobe, the share that reflects off microfacet h.
+fn glass_reflect_share(s: Surface, wo: vec3f, h: vec3f) -> f32 {
+    let f = s.specular * fresnel_dielectric(dot(wo, h), glass_eta(s));
+    let t = (1.0 - f) * s.transmission * luminance(s.base);
+    return select(f / (f + t), 1.0, f + t <= 0.0);
+}
+
+// The half vector of a refraction from wo to wi, facing wo's side; w = 0 when the pair cannot
+// refract through it.
+fn refraction_half(wo: vec3f, wi: vec3f, eta: f32) -> vec4f {
+    let hs = wo + wi * eta;
+    if (dot(hs, hs) <= 1e-20) {
+        return vec4f(0.0);
+    }
+    var h = normalize(hs);
+    if (h.z < 0.0) {
+        h = -h;
+    }
+    return vec4f(h, select(0.0, 1.0, dot(wo, h) > 0.0 && dot(wi, h) < 0.0));
+}
+
+fn glass_eval(s: Surface, wo: vec3f, wi: vec3f) -> vec3f {
+    if (wo.z <= 0.0 || wi.z == 0.0) {
+        return vec3f(0.0);
+    }
+    let a = ggx_alpha(s.roughness);
+    let eta = glass_eta(s);
+    let dielectric = 1.0 - s.metallic;
+    if (wi.z > 0.0) {
+        let hs = wo + wi;
+        if (dot(hs, hs) <= 1e-20) {
+            return vec3f(0.0);
+        }
+        let h = normalize(hs);
+        let v_dot_h = clamp(dot(wo, h), 0.0, 1.0);
+        let spec = ggx_d(h.z, a) * smith_visibility(wi.z, wo.z, a);
+        let fw = schlick_weight(v_dot_h);
+        let metal = (s.base + (vec3f(1.0) - s.base) * fw) * spec;
+        let f = s.specular * fresnel_dielectric(v_dot_h, eta);
+        let diffuse = s.base * ((1.0 - f) * (1.0 - s.transmission) / PI);
+        return metal * s.metallic + (vec3f(f * spec) + diffuse) * dielectric;
+    }
+    let tint = s.base * (dielectric * s.transmission);
+    if (passes_straight(s)) {
+        let mirrored = vec3f(wi.xy, -wi.z);
+        let hs = wo + mirrored;
+        if (dot(hs, hs) <= 1e-20) {
+            return vec3f(0.0);
+        }
+        let h = normalize(hs);
+        let f = s.specular * fresnel_dielectric(dot(wo, h), eta);
+        return tint * ((1.0 - f) * ggx_d(h.z, a) * smith_visibility(mirrored.z, wo.z, a));
+    }
+    let half = refraction_half(wo, wi, eta);
+    if (half.w == 0.0) {
+        return vec3f(0.0);
+    }
+    let o_h = dot(wo, half.xyz);
+    let i_h = dot(wi, half.xyz);
+    let f = s.specular * fresnel_dielectric(o_h, eta);
+    let g2 = 4.0 * wo.z * -wi.z * smith_visibility(-wi.z, wo.z, a);
+    let denom = i_h + o_h / eta;
+    let ft = ggx_d(half.z, a) * g2 * (1.0 - f) * abs(i_h * o_h)
+        / (wo.z * -wi.z * denom * denom * eta * eta);
+    return tint * ft;
+}
+
+fn glass_pdf(s: Surface, wo: vec3f, wi: vec3f) -> f32 {
+    if (wo.z <= 0.0 || wi.z == 0.0) {
+        return 0.0;
+    }
+    let lobes = glass_lobes(s, wo.z);
+    let a = ggx_alpha(s.roughness);
+    if (wi.z > 0.0 || passes_straight(s)) {
+        // Reflected into wr (a thin sheet's transmission: wi mirrored back).
+        let wr = vec3f(wi.xy, abs(wi.z));
+        let hs = wo + wr;
+        if (dot(hs, hs) <= 1e-20) {
+            return 0.0;
+        }
+        let h = normalize(hs);
+        let pdf = ggx_d(h.z, a) * smith_g1(wo.z, a) / (4.0 * wo.z);
+        let share = glass_reflect_share(s, wo, h);
+        if (wi.z > 0.0) {
+            return (lobes.x + lobes.y * share) * pdf + lobes.z * wi.z / PI;
+        }
+        return lobes.y * (1.0 - share) * pdf;
+    }
+    let eta = glass_eta(s);
+    let half = refraction_half(wo, wi, eta);
+    if (half.w == 0.0) {
+        return 0.0;
+    }
+    let o_h = dot(wo, half.xyz);
+    let i_h = dot(wi, half.xyz);
+    let denom = i_h + o_h / eta;
+    let visible_normals = ggx_d(half.z, a) * smith_g1(wo.z, a) * o_h / wo.z;
+    return lobes.y * (1.0 - glass_reflect_share(s, wo, half.xyz)) * visible_normals * -i_h
+        / (denom * denom);
+}
+
+// A direction sampled from the glass BSDF; z = 2 (not a direction) when the path ends here.
+fn glass_sample(s: Surface, wo: vec3f, u0: f32, u1: f32, u2: f32) -> vec3f {
+    let lobes = glass_lobes(s, wo.z);
+    if (u0 >= lobes.x + lobes.y) {
+        return cosine_hemisphere(u1, u2);
+    }
+    let h = sample_vndf(wo, ggx_alpha(s.roughness), u1, u2);
+    // The lobe's own share of u0, reused for reflect-or-transmit.
+    let transmitted = u0 >= lobes.x && (u0 - lobes.x) / lobes.y >= glass_reflect_share(s, wo, h);
+    if (transmitted && !passes_straight(s)) {
+        let wi = refract_dir(wo, h, glass_eta(s));
+        return select(vec3f(0.0, 0.0, 2.0), wi, wi.z < 0.0);
+    }
+    let reflected = h * (2.0 * dot(wo, h)) - wo;
+    if (reflected.z <= 0.0) {
+        return vec3f(0.0, 0.0, 2.0);
+    }
+    // A thin sheet passes the reflected ray on, mirrored through the surface.
+    return select(reflected, vec3f(reflected.xy, -reflected.z), transmitted);
 }
 
 // ---------------------------------------------------------------- shading points
@@ -597,7 +783,7 @@ fn shade_point(o: vec3f, d: vec3f, hit: Hit) -> ShadePoint {
     return sp;
 }
 
-fn surface_of(m: Material, v: VertexData) -> Surface {
+fn surface_of(m: Material, v: VertexData, entering: bool) -> Surface {
     var s: Surface;
     s.base = m.base_color.xyz * sample_texture(m.textures.x, v, true).xyz * v.color.xyz;
     let mr = sample_texture(m.textures.y, v, false);
@@ -605,6 +791,14 @@ fn surface_of(m: Material, v: VertexData) -> Surface {
     s.roughness = clamp(m.params.y * mr.y, 0.0, 1.0);
     s.specular = m.params.z;
     s.specular_color = m.specular_color.xyz;
+    s.f0 = m.transmission.w;
+    s.ior = m.transmission.y;
+    s.transmission = 0.0;
+    s.thin = m.transmission.z == 0.0;
+    s.entering = entering;
+    if (SCENE_TRANSMISSION && m.transmission.x > 0.0) {
+        s.transmission = m.transmission.x * sample_texture(i32(m.absorption.w), v, false).x;
+    }
     return s;
 }
 
@@ -738,11 +932,15 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
     var o = params.cam_pos.xyz;
     var throughput = vec3f(1.0);
     var radiance = vec3f(0.0);
-    var prev_pdf = 0.0;      // 0: camera ray (emission counted in full)
+    var prev_pdf = 0.0;      // 0: camera ray or transmitted (emission counted in full)
+    var medium = vec3f(0.0); // absorption per unit length where the ray travels
     let max_bounces = params.samples.z;
     var vertex = 0u;
     loop {
         let hit = trace(o, d, INF, false);
+        if (SCENE_TRANSMISSION && max3(medium) > 0.0) {
+            throughput *= exp(-medium * hit.t); // Beer–Lambert; nothing escapes an absorbing medium
+        }
         if (hit.tri == NO_HIT) {
             radiance += throughput * params.background.xyz;
             break;
@@ -770,7 +968,7 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
         if (vertex > max_bounces) {
             break;
         }
-        let s = surface_of(m, sp.vertex);
+        let s = surface_of(m, sp.vertex, sp.front);
         let frame = basis(sp.ns);
         let wo = -d * frame;
         radiance += throughput * sample_light(sp, s, wo, frame);
@@ -779,26 +977,40 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
         let u0 = rand();
         let u1 = rand();
         let u2 = rand();
-        let ps = specular_probability(s, wo.z);
         var wi_local: vec3f;
-        if (u0 < ps) {
-            let h = sample_vndf(wo, ggx_alpha(s.roughness), u1, u2);
-            wi_local = h * (2.0 * dot(wo, h)) - wo;
+        if (SCENE_TRANSMISSION && s.transmission > 0.0) {
+            wi_local = glass_sample(s, wo, u0, u1, u2);
+            if (wi_local.z > 1.5) {
+                break;
+            }
         } else {
-            wi_local = cosine_hemisphere(u1, u2);
+            let ps = specular_probability(s, wo.z);
+            if (u0 < ps) {
+                let h = sample_vndf(wo, ggx_alpha(s.roughness), u1, u2);
+                wi_local = h * (2.0 * dot(wo, h)) - wo;
+            } else {
+                wi_local = cosine_hemisphere(u1, u2);
+            }
+            if (wi_local.z <= 0.0) {
+                break;
+            }
         }
-        if (wi_local.z <= 0.0) {
-            break;
-        }
+        let transmitted = wi_local.z < 0.0;
         let pdf = bsdf_pdf(s, wo, wi_local);
         let wi = frame * wi_local;
-        if (pdf <= 0.0 || dot(wi, sp.ng) <= 0.0) {
+        let side = select(sp.ng, -sp.ng, transmitted);
+        if (pdf <= 0.0 || dot(wi, side) <= 0.0) {
             break;
         }
-        throughput *= bsdf_eval(s, wo, wi_local) * (wi_local.z / pdf);
-        prev_pdf = pdf;
-        o = offset_point(sp.p, sp.ng);
+        throughput *= bsdf_eval(s, wo, wi_local) * (abs(wi_local.z) / pdf);
+        // Light sampling never looks through a surface: what a transmitted ray finds counts
+        // in full.
+        prev_pdf = select(pdf, 0.0, transmitted);
+        o = offset_point(sp.p, side);
         d = wi;
+        if (SCENE_TRANSMISSION && transmitted && !s.thin) {
+            medium = select(vec3f(0.0), m.absorption.xyz, sp.front);
+        }
         vertex += 1u;
         if (vertex >= RR_START) {
             let q = min(max3(throughput), 0.95);

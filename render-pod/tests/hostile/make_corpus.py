@@ -200,6 +200,13 @@ def cases():
     yield "requires-unimplemented-extension.gltf", d
 
     d = base()
+    d["extensionsUsed"] = ["KHR_materials_transmission"]
+    d["materials"] = [{"extensions": {"KHR_materials_transmission": {
+        "transmissionFactor": 1.0, "transmissionTexture": {"index": 99}}}}]
+    d["meshes"][0]["primitives"][0]["material"] = 0
+    yield "transmission-texture-missing.gltf", d
+
+    d = base()
     d["buffers"][0] = {"byteLength": 10 * 2**30, "uri": "huge.bin"}
     yield "buffers-over-budget.gltf", d
 

@@ -9,10 +9,14 @@ which texture lookups show exactly):
   right: COLOR_0, a different colour at each corner, interpolated across the quad.
 Its Cycles reference (render-pod/tests/reference/uv_colour_160x120.*) comes from
 bench/render/cycles_reference.py; the test is in render-pod/tests/gltf_features.rs.
+
+glass.gltf — a smooth and a rough (0.35) glass sphere, IOR 1.5, refracting into a volume,
+in front of a checker backdrop, under a white background (reference glass_160x120.*).
 """
 
 import base64
 import json
+import math
 import os
 import struct
 import zlib
@@ -103,12 +107,115 @@ def uv_colour_scene():
     }
 
 
+def uv_sphere(radius, rings=24, segments=48):
+    """Positions, normals and counter-clockwise triangle indices of a sphere."""
+    positions, normals, indices = [], [], []
+    for i in range(rings + 1):
+        theta = math.pi * i / rings
+        for j in range(segments + 1):
+            phi = 2.0 * math.pi * j / segments
+            n = (math.sin(theta) * math.cos(phi), math.cos(theta), -math.sin(theta) * math.sin(phi))
+            normals.append(n)
+            positions.append(tuple(radius * c for c in n))
+    for i in range(rings):
+        for j in range(segments):
+            a = i * (segments + 1) + j
+            b = a + segments + 1
+            indices += [(a, b, a + 1), (a + 1, b, b + 1)]
+    return positions, normals, indices
+
+
+def glass_scene():
+    """glass.gltf: a smooth and a rough glass sphere (KHR_materials_transmission, _ior 1.5,
+    _volume without absorption) in front of a checker backdrop, under a white background."""
+    views, accessors, blob = [], [], b""
+
+    def add(data, accessor):
+        nonlocal blob
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(data)})
+        accessor["bufferView"] = len(views) - 1
+        accessors.append(accessor)
+        blob += data + b"\0" * (-len(data) % 4)
+        return len(accessors) - 1
+
+    positions, normals, triangles = uv_sphere(0.45)
+    r = 0.45
+    sphere = {
+        "POSITION": add(pack("3f", positions), {"componentType": 5126, "count": len(positions),
+                        "type": "VEC3", "min": [-r, -r, -r], "max": [r, r, r]}),
+        "NORMAL": add(pack("3f", normals), {"componentType": 5126, "count": len(normals),
+                      "type": "VEC3"}),
+    }
+    sphere_indices = add(pack("3H", triangles), {"componentType": 5123,
+                         "count": 3 * len(triangles), "type": "SCALAR"})
+    corners = [(-1.6, -1.2, 0.0), (1.6, -1.2, 0.0), (1.6, 1.2, 0.0), (-1.6, 1.2, 0.0)]
+    backdrop = {
+        "POSITION": add(pack("3f", corners), {"componentType": 5126, "count": 4, "type": "VEC3",
+                        "min": [-1.6, -1.2, 0.0], "max": [1.6, 1.2, 0.0]}),
+        "NORMAL": add(pack("3f", [(0.0, 0.0, 1.0)] * 4), {"componentType": 5126, "count": 4,
+                      "type": "VEC3"}),
+        "TEXCOORD_0": add(pack("2f", [(0.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]),
+                          {"componentType": 5126, "count": 4, "type": "VEC2"}),
+    }
+    quad = add(bytes([0, 1, 2, 0, 2, 3]), {"componentType": 5121, "count": 6, "type": "SCALAR"})
+    dark, light = (40, 60, 160), (230, 200, 60)
+    texture = png_rgb(8, 8, [[dark if (x + y) % 2 else light for x in range(8)] for y in range(8)])
+
+    def glass(roughness):
+        return {"name": f"glass {roughness}", "pbrMetallicRoughness": {
+                    "baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0.0,
+                    "roughnessFactor": roughness},
+                "extensions": {"KHR_materials_transmission": {"transmissionFactor": 1.0},
+                               "KHR_materials_ior": {"ior": 1.5},
+                               "KHR_materials_volume": {"thicknessFactor": 0.9}}}
+
+    return {
+        "asset": {"version": "2.0", "generator": "render-pod/tests/scenes/make_feature_scenes.py"},
+        "extensionsUsed": ["KHR_materials_ior", "KHR_materials_specular",
+                           "KHR_materials_transmission", "KHR_materials_volume"],
+        "scene": 0,
+        "scenes": [{"nodes": [0, 1, 2, 3]}],
+        "nodes": [
+            {"name": "smooth", "mesh": 0, "translation": [-0.55, 0.0, 0.0]},
+            {"name": "rough", "mesh": 1, "translation": [0.55, 0.0, 0.0]},
+            {"name": "backdrop", "mesh": 2, "translation": [0.0, 0.0, -1.0]},
+            {"name": "camera", "camera": 0, "translation": [0.0, 0.0, 3.2]},
+        ],
+        "cameras": [{"name": "camera", "type": "perspective",
+                     "perspective": {"yfov": 0.55, "znear": 0.05, "aspectRatio": 160 / 120}}],
+        "meshes": [
+            {"name": "smooth", "primitives": [{"attributes": sphere, "indices": sphere_indices,
+                                               "material": 0}]},
+            {"name": "rough", "primitives": [{"attributes": sphere, "indices": sphere_indices,
+                                              "material": 1}]},
+            {"name": "backdrop", "primitives": [{"attributes": backdrop, "indices": quad,
+                                                 "material": 2}]},
+        ],
+        "materials": [
+            glass(0.0),
+            glass(0.35),
+            {"name": "checker", "extensions": {"KHR_materials_specular": {"specularFactor": 0.0}},
+             "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0,
+                                      "baseColorTexture": {"index": 0}}},
+        ],
+        "textures": [{"source": 0, "sampler": 0}],
+        "samplers": [{"magFilter": 9728, "minFilter": 9728, "wrapS": 10497, "wrapT": 10497}],
+        "images": [{"uri": "data:image/png;base64," + base64.b64encode(texture).decode()}],
+        "buffers": [{"byteLength": len(blob),
+                     "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}],
+        "bufferViews": views,
+        "accessors": accessors,
+    }
+
+
 def main():
-    path = os.path.join(HERE, "uv_sets_and_vertex_colours.gltf")
-    with open(path, "w") as f:
-        json.dump(uv_colour_scene(), f, indent=1)
-        f.write("\n")
-    print(path)
+    for name, scene in [("uv_sets_and_vertex_colours.gltf", uv_colour_scene()),
+                        ("glass.gltf", glass_scene())]:
+        path = os.path.join(HERE, name)
+        with open(path, "w") as f:
+            json.dump(scene, f, indent=1)
+            f.write("\n")
+        print(path)
 
 
 if __name__ == "__main__":
