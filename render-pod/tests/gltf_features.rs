@@ -554,19 +554,7 @@ fn alpha_blend_shows_what_is_behind_in_proportion() {
     let asset = self_contained("blend.gltf", &serde_json::to_vec(&doc).unwrap());
     assert!(asset.warnings().is_empty(), "{:?}", asset.warnings());
     let gpu = upload(&asset.scene_at(0.0, None).unwrap());
-    let job = Job {
-        scene: &gpu,
-        width: 16,
-        height: 8,
-        max_bounces: 2,
-        background: [1.0; 3],
-        seed: 3,
-        frame: 0,
-    };
-    let tile = job.whole(SampleRange {
-        start: 0,
-        count: 256,
-    });
+    let tile = render_whole(&gpu, (16, 8), 2, 1.0, 3, 256);
     // The quad's left half (grey texel) and right half (red), away from the middle.
     let mean_of = |xs: std::ops::Range<usize>| {
         let mut sum = [0.0f64; 3];
@@ -593,11 +581,8 @@ fn alpha_blend_shows_what_is_behind_in_proportion() {
         }
     }
     assert_eq!(
-        job.whole(SampleRange {
-            start: 0,
-            count: 256
-        })
-        .pixels,
-        tile.pixels
+        render_whole(&gpu, (16, 8), 2, 1.0, 3, 256).pixels,
+        tile.pixels,
+        "the same seed gives the same image"
     );
 }

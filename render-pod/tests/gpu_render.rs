@@ -262,31 +262,12 @@ fn spheres_under_a_constant_environment() {
         ),
     ];
     for (name, material, expect) in cases {
-        let scene = Scene {
-            triangles: icosphere(1.0, 3, 0),
-            materials: vec![material],
-            textures: vec![],
-            lights: vec![],
-            camera: camera(vec3(0.0, 0.0, 3.0), 0.9),
-        };
+        let scene = sphere_scene(material, 0.9);
         for t in &scene.triangles {
             assert!(t.cross().dot(t.centroid()) > 0.0);
         }
-        let gpu = upload(&scene);
         let (w, h) = (32u32, 32u32);
-        let job = Job {
-            scene: &gpu,
-            width: w,
-            height: h,
-            max_bounces: 4,
-            background: [background; 3],
-            seed: 5,
-            frame: 0,
-        };
-        let tile = job.whole(SampleRange {
-            start: 0,
-            count: 192,
-        });
+        let tile = render_whole(&upload(&scene), (w, h), 4, background, 5, 192);
         assert!(all_finite(&tile.pixels));
         // Classify pixels by casting their four corner rays on the CPU.
         let verts: Vec<_> = scene.triangles.iter().map(|t| t.positions).collect();
@@ -382,28 +363,9 @@ fn glass_in_a_white_furnace_stays_white() {
         ("thin smooth glass", glass(0.0, false), 0.99),
         ("rough glass 0.3", glass(0.3, true), 0.96),
     ] {
-        let scene = Scene {
-            triangles: icosphere(1.0, 3, 0),
-            materials: vec![material],
-            textures: vec![],
-            lights: vec![],
-            camera: camera(vec3(0.0, 0.0, 3.0), 0.9),
-        };
-        let gpu = upload(&scene);
         let (w, h) = (24u32, 24u32);
-        let job = Job {
-            scene: &gpu,
-            width: w,
-            height: h,
-            max_bounces: 24,
-            background: [background; 3],
-            seed: 9,
-            frame: 0,
-        };
-        let tile = job.whole(SampleRange {
-            start: 0,
-            count: 256,
-        });
+        let scene = upload(&sphere_scene(material, 0.9));
+        let tile = render_whole(&scene, (w, h), 24, background, 9, 256);
         assert!(all_finite(&tile.pixels), "{name}");
         assert!(
             tile.pixels[..w as usize].iter().all(|p| p[1] == background),
@@ -442,27 +404,8 @@ fn a_volume_absorbs_along_the_path_inside() {
         volume: Some(Material::absorption(colour, distance)),
         ..Material::default()
     };
-    let scene = Scene {
-        triangles: icosphere(1.0, 3, 0),
-        materials: vec![material],
-        textures: vec![],
-        lights: vec![],
-        camera: camera(vec3(0.0, 0.0, 3.0), 0.1),
-    };
-    let gpu = upload(&scene);
-    let job = Job {
-        scene: &gpu,
-        width: 9,
-        height: 9,
-        max_bounces: 4,
-        background: [1.0; 3],
-        seed: 3,
-        frame: 0,
-    };
-    let tile = job.whole(SampleRange {
-        start: 0,
-        count: 16,
-    });
+    let scene = sphere_scene(material, 0.1);
+    let tile = render_whole(&upload(&scene), (9, 9), 4, 1.0, 3, 16);
     let verts: Vec<_> = scene.triangles.iter().map(|t| t.positions).collect();
     let bvh = render_pod::bvh::build(&verts);
     // Just off the axis, which runs along the icosphere's edges.

@@ -86,6 +86,41 @@ impl Job<'_> {
     }
 }
 
+/// A unit icosphere at the origin in `material`, seen from (0, 0, 3) with `yfov`; no lights.
+pub fn sphere_scene(material: Material, yfov: f32) -> Scene {
+    Scene {
+        triangles: icosphere(1.0, 3, 0),
+        materials: vec![material],
+        textures: vec![],
+        lights: vec![],
+        camera: camera(vec3(0.0, 0.0, 3.0), yfov),
+    }
+}
+
+/// `spp` samples of a whole `width` × `height` frame under a constant grey `background`.
+pub fn render_whole(
+    scene: &GpuScene,
+    (width, height): (u32, u32),
+    max_bounces: u32,
+    background: f32,
+    seed: u64,
+    spp: u32,
+) -> Tile {
+    let job = Job {
+        scene,
+        width,
+        height,
+        max_bounces,
+        background: [background; 3],
+        seed,
+        frame: 0,
+    };
+    job.whole(SampleRange {
+        start: 0,
+        count: spp,
+    })
+}
+
 pub fn camera(position: Vec3, yfov: f32) -> Camera {
     Camera {
         name: "test".into(),

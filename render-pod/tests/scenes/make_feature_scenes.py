@@ -41,6 +41,26 @@ def checker():
     return [[(levels[x], levels[y], levels[(x + 2 * y) % 4]) for x in range(4)] for y in range(4)]
 
 
+class Blob:
+    """The accessors, buffer views and one embedded buffer of a scene being written."""
+
+    def __init__(self):
+        self.views, self.accessors, self.data = [], [], b""
+
+    def add(self, data, accessor):
+        """Appends `data` (4-byte aligned) with its accessor; returns the accessor's index."""
+        self.views.append({"buffer": 0, "byteOffset": len(self.data), "byteLength": len(data)})
+        accessor["bufferView"] = len(self.views) - 1
+        self.accessors.append(accessor)
+        self.data += data + b"\0" * (-len(data) % 4)
+        return len(self.accessors) - 1
+
+    def fields(self):
+        uri = "data:application/octet-stream;base64," + base64.b64encode(self.data).decode()
+        return {"buffers": [{"byteLength": len(self.data), "uri": uri}],
+                "bufferViews": self.views, "accessors": self.accessors}
+
+
 def pack(fmt, rows):
     return b"".join(struct.pack("<" + fmt, *r) for r in rows)
 
@@ -50,15 +70,8 @@ def uv_colour_scene():
     uv0 = [(0.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]
     uv1 = [(0.25, 0.9), (0.8, 1.0), (0.9, 0.1), (0.1, 0.2)]  # a skewed, mirrored-ish set
     colours = [(1.0, 0.1, 0.1, 1.0), (0.1, 1.0, 0.1, 1.0), (0.1, 0.1, 1.0, 1.0), (1.0, 1.0, 1.0, 1.0)]
-    views, accessors, blob = [], [], b""
-
-    def add(data, accessor):
-        nonlocal blob
-        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(data)})
-        accessor["bufferView"] = len(views) - 1
-        accessors.append(accessor)
-        blob += data + b"\0" * (-len(data) % 4)
-        return len(accessors) - 1
+    blob = Blob()
+    add = blob.add
 
     position = add(pack("3f", corners), {"componentType": 5126, "count": 4, "type": "VEC3",
                                          "min": [-0.5, -0.5, 0.0], "max": [0.5, 0.5, 0.0]})
@@ -100,10 +113,7 @@ def uv_colour_scene():
         "textures": [{"source": 0, "sampler": 0}],
         "samplers": [{"magFilter": 9728, "minFilter": 9728, "wrapS": 10497, "wrapT": 10497}],
         "images": [{"uri": "data:image/png;base64," + base64.b64encode(texture).decode()}],
-        "buffers": [{"byteLength": len(blob),
-                     "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}],
-        "bufferViews": views,
-        "accessors": accessors,
+        **blob.fields(),
     }
 
 
@@ -128,15 +138,8 @@ def uv_sphere(radius, rings=24, segments=48):
 def glass_scene():
     """glass.gltf: a smooth and a rough glass sphere (KHR_materials_transmission, _ior 1.5,
     _volume without absorption) in front of a checker backdrop, under a white background."""
-    views, accessors, blob = [], [], b""
-
-    def add(data, accessor):
-        nonlocal blob
-        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(data)})
-        accessor["bufferView"] = len(views) - 1
-        accessors.append(accessor)
-        blob += data + b"\0" * (-len(data) % 4)
-        return len(accessors) - 1
+    blob = Blob()
+    add = blob.add
 
     positions, normals, triangles = uv_sphere(0.45)
     r = 0.45
@@ -201,10 +204,7 @@ def glass_scene():
         "textures": [{"source": 0, "sampler": 0}],
         "samplers": [{"magFilter": 9728, "minFilter": 9728, "wrapS": 10497, "wrapT": 10497}],
         "images": [{"uri": "data:image/png;base64," + base64.b64encode(texture).decode()}],
-        "buffers": [{"byteLength": len(blob),
-                     "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}],
-        "bufferViews": views,
-        "accessors": accessors,
+        **blob.fields(),
     }
 
 
