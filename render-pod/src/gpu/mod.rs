@@ -25,13 +25,24 @@ pub const INITIAL_PATHS_PER_DISPATCH: u64 = 1 << 16;
 pub const GPU_DISPATCH_SECONDS: f64 = 0.1;
 /// Software adapters (lavapipe) have no watchdog and a high per-dispatch cost: larger steps.
 pub const CPU_DISPATCH_SECONDS: f64 = 1.0;
-/// Samples one invocation takes per dispatch on a software adapter. llvmpipe ends every loop
-/// of an invocation once all its loops together have run 65,535 iterations
-/// (`LP_MAX_TGSI_LOOP_ITERATIONS`, "shared between every loop in a shader"), silently: a
-/// dispatch of many samples per pixel lost whole samples of every SIMD row that reached it (a
-/// glass sphere at 256 samples a dispatch lost 9 % of its light, and so did the background
-/// pixels beside it). One path's traversal and bounces stay far below the limit.
-pub const CPU_SAMPLES_PER_DISPATCH: u32 = 1;
+/// Samples per pixel a dispatch takes on a software adapter, for paths of `max_bounces`.
+///
+/// llvmpipe ends every loop of an invocation once all its loops together have run 65,535
+/// iterations (`LP_MAX_TGSI_LOOP_ITERATIONS`, "shared between every loop in a shader"),
+/// silently, for a whole 8-lane row of invocations at once: a glass sphere rendered at 256
+/// samples a dispatch lost 9 % of its light, and so did the background pixels beside it. A
+/// dispatch therefore takes only as many samples as keep an invocation's loops within half
+/// the limit, counting 400 loop iterations per ray (traversal steps, leaf triangles and stack
+/// pops of a deep BVH) and two rays (light and BSDF) per vertex: 6 samples at 4 bounces, 1
+/// from 19 bounces on.
+pub fn cpu_samples_per_dispatch(max_bounces: u32) -> u32 {
+    const LOOP_BUDGET: u32 = 65_535 / 2;
+    const ITERATIONS_PER_RAY: u32 = 400;
+    let per_path = max_bounces
+        .saturating_add(2)
+        .saturating_mul(2 * ITERATIONS_PER_RAY);
+    (LOOP_BUDGET / per_path.max(1)).max(1)
+}
 
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -48,8 +59,9 @@ pub struct GpuContext {
     pub(crate) paths_per_dispatch: AtomicU64,
     /// Target seconds per submit.
     pub dispatch_seconds: f64,
-    /// Samples per pixel one dispatch takes at most ([`CPU_SAMPLES_PER_DISPATCH`]).
-    pub samples_per_dispatch: u32,
+    /// A software adapter (lavapipe): dispatches take few samples
+    /// ([`cpu_samples_per_dispatch`]).
+    pub software: bool,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -169,10 +181,7 @@ impl GpuContext {
             } else {
                 GPU_DISPATCH_SECONDS
             });
-        let samples_per_dispatch = match info.device_type {
-            wgpu::DeviceType::Cpu => CPU_SAMPLES_PER_DISPATCH,
-            _ => u32::MAX,
-        };
+        let software = info.device_type == wgpu::DeviceType::Cpu;
         Ok(GpuContext {
             device,
             queue,
@@ -185,7 +194,7 @@ impl GpuContext {
             tile_layout,
             paths_per_dispatch: AtomicU64::new(INITIAL_PATHS_PER_DISPATCH),
             dispatch_seconds,
-            samples_per_dispatch,
+            software,
             lost,
         })
     }

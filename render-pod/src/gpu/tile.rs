@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use tessera_shard::plan::{SampleRange, TileRect};
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuScene};
+use crate::gpu::{GpuContext, GpuScene, cpu_samples_per_dispatch};
 
 /// What to render: a tile of a frame, a range of sample indexes.
 #[derive(Debug, Clone, Copy)]
@@ -304,6 +304,10 @@ fn render_band(
         counts: [params.scene.light_count, params.scene.triangle_count, 0, 0],
     };
     let total: u64 = rect.pixel_count() * u64::from(params.samples.count);
+    let max_samples = match ctx.software {
+        true => cpu_samples_per_dispatch(params.max_bounces),
+        false => u32::MAX,
+    };
     let mut done = 0u64;
     let mut samples_done = 0u32;
     let mut dispatches = 0u32;
@@ -317,16 +321,11 @@ fn render_band(
             count: params.samples.count - samples_done,
         };
         // The first sample chunk of a plan over the remaining samples.
-        let chunk: Vec<Dispatch> = plan_dispatches(
-            rect.width,
-            rect.height,
-            remaining,
-            budget,
-            ctx.samples_per_dispatch,
-        )
-        .into_iter()
-        .take_while(|d| d.sample_start == remaining.start)
-        .collect();
+        let chunk: Vec<Dispatch> =
+            plan_dispatches(rect.width, rect.height, remaining, budget, max_samples)
+                .into_iter()
+                .take_while(|d| d.sample_start == remaining.start)
+                .collect();
         let Some(first) = chunk.first() else { break };
         let chunk_samples = first.sample_count;
         let started = Instant::now();
@@ -421,7 +420,6 @@ fn render_band(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::CPU_SAMPLES_PER_DISPATCH;
 
     #[test]
     fn params_match_the_parsed_wgsl_struct() {
@@ -487,14 +485,19 @@ mod tests {
     }
 
     #[test]
-    fn a_software_adapter_gets_one_sample_per_pixel_a_dispatch() {
+    fn a_software_adapter_takes_few_samples_a_dispatch() {
+        assert_eq!(cpu_samples_per_dispatch(4), 6);
+        assert_eq!(cpu_samples_per_dispatch(0), 20);
+        assert_eq!(cpu_samples_per_dispatch(18), 2);
+        assert_eq!(cpu_samples_per_dispatch(24), 1);
+        assert_eq!(cpu_samples_per_dispatch(u32::MAX), 1);
         let samples = SampleRange {
             start: 0,
             count: 64,
         };
-        let plan = plan_dispatches(8, 8, samples, 1 << 20, CPU_SAMPLES_PER_DISPATCH);
-        assert_eq!(plan.len(), 64);
-        assert!(plan.iter().all(|d| d.sample_count == 1 && d.rows == 8));
+        let plan = plan_dispatches(8, 8, samples, 1 << 20, cpu_samples_per_dispatch(4));
+        assert_eq!(plan.len(), 11);
+        assert!(plan.iter().all(|d| d.sample_count <= 6 && d.rows == 8));
         assert_eq!(plan_dispatches(8, 8, samples, 1 << 20, u32::MAX).len(), 1);
     }
 
