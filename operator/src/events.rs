@@ -9,9 +9,8 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -23,7 +22,7 @@ use crate::decide::EventNote;
 
 /// How long a published message is remembered for a series (kube-runtime's recorder keeps its
 /// series as long).
-pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
+pub const SERIES_WINDOW: SignedDuration = SignedDuration::from_secs(6 * 60);
 
 /// What makes two events the same occurrence.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,11 +79,10 @@ impl EventPublisher {
             reason: event.reason.clone(),
             note: event.note.clone(),
         };
-        let window = jiff::SignedDuration::try_from(SERIES_WINDOW).unwrap_or_default();
         // Not held across requests: reconciles of other jobs publish meanwhile.
         let known = {
             let mut published = self.published();
-            published.retain(|_, p| p.last + window > now);
+            published.retain(|_, p| p.last + SERIES_WINDOW > now);
             published.get(&key).cloned()
         };
         if let Some(series) = known {
@@ -242,7 +240,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let mut handle = tokio::time::timeout(Duration::from_secs(10), verify)
+        let mut handle = tokio::time::timeout(std::time::Duration::from_secs(10), verify)
             .await
             .expect("requests in time")
             .unwrap();
