@@ -33,7 +33,7 @@ pub const MAX_CHUNKS_PER_MERGE_BEHIND: u32 = 64;
 /// started: a job whose frames finish steadily otherwise starts a pod for every two or three
 /// of them (43 merge pods per job of 125 frames in `bench/scale`, each a create, a status write
 /// and an event). Not before the job's first merge (its first frames land at once), nor once
-/// every chunk left is rendered.
+/// nothing more will render.
 pub const MERGE_GATHER: Duration = Duration::from_secs(15);
 
 /// Chunks per merge pod for `ready` chunks and `slots` free merge slots.
@@ -62,6 +62,10 @@ pub struct MergeInput<'a> {
     /// Failed attempts a merge step may have before the job fails.
     pub attempts_per_merge: u32,
     pub now: Timestamp,
+    /// More shards will render: some are active, ready or waiting for a retry, and the job is
+    /// within its failure budget. Otherwise ready chunks merge at once: a job that fails for
+    /// its shards fails only once what rendered is merged, and waits for no gathering.
+    pub rendering: bool,
 }
 
 /// A merge pod to start.
@@ -389,8 +393,9 @@ impl View<'_> {
             return None;
         }
         let chunks = self.input.plan.frame_chunks();
-        let more_to_come = (0..chunks)
-            .any(|c| !self.rendered(c) && !result.merged.contains(c) && !self.is_missing(c));
+        let more_to_come = self.input.rendering
+            && (0..chunks)
+                .any(|c| !self.rendered(c) && !result.merged.contains(c) && !self.is_missing(c));
         // A pod not started yet counts as starting now.
         let last_merge = self
             .input

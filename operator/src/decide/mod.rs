@@ -384,6 +384,11 @@ fn decide_planned(
         .delete
         .extend(planned.assessment.superseded.iter().cloned());
     track_suspension(&mut draft);
+    let assessment = planned.assessment;
+    let more_to_render = (!assessment.active.is_empty()
+        || !assessment.ready.is_empty()
+        || assessment.next_retry.is_some())
+        && out_of_budget(&draft, planned).is_none();
     let merge_plan = merges::plan(&merges::MergeInput {
         plan: &job.plan,
         attempts: &planned.assessment.attempts,
@@ -396,6 +401,7 @@ fn decide_planned(
         previews: merge_policy(job).previews,
         attempts_per_merge: job.policy.attempts_per_shard,
         now: draft.now,
+        rendering: more_to_render,
     });
     if let Some(wait) = merge_plan.look_again_in {
         draft.requeue_within(wait);

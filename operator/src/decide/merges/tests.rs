@@ -60,6 +60,7 @@ struct Case {
     merges: Vec<Attempt>,
     max_concurrent: u32,
     now: Timestamp,
+    rendering: bool,
 }
 
 impl Case {
@@ -74,6 +75,7 @@ impl Case {
             merges: Vec::new(),
             max_concurrent: 2,
             now: "2026-11-30T12:00:00Z".parse().unwrap(),
+            rendering: true,
         }
     }
 
@@ -90,6 +92,7 @@ impl Case {
             previews: true,
             attempts_per_merge: 3,
             now: self.now,
+            rendering: self.rendering,
         })
     }
 }
@@ -136,8 +139,13 @@ fn after_the_first_merge_a_few_ready_chunks_gather_for_one_pod() {
     let result = case.run();
     assert_eq!(result.start[0].step, MergeStep::Chunks(set("1-2")));
     assert_eq!(result.look_again_in, None);
-    // Or every chunk left is rendered: nothing more to wait for.
+    // Or nothing more will render (the rest failed, or the job is out of its failure
+    // budget): a failing job merges what it has before it fails.
     case.now -= jiff::SignedDuration::from_secs(10);
+    case.rendering = false;
+    assert_eq!(case.run().start[0].step, MergeStep::Chunks(set("1-2")));
+    case.rendering = true;
+    // Or every chunk left is rendered: nothing more to wait for.
     case.succeeded = set("0-15");
     let result = case.run();
     assert_eq!(result.start[0].step, MergeStep::Chunks(set("1-7")));
