@@ -4,7 +4,7 @@
 Alignment (docs/renderer.md, shared notes/renderer.md §1.1):
   one-sided emission (Emission Strength × (1 − Backfacing)), 1-px box filter, no clamping,
   no adaptive sampling, no denoising, no glossy blur, every bounce cap = B, single-scatter GGX,
-  constant world colour, camera = the glTF camera (vertical sensor fit), fixed seed.
+  constant world colour or an equirectangular environment (--environment), camera = the glTF camera (vertical sensor fit), fixed seed.
 
 Usage (venv with `pip install bpy==5.0.1 numpy`):
   python cycles_reference.py --scene ../../../shared/scenes/cbox.gltf --width 64 --height 64 \
@@ -15,6 +15,7 @@ Importable: `compare_cycles.py` uses `setup_scene`, `use_device` (CPU or a GPU) 
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -58,7 +59,29 @@ def single_scatter_ggx(material):
             node.distribution = "GGX"
 
 
-def setup_scene(scene_path, width, height, spp, bounces, background, seed=7, threads=0):
+def environment_world(world, path, strength, rotation_degrees):
+    """Light `world` with the equirectangular image at `path` as render-pod maps it: Blender's
+    Environment Texture (linear interpolation) on a glTF import, turned by `rotation_degrees`
+    counter-clockwise about the up axis (render-pod looks the image up at R(-rotation)·d)."""
+    tree = world.node_tree
+    image = bpy.data.images.load(os.path.abspath(path), check_existing=False)
+    image.colorspace_settings.name = "Linear Rec.709"
+    texture = tree.nodes.new("ShaderNodeTexEnvironment")
+    texture.image = image
+    texture.interpolation = "Linear"
+    texture.projection = "EQUIRECTANGULAR"
+    coordinates = tree.nodes.new("ShaderNodeTexCoord")
+    mapping = tree.nodes.new("ShaderNodeMapping")
+    mapping.inputs["Rotation"].default_value = (0.0, 0.0, -math.radians(rotation_degrees))
+    tree.links.new(coordinates.outputs["Generated"], mapping.inputs["Vector"])
+    tree.links.new(mapping.outputs["Vector"], texture.inputs["Vector"])
+    background = tree.nodes.get("Background")
+    tree.links.new(texture.outputs["Color"], background.inputs["Color"])
+    background.inputs["Strength"].default_value = strength
+
+
+def setup_scene(scene_path, width, height, spp, bounces, background, seed=7, threads=0,
+                environment=None):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.gltf(filepath=os.path.abspath(scene_path))
     scene = bpy.context.scene
@@ -75,6 +98,8 @@ def setup_scene(scene_path, width, height, spp, bounces, background, seed=7, thr
     bg = world.node_tree.nodes.get("Background")
     bg.inputs["Color"].default_value = (background[0], background[1], background[2], 1.0)
     bg.inputs["Strength"].default_value = 1.0
+    if environment is not None:
+        environment_world(world, *environment)
     scene.world = world
 
     render = scene.render
@@ -171,12 +196,20 @@ def main():
     parser.add_argument("--spp", type=int, default=4096)
     parser.add_argument("--bounces", type=int, default=3)
     parser.add_argument("--background", default="0,0,0")
+    parser.add_argument("--environment", help="equirectangular .hdr/.exr instead of --background")
+    parser.add_argument("--environment-strength", type=float, default=1.0)
+    parser.add_argument("--environment-rotation", type=float, default=0.0,
+                        help="degrees counter-clockwise about the up axis, seen from above")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--exr", required=True)
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     background = [float(v) for v in args.background.split(",")]
-    scene = setup_scene(args.scene, args.width, args.height, args.spp, args.bounces, background, args.seed)
+    environment = None
+    if args.environment:
+        environment = (args.environment, args.environment_strength, args.environment_rotation)
+    scene = setup_scene(args.scene, args.width, args.height, args.spp, args.bounces, background,
+                        args.seed, environment=environment)
     seconds, pixels = render(scene, args.exr)
     mean = pixels.reshape(-1, 3).mean(axis=0)
     result = {
@@ -187,6 +220,10 @@ def main():
         "samplesPerPixel": args.spp,
         "maxBounces": args.bounces,
         "background": background,
+        **({"environment": {"file": os.path.basename(args.environment),
+                            "strength": args.environment_strength,
+                            "rotationDegrees": args.environment_rotation}}
+           if args.environment else {}),
         "seed": args.seed,
         "mean": [float(v) for v in mean],
         "renderSeconds": seconds,

@@ -15,9 +15,11 @@ use render_pod::commands::render::ShardRenderer;
 use render_pod::error::{Error, Result};
 use render_pod::gpu::GpuContext;
 use render_pod::log_tail::LogTail;
-use render_pod::scene_source;
 use render_pod::storage::Storage;
-use tessera_shard::contract::{LOG_FILE, MergeSpec, RenderSettings, ShardSpec};
+use render_pod::{environment, scene_source};
+use tessera_shard::contract::{
+    EnvironmentSettings, LOG_FILE, MergeSpec, RenderSettings, ShardSpec,
+};
 
 #[derive(Parser)]
 #[command(
@@ -102,6 +104,26 @@ struct LocalArgs {
     /// Constant environment radiance, linear R,G,B.
     #[arg(long, default_value = "0,0,0", value_parser = parse_rgb)]
     background: [f32; 3],
+    /// An equirectangular environment map (Radiance .hdr or OpenEXR, path or URL) lighting
+    /// the scene instead of the constant background.
+    #[arg(long)]
+    environment: Option<String>,
+    /// Radiance multiplier of --environment.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        requires = "environment",
+        allow_negative_numbers = true
+    )]
+    environment_strength: f32,
+    /// Turn of --environment about the scene's up axis, degrees counter-clockwise from above.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        requires = "environment",
+        allow_negative_numbers = true
+    )]
+    environment_rotation: f32,
     /// Tiles per frame, XxY.
     #[arg(long, default_value = "1x1", value_parser = parse_tiles)]
     tiles: (u32, u32),
@@ -198,6 +220,11 @@ fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
                     samples_per_pixel: args.spp,
                     max_bounces: args.max_bounces,
                     background: args.background,
+                    environment: args.environment.map(|url| EnvironmentSettings {
+                        url,
+                        strength: args.environment_strength,
+                        rotation_degrees: args.environment_rotation,
+                    }),
                     seed: args.seed,
                     limits: Default::default(),
                 },
@@ -263,8 +290,15 @@ fn render_shard(source: &SpecSource, log_destination: &mut Option<LogDestination
     });
     let storage = Storage::new()?;
     let asset = scene_source::load(&storage, &spec.settings.scene, &spec.settings.limits)?;
+    let environment = spec
+        .settings
+        .environment
+        .as_ref()
+        .map(|e| environment::load(&storage, e, &spec.settings.limits))
+        .transpose()?;
     let ctx = GpuContext::new()?;
-    ShardRenderer::new(&ctx, &storage, &asset).render_shard(&spec, &mut |_, _| {})?;
+    ShardRenderer::new(&ctx, &storage, &asset, environment.as_ref())
+        .render_shard(&spec, &mut |_, _| {})?;
     Ok(())
 }
 

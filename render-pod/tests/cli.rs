@@ -108,6 +108,56 @@ fn bad_scenes_and_specs_exit_bad_input_with_a_clear_message() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Environment maps that cannot be used fail as bad input before a GPU is opened, naming the
+/// map and why: not an image, missing, a header claiming more pixels than the limit, a
+/// negative strength.
+#[test]
+fn bad_environment_maps_exit_bad_input_with_a_clear_message() {
+    let dir = temp_dir("bad-environment");
+    let out = dir.join("out");
+    let not_an_image = dir.join("sky.hdr");
+    std::fs::write(&not_an_image, "P6 3 2 255 not a radiance file").unwrap();
+    // A Radiance header claiming 100,000 × 100,000 pixels and no pixels at all.
+    let huge = dir.join("huge.hdr");
+    std::fs::write(
+        &huge,
+        "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 100000 +X 100000\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing.exr");
+    for (map, message) in [
+        (&not_an_image, "not a Radiance .hdr or OpenEXR image"),
+        (&huge, "sceneLimits.maxImagePixels"),
+        (&missing, "no such file or object"),
+    ] {
+        let o = local_8x8(
+            &cbox_path(),
+            &out,
+            &["--environment", map.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
+        let text = stderr(&o);
+        assert!(
+            text.contains("environment") && text.contains(message),
+            "{map:?}: {text}"
+        );
+    }
+    let sky = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenes/sky.hdr");
+    let o = local_8x8(
+        &cbox_path(),
+        &out,
+        &[
+            "--environment",
+            sky.to_str().unwrap(),
+            "--environment-strength",
+            "-2",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(exit::BAD_INPUT), "{}", stderr(&o));
+    assert!(stderr(&o).contains("strength -2"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A scene that requires an extension render-pod does not implement is refused, naming it;
 /// one that merely uses it renders, and every shard's manifest says what was left out.
 #[test]
@@ -171,6 +221,7 @@ fn settings() -> RenderSettings {
         samples_per_pixel: 6,
         max_bounces: 2,
         background: [0.0; 3],
+        environment: None,
         seed: 3,
         limits: Default::default(),
     }

@@ -24,6 +24,7 @@ fn tiles_and_dispatch_layout_do_not_change_a_single_bit() {
         height: 38,
         max_bounces: 3,
         background: [0.0; 3],
+        environment: None,
         seed: 7,
         frame: 3,
     };
@@ -78,6 +79,7 @@ fn tiles_and_dispatch_layout_do_not_change_a_single_bit() {
         samples,
         max_bounces: 3,
         background: [0.0; 3],
+        environment: None,
         seed: 7,
     };
     let banded = render_pod::gpu::tile::render_in_bands(
@@ -107,6 +109,7 @@ fn sample_splits_merge_to_the_full_render_within_rounding() {
         height: 32,
         max_bounces: 3,
         background: [0.0; 3],
+        environment: None,
         seed: 11,
         frame: 1,
     };
@@ -167,6 +170,7 @@ fn closed_furnace_matches_the_bounce_series() {
             height: 24,
             max_bounces: bounces,
             background: [0.0; 3],
+            environment: None,
             seed: 1,
             frame: 0,
         };
@@ -456,6 +460,7 @@ fn cornell_box_mean_matches_cycles_reference() {
         height: reference.height,
         max_bounces: reference.max_bounces,
         background: [0.0; 3],
+        environment: None,
         seed: 7,
         frame: 1,
     };

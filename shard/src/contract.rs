@@ -67,10 +67,31 @@ pub struct RenderSettings {
     /// Constant environment radiance, linear RGB.
     #[serde(default)]
     pub background: [f32; 3],
+    /// An environment image lighting the scene and seen behind it, instead of `background`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentSettings>,
     pub seed: u64,
     /// What the render pod will load (the pool's `spec.sceneLimits`, else the defaults).
     #[serde(default)]
     pub limits: crate::limits::SceneLimits,
+}
+
+/// An equirectangular environment (Radiance `.hdr` or OpenEXR), read like the scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSettings {
+    /// Image URL: the same schemes as the scene's.
+    pub url: String,
+    /// Radiance multiplier.
+    #[serde(default = "unit_strength")]
+    pub strength: f32,
+    /// Turn about the scene's up axis (+Y), counter-clockwise seen from above.
+    #[serde(default)]
+    pub rotation_degrees: f32,
+}
+
+fn unit_strength() -> f32 {
+    1.0
 }
 
 /// One shard attempt, as the operator hands it to a render pod.

@@ -12,6 +12,7 @@ use tessera_shard::{AttemptMap, ShardPlan};
 
 use crate::commands::merge::{self, FrameDestination};
 use crate::commands::render::ShardRenderer;
+use crate::environment::{self, Environment};
 use crate::error::{Error, Result};
 use crate::gltf_scene::GltfAsset;
 use crate::gpu::GpuContext;
@@ -61,6 +62,7 @@ pub struct PreparedJob {
     merge_spec: MergeSpec,
     settings: RenderSettings,
     asset: GltfAsset,
+    environment: Option<Environment>,
     shards_url: String,
     out_url: String,
 }
@@ -70,6 +72,9 @@ pub fn prepare(storage: &Storage, job: &LocalJob) -> Result<PreparedJob> {
     let shards_url = format!("{}/.shards", out_url.trim_end_matches('/'));
     let mut settings = job.settings.clone();
     settings.scene = to_url(&job.scene)?.to_string();
+    if let Some(environment) = settings.environment.as_mut() {
+        environment.url = to_url(&environment.url)?.to_string();
+    }
     if !settings
         .background
         .iter()
@@ -102,11 +107,17 @@ pub fn prepare(storage: &Storage, job: &LocalJob) -> Result<PreparedJob> {
     let asset = scene_source::load(storage, &settings.scene, &settings.limits)?;
     // Fail on a bad camera name before any GPU work.
     asset.scene_at(0.0, settings.camera.as_deref())?;
+    let environment = settings
+        .environment
+        .as_ref()
+        .map(|e| environment::load(storage, e, &settings.limits))
+        .transpose()?;
     Ok(PreparedJob {
         plan,
         merge_spec,
         settings,
         asset,
+        environment,
         shards_url,
         out_url,
     })
@@ -133,10 +144,11 @@ pub fn run(
         merge_spec,
         settings,
         asset,
+        environment,
         shards_url,
         out_url,
     } = job;
-    let mut renderer = ShardRenderer::new(ctx, storage, asset);
+    let mut renderer = ShardRenderer::new(ctx, storage, asset, environment.as_ref());
     let total_paths: u64 = plan.input().frames.len()
         * u64::from(settings.width)
         * u64::from(settings.height)

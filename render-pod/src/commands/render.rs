@@ -4,6 +4,7 @@
 //! Shard EXRs hold the per-pixel MEAN of the shard's samples; the sample count is in the
 //! manifest (`samples.count`), so the merge can weight sample splits exactly.
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use tessera_shard::contract::{
@@ -12,10 +13,11 @@ use tessera_shard::contract::{
 };
 
 use crate::commands::shard_frame_file;
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::gltf_scene::{FRAMES_PER_SECOND, GltfAsset};
 use crate::gpu::tile::{TileParams, render_with_progress};
-use crate::gpu::{GpuContext, GpuScene, layout};
+use crate::gpu::{GpuContext, GpuEnvironment, GpuScene, layout};
 use crate::image_io::{RgbImage, encode_exr};
 use crate::storage::{Storage, sha256_hex};
 
@@ -72,25 +74,43 @@ pub fn validate(spec: &ShardSpec) -> Result<()> {
             s.background
         ));
     }
+    if let Some(e) = &s.environment
+        && !(e.strength.is_finite() && e.strength >= 0.0 && e.rotation_degrees.is_finite())
+    {
+        return bad(format!(
+            "environment strength {} must be finite and non-negative, rotation {} finite",
+            e.strength, e.rotation_degrees
+        ));
+    }
     Ok(())
 }
 
-/// Renders shards against one GPU context and one scene asset, reusing the uploaded scene
-/// while it does not change (static scenes are uploaded once).
+/// Renders shards against one GPU context and one scene asset (and environment), reusing the
+/// uploaded scene while it does not change (static scenes are uploaded once).
 pub struct ShardRenderer<'a> {
     pub ctx: &'a GpuContext,
     pub storage: &'a Storage,
     pub asset: &'a GltfAsset,
+    /// The job's environment map, uploaded before the first shard renders.
+    pub environment: Option<&'a Environment>,
     cached: Option<(Option<i64>, Option<String>, GpuScene)>,
+    gpu_environment: Option<Rc<GpuEnvironment>>,
 }
 
 impl<'a> ShardRenderer<'a> {
-    pub fn new(ctx: &'a GpuContext, storage: &'a Storage, asset: &'a GltfAsset) -> Self {
+    pub fn new(
+        ctx: &'a GpuContext,
+        storage: &'a Storage,
+        asset: &'a GltfAsset,
+        environment: Option<&'a Environment>,
+    ) -> Self {
         ShardRenderer {
             ctx,
             storage,
             asset,
+            environment,
             cached: None,
+            gpu_environment: None,
         }
     }
 
@@ -140,9 +160,17 @@ impl<'a> ShardRenderer<'a> {
         let mut render_seconds = 0.0;
         let mut files = Vec::new();
         let mut last_log = Instant::now();
+        if self.gpu_environment.is_none()
+            && let Some(environment) = self.environment
+        {
+            self.gpu_environment = Some(Rc::new(GpuEnvironment::upload(self.ctx, environment)?));
+        }
+        // Shared, not borrowed: `scene_for` borrows the renderer mutably.
+        let gpu_environment = self.gpu_environment.clone();
         for (k, &frame) in spec.frames.iter().enumerate() {
             let ctx = self.ctx;
             let scene = self.scene_for(frame, s.camera.as_deref())?;
+            let environment = gpu_environment.as_deref();
             let params = TileParams {
                 scene,
                 frame,
@@ -152,6 +180,7 @@ impl<'a> ShardRenderer<'a> {
                 samples: spec.samples,
                 max_bounces: s.max_bounces,
                 background: s.background,
+                environment,
                 seed: s.seed,
             };
             let t0 = Instant::now();

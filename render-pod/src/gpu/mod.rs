@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use wgpu::util::DeviceExt;
 
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::gpu::layout::PackedScene;
 use crate::scene::Camera;
@@ -52,9 +53,12 @@ pub struct GpuContext {
     module: wgpu::ShaderModule,
     pipeline_layout: wgpu::PipelineLayout,
     /// One per [`ShaderVariant`], compiled when a scene first needs it.
-    pipelines: [OnceLock<wgpu::ComputePipeline>; 4],
+    pipelines: [OnceLock<wgpu::ComputePipeline>; 8],
     scene_layout: wgpu::BindGroupLayout,
     tile_layout: wgpu::BindGroupLayout,
+    environment_layout: wgpu::BindGroupLayout,
+    /// Bound where a render has no environment map (the shader's code for one compiled out).
+    pub(crate) no_environment: wgpu::BindGroup,
     /// Current adaptive dispatch size (paths); see [`INITIAL_PATHS_PER_DISPATCH`].
     pub(crate) paths_per_dispatch: AtomicU64,
     /// Target seconds per submit.
@@ -75,11 +79,15 @@ pub struct ShaderVariant {
     pub extras: bool,
     /// `SCENE_TRANSMISSION`: a transmissive material.
     pub transmission: bool,
+    /// `SCENE_ENVIRONMENT`: an environment map instead of the constant background.
+    pub environment: bool,
 }
 
 impl ShaderVariant {
     fn slot(self) -> usize {
-        usize::from(self.extras) | (usize::from(self.transmission) << 1)
+        usize::from(self.extras)
+            | (usize::from(self.transmission) << 1)
+            | (usize::from(self.environment) << 2)
     }
 }
 
@@ -164,11 +172,25 @@ impl GpuContext {
             // Params (read-only storage, see trace.wgsl for why not a uniform), accumulator.
             entries: &[storage_entry(0, true), storage_entry(1, false)],
         });
+        let environment_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("environment"),
+                entries: &[storage_entry(0, true)],
+            });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("trace"),
-            bind_group_layouts: &[Some(&scene_layout), Some(&tile_layout)],
+            bind_group_layouts: &[
+                Some(&scene_layout),
+                Some(&tile_layout),
+                Some(&environment_layout),
+            ],
             immediate_size: 0,
         });
+        let no_environment = environment_bind_group(
+            &device,
+            &environment_layout,
+            &[0.0; crate::environment::HEADER_WORDS],
+        );
         if let Some(error) = scope.pop().await {
             return Err(Error::Gpu(format!("shader module or layouts: {error}")));
         }
@@ -192,6 +214,8 @@ impl GpuContext {
             pipelines: Default::default(),
             scene_layout,
             tile_layout,
+            environment_layout,
+            no_environment,
             paths_per_dispatch: AtomicU64::new(INITIAL_PATHS_PER_DISPATCH),
             dispatch_seconds,
             software,
@@ -226,6 +250,7 @@ impl GpuContext {
                     constants: &[
                         ("SCENE_EXTRAS", flag(variant.extras)),
                         ("SCENE_TRANSMISSION", flag(variant.transmission)),
+                        ("SCENE_ENVIRONMENT", flag(variant.environment)),
                     ],
                     ..Default::default()
                 },
@@ -238,11 +263,11 @@ impl GpuContext {
         Ok(())
     }
 
-    /// The pipeline that renders `scene` (compiled when it was uploaded).
-    pub(crate) fn pipeline_for(&self, scene: &GpuScene) -> Result<&wgpu::ComputePipeline> {
-        self.pipelines[scene.variant.slot()]
+    /// The pipeline of `variant` (compiled by [`Self::prepare`]).
+    pub(crate) fn pipeline(&self, variant: ShaderVariant) -> Result<&wgpu::ComputePipeline> {
+        self.pipelines[variant.slot()]
             .get()
-            .ok_or_else(|| Error::Gpu(format!("no pipeline for {:?}", scene.variant)))
+            .ok_or_else(|| Error::Gpu(format!("no pipeline for {variant:?}")))
     }
 
     /// The largest storage buffer this device can bind.
@@ -267,6 +292,51 @@ impl GpuContext {
     }
 }
 
+fn environment_bind_group(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    words: &[f32],
+) -> wgpu::BindGroup {
+    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("environment"),
+        contents: bytemuck::cast_slice(words),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("environment"),
+        layout,
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: buffer.as_entire_binding(),
+        }],
+    })
+}
+
+/// An environment map on the device.
+#[derive(Debug)]
+pub struct GpuEnvironment {
+    pub(crate) bind_group: wgpu::BindGroup,
+    pub bytes: u64,
+}
+
+impl GpuEnvironment {
+    /// Uploads `environment` after checking its size against the device's limits.
+    pub fn upload(ctx: &GpuContext, environment: &Environment) -> Result<Self> {
+        let bytes = (environment.packed_len() * 4) as u64;
+        let limit = ctx.max_storage_bytes();
+        if bytes > limit {
+            return Err(Error::SceneTooLarge {
+                what: "environment map",
+                bytes,
+                limit,
+            });
+        }
+        let bind_group =
+            environment_bind_group(&ctx.device, &ctx.environment_layout, &environment.pack());
+        Ok(GpuEnvironment { bind_group, bytes })
+    }
+}
+
 /// One scene on the device: its buffers, bind group and camera.
 #[derive(Debug)]
 pub struct GpuScene {
@@ -285,8 +355,8 @@ impl GpuScene {
         let variant = ShaderVariant {
             extras: packed.uses_extras(),
             transmission: packed.uses_transmission(),
+            environment: false,
         };
-        ctx.prepare(variant)?;
         let limit = ctx.max_storage_bytes();
         for (what, bytes) in packed.buffer_sizes() {
             if bytes > limit {

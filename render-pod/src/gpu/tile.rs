@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use tessera_shard::plan::{SampleRange, TileRect};
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuScene, cpu_samples_per_dispatch};
+use crate::gpu::{GpuContext, GpuEnvironment, GpuScene, ShaderVariant, cpu_samples_per_dispatch};
 
 /// What to render: a tile of a frame, a range of sample indexes.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +25,9 @@ pub struct TileParams<'a> {
     pub tile: TileRect,
     pub samples: SampleRange,
     pub max_bounces: u32,
+    /// What rays that leave the scene find: this constant radiance, unless `environment`.
     pub background: [f32; 3],
+    pub environment: Option<&'a GpuEnvironment>,
     pub seed: u64,
 }
 
@@ -234,6 +236,14 @@ fn render_band(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Tile> {
     let rect = params.tile;
+    let variant = ShaderVariant {
+        environment: params.environment.is_some(),
+        ..params.scene.variant
+    };
+    ctx.prepare(variant)?;
+    let environment = params
+        .environment
+        .map_or(&ctx.no_environment, |e| &e.bind_group);
     let stride = padded_row_pixels(rect.width);
     let accum_bytes = u64::from(stride) * u64::from(rect.height) * 16;
     let device = &ctx.device;
@@ -346,9 +356,10 @@ fn render_band(
                     label: Some("trace"),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(ctx.pipeline_for(params.scene)?);
+                pass.set_pipeline(ctx.pipeline(variant)?);
                 pass.set_bind_group(0, &params.scene.bind_group, &[]);
                 pass.set_bind_group(1, &bind_group, &[]);
+                pass.set_bind_group(2, environment, &[]);
                 pass.dispatch_workgroups(rect.width.div_ceil(8), d.rows.div_ceil(8), 1);
             }
             ctx.queue.submit([encoder.finish()]);

@@ -6,7 +6,9 @@
 //   Smith, Schlick Fresnel; mirror of src/bsdf.rs.
 // - "B bounces": vertices 0..B (0 = camera hit) sample lights (NEE) and the BSDF; the BSDF ray
 //   of vertex B only collects emission/background. Emission found by BSDF rays is MIS-weighted
-//   (power heuristic) against NEE; the constant background is found by BSDF rays only.
+//   (power heuristic) against NEE; the constant background is found by BSDF rays only. An
+//   environment map is a light like the others: sampled by NEE (src/environment.rs) and MIS
+//   weighted when a BSDF ray escapes to it.
 // - Randomness depends only on (seed, frame, pixel, sample): see path_seed / src/sampling.rs.
 // - No atomics: each invocation owns its pixel, so sums do not depend on scheduling.
 
@@ -106,6 +108,11 @@ override SCENE_TRANSMISSION: bool = true;
 // (≈ 14 ms and ≈ 2.3 MB kept each; docs/renderer.md, Profile); storage loads are not inlined.
 @group(1) @binding(0) var<storage, read> params: Params;
 @group(1) @binding(1) var<storage, read_write> accum: array<vec4f>;
+// The environment map (src/environment.rs Environment::pack): 8 header words (width, height,
+// cos and sin of the rotation, 1 when sampleable), RGB texels, the row CDF, the column CDFs.
+@group(2) @binding(0) var<storage, read> env: array<f32>;
+// False without an environment map: the constant background instead, its code compiled out.
+override SCENE_ENVIRONMENT: bool = true;
 
 const PI: f32 = 3.14159265358979;
 const INF: f32 = 3.0e38;
@@ -834,10 +841,16 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
     let u_pick = rand();
     let u1 = rand();
     let u2 = rand();
+    let env_share = environment_share();
+    if (u_pick < env_share) {
+        return sample_environment(sp, s, wo, frame, u1, u2, env_share);
+    }
     if (params.counts.x == 0u) {
         return vec3f(0.0);
     }
-    let light = lights[pick_light(u_pick)];
+    // The rest of the samples pick among the scene's lights.
+    let scene_share = 1.0 - env_share;
+    let light = lights[pick_light(min((u_pick - env_share) / scene_share, 0.99999994))];
     let origin = offset_point(sp.p, sp.ng);
     var wi: vec3f;
     var dist: f32;
@@ -872,14 +885,14 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
             return vec3f(0.0);
         }
         radiance = emission_of(m, vertex_data(at, b0, b1, b2));
-        light_pdf = light.select_pdf * dist2 / (area * cos_abs);
+        light_pdf = light.select_pdf * scene_share * dist2 / (area * cos_abs);
         is_delta = false;
         dist = dist * (1.0 - 1e-4);
     } else if (light.kind == 3u) {
         wi = -light.direction.xyz;
         dist = INF;
         radiance = light.intensity.xyz;
-        light_pdf = light.select_pdf;
+        light_pdf = light.select_pdf * scene_share;
     } else {
         let to_light = light.position.xyz - origin;
         let dist2 = dot(to_light, to_light);
@@ -897,7 +910,7 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
             let att = clamp((cd - cos_outer) * scale, 0.0, 1.0);
             radiance *= att * att;
         }
-        light_pdf = light.select_pdf;
+        light_pdf = light.select_pdf * scene_share;
     }
     if (dot(wi, sp.ng) <= 0.0 || max3(radiance) <= 0.0) {
         return vec3f(0.0);
@@ -915,6 +928,158 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
         weight = power_heuristic(light_pdf, bsdf_pdf(s, wo, wi_local));
     }
     return f * radiance * (weight / light_pdf);
+}
+
+// ---------------------------------------------------------------- environment (mirror of src/environment.rs)
+
+const ENV_HEADER: u32 = 8u;
+
+fn env_size() -> vec2u {
+    return vec2u(u32(env[0]), u32(env[1]));
+}
+
+// The share of next-event samples that go to the environment: all of them without other
+// lights, half with.
+fn environment_share() -> f32 {
+    if (!SCENE_ENVIRONMENT || env[4] == 0.0) {
+        return 0.0;
+    }
+    return select(0.5, 1.0, params.counts.x == 0u);
+}
+
+// Scene direction -> the image's frame (rotation undone) and back.
+fn env_to_image(d: vec3f) -> vec3f {
+    let c = env[2];
+    let s = env[3];
+    return vec3f(c * d.x - s * d.z, d.y, s * d.x + c * d.z);
+}
+
+fn env_to_scene(d: vec3f) -> vec3f {
+    let c = env[2];
+    let s = env[3];
+    return vec3f(c * d.x + s * d.z, d.y, -s * d.x + c * d.z);
+}
+
+fn env_uv(local: vec3f) -> vec2f {
+    let u = 0.5 + atan2(local.z, local.x) / (2.0 * PI);
+    return vec2f(u - floor(u), acos(clamp(local.y, -1.0, 1.0)) / PI);
+}
+
+fn env_texel(x: i32, y: i32, size: vec2u) -> vec3f {
+    let w = i32(size.x);
+    var xi = x % w;
+    if (xi < 0) {
+        xi += w;
+    }
+    let yi = clamp(y, 0, i32(size.y) - 1);
+    let k = ENV_HEADER + 3u * (u32(yi) * size.x + u32(xi));
+    return vec3f(env[k], env[k + 1u], env[k + 2u]);
+}
+
+// Bilinear radiance along the unit direction d.
+fn env_radiance(d: vec3f) -> vec3f {
+    let size = env_size();
+    let p = env_uv(env_to_image(d)) * vec2f(size) - 0.5;
+    let f = fract(p);
+    let x = i32(floor(p.x));
+    let y = i32(floor(p.y));
+    let top = mix(env_texel(x, y, size), env_texel(x + 1, y, size), f.x);
+    let bottom = mix(env_texel(x, y + 1, size), env_texel(x + 1, y + 1, size), f.x);
+    return mix(top, bottom, f.y);
+}
+
+// Probability of texel (i, j) from the row and column CDFs.
+fn env_probability(i: u32, j: u32, size: vec2u) -> f32 {
+    let marginal = ENV_HEADER + 3u * size.x * size.y;
+    let conditional = marginal + size.y;
+    let row = env[marginal + j] - select(0.0, env[marginal + j - 1u], j > 0u);
+    let k = conditional + j * size.x + i;
+    let column = env[k] - select(0.0, env[k - 1u], i > 0u);
+    return row * column;
+}
+
+// Solid-angle density of env_sample at the unit direction d.
+fn env_pdf(d: vec3f) -> f32 {
+    let local = env_to_image(d);
+    let sin_theta = sqrt(max(0.0, 1.0 - local.y * local.y));
+    if (env[4] == 0.0 || sin_theta <= 0.0) {
+        return 0.0;
+    }
+    let size = env_size();
+    let uv = env_uv(local);
+    let i = min(u32(uv.x * f32(size.x)), size.x - 1u);
+    let j = min(u32(uv.y * f32(size.y)), size.y - 1u);
+    return env_probability(i, j, size) * f32(size.x) * f32(size.y) / (2.0 * PI * PI * sin_theta);
+}
+
+// First index in env[first .. first + n) whose inclusive CDF exceeds u (in xy: the index and
+// u's place within its bin).
+fn env_invert(first: u32, n: u32, u: f32) -> vec2f {
+    var lo = 0u;
+    var hi = n - 1u;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (env[first + mid] <= u) {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
+        }
+    }
+    let below = select(0.0, env[first + lo - 1u], lo > 0u);
+    let width = env[first + lo] - below;
+    let within = select(0.5, clamp((u - below) / width, 0.0, 1.0), width > 0.0);
+    return vec2f(f32(lo), within);
+}
+
+// A direction drawn from the environment's distribution, w: its density (0: none).
+fn env_sample(u1: f32, u2: f32) -> vec4f {
+    let size = env_size();
+    let marginal = ENV_HEADER + 3u * size.x * size.y;
+    let row = env_invert(marginal, size.y, u1);
+    let j = u32(row.x);
+    let column = env_invert(marginal + size.y + j * size.x, size.x, u2);
+    let uv = vec2f((column.x + column.y) / f32(size.x), (row.x + row.y) / f32(size.y));
+    let phi = 2.0 * PI * (uv.x - 0.5);
+    let theta = PI * uv.y;
+    let local = vec3f(sin(theta) * cos(phi), cos(theta), sin(theta) * sin(phi));
+    let d = env_to_scene(local);
+    return vec4f(d, env_pdf(d));
+}
+
+// Next-event estimation toward the environment, MIS against the BSDF.
+fn sample_environment(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f, u1: f32, u2: f32,
+                      share: f32) -> vec3f {
+    let e = env_sample(u1, u2);
+    let wi = e.xyz;
+    if (e.w <= 0.0 || dot(wi, sp.ng) <= 0.0) {
+        return vec3f(0.0);
+    }
+    let wi_local = wi * frame;
+    let f = bsdf_eval(s, wo, wi_local) * wi_local.z;
+    if (max3(f) <= 0.0) {
+        return vec3f(0.0);
+    }
+    let origin = offset_point(sp.p, sp.ng);
+    if (trace(origin, wi, INF, true).tri != NO_HIT) {
+        return vec3f(0.0);
+    }
+    let light_pdf = e.w * share;
+    let weight = power_heuristic(light_pdf, bsdf_pdf(s, wo, wi_local));
+    return f * env_radiance(wi) * (weight / light_pdf);
+}
+
+// What a ray that leaves the scene along d finds; bsdf_pdf: the density its direction was
+// sampled with (0: a camera or transmitted ray, counted in full).
+fn escaped(d: vec3f, bsdf_pdf: f32) -> vec3f {
+    if (!SCENE_ENVIRONMENT) {
+        return params.background.xyz;
+    }
+    let share = environment_share();
+    var weight = 1.0;
+    if (bsdf_pdf > 0.0 && share > 0.0) {
+        weight = power_heuristic(bsdf_pdf, env_pdf(d) * share);
+    }
+    return env_radiance(d) * weight;
 }
 
 fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
@@ -942,7 +1107,7 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
             throughput *= exp(-medium * hit.t); // Beer–Lambert; nothing escapes an absorbing medium
         }
         if (hit.tri == NO_HIT) {
-            radiance += throughput * params.background.xyz;
+            radiance += throughput * escaped(d, prev_pdf);
             break;
         }
         let sp = shade_point(o, d, hit);
@@ -956,7 +1121,7 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
                     let c = cross(tp.e1.xyz, tp.e2.xyz);
                     let area = 0.5 * length(c);
                     let cos_l = abs(dot(normalize(c), d));
-                    let select_pdf = tri_attr[hit.tri].v.w;
+                    let select_pdf = tri_attr[hit.tri].v.w * (1.0 - environment_share());
                     if (cos_l > 1e-7 && area > 0.0 && select_pdf > 0.0) {
                         let light_pdf = select_pdf * hit.t * hit.t / (area * cos_l);
                         weight = power_heuristic(prev_pdf, light_pdf);

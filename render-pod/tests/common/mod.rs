@@ -6,7 +6,7 @@ use tessera_shard::SceneLimits;
 
 use render_pod::gltf_scene::GltfAsset;
 use render_pod::gpu::tile::{DispatchSize, Tile, TileParams, render_in_dispatches};
-use render_pod::gpu::{GpuContext, GpuScene, layout};
+use render_pod::gpu::{GpuContext, GpuEnvironment, GpuScene, layout};
 use render_pod::math::{Vec3, vec3};
 use render_pod::scene::{Camera, Material, Scene, Triangle};
 use tessera_shard::plan::{SampleRange, TileRect};
@@ -49,6 +49,7 @@ pub struct Job<'a> {
     pub height: u32,
     pub max_bounces: u32,
     pub background: [f32; 3],
+    pub environment: Option<&'a GpuEnvironment>,
     pub seed: u64,
     pub frame: i64,
 }
@@ -64,6 +65,7 @@ impl Job<'_> {
             samples,
             max_bounces: self.max_bounces,
             background: self.background,
+            environment: self.environment,
             seed: self.seed,
         };
         render_in_dispatches(
@@ -112,6 +114,7 @@ pub fn render_whole(
         height,
         max_bounces,
         background: [background; 3],
+        environment: None,
         seed,
         frame: 0,
     };

@@ -12,6 +12,11 @@ bench/render/cycles_reference.py; the test is in render-pod/tests/gltf_features.
 
 glass.gltf — a smooth and a rough (0.35) glass sphere, IOR 1.5, refracting into a volume,
 in front of a checker backdrop, under a white background (reference glass_160x120.*).
+
+environment.gltf + sky.hdr — a white diffuse, a rough gold metal and a glossy blue plastic
+sphere on a grey ground, lit only by sky.hdr (128x64 Radiance RGBE: a blue sky, a brown ground
+below the horizon and a small sun 300 times as bright as the sky, off to the camera's right),
+which is also what the camera sees above the horizon (reference environment_160x120.*).
 """
 
 import base64
@@ -208,9 +213,102 @@ def glass_scene():
     }
 
 
+def rgbe(r, g, b):
+    """One Radiance RGBE pixel: a shared exponent, 8-bit mantissas."""
+    v = max(r, g, b)
+    if v < 1e-32:
+        return bytes(4)
+    mantissa, exponent = math.frexp(v)
+    scale = mantissa * 256.0 / v
+    return bytes([int(r * scale), int(g * scale), int(b * scale), exponent + 128])
+
+
+def sky_hdr(width=128, height=64):
+    """sky.hdr: rows top down, u = 0.5 + atan2(z, x) / 2pi, v = acos(y) / pi (glTF axes)."""
+    sun_u, sun_v = 0.6, 0.3  # toward +x and +z (the camera's side), 36 degrees up
+    rows = []
+    for j in range(height):
+        v = (j + 0.5) / height
+        for i in range(width):
+            u = (i + 0.5) / width
+            if v < 0.5:
+                t = v / 0.5  # 0 at the zenith, 1 at the horizon
+                pixel = (0.25 + 0.45 * t, 0.4 + 0.4 * t, 0.9 + 0.1 * t)
+            else:
+                pixel = (0.18, 0.12, 0.07)
+            if abs(u - sun_u) * width < 1.5 and abs(v - sun_v) * height < 1.5:
+                pixel = (300.0, 280.0, 240.0)
+            rows.append(rgbe(*pixel))
+    header = f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {height} +X {width}\n".encode()
+    return header + b"".join(rows)
+
+
+def environment_scene():
+    """environment.gltf: three spheres on a ground quad, no lights (sky.hdr lights it)."""
+    blob = Blob()
+    add = blob.add
+    r = 0.4
+    positions, normals, triangles = uv_sphere(r)
+    sphere = {
+        "POSITION": add(pack("3f", positions), {"componentType": 5126, "count": len(positions),
+                        "type": "VEC3", "min": [-r, -r, -r], "max": [r, r, r]}),
+        "NORMAL": add(pack("3f", normals), {"componentType": 5126, "count": len(normals),
+                      "type": "VEC3"}),
+    }
+    sphere_indices = add(pack("3H", triangles), {"componentType": 5123,
+                         "count": 3 * len(triangles), "type": "SCALAR"})
+    corners = [(-4.0, 0.0, 4.0), (4.0, 0.0, 4.0), (4.0, 0.0, -4.0), (-4.0, 0.0, -4.0)]
+    ground = {
+        "POSITION": add(pack("3f", corners), {"componentType": 5126, "count": 4, "type": "VEC3",
+                        "min": [-4.0, 0.0, -4.0], "max": [4.0, 0.0, 4.0]}),
+        "NORMAL": add(pack("3f", [(0.0, 1.0, 0.0)] * 4), {"componentType": 5126, "count": 4,
+                      "type": "VEC3"}),
+    }
+    quad = add(bytes([0, 1, 2, 0, 2, 3]), {"componentType": 5121, "count": 6, "type": "SCALAR"})
+
+    def material(name, colour, metallic, roughness):
+        return {"name": name, "pbrMetallicRoughness": {
+            "baseColorFactor": colour + [1], "metallicFactor": metallic,
+            "roughnessFactor": roughness}}
+
+    # The camera 1.1 m up, looking 12 degrees down at the spheres (a rotation about x).
+    angle = math.radians(-12.0)
+    tilt = [math.sin(angle / 2), 0.0, 0.0, math.cos(angle / 2)]
+    return {
+        "asset": {"version": "2.0", "generator": "render-pod/tests/scenes/make_feature_scenes.py"},
+        "scene": 0,
+        "scenes": [{"nodes": [0, 1, 2, 3, 4]}],
+        "nodes": [
+            {"name": "white", "mesh": 0, "translation": [-0.9, r, 0.0]},
+            {"name": "gold", "mesh": 1, "translation": [0.0, r, -0.3]},
+            {"name": "blue", "mesh": 2, "translation": [0.9, r, 0.0]},
+            {"name": "ground", "mesh": 3},
+            {"name": "camera", "camera": 0, "translation": [0.0, 1.1, 3.4], "rotation": tilt},
+        ],
+        "cameras": [{"name": "camera", "type": "perspective",
+                     "perspective": {"yfov": 0.6, "znear": 0.05, "aspectRatio": 160 / 120}}],
+        "meshes": [
+            {"name": name, "primitives": [{"attributes": sphere, "indices": sphere_indices,
+                                           "material": k}]}
+            for k, name in enumerate(["white", "gold", "blue"])
+        ] + [{"name": "ground", "primitives": [{"attributes": ground, "indices": quad,
+                                                "material": 3}]}],
+        "materials": [
+            material("white", [0.8, 0.8, 0.8], 0.0, 1.0),
+            material("gold", [1.0, 0.78, 0.34], 1.0, 0.3),
+            material("blue", [0.1, 0.2, 0.7], 0.0, 0.15),
+            material("ground", [0.5, 0.5, 0.5], 0.0, 1.0),
+        ],
+        **blob.fields(),
+    }
+
+
 def main():
+    with open(os.path.join(HERE, "sky.hdr"), "wb") as f:
+        f.write(sky_hdr())
     for name, scene in [("uv_sets_and_vertex_colours.gltf", uv_colour_scene()),
-                        ("glass.gltf", glass_scene())]:
+                        ("glass.gltf", glass_scene()),
+                        ("environment.gltf", environment_scene())]:
         path = os.path.join(HERE, name)
         with open(path, "w") as f:
             json.dump(scene, f, indent=1)
