@@ -714,6 +714,26 @@ fn invalid_manifests_are_refused(env: &mut Env) -> Pin<Box<dyn Future<Output = O
                 "spec.output.secretName",
             ),
             (json!({"pool": "GPU pool"}), "spec.pool"),
+            (
+                json!({"environment": {"url": "s3://b/sky.hdr"}, "background": [1.0, 1.0, 1.0]}),
+                "spec.background and spec.environment are exclusive",
+            ),
+            (
+                json!({"environment": {"url": "s3://b/lib/../team-b/sky.hdr"}}),
+                "spec.environment.url must not contain `.` or `..` path segments",
+            ),
+            (
+                json!({"environment": {"url": "http://example.com/sky.hdr"}}),
+                "spec.environment.url",
+            ),
+            (
+                json!({"environment": {"url": "s3://b/sky.hdr", "strength": -1.0}}),
+                "spec.environment.strength",
+            ),
+            (
+                json!({"environment": {"url": "s3://b/sky.hdr", "rotationDegrees": 720.0}}),
+                "spec.environment.rotationDegrees",
+            ),
         ];
         let count = cases.len();
         for (change, expected) in cases {
@@ -1484,7 +1504,14 @@ fn real_job_spec(frames: &str, tiles: u32) -> serde_json::Value {
 
 /// `render-pod local` of the same scene and settings, whole frames, as the reference.
 fn whole_frame_render(env: &Env, frames: &str) -> Result<PathBuf, String> {
-    let out = env.dir.join(format!("whole-{frames}"));
+    whole_frame_render_with(env, frames, &[])
+}
+
+/// [`whole_frame_render`] with more `render-pod local` arguments.
+fn whole_frame_render_with(env: &Env, frames: &str, more: &[&str]) -> Result<PathBuf, String> {
+    let out = env
+        .dir
+        .join(format!("whole-{frames}{}", more.join("").replace('/', "_")));
     if out.join("frame_0001.exr").exists() {
         return Ok(out);
     }
@@ -1505,6 +1532,7 @@ fn whole_frame_render(env: &Env, frames: &str) -> Result<PathBuf, String> {
             "--scene",
         ])
         .arg(&scene)
+        .args(more)
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -1572,6 +1600,55 @@ fn real_frames_are_bit_identical_to_a_whole_frame_render(
         );
         let log = std::fs::read_to_string(shard.join("log.txt")).map_err(|e| e.to_string())?;
         ensure!(log.contains("shard done"), "log tail: {log}");
+        Ok(())
+    })
+}
+
+fn an_environment_map_lights_the_render_pods_frames(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("sky").await?;
+        // In a shared library of the pool, as a studio's HDRI collection would be.
+        let sky = env.dir.join("scenes/sky.hdr");
+        std::fs::copy(repo_root().join("render-pod/tests/scenes/sky.hdr"), &sky)
+            .map_err(|e| e.to_string())?;
+        let mut spec = real_job_spec("1", 2);
+        spec["environment"] = json!({"url": format!("file://{}", sky.display()),
+            "strength": 0.5, "rotationDegrees": 30});
+        env.kubectl_apply(
+            &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "lit", "namespace": "sky"}, "spec": spec}),
+        )?;
+        env.wait_condition("sky", "lit", "Complete", Duration::from_secs(300))
+            .await?;
+        let sky_arg = sky.display().to_string();
+        let whole = whole_frame_render_with(
+            env,
+            "1",
+            &[
+                "--environment",
+                &sky_arg,
+                "--environment-strength",
+                "0.5",
+                "--environment-rotation",
+                "30",
+            ],
+        )?;
+        let merged = merged_frame(env, "sky", "lit", 1);
+        let reference = whole.join("frame_0001.exr");
+        ensure!(
+            same_bytes(&merged, &reference)?,
+            "{} differs from the whole-frame render {}",
+            merged.display(),
+            reference.display()
+        );
+        // And the map made a difference: the same job without it is another picture.
+        let unlit = whole_frame_render(env, "1")?.join("frame_0001.exr");
+        ensure!(
+            !same_bytes(&merged, &unlit)?,
+            "the frame is the same without the environment map"
+        );
         Ok(())
     })
 }
@@ -2409,6 +2486,10 @@ fn main() -> std::process::ExitCode {
             (
                 "real frames are bit-identical to a whole-frame render",
                 real_frames_are_bit_identical_to_a_whole_frame_render,
+            ),
+            (
+                "an environment map lights the render pods' frames as it lights a local render",
+                an_environment_map_lights_the_render_pods_frames,
             ),
             (
                 "a corrupted shard object is rendered again before the merge",

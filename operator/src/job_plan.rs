@@ -1,6 +1,6 @@
 //! From a RenderJob's spec to its shard plan and the settings every pod shares.
 
-use tessera_shard::contract::{ImageFormat, RenderSettings};
+use tessera_shard::contract::{EnvironmentSettings, ImageFormat, RenderSettings};
 use tessera_shard::{FrameList, PlanInput, SceneLimits, ShardPlan};
 
 use crate::api::{
@@ -35,6 +35,9 @@ pub enum SpecError {
     /// credentials.
     #[error("spec.scene.url: {0}")]
     SceneOutsideNamespace(String),
+    /// An environment map outside what the job may read, as for the scene.
+    #[error("spec.environment.url: {0}")]
+    EnvironmentOutsideNamespace(String),
     /// The pool's storage cannot be used safely; fixing the RenderPool fixes the job.
     #[error("RenderPool {pool}: {message}")]
     PoolStorage { pool: String, message: String },
@@ -55,6 +58,7 @@ impl SpecError {
             SpecError::InvalidUrl { .. } => "InvalidURL",
             SpecError::OutputOutsideNamespace(_) => "OutputOutsideNamespace",
             SpecError::SceneOutsideNamespace(_) => "SceneOutsideNamespace",
+            SpecError::EnvironmentOutsideNamespace(_) => "EnvironmentOutsideNamespace",
             SpecError::PoolStorage { .. } => "InvalidPoolStorage",
             SpecError::PriorityAboveLimit(_) => "PriorityAboveLimit",
         }
@@ -79,9 +83,14 @@ pub fn plan(spec: &RenderJobSpec) -> Result<ShardPlan, SpecError> {
 /// Where a ConfigMap scene is mounted in pods.
 pub const SCENE_MOUNT: &str = "/scene";
 
-/// The settings shared by every shard and the merge: `scene` is the URL pods read (from
-/// [`confine`]), the scene budgets are the pool's.
-pub fn render_settings(spec: &RenderJobSpec, pool: &RenderPool, scene: String) -> RenderSettings {
+/// The settings shared by every shard and the merge: `scene` and `environment` are the URLs
+/// pods read (from [`confine`]), the scene budgets are the pool's.
+pub fn render_settings(
+    spec: &RenderJobSpec,
+    pool: &RenderPool,
+    scene: String,
+    environment: Option<String>,
+) -> RenderSettings {
     let background = match spec.background.as_deref() {
         Some([r, g, b]) => [*r, *g, *b],
         _ => [0.0; 3],
@@ -94,6 +103,13 @@ pub fn render_settings(spec: &RenderJobSpec, pool: &RenderPool, scene: String) -
         samples_per_pixel: spec.samples_per_pixel,
         max_bounces: spec.max_bounces,
         background,
+        environment: spec.environment.as_ref().zip(environment).map(|(e, url)| {
+            EnvironmentSettings {
+                url,
+                strength: e.strength,
+                rotation_degrees: e.rotation_degrees,
+            }
+        }),
         seed: spec.seed,
         limits: scene_limits(pool),
     }
@@ -115,6 +131,8 @@ pub struct JobStorage {
     pub output: String,
     /// The scene URL as pods read it.
     pub scene: String,
+    /// The environment map's URL, when the job has one.
+    pub environment: Option<String>,
     /// The Secret whose keys become the pods' environment: the job's, else the pool's.
     pub secret: Option<String>,
     /// Whether the job brings credentials of its own (a Secret other than the pool's).
@@ -240,37 +258,48 @@ pub fn confine(job: &RenderJob, pool: &RenderPool) -> Result<JobStorage, SpecErr
         }
     };
 
+    // What the job reads (its scene, its environment map): under the namespace's area or a
+    // shared library, unless it brings credentials of its own.
+    let readable = |url: &StorageUrl| {
+        (own_credentials && !url.is_file())
+            || area
+                .as_ref()
+                .is_some_and(|area| url.is_strictly_under(area))
+            || shared.iter().any(|prefix| url.is_strictly_under(prefix))
+    };
+    let not_readable = |url: &StorageUrl, what: &str| {
+        let libraries = if shared.is_empty() {
+            format!(
+                "a shared library (RenderPool {pool_name} lists none in spec.storage.sharedReadPrefixes)"
+            )
+        } else {
+            format!(
+                "RenderPool {pool_name}'s shared libraries {}",
+                shared
+                    .iter()
+                    .map(|p| format!("{p}/"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let why = if url.is_file() {
+            format!("file:// {what}s always must, since pods reach files through the pool's volume")
+        } else {
+            format!(
+                "with the pool's credentials a job reads only these; copy the {what} there, or name a Secret of your own in spec.output.secretName"
+            )
+        };
+        format!(
+            "{url} is neither under {} nor under {libraries}: {why}",
+            area_text(&area)
+        )
+    };
     let scene = match (&job.spec.scene.url, &job.spec.scene.config_map) {
         (Some(url), None) => {
             let url = parse_url("spec.scene.url", url)?;
-            let allowed = (own_credentials && !url.is_file())
-                || area
-                    .as_ref()
-                    .is_some_and(|area| url.is_strictly_under(area))
-                || shared.iter().any(|prefix| url.is_strictly_under(prefix));
-            if !allowed {
-                let libraries = if shared.is_empty() {
-                    format!(
-                        "a shared library (RenderPool {pool_name} lists none in spec.storage.sharedReadPrefixes)"
-                    )
-                } else {
-                    format!(
-                        "RenderPool {pool_name}'s shared libraries {}",
-                        shared
-                            .iter()
-                            .map(|p| format!("{p}/"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
-                let why = if url.is_file() {
-                    "file:// scenes always must, since pods reach files through the pool's volume"
-                } else {
-                    "with the pool's credentials a job reads only these; copy the scene there, or name a Secret of your own in spec.output.secretName"
-                };
-                return Err(SpecError::SceneOutsideNamespace(format!(
-                    "{url} is neither under {} nor under {libraries}: {why}",
-                    area_text(&area)
+            if !readable(&url) {
+                return Err(SpecError::SceneOutsideNamespace(not_readable(
+                    &url, "scene",
                 )));
             }
             url.to_string()
@@ -282,9 +311,23 @@ pub fn confine(job: &RenderJob, pool: &RenderPool) -> Result<JobStorage, SpecErr
             ));
         }
     };
+    let environment = match &job.spec.environment {
+        Some(environment) => {
+            let url = parse_url("spec.environment.url", &environment.url)?;
+            if !readable(&url) {
+                return Err(SpecError::EnvironmentOutsideNamespace(not_readable(
+                    &url,
+                    "environment map",
+                )));
+            }
+            Some(url.to_string())
+        }
+        None => None,
+    };
     Ok(JobStorage {
         output: output.to_string(),
         scene,
+        environment,
         secret,
         own_credentials,
         ambient_credentials: storage.is_some_and(|s| s.ambient_credentials),
@@ -386,6 +429,59 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.reason(), "OutputOutsideNamespace");
+    }
+
+    #[test]
+    fn an_environment_map_is_read_where_a_scene_may_be_and_reaches_the_settings() {
+        let job = job(
+            "lighting",
+            "shot010",
+            json!({"environment": {"url": "s3://assets/library/hdri/sky.exr", "strength": 2.5,
+                "rotationDegrees": -30.0}}),
+        );
+        let storage = confine(&job, &s3_pool()).unwrap();
+        assert_eq!(
+            storage.environment.as_deref(),
+            Some("s3://assets/library/hdri/sky.exr")
+        );
+        let settings = render_settings(&job.spec, &s3_pool(), storage.scene, storage.environment);
+        let environment = settings.environment.unwrap();
+        assert_eq!(environment.url, "s3://assets/library/hdri/sky.exr");
+        assert_eq!(
+            (environment.strength, environment.rotation_degrees),
+            (2.5, -30.0)
+        );
+        assert!(confined(json!({})).unwrap().environment.is_none());
+        for url in [
+            "s3://renders/tessera/comp/sky.hdr",
+            "file:///elsewhere/sky.hdr",
+            "s3://other-bucket/sky.hdr",
+        ] {
+            let error = confined(json!({"environment": {"url": url}})).unwrap_err();
+            assert_eq!(error.reason(), "EnvironmentOutsideNamespace", "{url}");
+            let message = error.to_string();
+            assert!(
+                message.starts_with("spec.environment.url: ")
+                    && message.contains("environment map"),
+                "{message}"
+            );
+        }
+        // With a Secret of its own a job reads any object store, never files elsewhere.
+        let own = json!({"output": {"url": "s3://deliveries/x", "secretName": "mine"}});
+        let mut spec = own.clone();
+        spec["environment"] = json!({"url": "gs://vendor/sky.hdr"});
+        assert!(confined(spec.clone()).is_ok());
+        spec["environment"] = json!({"url": "file:///elsewhere/sky.hdr"});
+        assert_eq!(
+            confined(spec).unwrap_err().reason(),
+            "EnvironmentOutsideNamespace"
+        );
+        let error = confined(json!({"environment": {"url": "s3://renders/tessera/lighting/a?b"}}))
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("spec.environment.url"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -571,7 +667,7 @@ mod tests {
         let job = job("lighting", "shot010", json!({}));
         let storage = confine(&job, &pool).unwrap();
         assert!(storage.ambient_credentials);
-        let settings = render_settings(&job.spec, &pool, storage.scene);
+        let settings = render_settings(&job.spec, &pool, storage.scene, storage.environment);
         assert_eq!(settings.limits.max_triangles, 5);
         assert_eq!(settings.limits.max_nodes, SceneLimits::DEFAULT.max_nodes);
         pool.spec.scene_limits = None;

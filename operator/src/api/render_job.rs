@@ -38,6 +38,7 @@ pub const FRAMES_PATTERN: &str =
     validation = Rule::new("self.sharding.tiles.columns <= self.resolution.width").message("spec.sharding.tiles.columns must not exceed spec.resolution.width"),
     validation = Rule::new("self.sharding.tiles.rows <= self.resolution.height").message("spec.sharding.tiles.rows must not exceed spec.resolution.height"),
     validation = Rule::new("self.sharding.sampleSplits <= self.samplesPerPixel").message("spec.sharding.sampleSplits must not exceed spec.samplesPerPixel"),
+    validation = Rule::new("!has(self.environment) || !has(self.background)").message("spec.background and spec.environment are exclusive: the environment map replaces the constant background"),
     validation = Rule::new("!has(oldSelf.rerender) || (has(self.rerender) && self.rerender.generation >= oldSelf.rerender.generation)").message("spec.rerender.generation may only grow, and spec.rerender cannot be removed once set"),
     validation = Rule::new("!has(self.retry) || !has(self.retry.maxBackoffSeconds) || !has(self.retry.backoffSeconds) || self.retry.backoffSeconds <= self.retry.maxBackoffSeconds").message("spec.retry.backoffSeconds must not exceed spec.retry.maxBackoffSeconds")
 )]
@@ -82,10 +83,15 @@ pub struct RenderJobSpec {
     pub max_bounces: u32,
 
     /// Constant environment radiance, linear RGB, each component between 0 and 1,000,000.
-    /// Default black.
+    /// Default black. Not with `environment`, which replaces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 3), inner(range(min = 0.0, max = 1000000.0)))]
     pub background: Option<Vec<f32>>,
+
+    /// An equirectangular environment map (HDRI) that lights the scene from every direction
+    /// and is seen behind it, instead of the constant `background`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentSpec>,
 
     /// Seed of the random sequences; the same seed gives the same pixels.
     #[serde(default)]
@@ -148,6 +154,43 @@ pub struct RenderJobSpec {
     /// so may the scene, to render a fixed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerender: Option<Rerender>,
+}
+
+/// An environment map: an equirectangular image in latitude-longitude layout, +Y (glTF's up)
+/// at the top row, the image's centre column looking along +X (as Blender's Environment
+/// Texture maps it on an imported glTF scene).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    /// Storage URL of the image, a Radiance `.hdr` or an OpenEXR file: the same schemes and
+    /// the same confinement as `spec.scene.url` (under the pool's `<storage>/<namespace>/` or
+    /// a shared library, unless the job names a Secret of its own). Its size counts against
+    /// the pool's scene limits (`maxSceneBytes`, `maxImagePixels`, `maxTextureBytes`).
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(
+            pattern = r"^(file:///|(s3|s3a|gs|az|azure|adl|abfs|abfss|https)://[a-z0-9])[^\s?#\\]*$"
+        )
+    )]
+    #[x_kube(
+        validation = Rule::new(NO_DOT_SEGMENTS).message("spec.environment.url must not contain `.` or `..` path segments (also percent-encoded)"),
+        validation = Rule::new(NO_EMPTY_SEGMENTS).message("spec.environment.url must not contain empty path segments (`//`)")
+    )]
+    pub url: String,
+
+    /// Multiplies the image's radiance. Default 1.
+    #[serde(default = "unit_strength")]
+    #[schemars(range(min = 0.0, max = 1000000.0))]
+    pub strength: f32,
+
+    /// Turns the environment about the up axis, counter-clockwise seen from above.
+    #[serde(default)]
+    #[schemars(range(min = -360.0, max = 360.0))]
+    pub rotation_degrees: f32,
+}
+
+fn unit_strength() -> f32 {
+    1.0
 }
 
 /// Frame merging while rendering.

@@ -32,6 +32,7 @@ pub fn shard_spec_for(job: &RenderJob, shard: u32, attempt: u32) -> ShardSpec {
             &job.spec,
             &pool_from_yaml(),
             "file:///data/scenes/cbox.gltf".into(),
+            None,
         ),
         frames: s.frames,
         tile: s.tile,

@@ -46,7 +46,12 @@ impl<'a> ValidJob<'a> {
             namespace,
             uid,
             plan,
-            settings: job_plan::render_settings(&job.spec, pool, storage.scene),
+            settings: job_plan::render_settings(
+                &job.spec,
+                pool,
+                storage.scene,
+                storage.environment,
+            ),
             output: storage.output,
             policy: job.spec.retry.clone().unwrap_or_default(),
             storage_secret: storage.secret,
