@@ -254,12 +254,37 @@ fn check_semantics(document: &gltf::Document) -> Result<(), String> {
                     Semantic::Colors(_) => {
                         expect_type(&accessor, &at("COLOR"), &[Vec3, Vec4], &[F32, U8, U16])?
                     }
+                    Semantic::Joints(_) => {
+                        expect_type(&accessor, &at("JOINTS"), &[Vec4], &[U8, U16])?
+                    }
+                    Semantic::Weights(_) => {
+                        expect_type(&accessor, &at("WEIGHTS"), &[Vec4], &[F32, U8, U16])?
+                    }
                     _ => {}
+                }
+            }
+            for (t, target) in prim.morph_targets().enumerate() {
+                let deltas = [
+                    ("POSITION", target.positions()),
+                    ("NORMAL", target.normals()),
+                    ("TANGENT", target.tangents()),
+                ];
+                for (what, accessor) in deltas {
+                    if let Some(accessor) = accessor {
+                        let what = at(&format!("morph target {t} {what}"));
+                        expect_type(&accessor, &what, &[Vec3], &[F32])?;
+                    }
                 }
             }
             if let Some(indices) = prim.indices() {
                 expect_type(&indices, &at("indices"), &[Scalar], &[U8, U16, U32])?;
             }
+        }
+    }
+    for skin in document.skins() {
+        if let Some(matrices) = skin.inverse_bind_matrices() {
+            let what = format!("skin {} inverseBindMatrices", skin.index());
+            expect_type(&matrices, &what, &[Mat4], &[F32])?;
         }
     }
     for animation in document.animations() {
@@ -384,6 +409,8 @@ fn mesh_cost(
         for prim in mesh.primitives() {
             let vertices = prim.get(&Semantic::Positions).map_or(0, |a| a.count()) as u64;
             let corners = prim.indices().map_or(vertices, |a| a.count() as u64);
+            // Each morph target is read over the vertices again.
+            let vertices = vertices.saturating_mul(1 + prim.morph_targets().len() as u64);
             let triangles = match prim.mode() {
                 Mode::Triangles => corners / 3,
                 Mode::TriangleStrip | Mode::TriangleFan => corners.saturating_sub(2),

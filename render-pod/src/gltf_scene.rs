@@ -1,9 +1,9 @@
 //! glTF 2.0 → [`Scene`]: `.gltf` (embedded or external buffers/images) and `.glb`.
 //!
 //! Parsing and decoding happen once ([`GltfAsset::parse`]); [`GltfAsset::scene_at`] then walks
-//! the node hierarchy at a point in time (glTF animations of translation/rotation/scale are
-//! sampled there; morph targets and skins are not supported) and flattens every triangle into
-//! world space. External URIs are fetched through a resolver, so they work for any store.
+//! the node hierarchy at a point in time (glTF animations of translation, rotation, scale and
+//! morph target weights are sampled there; skins and morph targets deform meshes, [`deform`])
+//! and flattens every triangle into world space. External URIs are fetched through a resolver, so they work for any store.
 //!
 //! Supported: triangles, triangle strips and fans, indexed or not; `TEXCOORD_0` and
 //! `TEXCOORD_1`; `COLOR_0`; perspective cameras; metallic-roughness materials with base-colour,
@@ -23,7 +23,7 @@ use crate::math::{Mat4, Vec3, vec3};
 use crate::scene::{
     Alpha, Camera, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform, Wrap,
 };
-use crate::{gltf_check, gltf_support};
+use crate::{deform, gltf_check, gltf_support};
 
 /// Frames per second used to turn a frame number into an animation time (`t = frame / 24`).
 pub const FRAMES_PER_SECOND: f64 = 24.0;
@@ -291,7 +291,8 @@ impl GltfAsset {
             .default_scene()
             .or_else(|| self.document.scenes().next())
             .ok_or_else(|| self.bad("the file has no scene"))?;
-        let animated = self.animated_transforms(time as f32)?;
+        let animated = self.animate(time as f32)?;
+        let worlds = self.node_worlds(&animated);
         let mut out = Scene {
             triangles: Vec::new(),
             materials: self.materials(),
@@ -309,17 +310,32 @@ impl GltfAsset {
         let default_material = out.materials.len() as u32;
         out.materials.push(Material::default());
         let mut found_camera = false;
-        let mut stack: Vec<(gltf::Node, Mat4)> =
-            gltf_scene.nodes().map(|n| (n, Mat4::IDENTITY)).collect();
+        let mut stack: Vec<gltf::Node> = gltf_scene.nodes().collect();
         stack.reverse();
-        while let Some((node, parent)) = stack.pop() {
-            let local = match animated.get(node.index()).copied().flatten() {
-                Some((t, r, s)) => Mat4::from_trs(t, r, s),
-                None => Mat4(node.transform().matrix()),
-            };
-            let world = parent.mul(&local);
+        while let Some(node) = stack.pop() {
+            let world = worlds[node.index()];
             if let Some(mesh) = node.mesh() {
-                self.add_mesh(&mesh, &world, default_material, &mut out.triangles)?;
+                let skin = node
+                    .skin()
+                    .map(|skin| self.skin_joints(&skin, &worlds))
+                    .transpose()?;
+                // Animated weights, else the node's, else the mesh's defaults.
+                let weights = animated[node.index()]
+                    .weights
+                    .as_deref()
+                    .or(node.weights())
+                    .or(mesh.weights());
+                let deformation = Deformation {
+                    skin: skin.as_deref(),
+                    weights,
+                };
+                self.add_mesh(
+                    &mesh,
+                    &world,
+                    deformation,
+                    default_material,
+                    &mut out.triangles,
+                )?;
             }
             if let Some(cam) = node.camera() {
                 let name = cam.name().or(node.name()).unwrap_or("");
@@ -338,9 +354,7 @@ impl GltfAsset {
                 out.lights.push(punctual_light(&light, &world));
             }
             let children: Vec<_> = node.children().collect();
-            for child in children.into_iter().rev() {
-                stack.push((child, world));
-            }
+            stack.extend(children.into_iter().rev());
         }
         if !found_camera {
             return Err(match camera {
@@ -456,10 +470,69 @@ impl GltfAsset {
             .collect()
     }
 
+    /// World matrices of every node at the sampled time (the node graph is a forest:
+    /// `gltf_check`), whether or not the default scene shows it: joints may lie outside it.
+    fn node_worlds(&self, animated: &[NodeAnimation]) -> Vec<Mat4> {
+        let count = self.document.nodes().len();
+        let mut parent = vec![None; count];
+        for node in self.document.nodes() {
+            for child in node.children() {
+                parent[child.index()] = Some(node.index());
+            }
+        }
+        let local = |node: &gltf::Node| match animated[node.index()].trs {
+            Some((t, r, s)) => Mat4::from_trs(t, r, s),
+            None => Mat4(node.transform().matrix()),
+        };
+        let mut worlds: Vec<Option<Mat4>> = vec![None; count];
+        let nodes: Vec<gltf::Node> = self.document.nodes().collect();
+        for start in 0..count {
+            // Walk up to the nearest node already placed (or a root), then place the chain.
+            let mut chain = vec![start];
+            while let Some(p) = parent[*chain.last().unwrap_or(&start)] {
+                if worlds[p].is_some() {
+                    break;
+                }
+                chain.push(p);
+            }
+            for &n in chain.iter().rev() {
+                if worlds[n].is_some() {
+                    continue;
+                }
+                let above = parent[n].and_then(|p| worlds[p]).unwrap_or(Mat4::IDENTITY);
+                worlds[n] = Some(above.mul(&local(&nodes[n])));
+            }
+        }
+        worlds
+            .into_iter()
+            .map(|w| w.unwrap_or(Mat4::IDENTITY))
+            .collect()
+    }
+
+    /// The joint matrices of `skin` (`world(joint) · inverseBind`).
+    fn skin_joints(&self, skin: &gltf::Skin, worlds: &[Mat4]) -> Result<Vec<Mat4>> {
+        let joint_worlds: Vec<Mat4> = skin.joints().map(|j| worlds[j.index()]).collect();
+        let reader = skin.reader(|b| self.buffers.get(b.index()).map(|d| d.as_slice()));
+        let inverse_binds: Vec<Mat4> = match reader.read_inverse_bind_matrices() {
+            Some(matrices) => matrices.map(Mat4).collect(),
+            None => vec![Mat4::IDENTITY; joint_worlds.len()],
+        };
+        if inverse_binds.len() < joint_worlds.len() {
+            return Err(self.bad(format!(
+                "skin {}: {} inverse bind matrices for {} joints",
+                skin.index(),
+                inverse_binds.len(),
+                joint_worlds.len()
+            )));
+        }
+        Ok(deform::joint_matrices(&joint_worlds, &inverse_binds))
+    }
+
     fn add_mesh(
         &self,
         mesh: &gltf::Mesh,
         world: &Mat4,
+        deformation: Deformation,
         default_material: u32,
         out: &mut Vec<Triangle>,
     ) -> Result<()> {
@@ -474,7 +547,7 @@ impl GltfAsset {
                 continue;
             }
             let reader = prim.reader(|b| self.buffers.get(b.index()).map(|d| d.as_slice()));
-            let positions: Vec<Vec3> = reader
+            let mut positions: Vec<Vec3> = reader
                 .read_positions()
                 .ok_or_else(|| {
                     self.bad(format!(
@@ -482,17 +555,46 @@ impl GltfAsset {
                         mesh.name().unwrap_or("")
                     ))
                 })?
-                .map(|p| world.transform_point(Vec3::from_array(p)))
+                .map(Vec3::from_array)
                 .collect();
-            let normals: Option<Vec<Vec3>> = reader.read_normals().map(|it| {
-                it.map(|n| {
-                    world
-                        .transform_normal(Vec3::from_array(n))
+            let mut normals: Option<Vec<Vec3>> = reader
+                .read_normals()
+                .map(|it| it.map(Vec3::from_array).collect());
+            if let Some(weights) = deformation.weights {
+                let (mut position_deltas, mut normal_deltas) = (Vec::new(), Vec::new());
+                for (p, n, _) in reader.read_morph_targets() {
+                    let read = |it: Option<gltf::mesh::util::ReadPositions>| {
+                        it.map(|it| it.map(Vec3::from_array).collect())
+                            .unwrap_or_default()
+                    };
+                    position_deltas.push(read(p));
+                    normal_deltas.push(
+                        n.map(|it| it.map(Vec3::from_array).collect())
+                            .unwrap_or_default(),
+                    );
+                }
+                deform::morph(&mut positions, &position_deltas, weights);
+                if let Some(normals) = normals.as_mut() {
+                    deform::morph(normals, &normal_deltas, weights);
+                }
+            }
+            // Each vertex's matrix: the node's, or its skinning matrix.
+            let matrices: Vec<Mat4> = match deformation.skin {
+                Some(joints) => self.skinning_matrices(&prim, joints, positions.len())?,
+                None => Vec::new(),
+            };
+            let matrix = |i: usize| matrices.get(i).unwrap_or(world);
+            for (i, p) in positions.iter_mut().enumerate() {
+                *p = matrix(i).transform_point(*p);
+            }
+            if let Some(normals) = normals.as_mut() {
+                for (i, n) in normals.iter_mut().enumerate() {
+                    *n = matrix(i)
+                        .transform_normal(*n)
                         .try_normalize()
-                        .unwrap_or(Vec3::ZERO)
-                })
-                .collect()
-            });
+                        .unwrap_or(Vec3::ZERO);
+                }
+            }
             let uvs: Option<Vec<[f32; 2]>> =
                 reader.read_tex_coords(0).map(|t| t.into_f32().collect());
             let uvs1: Option<Vec<[f32; 2]>> =
@@ -533,6 +635,10 @@ impl GltfAsset {
                         positions.len()
                     )));
                 }
+                let mirrored = match deformation.skin {
+                    Some(_) => matrix(c[0] as usize).determinant3() < 0.0,
+                    None => mirrored,
+                };
                 if mirrored {
                     c.swap(1, 2);
                 }
@@ -563,15 +669,40 @@ impl GltfAsset {
         Ok(())
     }
 
-    /// Per node: the animated (translation, rotation, scale) at `time`, or `None` if the node
-    /// is not animated.
-    #[allow(clippy::type_complexity)]
-    fn animated_transforms(
+    /// Each vertex's skinning matrix from its `JOINTS_n`/`WEIGHTS_n` sets (all of them).
+    fn skinning_matrices(
         &self,
-        time: f32,
-    ) -> Result<Vec<Option<([f32; 3], [f32; 4], [f32; 3])>>> {
-        let mut out: Vec<Option<([f32; 3], [f32; 4], [f32; 3])>> =
-            vec![None; self.document.nodes().count()];
+        prim: &gltf::Primitive,
+        joints: &[Mat4],
+        vertices: usize,
+    ) -> Result<Vec<Mat4>> {
+        let reader = prim.reader(|b| self.buffers.get(b.index()).map(|d| d.as_slice()));
+        let mut influences: Vec<Vec<(u16, f32)>> = vec![Vec::new(); vertices];
+        for set in 0.. {
+            let (Some(joint_sets), Some(weight_sets)) =
+                (reader.read_joints(set), reader.read_weights(set))
+            else {
+                break;
+            };
+            for ((slot, j), w) in influences
+                .iter_mut()
+                .zip(joint_sets.into_u16())
+                .zip(weight_sets.into_f32())
+            {
+                slot.extend(j.into_iter().zip(w));
+            }
+        }
+        influences
+            .iter()
+            .map(|v| deform::skin_matrix(joints, v).map_err(|e| self.bad(e)))
+            .collect()
+    }
+
+    /// Per node: the animated (translation, rotation, scale) and morph weights at `time`;
+    /// `None` where a node's are not animated.
+    fn animate(&self, time: f32) -> Result<Vec<NodeAnimation>> {
+        let mut out: Vec<NodeAnimation> =
+            vec![NodeAnimation::default(); self.document.nodes().count()];
         for anim in self.document.animations() {
             for channel in anim.channels() {
                 let node = channel.target().node();
@@ -581,25 +712,50 @@ impl GltfAsset {
                     return Err(self.bad(format!("animation {}: unreadable sampler", anim.index())));
                 };
                 let times: Vec<f32> = inputs.collect();
+                let interpolation = channel.sampler().interpolation();
+                let mismatched = || {
+                    self.bad(format!(
+                        "animation {}: sampler with mismatched input/output counts",
+                        anim.index()
+                    ))
+                };
                 let values: Vec<Vec<f32>> = match outputs {
                     ReadOutputs::Translations(t) => t.map(|v| v.to_vec()).collect(),
                     ReadOutputs::Scales(s) => s.map(|v| v.to_vec()).collect(),
                     ReadOutputs::Rotations(r) => r.into_f32().map(|v| v.to_vec()).collect(),
-                    ReadOutputs::MorphTargetWeights(_) => continue,
+                    ReadOutputs::MorphTargetWeights(w) => {
+                        // One weight per target per value (three values a key for splines).
+                        let flat: Vec<f32> = w.into_f32().collect();
+                        let per_key = if interpolation == Interpolation::CubicSpline {
+                            3
+                        } else {
+                            1
+                        };
+                        let entries = times.len() * per_key;
+                        if entries == 0 || !flat.len().is_multiple_of(entries) {
+                            return Err(mismatched());
+                        }
+                        flat.chunks(flat.len() / entries)
+                            .map(<[f32]>::to_vec)
+                            .collect()
+                    }
                 };
-                let interpolation = channel.sampler().interpolation();
                 let Some(value) = sample_channel(&times, &values, interpolation, time) else {
-                    return Err(self.bad(format!(
-                        "animation {}: sampler with mismatched input/output counts",
-                        anim.index()
-                    )));
+                    return Err(mismatched());
                 };
-                let slot = out[node.index()].get_or_insert_with(|| node.transform().decomposed());
+                let slot = &mut out[node.index()];
+                if channel.target().property() == Property::MorphTargetWeights {
+                    slot.weights = Some(value);
+                    continue;
+                }
+                let trs = slot
+                    .trs
+                    .get_or_insert_with(|| node.transform().decomposed());
                 match channel.target().property() {
-                    Property::Translation => slot.0 = [value[0], value[1], value[2]],
-                    Property::Scale => slot.2 = [value[0], value[1], value[2]],
+                    Property::Translation => trs.0 = [value[0], value[1], value[2]],
+                    Property::Scale => trs.2 = [value[0], value[1], value[2]],
                     Property::Rotation => {
-                        slot.1 = normalize_quat([value[0], value[1], value[2], value[3]])
+                        trs.1 = normalize_quat([value[0], value[1], value[2], value[3]])
                     }
                     Property::MorphTargetWeights => {}
                 }
@@ -607,6 +763,20 @@ impl GltfAsset {
         }
         Ok(out)
     }
+}
+
+/// A node's animated state at one time; `None`: not animated (the file's values hold).
+#[derive(Debug, Clone, Default)]
+struct NodeAnimation {
+    trs: Option<([f32; 3], [f32; 4], [f32; 3])>,
+    weights: Option<Vec<f32>>,
+}
+
+/// How a mesh instance is deformed: its skin's joint matrices, its morph weights.
+#[derive(Debug, Clone, Copy)]
+struct Deformation<'a> {
+    skin: Option<&'a [Mat4]>,
+    weights: Option<&'a [f32]>,
 }
 
 /// A vertex attribute at a triangle's corners (the default where absent or short).

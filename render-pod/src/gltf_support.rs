@@ -1,7 +1,7 @@
 //! What render-pod implements of glTF 2.0, judged from a document's JSON before anything is
 //! fetched. An extension the file *requires* (`extensionsRequired`) that is not implemented
 //! refuses the scene (exit 3, naming it): the picture would be wrong. Whatever else the
-//! renderer leaves out — an extension the file merely uses, skins, morph targets, a texture
+//! renderer leaves out — an extension the file merely uses, a texture
 //! reading a third UV set, points and lines — becomes a warning that the render pod logs and
 //! writes into every shard's manifest, so a picture rendered without part of its scene never
 //! passes silently. What changes nothing in the picture (an extra UV set no texture reads) is
@@ -67,24 +67,7 @@ pub fn warnings(root: &Root) -> Vec<String> {
             specular_textures.join(", ")
         ));
     }
-    if !root.skins.is_empty() {
-        out.push(format!(
-            "{} skin(s): skinning is not implemented; skinned meshes render in their bind pose",
-            root.skins.len()
-        ));
-    }
     let primitives = || root.meshes.iter().flat_map(|m| m.primitives.iter());
-    let morphing = root
-        .meshes
-        .iter()
-        .filter(|m| m.primitives.iter().any(|p| p.targets.is_some()))
-        .count();
-    if morphing > 0 {
-        out.push(format!(
-            "{morphing} mesh(es) with morph targets: morphing is not implemented; they render \
-             in their base shape"
-        ));
-    }
     let skipped = primitives()
         .filter(|p| {
             !matches!(
@@ -184,6 +167,7 @@ mod tests {
                                "KHR_lights_punctual"],
             "skins": [{"joints": [0]}],
             "nodes": [{}],
+            // Skins and morph targets render: no warning.
             "meshes": [{"primitives": [
                 {"attributes": {"POSITION": 0, "TEXCOORD_2": 0}, "targets": [{"POSITION": 0}]},
                 {"attributes": {"POSITION": 0}, "mode": 1}
@@ -198,8 +182,6 @@ mod tests {
         let expected = [
             "extension KHR_materials_clearcoat is used but not implemented",
             "KHR_materials_specular textures are not implemented, only its factors (materials 0 \"glass\")",
-            "1 skin(s): skinning is not implemented",
-            "1 mesh(es) with morph targets",
             "1 primitive(s) of points or lines are not rendered",
             "a higher set falls back to TEXCOORD_0 (materials 1)",
         ];

@@ -11,6 +11,7 @@
 pub mod bsdf;
 pub mod bvh;
 pub mod commands;
+pub mod deform;
 pub mod environment;
 pub mod error;
 pub mod gltf_check;

@@ -90,6 +90,18 @@ const CASES: &[(&str, &str)] = &[
         "transmission-texture-missing.gltf",
         "transmissionTexture.index: Index out of bounds",
     ),
+    (
+        "skin-joint-out-of-range.gltf",
+        "a vertex is weighted to joint 9 of a skin with 1 joint(s)",
+    ),
+    (
+        "skin-inverse-binds-short.gltf",
+        "skin 0: 1 inverse bind matrices for 2 joints",
+    ),
+    (
+        "morph-target-wrong-type.gltf",
+        "(mesh 0 morph target 0 POSITION) is Vec2 F32; expected [Vec3]",
+    ),
     ("node-own-child.gltf", "node 1 is its own child"),
     ("node-cycle.gltf", "root node 1 is also a child of node 2"),
     (

@@ -206,6 +206,37 @@ def cases():
     d["meshes"][0]["primitives"][0]["material"] = 0
     yield "transmission-texture-missing.gltf", d
 
+    def skinned(joint, joints, inverse_binds):
+        """base() with each vertex weighted fully to `joint` of a skin of `joints` nodes."""
+        d = base()
+        influences = struct.pack("<4B", joint, 0, 0, 0) * 3 + struct.pack("<4f", 1, 0, 0, 0) * 3
+        d["buffers"].append({"byteLength": len(influences), "uri": data_uri(influences)})
+        d["bufferViews"] += [{"buffer": 1, "byteLength": 12},
+                             {"buffer": 1, "byteOffset": 12, "byteLength": 48}]
+        d["accessors"] += [{"bufferView": 1, "componentType": 5121, "count": 3, "type": "VEC4"},
+                           {"bufferView": 2, "componentType": 5126, "count": 3, "type": "VEC4"}]
+        d["meshes"][0]["primitives"][0]["attributes"].update({"JOINTS_0": 1, "WEIGHTS_0": 2})
+        d["nodes"][1]["skin"] = 0
+        d["skins"] = [{"joints": [1] * joints}]
+        if inverse_binds is not None:
+            matrices = struct.pack("<16f", *[1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1])
+            d["buffers"].append({"byteLength": 64 * inverse_binds,
+                                 "uri": data_uri(matrices * inverse_binds)})
+            d["bufferViews"].append({"buffer": 2, "byteLength": 64 * inverse_binds})
+            d["accessors"].append({"bufferView": 3, "componentType": 5126,
+                                   "count": inverse_binds, "type": "MAT4"})
+            d["skins"][0]["inverseBindMatrices"] = 3
+        return d
+
+    yield "skin-joint-out-of-range.gltf", skinned(9, 1, None)
+    yield "skin-inverse-binds-short.gltf", skinned(0, 2, 1)
+
+    d = base()
+    d["accessors"].append({"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC2"})
+    d["meshes"][0]["primitives"][0]["targets"] = [{"POSITION": 1}]
+    d["meshes"][0]["weights"] = [1.0]
+    yield "morph-target-wrong-type.gltf", d
+
     d = base()
     d["buffers"][0] = {"byteLength": 10 * 2**30, "uri": "huge.bin"}
     yield "buffers-over-budget.gltf", d

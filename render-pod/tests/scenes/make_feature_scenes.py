@@ -17,6 +17,14 @@ environment.gltf + sky.hdr — a white diffuse, a rough gold metal and a glossy 
 sphere on a grey ground, lit only by sky.hdr (128x64 Radiance RGBE: a blue sky, a brown ground
 below the horizon and a small sun 300 times as bright as the sky, off to the camera's right),
 which is also what the camera sees above the horizon (reference environment_160x120.*).
+
+skin_morph.gltf — a tube skinned to two joints, its upper joint turned 40 degrees about z (the
+tube bends, its middle blended between the joints), and a sphere with one morph target (its top
+pulled up) at weight 0.6, on a grey ground under a white background; flat-shaded (no NORMAL),
+since Blender recomputes normals of deformed meshes (reference skin_morph_160x120.*).
+skin_morph_animated.gltf — the same with the pose animated: the joint turns 0 -> 80 degrees and
+the weight goes 0 -> 1.2 over 0.5 s (linear), so at t = 0.25 s (frame 6) it is skin_morph.gltf's
+pose; used by the operator's end-to-end scenario over frames 1-10.
 """
 
 import base64
@@ -303,12 +311,136 @@ def environment_scene():
     }
 
 
+def quaternion_z(degrees):
+    half = math.radians(degrees) / 2
+    return [0.0, 0.0, math.sin(half), math.cos(half)]
+
+
+def indices(triangles, vertices):
+    """Packed triangle indices and their accessor fields (16-bit while they fit)."""
+    if vertices <= 65535:
+        return pack("3H", triangles), {"componentType": 5123}
+    return pack("3I", triangles), {"componentType": 5125}
+
+
+def skin_morph_scene(animated, rings=13, segments=16, sphere_rings=16, sphere_segments=24):
+    """skin_morph(_animated).gltf: a bent, skinned tube and a morphed sphere (see the header).
+    bench/render/deform_cost.py asks for finer meshes."""
+    blob = Blob()
+    add = blob.add
+
+    # The tube: 13 rings of 16 around the y axis from y = 0 to 2, bound at x = -0.7.
+    radius, x0 = 0.22, -0.7
+    tube_positions, joints, weights, tube_triangles = [], [], [], []
+    for i in range(rings):
+        y = 2.0 * i / (rings - 1)
+        upper = min(1.0, max(0.0, (y - 0.7) / 0.6))  # 0 below y = 0.7, 1 above 1.3
+        for j in range(segments):
+            phi = 2 * math.pi * j / segments
+            tube_positions.append((x0 + radius * math.cos(phi), y, -radius * math.sin(phi)))
+            joints.append((0, 1, 0, 0))
+            weights.append((1.0 - upper, upper, 0.0, 0.0))
+    for i in range(rings - 1):
+        for j in range(segments):
+            a, b = i * segments + j, i * segments + (j + 1) % segments
+            c, d = a + segments, b + segments
+            tube_triangles += [(a, b, d), (a, d, c)]
+    n = len(tube_positions)
+    lo = [min(p[k] for p in tube_positions) for k in range(3)]
+    hi = [max(p[k] for p in tube_positions) for k in range(3)]
+    tube = {
+        "POSITION": add(pack("3f", tube_positions), {"componentType": 5126, "count": n,
+                        "type": "VEC3", "min": lo, "max": hi}),
+        "JOINTS_0": add(pack("4B", joints), {"componentType": 5121, "count": n, "type": "VEC4"}),
+        "WEIGHTS_0": add(pack("4f", weights), {"componentType": 5126, "count": n,
+                         "type": "VEC4"}),
+    }
+    data, fields = indices(tube_triangles, n)
+    tube_indices = add(data, {**fields, "count": 3 * len(tube_triangles), "type": "SCALAR"})
+    # Inverse bind matrices (column-major): the joints sit at (x0, 0, 0) and (x0, 1, 0).
+    def translation(x, y, z):
+        return (1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, x, y, z, 1)
+    inverse_binds = add(pack("16f", [translation(-x0, 0, 0), translation(-x0, -1, 0)]),
+                        {"componentType": 5126, "count": 2, "type": "MAT4"})
+
+    # The sphere, 0.45 across at (0.8, 0.45, 0), one target lifting its upper half.
+    positions, _, triangles = uv_sphere(0.45, rings=sphere_rings, segments=sphere_segments)
+    lift = [(0.0, 0.6 * max(0.0, p[1] / 0.45) ** 2, 0.0) for p in positions]
+    r = 0.45
+    sphere = {
+        "POSITION": add(pack("3f", positions), {"componentType": 5126, "count": len(positions),
+                        "type": "VEC3", "min": [-r, -r, -r], "max": [r, r, r]}),
+    }
+    target = {"POSITION": add(pack("3f", lift), {"componentType": 5126, "count": len(lift),
+              "type": "VEC3", "min": [0.0, 0.0, 0.0], "max": [0.0, 0.6, 0.0]})}
+    data, fields = indices(triangles, len(positions))
+    sphere_indices = add(data, {**fields, "count": 3 * len(triangles), "type": "SCALAR"})
+    corners = [(-3.0, 0.0, 3.0), (3.0, 0.0, 3.0), (3.0, 0.0, -3.0), (-3.0, 0.0, -3.0)]
+    ground = {"POSITION": add(pack("3f", corners), {"componentType": 5126, "count": 4,
+              "type": "VEC3", "min": [-3.0, 0.0, -3.0], "max": [3.0, 0.0, 3.0]})}
+    quad = add(bytes([0, 1, 2, 0, 2, 3]), {"componentType": 5121, "count": 6, "type": "SCALAR"})
+
+    bend, weight = (0.0, 0.0) if animated else (40.0, 0.6)
+    nodes = [
+        {"name": "tube", "mesh": 0, "skin": 0},
+        {"name": "root joint", "translation": [x0, 0.0, 0.0], "children": [2]},
+        {"name": "bend joint", "translation": [0.0, 1.0, 0.0], "rotation": quaternion_z(bend)},
+        {"name": "blob", "mesh": 1, "translation": [0.8, 0.45, 0.0], "weights": [weight]},
+        {"name": "ground", "mesh": 2},
+        {"name": "camera", "camera": 0, "translation": [0.0, 1.3, 4.2],
+         "rotation": [math.sin(math.radians(-8) / 2), 0.0, 0.0, math.cos(math.radians(-8) / 2)]},
+    ]
+    document = {
+        "asset": {"version": "2.0", "generator": "render-pod/tests/scenes/make_feature_scenes.py"},
+        "scene": 0,
+        "scenes": [{"nodes": [0, 1, 3, 4, 5]}],
+        "nodes": nodes,
+        "skins": [{"joints": [1, 2], "inverseBindMatrices": inverse_binds, "skeleton": 1}],
+        "cameras": [{"name": "camera", "type": "perspective",
+                     "perspective": {"yfov": 0.6, "znear": 0.05, "aspectRatio": 160 / 120}}],
+        "meshes": [
+            {"name": "tube", "primitives": [{"attributes": tube, "indices": tube_indices,
+                                             "material": 0}]},
+            {"name": "blob", "primitives": [{"attributes": sphere, "indices": sphere_indices,
+                                             "material": 1, "targets": [target]}],
+             "weights": [0.0]},
+            {"name": "ground", "primitives": [{"attributes": ground, "indices": quad,
+                                               "material": 2}]},
+        ],
+        "materials": [
+            {"name": "orange", "pbrMetallicRoughness": {"baseColorFactor": [0.9, 0.45, 0.1, 1],
+                                                        "metallicFactor": 0.0, "roughnessFactor": 1.0}},
+            {"name": "blue", "pbrMetallicRoughness": {"baseColorFactor": [0.2, 0.45, 0.9, 1],
+                                                      "metallicFactor": 0.0, "roughnessFactor": 1.0}},
+            {"name": "ground", "pbrMetallicRoughness": {"baseColorFactor": [0.5, 0.5, 0.5, 1],
+                                                        "metallicFactor": 0.0, "roughnessFactor": 1.0}},
+        ],
+    }
+    if animated:
+        times = add(pack("f", [(0.0,), (0.5,)]), {"componentType": 5126, "count": 2,
+                    "type": "SCALAR", "min": [0.0], "max": [0.5]})
+        turn = add(pack("4f", [quaternion_z(0.0), quaternion_z(80.0)]),
+                   {"componentType": 5126, "count": 2, "type": "VEC4"})
+        grow = add(pack("f", [(0.0,), (1.2,)]), {"componentType": 5126, "count": 2,
+                   "type": "SCALAR"})
+        document["animations"] = [{
+            "name": "pose",
+            "samplers": [{"input": times, "output": turn}, {"input": times, "output": grow}],
+            "channels": [{"sampler": 0, "target": {"node": 2, "path": "rotation"}},
+                         {"sampler": 1, "target": {"node": 3, "path": "weights"}}],
+        }]
+    document.update(blob.fields())
+    return document
+
+
 def main():
     with open(os.path.join(HERE, "sky.hdr"), "wb") as f:
         f.write(sky_hdr())
     for name, scene in [("uv_sets_and_vertex_colours.gltf", uv_colour_scene()),
                         ("glass.gltf", glass_scene()),
-                        ("environment.gltf", environment_scene())]:
+                        ("environment.gltf", environment_scene()),
+                        ("skin_morph.gltf", skin_morph_scene(False)),
+                        ("skin_morph_animated.gltf", skin_morph_scene(True))]:
         path = os.path.join(HERE, name)
         with open(path, "w") as f:
             json.dump(scene, f, indent=1)
