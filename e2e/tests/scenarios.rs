@@ -1504,18 +1504,24 @@ fn real_job_spec(frames: &str, tiles: u32) -> serde_json::Value {
 
 /// `render-pod local` of the same scene and settings, whole frames, as the reference.
 fn whole_frame_render(env: &Env, frames: &str) -> Result<PathBuf, String> {
-    whole_frame_render_with(env, frames, &[])
+    whole_frame_render_with(env, frames, &samples_dir().join("cbox.gltf"), &[])
 }
 
-/// [`whole_frame_render`] with more `render-pod local` arguments.
-fn whole_frame_render_with(env: &Env, frames: &str, more: &[&str]) -> Result<PathBuf, String> {
-    let out = env
-        .dir
-        .join(format!("whole-{frames}{}", more.join("").replace('/', "_")));
+/// [`whole_frame_render`] of another scene, with more `render-pod local` arguments.
+fn whole_frame_render_with(
+    env: &Env,
+    frames: &str,
+    scene: &Path,
+    more: &[&str],
+) -> Result<PathBuf, String> {
+    let name = scene.file_stem().unwrap_or_default().to_string_lossy();
+    let out = env.dir.join(format!(
+        "whole-{name}-{frames}{}",
+        more.join("").replace('/', "_")
+    ));
     if out.join("frame_0001.exr").exists() {
         return Ok(out);
     }
-    let scene = samples_dir().join("cbox.gltf");
     let status = Command::new(env.bin.join("render-pod"))
         .args([
             "local",
@@ -1531,7 +1537,7 @@ fn whole_frame_render_with(env: &Env, frames: &str, more: &[&str]) -> Result<Pat
             "2",
             "--scene",
         ])
-        .arg(&scene)
+        .arg(scene)
         .args(more)
         .arg("--out")
         .arg(&out)
@@ -1626,6 +1632,7 @@ fn an_environment_map_lights_the_render_pods_frames(
         let whole = whole_frame_render_with(
             env,
             "1",
+            &samples_dir().join("cbox.gltf"),
             &[
                 "--environment",
                 &sky_arg,
@@ -1648,6 +1655,54 @@ fn an_environment_map_lights_the_render_pods_frames(
         ensure!(
             !same_bytes(&merged, &unlit)?,
             "the frame is the same without the environment map"
+        );
+        Ok(())
+    })
+}
+
+fn a_skinned_morphing_scene_renders_every_frame_as_a_local_render(
+    env: &mut Env,
+) -> Pin<Box<dyn Future<Output = Outcome> + '_>> {
+    Box::pin(async move {
+        env.namespace("character").await?;
+        // A tube bending on its skin and a sphere morphing, both animated over frames 1-12.
+        let scene = env.dir.join("scenes/skin_morph_animated.gltf");
+        std::fs::copy(
+            repo_root().join("render-pod/tests/scenes/skin_morph_animated.gltf"),
+            &scene,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut spec = real_job_spec("1-10", 1);
+        spec["scene"] = json!({"url": format!("file://{}", scene.display())});
+        spec["sharding"]["framesPerShard"] = json!(2);
+        // It has no lights: a white world lights it.
+        spec["background"] = json!([1.0, 1.0, 1.0]);
+        env.kubectl_apply(
+            &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "walk", "namespace": "character"}, "spec": spec}),
+        )?;
+        env.wait_condition("character", "walk", "Complete", Duration::from_secs(300))
+            .await?;
+        let whole = whole_frame_render_with(env, "1-10", &scene, &["--background", "1,1,1"])?;
+        let mut frames = Vec::new();
+        for frame in 1..=10u32 {
+            let merged = merged_frame(env, "character", "walk", frame);
+            let reference = whole.join(format!("frame_{frame:04}.exr"));
+            ensure!(
+                same_bytes(&merged, &reference)?,
+                "frame {frame}: {} differs from render-pod local's {}",
+                merged.display(),
+                reference.display()
+            );
+            frames.push(std::fs::read(&merged).map_err(|e| e.to_string())?);
+        }
+        // The pose moves: no two frames alike.
+        frames.sort();
+        frames.dedup();
+        ensure!(
+            frames.len() == 10,
+            "only {} distinct frames of 10",
+            frames.len()
         );
         Ok(())
     })
@@ -2490,6 +2545,10 @@ fn main() -> std::process::ExitCode {
             (
                 "an environment map lights the render pods' frames as it lights a local render",
                 an_environment_map_lights_the_render_pods_frames,
+            ),
+            (
+                "a skinned, morphing scene renders every frame as a local render does",
+                a_skinned_morphing_scene_renders_every_frame_as_a_local_render,
             ),
             (
                 "a corrupted shard object is rendered again before the merge",
