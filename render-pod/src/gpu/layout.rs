@@ -6,7 +6,9 @@ use bytemuck::{Pod, Zeroable};
 use crate::bsdf;
 use crate::bvh::{self, Bvh, BvhNode};
 use crate::math::Vec3;
-use crate::scene::{Alpha, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform};
+use crate::scene::{
+    Alpha, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform,
+};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -176,10 +178,25 @@ fn tri_extra(t: &Triangle) -> Option<GpuTriExtra> {
     })
 }
 
-/// Per-triangle tangent from the UV parameterisation (w: bitangent handedness).
-fn tangent(t: &Triangle) -> [f32; 4] {
+/// The coordinates a material's normal map reads at a triangle's corners: its UV set
+/// (`TEXCOORD_1` when it asks for it and the mesh has one), through its texture transform. The
+/// tangent frame must follow them, or a map read through set 1 or a rotated transform bends
+/// normals the wrong way.
+fn normal_map_uvs(t: &Triangle, material: &Material) -> [[f32; 2]; 3] {
+    let Some(map) = &material.normal_texture else {
+        return t.uvs;
+    };
+    let uvs = match (map.tex_coord, &t.uvs1) {
+        (1, Some(uvs1)) => *uvs1,
+        _ => t.uvs,
+    };
+    uvs.map(|uv| map.transform.apply(uv))
+}
+
+/// Per-triangle tangent from the UV parameterisation `uvs` (w: bitangent handedness).
+fn tangent(t: &Triangle, uvs: [[f32; 2]; 3]) -> [f32; 4] {
     let [p0, p1, p2] = t.positions;
-    let [uv0, uv1, uv2] = t.uvs;
+    let [uv0, uv1, uv2] = uvs;
     let (e1, e2) = (p1 - p0, p2 - p0);
     let (du1, dv1) = (uv1[0] - uv0[0], uv1[1] - uv0[1]);
     let (du2, dv2) = (uv2[0] - uv0[0], uv2[1] - uv0[1]);
@@ -327,7 +344,7 @@ pub fn pack(scene: &Scene) -> PackedScene {
             n1: v4(normals[1], t.uvs[1][0]),
             n2: v4(normals[2], t.uvs[2][0]),
             v: [t.uvs[0][1], t.uvs[1][1], t.uvs[2][1], 0.0],
-            tangent: tangent(t),
+            tangent: tangent(t, normal_map_uvs(t, &scene.materials[t.material as usize])),
             material: t.material,
             flags: u32::from(t.normals.is_some()) | (u32::from(extra.is_some()) << 1),
             extra: if extra.is_some() { extra_index } else { 0 },
@@ -517,7 +534,7 @@ impl PackedScene {
 pub(crate) mod tests {
     use super::*;
     use crate::math::vec3;
-    use crate::scene::{Camera, Material};
+    use crate::scene::Camera;
 
     fn quad_scene() -> Scene {
         let tri = |a: Vec3, b: Vec3, c: Vec3, material| Triangle {
@@ -591,6 +608,43 @@ pub(crate) mod tests {
 
     /// Every record the CPU uploads has the size and member offsets the shader reads, taken
     /// from trace.wgsl itself: change a field on either side and this fails.
+    /// The tangent follows the UVs the normal map reads: set 0 here runs along +x; a map on
+    /// set 1 (which runs along +y) or on set 0 turned 90° by its transform gets +y.
+    #[test]
+    fn the_tangent_frame_follows_the_normal_maps_uv_set_and_transform() {
+        let triangle = Triangle {
+            positions: [
+                vec3(0.0, 0.0, 0.0),
+                vec3(1.0, 0.0, 0.0),
+                vec3(0.0, 1.0, 0.0),
+            ],
+            normals: None,
+            uvs: [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
+            uvs1: Some([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
+            colors: None,
+            material: 0,
+        };
+        let tangent_with = |map: Option<TextureRef>| {
+            let mut material = Material::diffuse("bumpy", [0.5; 3]);
+            material.normal_texture = map;
+            let t = tangent(&triangle, normal_map_uvs(&triangle, &material));
+            [t[0], t[1], t[2]].map(|v| (v * 1e5).round() / 1e5)
+        };
+        assert_eq!(tangent_with(None), [1.0, 0.0, 0.0]);
+        assert_eq!(tangent_with(Some(TextureRef::plain(0))), [1.0, 0.0, 0.0]);
+        let second_set = TextureRef {
+            tex_coord: 1,
+            ..TextureRef::plain(0)
+        };
+        assert_eq!(tangent_with(Some(second_set)), [0.0, 1.0, 0.0]);
+        let turned = TextureRef {
+            transform: UvTransform::new([0.0; 2], std::f32::consts::FRAC_PI_2, [1.0; 2]),
+            ..TextureRef::plain(0)
+        };
+        let t = tangent_with(Some(turned));
+        assert_eq!([t[0].abs(), t[1].abs(), t[2]], [0.0, 1.0, 0.0], "{t:?}");
+    }
+
     #[test]
     fn records_match_the_parsed_wgsl_structs() {
         use std::mem::{offset_of, size_of};

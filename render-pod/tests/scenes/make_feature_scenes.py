@@ -25,6 +25,10 @@ since Blender recomputes normals of deformed meshes (reference skin_morph_160x12
 skin_morph_animated.gltf — the same with the pose animated: the joint turns 0 -> 80 degrees and
 the weight goes 0 -> 1.2 over 0.5 s (linear), so at t = 0.25 s (frame 6) it is skin_morph.gltf's
 pose; used by the operator's end-to-end scenario over frames 1-10.
+
+alpha_blend.gltf — two Lambertian quads with alphaMode BLEND before a checker backdrop under a
+white background: a red one of alpha 0.3 (factor), a green one whose texture's alpha runs
+0 -> 1 from left to right (reference alpha_blend_160x120.*).
 """
 
 import base64
@@ -37,13 +41,14 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def png_rgb(width, height, pixels):
-    """An 8-bit RGB PNG of `pixels` (rows top first, (r, g, b) each)."""
+def png_rgb(width, height, pixels, colour_type=2):
+    """An 8-bit RGB PNG of `pixels` (rows top first, (r, g, b) each; (r, g, b, a) with
+    colour_type 6)."""
     def chunk(kind, data):
         return (struct.pack(">I", len(data)) + kind + data
                 + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
     raw = b"".join(b"\0" + bytes(v for px in row for v in px) for row in pixels)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
             + chunk(b"IEND", b""))
 
@@ -433,6 +438,76 @@ def skin_morph_scene(animated, rings=13, segments=16, sphere_rings=16, sphere_se
     return document
 
 
+def alpha_blend_scene():
+    """alpha_blend.gltf: see the header."""
+    blob = Blob()
+    add = blob.add
+
+    def quad(half_w, half_h):
+        corners = [(-half_w, -half_h, 0.0), (half_w, -half_h, 0.0), (half_w, half_h, 0.0),
+                   (-half_w, half_h, 0.0)]
+        return {
+            "POSITION": add(pack("3f", corners), {"componentType": 5126, "count": 4,
+                            "type": "VEC3", "min": [-half_w, -half_h, 0.0],
+                            "max": [half_w, half_h, 0.0]}),
+            "NORMAL": add(pack("3f", [(0.0, 0.0, 1.0)] * 4), {"componentType": 5126, "count": 4,
+                          "type": "VEC3"}),
+            "TEXCOORD_0": add(pack("2f", [(0.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]),
+                              {"componentType": 5126, "count": 4, "type": "VEC2"}),
+        }
+
+    indices = add(bytes([0, 1, 2, 0, 2, 3]), {"componentType": 5121, "count": 6, "type": "SCALAR"})
+    backdrop, front = quad(1.6, 1.2), quad(0.45, 0.6)
+    lambert = {"KHR_materials_specular": {"specularFactor": 0.0}}
+    dark, light = (40, 60, 160), (230, 200, 60)
+    checker_png = png_rgb(8, 8, [[dark if (x + y) % 2 else light for x in range(8)]
+                                 for y in range(8)])
+    ramp_png = png_rgb(8, 1, [[(255, 255, 255, round(255 * x / 7)) for x in range(8)]], 6)
+
+    def lambertian(name, colour, texture=None, blend=True):
+        material = {"name": name, "extensions": lambert, "pbrMetallicRoughness": {
+            "baseColorFactor": colour, "metallicFactor": 0.0, "roughnessFactor": 1.0}}
+        if texture is not None:
+            material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": texture}
+        if blend:
+            material["alphaMode"] = "BLEND"
+        return material
+
+    return {
+        "asset": {"version": "2.0", "generator": "render-pod/tests/scenes/make_feature_scenes.py"},
+        "extensionsUsed": ["KHR_materials_specular"],
+        "scene": 0,
+        "scenes": [{"nodes": [0, 1, 2, 3]}],
+        "nodes": [
+            {"name": "red", "mesh": 0, "translation": [-0.55, 0.0, 0.0]},
+            {"name": "green ramp", "mesh": 1, "translation": [0.55, 0.0, 0.0]},
+            {"name": "backdrop", "mesh": 2, "translation": [0.0, 0.0, -1.0]},
+            {"name": "camera", "camera": 0, "translation": [0.0, 0.0, 3.2]},
+        ],
+        "cameras": [{"name": "camera", "type": "perspective",
+                     "perspective": {"yfov": 0.55, "znear": 0.05, "aspectRatio": 160 / 120}}],
+        "meshes": [
+            {"name": "red", "primitives": [{"attributes": front, "indices": indices,
+                                            "material": 0}]},
+            {"name": "green ramp", "primitives": [{"attributes": front, "indices": indices,
+                                                   "material": 1}]},
+            {"name": "backdrop", "primitives": [{"attributes": backdrop, "indices": indices,
+                                                 "material": 2}]},
+        ],
+        "materials": [
+            lambertian("red", [0.9, 0.1, 0.1, 0.3]),
+            lambertian("green ramp", [0.1, 0.8, 0.2, 1.0], texture=1),
+            lambertian("checker", [1, 1, 1, 1], texture=0, blend=False),
+        ],
+        "textures": [{"source": 0, "sampler": 0}, {"source": 1, "sampler": 1}],
+        "samplers": [{"magFilter": 9728, "minFilter": 9728, "wrapS": 10497, "wrapT": 10497},
+                     {"magFilter": 9729, "minFilter": 9729, "wrapS": 33071, "wrapT": 33071}],
+        "images": [{"uri": "data:image/png;base64," + base64.b64encode(checker_png).decode()},
+                   {"uri": "data:image/png;base64," + base64.b64encode(ramp_png).decode()}],
+        **blob.fields(),
+    }
+
+
 def main():
     with open(os.path.join(HERE, "sky.hdr"), "wb") as f:
         f.write(sky_hdr())
@@ -440,7 +515,8 @@ def main():
                         ("glass.gltf", glass_scene()),
                         ("environment.gltf", environment_scene()),
                         ("skin_morph.gltf", skin_morph_scene(False)),
-                        ("skin_morph_animated.gltf", skin_morph_scene(True))]:
+                        ("skin_morph_animated.gltf", skin_morph_scene(True)),
+                        ("alpha_blend.gltf", alpha_blend_scene())]:
         path = os.path.join(HERE, name)
         with open(path, "w") as f:
             json.dump(scene, f, indent=1)
