@@ -734,6 +734,7 @@ fn invalid_manifests_are_refused(env: &mut Env) -> Pin<Box<dyn Future<Output = O
                 json!({"environment": {"url": "s3://b/sky.hdr", "rotationDegrees": 720.0}}),
                 "spec.environment.rotationDegrees",
             ),
+            (json!({"aovs": ["Depth", "Cryptomatte"]}), "spec.aovs[1]"),
         ];
         let count = cases.len();
         for (change, expected) in cases {
@@ -1675,15 +1676,21 @@ fn a_skinned_morphing_scene_renders_every_frame_as_a_local_render(
         let mut spec = real_job_spec("1-10", 1);
         spec["scene"] = json!({"url": format!("file://{}", scene.display())});
         spec["sharding"]["framesPerShard"] = json!(2);
-        // It has no lights: a white world lights it.
+        // It has no lights: a white world lights it. Depth and object IDs for compositing.
         spec["background"] = json!([1.0, 1.0, 1.0]);
+        spec["aovs"] = json!(["ObjectId", "Depth"]);
         env.kubectl_apply(
             &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
             "metadata": {"name": "walk", "namespace": "character"}, "spec": spec}),
         )?;
         env.wait_condition("character", "walk", "Complete", Duration::from_secs(300))
             .await?;
-        let whole = whole_frame_render_with(env, "1-10", &scene, &["--background", "1,1,1"])?;
+        let whole = whole_frame_render_with(
+            env,
+            "1-10",
+            &scene,
+            &["--background", "1,1,1", "--aovs", "depth,object-id"],
+        )?;
         let mut frames = Vec::new();
         for frame in 1..=10u32 {
             let merged = merged_frame(env, "character", "walk", frame);
@@ -2547,7 +2554,7 @@ fn main() -> std::process::ExitCode {
                 an_environment_map_lights_the_render_pods_frames,
             ),
             (
-                "a skinned, morphing scene renders every frame as a local render does",
+                "a skinned, morphing scene renders every frame, with depth and object IDs, as a local render does",
                 a_skinned_morphing_scene_renders_every_frame_as_a_local_render,
             ),
             (

@@ -110,6 +110,12 @@ pub fn render_settings(
                 rotation_degrees: e.rotation_degrees,
             }
         }),
+        aovs: {
+            let mut aovs: Vec<_> = spec.aovs.iter().map(|a| a.contract()).collect();
+            aovs.sort();
+            aovs.dedup();
+            aovs
+        },
         seed: spec.seed,
         limits: scene_limits(pool),
     }
@@ -445,6 +451,7 @@ mod tests {
             Some("s3://assets/library/hdri/sky.exr")
         );
         let settings = render_settings(&job.spec, &s3_pool(), storage.scene, storage.environment);
+        assert!(settings.aovs.is_empty());
         let environment = settings.environment.unwrap();
         assert_eq!(environment.url, "s3://assets/library/hdri/sky.exr");
         assert_eq!(
@@ -482,6 +489,19 @@ mod tests {
             error.to_string().starts_with("spec.environment.url"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn compositing_passes_reach_the_settings_once_each_in_a_fixed_order() {
+        use tessera_shard::contract::Aov;
+        let job = job(
+            "lighting",
+            "shot010",
+            json!({"aovs": ["MaterialId", "Depth", "Normal", "Depth"]}),
+        );
+        let storage = confine(&job, &s3_pool()).unwrap();
+        let settings = render_settings(&job.spec, &s3_pool(), storage.scene, None);
+        assert_eq!(settings.aovs, [Aov::Depth, Aov::Normal, Aov::MaterialId]);
     }
 
     #[test]

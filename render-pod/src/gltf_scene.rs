@@ -329,9 +329,11 @@ impl GltfAsset {
                     skin: skin.as_deref(),
                     weights,
                 };
+                let object = node.index() as u32 + 1;
                 self.add_mesh(
                     &mesh,
                     &world,
+                    object,
                     deformation,
                     default_material,
                     &mut out.triangles,
@@ -532,6 +534,7 @@ impl GltfAsset {
         &self,
         mesh: &gltf::Mesh,
         world: &Mat4,
+        object: u32,
         deformation: Deformation,
         default_material: u32,
         out: &mut Vec<Triangle>,
@@ -660,6 +663,7 @@ impl GltfAsset {
                     uvs1: uvs1.as_ref().map(|_| per_vertex(&uvs1, c)),
                     colors: colors.as_ref().map(|_| per_vertex(&colors, c)),
                     material,
+                    object,
                 };
                 if tri.area() > 0.0 {
                     out.push(tri);

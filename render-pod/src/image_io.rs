@@ -73,6 +73,77 @@ pub fn exr_size(bytes: &[u8]) -> std::result::Result<(u32, u32), String> {
     ))
 }
 
+/// An EXR channel beside R, G, B (a compositing pass): its name and one value per pixel, rows
+/// top to bottom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    pub name: String,
+    pub values: Vec<f32>,
+}
+
+/// [`encode_exr`] with `extra` channels (f32, same compression); with none, the same bytes.
+pub fn encode_exr_with(image: &RgbImage, extra: &[Channel]) -> Result<Vec<u8>> {
+    if extra.is_empty() {
+        return encode_exr(image);
+    }
+    let pixels = image.pixels.len();
+    if let Some(bad) = extra.iter().find(|c| c.values.len() != pixels) {
+        return Err(Error::Image(format!(
+            "EXR encode: channel {} has {} values for {pixels} pixels",
+            bad.name,
+            bad.values.len()
+        )));
+    }
+    let beauty = ["R", "G", "B"].into_iter().enumerate().map(|(k, name)| {
+        AnyChannel::new(
+            name,
+            FlatSamples::F32(image.pixels.iter().map(|p| p[k]).collect()),
+        )
+    });
+    let passes = extra
+        .iter()
+        .map(|c| AnyChannel::new(c.name.as_str(), FlatSamples::F32(c.values.clone())));
+    let channels = AnyChannels::sort(beauty.chain(passes).collect());
+    let layer = Layer::new(
+        (image.width as usize, image.height as usize),
+        LayerAttributes::default(),
+        Encoding::SMALL_LOSSLESS,
+        channels,
+    );
+    let mut out = Cursor::new(Vec::new());
+    Image::from_layer(layer)
+        .write()
+        .non_parallel()
+        .to_buffered(&mut out)
+        .map_err(|e| Error::Image(format!("EXR encode: {e}")))?;
+    Ok(out.into_inner())
+}
+
+/// The channels of an EXR other than R, G, B, as f32 (its first layer, largest level).
+/// Callers that hold untrusted bytes check [`exr_size`] first.
+pub fn decode_exr_extra(bytes: &[u8]) -> Result<Vec<Channel>> {
+    let image = read()
+        .no_deep_data()
+        .largest_resolution_level()
+        .all_channels()
+        .first_valid_layer()
+        .all_attributes()
+        .non_parallel()
+        .from_buffered(Cursor::new(bytes))
+        .map_err(|e| Error::Image(format!("EXR decode: {e}")))?;
+    Ok(image
+        .layer_data
+        .channel_data
+        .list
+        .iter()
+        .filter(|c| !matches!(c.name.to_string().as_str(), "R" | "G" | "B"))
+        .map(|c| Channel {
+            name: c.name.to_string(),
+            values: c.sample_data.values_as_f32().collect(),
+        })
+        .collect())
+}
+
 /// Decodes an EXR. Callers that hold untrusted bytes check [`exr_size`] first.
 pub fn decode_exr(bytes: &[u8]) -> Result<RgbImage> {
     let image = read()
@@ -142,6 +213,34 @@ mod tests {
         assert_eq!(bytes, encode_exr(&img).unwrap());
         assert_eq!(decode_exr(&bytes).unwrap(), img);
         assert!(decode_exr(b"not an exr").is_err());
+    }
+
+    #[test]
+    fn extra_channels_round_trip_beside_the_beauty_pass() {
+        let image = gradient();
+        let n = image.pixels.len();
+        let depth = Channel {
+            name: "Depth.Z".into(),
+            values: (0..n).map(|i| i as f32 * 0.5).collect(),
+        };
+        let id = Channel {
+            name: "IndexOB.X".into(),
+            values: vec![3.0; n],
+        };
+        let bytes = encode_exr_with(&image, &[depth.clone(), id.clone()]).unwrap();
+        assert_eq!(decode_exr(&bytes).unwrap(), image);
+        let mut extra = decode_exr_extra(&bytes).unwrap();
+        extra.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(extra, vec![depth, id]);
+        assert_eq!(
+            encode_exr_with(&image, &[]).unwrap(),
+            encode_exr(&image).unwrap()
+        );
+        assert!(
+            decode_exr_extra(&encode_exr(&image).unwrap())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use render_pod::log_tail::LogTail;
 use render_pod::storage::Storage;
 use render_pod::{environment, scene_source};
 use tessera_shard::contract::{
-    EnvironmentSettings, LOG_FILE, MergeSpec, RenderSettings, ShardSpec,
+    Aov, EnvironmentSettings, LOG_FILE, MergeSpec, RenderSettings, ShardSpec,
 };
 
 #[derive(Parser)]
@@ -124,6 +124,10 @@ struct LocalArgs {
         allow_negative_numbers = true
     )]
     environment_rotation: f32,
+    /// Compositing passes written into each frame's EXR beside the beauty pass, comma
+    /// separated: depth, normal, albedo, object-id, material-id.
+    #[arg(long, value_delimiter = ',', value_parser = parse_aov)]
+    aovs: Vec<Aov>,
     /// Tiles per frame, XxY.
     #[arg(long, default_value = "1x1", value_parser = parse_tiles)]
     tiles: (u32, u32),
@@ -150,6 +154,28 @@ fn parse_rgb(text: &str) -> std::result::Result<[f32; 3], String> {
         [r, g, b] if parts.iter().all(|v| v.is_finite() && *v >= 0.0) => Ok([r, g, b]),
         _ => Err("expected three non-negative numbers R,G,B".into()),
     }
+}
+
+fn parse_aov(name: &str) -> std::result::Result<Aov, String> {
+    Ok(
+        match name
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "")
+            .as_str()
+        {
+            "depth" => Aov::Depth,
+            "normal" => Aov::Normal,
+            "albedo" => Aov::Albedo,
+            "objectid" => Aov::ObjectId,
+            "materialid" => Aov::MaterialId,
+            _ => {
+                return Err(format!(
+                    "{name:?}: expected depth, normal, albedo, object-id or material-id"
+                ));
+            }
+        },
+    )
 }
 
 fn parse_tiles(text: &str) -> std::result::Result<(u32, u32), String> {
@@ -225,6 +251,12 @@ fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
                         strength: args.environment_strength,
                         rotation_degrees: args.environment_rotation,
                     }),
+                    aovs: {
+                        let mut aovs = args.aovs.clone();
+                        aovs.sort();
+                        aovs.dedup();
+                        aovs
+                    },
                     seed: args.seed,
                     limits: Default::default(),
                 },

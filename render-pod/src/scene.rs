@@ -18,6 +18,9 @@ pub struct Triangle {
     /// `COLOR_0` per vertex, linear RGBA; `None`: white. It multiplies the base colour.
     pub colors: Option<[[f32; 4]; 3]>,
     pub material: u32,
+    /// 1 + the glTF node index of the mesh instance it belongs to (0: none), for the object
+    /// ID pass.
+    pub object: u32,
 }
 
 impl Triangle {

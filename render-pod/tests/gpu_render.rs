@@ -80,6 +80,7 @@ fn tiles_and_dispatch_layout_do_not_change_a_single_bit() {
         max_bounces: 3,
         background: [0.0; 3],
         environment: None,
+        aovs: false,
         seed: 7,
     };
     let banded = render_pod::gpu::tile::render_in_bands(

@@ -33,6 +33,45 @@ use crate::plan::{SampleRange, TileRect};
 /// The contract version this build writes and reads.
 pub const CONTRACT_VERSION: u32 = 1;
 
+/// Passes for compositing, written as extra channels of each frame's EXR (named as Blender
+/// Cycles names its layers) beside the beauty pass's R, G, B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Aov {
+    /// `Depth.Z`: distance along the camera ray to the first surface, 1e10 where the ray
+    /// leaves the scene; from the pixel's first sample (not antialiased, as in Cycles).
+    Depth,
+    /// `Normal.X/Y/Z`: the world-space shading normal at the first surface, averaged over the
+    /// samples (0 where rays leave the scene).
+    Normal,
+    /// `Albedo.R/G/B`: the first surface's base colour (textures and vertex colours applied),
+    /// averaged over the samples.
+    Albedo,
+    /// `IndexOB.X`: 1 + the glTF node index of the first surface's mesh instance, 0 for
+    /// none; from the first sample.
+    ObjectId,
+    /// `IndexMA.X`: 1 + the glTF material index of the first surface, 0 for none; from the
+    /// first sample.
+    MaterialId,
+}
+
+impl Aov {
+    /// The EXR channels of the pass.
+    pub fn channels(self) -> &'static [&'static str] {
+        match self {
+            Aov::Depth => &["Depth.Z"],
+            Aov::Normal => &["Normal.X", "Normal.Y", "Normal.Z"],
+            Aov::Albedo => &["Albedo.R", "Albedo.G", "Albedo.B"],
+            Aov::ObjectId => &["IndexOB.X"],
+            Aov::MaterialId => &["IndexMA.X"],
+        }
+    }
+
+    /// Whether the pass is a mean over the samples (else it is the first sample's).
+    pub fn averaged(self) -> bool {
+        matches!(self, Aov::Normal | Aov::Albedo)
+    }
+}
+
 /// Output image formats the merge writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +109,9 @@ pub struct RenderSettings {
     /// An environment image lighting the scene and seen behind it, instead of `background`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<EnvironmentSettings>,
+    /// Compositing passes written beside the beauty pass, in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aovs: Vec<Aov>,
     pub seed: u64,
     /// What the render pod will load (the pool's `spec.sceneLimits`, else the defaults).
     #[serde(default)]

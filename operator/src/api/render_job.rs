@@ -93,6 +93,16 @@ pub struct RenderJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<EnvironmentSpec>,
 
+    /// Compositing passes written into every frame's EXR beside the beauty pass (R, G, B),
+    /// named as Blender Cycles names its layers: `Depth` (`Depth.Z`: distance along the
+    /// camera ray, 1e10 where it leaves the scene), `Normal` (`Normal.X/Y/Z`, world space),
+    /// `Albedo` (`Albedo.R/G/B`, base colour), `ObjectId` (`IndexOB.X`: 1 + the glTF node),
+    /// `MaterialId` (`IndexMA.X`: 1 + the glTF material). Depth and IDs are each pixel's
+    /// first sample's (not antialiased, as in Cycles); normal and albedo are averaged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub aovs: Vec<AovName>,
+
     /// Seed of the random sequences; the same seed gives the same pixels.
     #[serde(default)]
     pub seed: u64,
@@ -420,6 +430,30 @@ pub struct OutputSpec {
 
 fn default_formats() -> Vec<OutputFormat> {
     vec![OutputFormat::Exr, OutputFormat::Png]
+}
+
+/// A compositing pass (`spec.aovs`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AovName {
+    Depth,
+    Normal,
+    Albedo,
+    ObjectId,
+    MaterialId,
+}
+
+impl AovName {
+    /// The pass in the contract with the render pod.
+    pub fn contract(self) -> tessera_shard::contract::Aov {
+        use tessera_shard::contract::Aov;
+        match self {
+            AovName::Depth => Aov::Depth,
+            AovName::Normal => Aov::Normal,
+            AovName::Albedo => Aov::Albedo,
+            AovName::ObjectId => Aov::ObjectId,
+            AovName::MaterialId => Aov::MaterialId,
+        }
+    }
 }
 
 /// A merged-frame format.

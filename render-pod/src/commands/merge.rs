@@ -30,7 +30,10 @@ use tessera_shard::{FrameList, IndexSet, Shard, ShardPlan};
 use crate::commands::render::MAX_DIMENSION;
 use crate::commands::shard_frame_file;
 use crate::error::{Error, Result};
-use crate::image_io::{RgbImage, decode_exr, encode_exr, encode_png, exr_size};
+use crate::image_io::{
+    Channel, RgbImage, decode_exr, decode_exr_extra, encode_exr_with, encode_png, exr_size,
+};
+use crate::passes::PassSum;
 use crate::storage::{Bounded, Storage, sha256_hex};
 
 /// Where merged frames go.
@@ -393,7 +396,8 @@ fn merge_chunk(
 ) -> Result<Vec<FrameRecord>> {
     let (w, h) = (spec.settings.width as usize, spec.settings.height as usize);
     let spp = u64::from(spec.settings.samples_per_pixel);
-    let mut frames: BTreeMap<i64, FrameSum> = BTreeMap::new();
+    let aovs = &spec.settings.aovs;
+    let mut frames: BTreeMap<i64, (FrameSum, PassSum)> = BTreeMap::new();
     let mut inputs: BTreeMap<i64, BTreeMap<u32, u32>> = BTreeMap::new();
     for index in plan.shards_of_chunk(chunk) {
         let (Some(shard), Some(files)) = (plan.shard(index), manifests.get(&index)) else {
@@ -401,16 +405,19 @@ fn merge_chunk(
         };
         let attempt = spec.attempts.get(index);
         for &frame in &shard.frames {
-            let tile = read_tile(storage, spec, &shard, files, frame)?;
-            frames
+            let (tile, passes) = read_tile(storage, spec, &shard, files, frame)?;
+            let (sum, pass_sum) = frames
                 .entry(frame)
-                .or_insert_with(|| FrameSum::new(w * h))
-                .add(&shard, &tile, w);
+                .or_insert_with(|| (FrameSum::new(w * h), PassSum::new(aovs, w, h)));
+            sum.add(&shard, &tile, w);
+            pass_sum
+                .add(shard.tile, shard.samples, &passes)
+                .map_err(|why| invalid_shard(index, &shard_frame_file(frame), &why))?;
             inputs.entry(frame).or_default().insert(index, attempt);
         }
     }
     let mut records = Vec::new();
-    for (frame, acc) in frames {
+    for (frame, (acc, pass_sum)) in frames {
         if let Some(i) = acc.count.iter().position(|&c| c != spp) {
             return Err(Error::BadSpec(format!(
                 "frame {frame}: pixel ({}, {}) got {} samples, expected {spp}: the plan does not cover the image",
@@ -423,7 +430,7 @@ fn merge_chunk(
         let mut files = Vec::new();
         for &format in &spec.formats {
             let bytes = match format {
-                ImageFormat::Exr => encode_exr(&image)?,
+                ImageFormat::Exr => encode_exr_with(&image, &pass_sum.channels(spp))?,
                 ImageFormat::Png => encode_png(&image)?,
             };
             let location = destination.location(spec, frame, format);
@@ -448,14 +455,15 @@ fn merge_chunk(
     Ok(records)
 }
 
-/// One verified shard's tile of `frame`, re-checked against its manifest entry and decoded.
+/// One verified shard's tile of `frame`, re-checked against its manifest entry and decoded,
+/// with its compositing passes when the job asks for any.
 fn read_tile(
     storage: &Storage,
     spec: &MergeSpec,
     shard: &Shard,
     files: &[ManifestFile],
     frame: i64,
-) -> Result<RgbImage> {
+) -> Result<(RgbImage, Vec<Channel>)> {
     let index = shard.index;
     let prefix = shard_prefix(&spec.output, &spec.job_uid, index, spec.attempts.get(index));
     let name = shard_frame_file(frame);
@@ -477,9 +485,15 @@ fn read_tile(
     let r = shard.tile;
     // The check read the header; pixel data can still be corrupt. Either way the shard is
     // invalid and re-rendered, never retried as a transient failure.
-    match decode_exr(&bytes) {
-        Ok(tile) if tile.width == r.width && tile.height == r.height => Ok(tile),
-        Ok(tile) => {
+    let passes = match spec.settings.aovs.is_empty() {
+        true => Ok(Vec::new()),
+        false => decode_exr_extra(&bytes),
+    };
+    match decode_exr(&bytes).and_then(|tile| Ok((tile, passes?))) {
+        Ok((tile, passes)) if tile.width == r.width && tile.height == r.height => {
+            Ok((tile, passes))
+        }
+        Ok((tile, _)) => {
             let why = format!("is {}x{}", tile.width, tile.height);
             Err(invalid_shard(index, &name, &why))
         }
@@ -515,7 +529,7 @@ fn preview(
         };
         for &frame in &shard.frames {
             match read_tile(storage, spec, &shard, &files, frame) {
-                Ok(tile) => frames
+                Ok((tile, _)) => frames
                     .entry(frame)
                     .or_insert_with(|| FrameSum::new(w * h))
                     .add(&shard, &tile, w),

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::gltf_scene::{FRAMES_PER_SECOND, GltfAsset};
 use crate::gpu::tile::{TileParams, render_with_progress};
 use crate::gpu::{GpuContext, GpuEnvironment, GpuScene, layout};
-use crate::image_io::{RgbImage, encode_exr};
+use crate::image_io::{RgbImage, encode_exr_with};
+use crate::passes;
 use crate::storage::{Storage, sha256_hex};
 
 /// Seconds between progress log lines while a shard renders.
@@ -181,6 +182,7 @@ impl<'a> ShardRenderer<'a> {
                 max_bounces: s.max_bounces,
                 background: s.background,
                 environment,
+                aovs: !s.aovs.is_empty(),
                 seed: s.seed,
             };
             let t0 = Instant::now();
@@ -211,7 +213,12 @@ impl<'a> ShardRenderer<'a> {
                 height: tile.rect.height,
                 pixels: tile.pixels,
             };
-            let bytes = encode_exr(&image)?;
+            let passes = tile
+                .aovs
+                .as_deref()
+                .map(|pixels| passes::channels(&s.aovs, pixels))
+                .unwrap_or_default();
+            let bytes = encode_exr_with(&image, &passes)?;
             let name = shard_frame_file(frame);
             files.push(ManifestFile {
                 path: name.clone(),

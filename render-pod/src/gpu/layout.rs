@@ -30,7 +30,8 @@ pub struct GpuTriAttr {
     /// Bit 0: vertex normals; bit 1: `TEXCOORD_1` or `COLOR_0`, in `tri_extra[extra]`.
     pub flags: u32,
     pub extra: u32,
-    pub pad: u32,
+    /// 1 + the glTF node of the mesh instance (the object ID pass).
+    pub object: u32,
 }
 
 /// What only some triangles have: vertex colours and a second UV set.
@@ -348,7 +349,7 @@ pub fn pack(scene: &Scene) -> PackedScene {
             material: t.material,
             flags: u32::from(t.normals.is_some()) | (u32::from(extra.is_some()) << 1),
             extra: if extra.is_some() { extra_index } else { 0 },
-            pad: 0,
+            object: t.object,
         });
         let material = &scene.materials[t.material as usize];
         if material.is_emissive() {
@@ -544,6 +545,7 @@ pub(crate) mod tests {
             uvs1: None,
             colors: None,
             material,
+            object: 0,
         };
         let mut light = Material::diffuse("light", [0.0; 3]);
         light.emissive = [2.0, 2.0, 2.0];
@@ -623,6 +625,7 @@ pub(crate) mod tests {
             uvs1: Some([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
             colors: None,
             material: 0,
+            object: 0,
         };
         let tangent_with = |map: Option<TextureRef>| {
             let mut material = Material::diffuse("bumpy", [0.5; 3]);
@@ -682,7 +685,7 @@ pub(crate) mod tests {
                     ("material", offset_of!(GpuTriAttr, material)),
                     ("flags", offset_of!(GpuTriAttr, flags)),
                     ("extra", offset_of!(GpuTriAttr, extra)),
-                    ("pad0", offset_of!(GpuTriAttr, pad)),
+                    ("object", offset_of!(GpuTriAttr, object)),
                 ],
             ),
             (

@@ -53,7 +53,7 @@ pub struct GpuContext {
     module: wgpu::ShaderModule,
     pipeline_layout: wgpu::PipelineLayout,
     /// One per [`ShaderVariant`], compiled when a scene first needs it.
-    pipelines: [OnceLock<wgpu::ComputePipeline>; 8],
+    pipelines: [OnceLock<wgpu::ComputePipeline>; 16],
     scene_layout: wgpu::BindGroupLayout,
     tile_layout: wgpu::BindGroupLayout,
     environment_layout: wgpu::BindGroupLayout,
@@ -81,6 +81,8 @@ pub struct ShaderVariant {
     pub transmission: bool,
     /// `SCENE_ENVIRONMENT`: an environment map instead of the constant background.
     pub environment: bool,
+    /// `SCENE_AOVS`: compositing passes are written.
+    pub aovs: bool,
 }
 
 impl ShaderVariant {
@@ -88,6 +90,7 @@ impl ShaderVariant {
         usize::from(self.extras)
             | (usize::from(self.transmission) << 1)
             | (usize::from(self.environment) << 2)
+            | (usize::from(self.aovs) << 3)
     }
 }
 
@@ -169,8 +172,13 @@ impl GpuContext {
         });
         let tile_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("tile"),
-            // Params (read-only storage, see trace.wgsl for why not a uniform), accumulator.
-            entries: &[storage_entry(0, true), storage_entry(1, false)],
+            // Params (read-only storage, see trace.wgsl for why not a uniform), accumulator,
+            // compositing passes.
+            entries: &[
+                storage_entry(0, true),
+                storage_entry(1, false),
+                storage_entry(2, false),
+            ],
         });
         let environment_layout =
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -251,6 +259,7 @@ impl GpuContext {
                         ("SCENE_EXTRAS", flag(variant.extras)),
                         ("SCENE_TRANSMISSION", flag(variant.transmission)),
                         ("SCENE_ENVIRONMENT", flag(variant.environment)),
+                        ("SCENE_AOVS", flag(variant.aovs)),
                     ],
                     ..Default::default()
                 },
@@ -356,6 +365,7 @@ impl GpuScene {
             extras: packed.uses_extras(),
             transmission: packed.uses_transmission(),
             environment: false,
+            aovs: false,
         };
         let limit = ctx.max_storage_bytes();
         for (what, bytes) in packed.buffer_sizes() {

@@ -28,6 +28,8 @@ pub struct TileParams<'a> {
     /// What rays that leave the scene find: this constant radiance, unless `environment`.
     pub background: [f32; 3],
     pub environment: Option<&'a GpuEnvironment>,
+    /// Whether to gather the compositing passes ([`Tile::aovs`]).
+    pub aovs: bool,
     pub seed: u64,
 }
 
@@ -37,6 +39,20 @@ pub struct Tile {
     pub rect: TileRect,
     pub samples: u32,
     pub pixels: Vec<[f32; 3]>,
+    /// When asked for: each pixel's compositing passes, in the same order.
+    pub aovs: Option<Vec<AovPixel>>,
+}
+
+/// What the camera rays of a pixel found first: the mean shading normal and base colour over
+/// its samples, and the distance, object ID and material ID of its sample 0 (0 when the tile's
+/// samples do not include sample 0).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AovPixel {
+    pub normal: [f32; 3],
+    pub depth: f32,
+    pub albedo: [f32; 3],
+    pub object: f32,
+    pub material: f32,
 }
 
 const MIN_PATHS_PER_DISPATCH: u64 = 1 << 12;
@@ -187,7 +203,8 @@ pub fn render_in_bands(
 ) -> Result<Tile> {
     validate(params)?;
     let rect = params.tile;
-    let row_bytes = u64::from(padded_row_pixels(rect.width)) * 16;
+    // The largest buffer a band binds: the accumulator, or the passes (three slots a pixel).
+    let row_bytes = u64::from(padded_row_pixels(rect.width)) * 16 * if params.aovs { 3 } else { 1 };
     let max_rows = (max_band_bytes.min(ctx.max_storage_bytes()) / row_bytes)
         .min(u64::from(rect.height)) as u32;
     if max_rows == 0 {
@@ -203,6 +220,7 @@ pub fn render_in_bands(
     let samples = u64::from(params.samples.count);
     let total = rect.pixel_count() * samples;
     let mut pixels = Vec::with_capacity(rect.pixel_count() as usize);
+    let mut aovs = params.aovs.then(Vec::new);
     let mut y = 0;
     while y < rect.height {
         let rows = max_rows.min(rect.height - y);
@@ -220,12 +238,16 @@ pub fn render_in_bands(
             progress(before + done, total)
         })?;
         pixels.extend(tile.pixels);
+        if let (Some(all), Some(band)) = (aovs.as_mut(), tile.aovs) {
+            all.extend(band);
+        }
         y += rows;
     }
     Ok(Tile {
         rect,
         samples: params.samples.count,
         pixels,
+        aovs,
     })
 }
 
@@ -238,6 +260,7 @@ fn render_band(
     let rect = params.tile;
     let variant = ShaderVariant {
         environment: params.environment.is_some(),
+        aovs: params.aovs,
         ..params.scene.variant
     };
     ctx.prepare(variant)?;
@@ -269,6 +292,14 @@ fn render_band(
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
+    // Three slots per accumulator slot when passes are gathered, else a placeholder.
+    let aov_bytes = if params.aovs { accum_bytes * 3 } else { 48 };
+    let aov = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("compositing passes"),
+        size: aov_bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("tile"),
         layout: &ctx.tile_layout,
@@ -280,6 +311,10 @@ fn render_band(
             wgpu::BindGroupEntry {
                 binding: 1,
                 resource: accum.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: aov.as_entire_binding(),
             },
         ],
     });
@@ -384,37 +419,44 @@ fn render_band(
 
     tracing::debug!(dispatches, rows = rect.height, "band traced");
 
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("readback"),
-    });
-    encoder.copy_buffer_to_buffer(&accum, 0, &staging, 0, accum_bytes);
-    ctx.queue.submit([encoder.finish()]);
-    let slice = staging.slice(..);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.wait()?;
-    rx.recv()
-        .map_err(|_| Error::Gpu("readback callback dropped".into()))?
-        .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
     let samples = params.samples.count;
-    let pixels = {
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
-        let data: &[[f32; 4]] = bytemuck::cast_slice(&view);
-        let inv = samples as f32;
+    let n = samples as f32;
+    let width = rect.width as usize;
+    let per_row = |data: &[[f32; 4]], slots: usize, row: usize| {
+        let start = row * stride as usize * slots;
+        data[start..start + width * slots].to_vec()
+    };
+    let accumulated = read_back(ctx, &accum, &staging, accum_bytes)?;
+    let mut pixels = Vec::with_capacity(rect.pixel_count() as usize);
+    for row in 0..rect.height as usize {
+        for px in per_row(&accumulated, 1, row) {
+            pixels.push([px[0] / n, px[1] / n, px[2] / n]);
+        }
+    }
+    let aovs = if params.aovs {
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback of the passes"),
+            size: aov_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let data = read_back(ctx, &aov, &staging, aov_bytes)?;
         let mut out = Vec::with_capacity(rect.pixel_count() as usize);
         for row in 0..rect.height as usize {
-            let start = row * stride as usize;
-            for px in &data[start..start + rect.width as usize] {
-                out.push([px[0] / inv, px[1] / inv, px[2] / inv]);
+            for p in per_row(&data, 3, row).chunks_exact(3) {
+                out.push(AovPixel {
+                    normal: [p[0][0] / n, p[0][1] / n, p[0][2] / n],
+                    depth: p[0][3],
+                    albedo: [p[1][0] / n, p[1][1] / n, p[1][2] / n],
+                    object: p[1][3],
+                    material: p[2][0],
+                });
             }
         }
-        out
+        Some(out)
+    } else {
+        None
     };
-    staging.unmap();
     if let Some(e) = pollster::block_on(scope_validation.pop()) {
         return Err(Error::Gpu(format!("validation: {e}")));
     }
@@ -425,7 +467,41 @@ fn render_band(
         rect,
         samples,
         pixels,
+        aovs,
     })
+}
+
+/// Copies `buffer` (`bytes` long) through `staging` and returns its contents.
+fn read_back(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    staging: &wgpu::Buffer,
+    bytes: u64,
+) -> Result<Vec<[f32; 4]>> {
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("readback"),
+        });
+    encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, bytes);
+    ctx.queue.submit([encoder.finish()]);
+    let slice = staging.slice(..);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.wait()?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("readback callback dropped".into()))?
+        .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
+    let data = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
+        bytemuck::cast_slice::<u8, [f32; 4]>(&view).to_vec()
+    };
+    staging.unmap();
+    Ok(data)
 }
 
 #[cfg(test)]

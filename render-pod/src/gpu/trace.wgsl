@@ -47,7 +47,7 @@ struct TriAttr {
     material: u32,
     flags: u32,      // bit 0: has vertex normals; bit 1: TEXCOORD_1 or COLOR_0 in tri_extra[extra]
     extra: u32,
-    pad0: u32,
+    object: u32,     // 1 + the glTF node of its mesh instance (object ID pass)
 }
 
 // Read by every shading point of its triangle, so kept to two loads there: COLOR_0 as
@@ -108,6 +108,11 @@ override SCENE_TRANSMISSION: bool = true;
 // (≈ 14 ms and ≈ 2.3 MB kept each; docs/renderer.md, Profile); storage loads are not inlined.
 @group(1) @binding(0) var<storage, read> params: Params;
 @group(1) @binding(1) var<storage, read_write> accum: array<vec4f>;
+// Compositing passes, 3 per pixel slot: (Σ normal, depth of sample 0), (Σ albedo, object of
+// sample 0), (material of sample 0, 0, 0, 0). A placeholder when the render asks for none.
+@group(1) @binding(2) var<storage, read_write> aov: array<vec4f>;
+// False when no compositing pass is written: that code is compiled out.
+override SCENE_AOVS: bool = true;
 // The environment map (src/environment.rs Environment::pack): 8 header words (width, height,
 // cos and sin of the rotation, 1 when sampleable), RGB texels, the row CDF, the column CDFs.
 @group(2) @binding(0) var<storage, read> env: array<f32>;
@@ -1082,7 +1087,18 @@ fn escaped(d: vec3f, bsdf_pdf: f32) -> vec3f {
     return env_radiance(d) * weight;
 }
 
+// What the camera ray of the current path found first (compositing passes): shading normal
+// and distance, base colour and object ID, material ID. Misses keep the defaults.
+var<private> first_normal: vec4f;
+var<private> first_albedo: vec4f;
+var<private> first_material: f32;
+
 fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
+    if (SCENE_AOVS) {
+        first_normal = vec4f(0.0, 0.0, 0.0, 1e10);
+        first_albedo = vec4f(0.0);
+        first_material = 0.0;
+    }
     rng_state = path_seed(px, py, sample);
     let width = f32(params.image.x);
     let height = f32(params.image.y);
@@ -1134,6 +1150,11 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
             break;
         }
         let s = surface_of(m, sp.vertex, sp.front);
+        if (SCENE_AOVS && vertex == 0u) {
+            first_normal = vec4f(sp.ns, hit.t);
+            first_albedo = vec4f(s.base, f32(tri_attr[hit.tri].object));
+            first_material = f32(sp.material + 1u);
+        }
         let frame = basis(sp.ns);
         let wo = -d * frame;
         radiance += throughput * sample_light(sp, s, wo, frame);
@@ -1211,8 +1232,36 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     if (params.counts.z != 0u) {
         sum = accum[slot].xyz;
     }
+    if (!SCENE_AOVS) {
+        for (var k = 0u; k < params.samples.y; k++) {
+            sum += trace_path(px, py, params.samples.x + k);
+        }
+        accum[slot] = vec4f(sum, 1.0);
+        return;
+    }
+    // Normal and albedo are summed like the beauty pass; depth and IDs are sample 0's (a
+    // shard without sample 0 leaves them 0).
+    var normal = vec4f(0.0);
+    var albedo = vec4f(0.0);
+    var material = vec4f(0.0);
+    if (params.counts.z != 0u) {
+        normal = aov[slot * 3u];
+        albedo = aov[slot * 3u + 1u];
+        material = aov[slot * 3u + 2u];
+    }
     for (var k = 0u; k < params.samples.y; k++) {
-        sum += trace_path(px, py, params.samples.x + k);
+        let sample = params.samples.x + k;
+        sum += trace_path(px, py, sample);
+        normal = vec4f(normal.xyz + first_normal.xyz, normal.w);
+        albedo = vec4f(albedo.xyz + first_albedo.xyz, albedo.w);
+        if (sample == 0u) {
+            normal.w = first_normal.w;
+            albedo.w = first_albedo.w;
+            material.x = first_material;
+        }
     }
     accum[slot] = vec4f(sum, 1.0);
+    aov[slot * 3u] = normal;
+    aov[slot * 3u + 1u] = albedo;
+    aov[slot * 3u + 2u] = material;
 }

@@ -66,6 +66,7 @@ impl Job<'_> {
             max_bounces: self.max_bounces,
             background: self.background,
             environment: self.environment,
+            aovs: false,
             seed: self.seed,
         };
         render_in_dispatches(
@@ -187,6 +188,7 @@ pub fn inward_cube(h: f32, material: u32) -> Vec<Triangle> {
                 uvs1: None,
                 colors: None,
                 material,
+                object: 0,
             });
         }
     }
@@ -261,6 +263,7 @@ pub fn icosphere(radius: f32, subdivisions: u32, material: u32) -> Vec<Triangle>
             uvs1: None,
             colors: None,
             material,
+            object: 0,
         })
         .collect()
 }
