@@ -571,6 +571,51 @@ fn block_error(pixels: &[[f32; 3]], reference: &RgbImage, k: u32) -> f64 {
     total / f64::from((w / k) * (h / k) * 3)
 }
 
+/// Renders `scene` like `reference` at `spp` and checks it: channel means within 2 %, the mean
+/// absolute per-pixel error within `per_pixel`, that of 4 × 4 block means within `blocks`.
+/// Returns the block error.
+fn assert_matches_cycles(
+    what: &str,
+    scene: &serde_json::Value,
+    reference: &RgbImage,
+    (bounces, spp): (u32, u32),
+    per_pixel: f64,
+    blocks: f64,
+) -> f64 {
+    let pixels = render_like(scene, reference, bounces, spp);
+    let pixel_error = mean_absolute_error(&pixels, reference);
+    let block = block_error(&pixels, reference, 4);
+    eprintln!("{what}: mean absolute error {pixel_error:.4}, of 4x4 blocks {block:.4}");
+    assert_means_within(&pixels, reference, 0.02);
+    assert!(
+        pixel_error <= per_pixel,
+        "{what}: mean absolute error {pixel_error}"
+    );
+    assert!(
+        block <= blocks,
+        "{what}: mean absolute error of 4x4 blocks {block}"
+    );
+    block
+}
+
+/// A render without the feature misses the bound on `k` × `k` block errors by more than
+/// `factor`.
+fn assert_far_beyond(
+    what: &str,
+    pixels: &[[f32; 3]],
+    reference: &RgbImage,
+    k: u32,
+    (blocks, factor): (f64, f64),
+    matched: f64,
+) {
+    let error = block_error(pixels, reference, k);
+    eprintln!("{what}: mean absolute error of {k}x{k} blocks {error:.4} (matched: {matched:.4})");
+    assert!(
+        error > factor * blocks,
+        "{what}: error {error} is not far beyond the bound (matched: {matched})"
+    );
+}
+
 /// An environment map against Blender Cycles 5.0.1 (`reference/environment_160x120.*`, 2048
 /// spp, `bench/render/cycles_reference.py --environment scenes/sky.hdr
 /// --environment-rotation 30 --bounces 8`): three spheres (white diffuse, rough gold, glossy
@@ -637,12 +682,7 @@ fn environment_map_matches_cycles() {
         ("not rotated", render(Some(&load(0.0)), [0.0; 3], 16)),
         ("constant background", render(None, mean, 16)),
     ] {
-        let error = block_error(&pixels, &reference, 8);
-        eprintln!("{what}: mean absolute error of 8x8 blocks {error:.4} (matched: {blocks:.4})");
-        assert!(
-            error > 3.0 * 0.02,
-            "{what}: error {error} is not far beyond the bound (matched: {blocks})"
-        );
+        assert_far_beyond(what, &pixels, &reference, 8, (0.02, 3.0), blocks);
     }
 }
 
@@ -661,16 +701,8 @@ fn skins_and_morph_targets_match_cycles() {
             .unwrap();
     let scene: serde_json::Value =
         serde_json::from_str(include_str!("scenes/skin_morph.gltf")).unwrap();
-    let full = render_like(&scene, &reference, 4, 32);
-    let per_pixel = mean_absolute_error(&full, &reference);
-    let matched = block_error(&full, &reference, 4);
-    eprintln!("skin and morph: mean absolute error {per_pixel:.4}, of 4x4 blocks {matched:.4}");
-    assert_means_within(&full, &reference, 0.02);
-    assert!(per_pixel <= 0.025, "mean absolute error {per_pixel}");
-    assert!(
-        matched <= 0.008,
-        "mean absolute error of 4x4 blocks {matched}"
-    );
+    let matched =
+        assert_matches_cycles("skin and morph", &scene, &reference, (4, 32), 0.025, 0.008);
     let mut unskinned = scene.clone();
     unskinned["nodes"][0]
         .as_object_mut()
@@ -679,14 +711,8 @@ fn skins_and_morph_targets_match_cycles() {
     let mut unmorphed = scene.clone();
     unmorphed["nodes"][3]["weights"] = serde_json::json!([0.0]);
     for (what, doc) in [("bind pose", unskinned), ("base shape", unmorphed)] {
-        let stripped = block_error(&render_like(&doc, &reference, 4, 16), &reference, 4);
-        eprintln!(
-            "{what}: mean absolute error of 4x4 blocks {stripped:.4} (matched: {matched:.4})"
-        );
-        assert!(
-            stripped > 2.0 * 0.008,
-            "{what}: error {stripped} is not far beyond the bound (matched: {matched})"
-        );
+        let pixels = render_like(&doc, &reference, 4, 16);
+        assert_far_beyond(what, &pixels, &reference, 4, (0.008, 2.0), matched);
     }
 }
 
@@ -737,29 +763,14 @@ fn alpha_blend_matches_cycles() {
             .unwrap();
     let scene: serde_json::Value =
         serde_json::from_str(include_str!("scenes/alpha_blend.gltf")).unwrap();
-    let full = render_like(&scene, &reference, 4, 32);
-    let per_pixel = mean_absolute_error(&full, &reference);
-    let matched = block_error(&full, &reference, 4);
-    eprintln!("alpha blend: mean absolute error {per_pixel:.4}, of 4x4 blocks {matched:.4}");
-    assert_means_within(&full, &reference, 0.02);
-    assert!(per_pixel <= 0.03, "mean absolute error {per_pixel}");
-    assert!(
-        matched <= 0.008,
-        "mean absolute error of 4x4 blocks {matched}"
-    );
+    let matched = assert_matches_cycles("alpha blend", &scene, &reference, (4, 32), 0.03, 0.008);
     for mode in ["OPAQUE", "MASK"] {
         let mut doc = scene.clone();
         for material in 0..2 {
             doc["materials"][material]["alphaMode"] = serde_json::json!(mode);
         }
-        let stripped = block_error(&render_like(&doc, &reference, 4, 16), &reference, 4);
-        eprintln!(
-            "{mode}: mean absolute error of 4x4 blocks {stripped:.4} (matched: {matched:.4})"
-        );
-        assert!(
-            stripped > 3.0 * 0.008,
-            "{mode}: error {stripped} is not far beyond the bound (matched: {matched})"
-        );
+        let pixels = render_like(&doc, &reference, 4, 16);
+        assert_far_beyond(mode, &pixels, &reference, 4, (0.008, 3.0), matched);
     }
 }
 

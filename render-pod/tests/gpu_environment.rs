@@ -55,44 +55,11 @@ fn render(
     tile.pixels
 }
 
-/// Pixels whose four corner rays all hit the sphere (with each one's centre-ray facet normal),
-/// and pixels whose corner rays all miss.
-fn classify(
-    scene: &Scene,
-    (w, h): (u32, u32),
-) -> (Vec<(usize, render_pod::math::Vec3)>, Vec<usize>) {
-    let verts: Vec<_> = scene.triangles.iter().map(|t| t.positions).collect();
-    let bvh = render_pod::bvh::build(&verts);
-    let cam = &scene.camera;
-    let tan = (cam.yfov * 0.5).tan();
-    let ray = |x: f32, y: f32| {
-        let nx = x / w as f32 * 2.0 - 1.0;
-        let ny = 1.0 - y / h as f32 * 2.0;
-        (cam.forward + cam.right * (nx * tan) + cam.up * (ny * tan))
-            .try_normalize()
-            .unwrap()
-    };
-    let hit = |x: f32, y: f32| bvh.intersect(&verts, cam.position, ray(x, y), f32::INFINITY);
-    let (mut inside, mut outside) = (Vec::new(), Vec::new());
-    for y in 0..h {
-        for x in 0..w {
-            let corners = [(0., 0.), (1., 0.), (0., 1.), (1., 1.)]
-                .map(|(dx, dy)| hit(x as f32 + dx, y as f32 + dy).is_some());
-            let i = (y * w + x) as usize;
-            if corners.iter().all(|&c| c) {
-                let (_, tri) = hit(x as f32 + 0.5, y as f32 + 0.5).unwrap();
-                let n = scene.triangles[tri as usize]
-                    .cross()
-                    .try_normalize()
-                    .unwrap();
-                inside.push((i, n));
-            } else if corners.iter().all(|&c| !c) {
-                outside.push(i);
-            }
-        }
-    }
-    assert!(inside.len() > 200 && outside.len() > 200, "bad framing");
-    (inside, outside)
+/// The sphere's pixels with their facet normals, and the pixels that miss it.
+fn classify(scene: &Scene, size: (u32, u32)) -> (Vec<(usize, render_pod::math::Vec3)>, Vec<usize>) {
+    let (covered, off) = classify_pixels(scene, size);
+    assert!(covered.len() > 200 && off.len() > 200, "bad framing");
+    (covered.iter().map(|c| (c.index, c.normal)).collect(), off)
 }
 
 /// Mean of (pixel − expected) over the sphere's pixels, and 4 standard errors of it.

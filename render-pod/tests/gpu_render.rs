@@ -274,43 +274,19 @@ fn spheres_under_a_constant_environment() {
         let (w, h) = (32u32, 32u32);
         let tile = render_whole(&upload(&scene), (w, h), 4, background, 5, 192);
         assert!(all_finite(&tile.pixels));
-        // Classify pixels by casting their four corner rays on the CPU.
-        let verts: Vec<_> = scene.triangles.iter().map(|t| t.positions).collect();
-        let bvh = render_pod::bvh::build(&verts);
-        let cam = &scene.camera;
-        let tan = (cam.yfov * 0.5).tan();
-        let ray = |x: f32, y: f32| {
-            let nx = x / w as f32 * 2.0 - 1.0;
-            let ny = 1.0 - y / h as f32 * 2.0;
-            (cam.forward + cam.right * (nx * tan) + cam.up * (ny * tan))
-                .try_normalize()
-                .unwrap()
-        };
-        let hit = |x: f32, y: f32| bvh.intersect(&verts, cam.position, ray(x, y), f32::INFINITY);
-        let (mut inside, mut outside, mut expected) = (Vec::new(), Vec::new(), Vec::new());
-        for y in 0..h {
-            for x in 0..w {
-                let corners = [(0., 0.), (1., 0.), (0., 1.), (1., 1.)]
-                    .map(|(dx, dy)| hit(x as f32 + dx, y as f32 + dy).is_some());
-                let p = tile.pixels[(y * w + x) as usize][1];
-                if corners.iter().all(|&c| c) {
-                    inside.push(p / background);
-                    let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
-                    let (_, tri) = hit(cx, cy).expect("the centre of an inside pixel hits");
-                    let normal = scene.triangles[tri as usize]
-                        .cross()
-                        .try_normalize()
-                        .unwrap();
-                    let mu = f64::from(-normal.dot(ray(cx, cy)));
-                    expected.push(match expect {
-                        Expect::Exactly(v) => v,
-                        Expect::WhiteGgx => albedo(mu),
-                    });
-                } else if corners.iter().all(|&c| !c) {
-                    outside.push(p);
-                }
-            }
-        }
+        let (covered, off) = classify_pixels(&scene, (w, h));
+        let inside: Vec<f32> = covered
+            .iter()
+            .map(|c| tile.pixels[c.index][1] / background)
+            .collect();
+        let outside: Vec<f32> = off.iter().map(|&i| tile.pixels[i][1]).collect();
+        let expected: Vec<f64> = covered
+            .iter()
+            .map(|c| match expect {
+                Expect::Exactly(v) => v,
+                Expect::WhiteGgx => albedo(f64::from(-c.normal.dot(c.ray))),
+            })
+            .collect();
         assert!(
             inside.len() > 200 && outside.len() > 200,
             "{name}: bad framing"

@@ -125,6 +125,55 @@ pub fn render_whole(
     })
 }
 
+/// A pixel whose four corner rays all hit the scene: its index, the facet normal its centre
+/// ray hits and that ray's direction.
+pub struct CoveredPixel {
+    pub index: usize,
+    pub normal: Vec3,
+    pub ray: Vec3,
+}
+
+/// The pixels of a `width` × `height` render of `scene` (a square-aspect camera) that lie wholly
+/// on its geometry and those that lie wholly off it, from corner rays cast on the CPU.
+pub fn classify_pixels(scene: &Scene, (w, h): (u32, u32)) -> (Vec<CoveredPixel>, Vec<usize>) {
+    let verts: Vec<_> = scene.triangles.iter().map(|t| t.positions).collect();
+    let bvh = render_pod::bvh::build(&verts);
+    let cam = &scene.camera;
+    let tan = (cam.yfov * 0.5).tan();
+    let ray = |x: f32, y: f32| {
+        let nx = x / w as f32 * 2.0 - 1.0;
+        let ny = 1.0 - y / h as f32 * 2.0;
+        (cam.forward + cam.right * (nx * tan) + cam.up * (ny * tan))
+            .try_normalize()
+            .unwrap()
+    };
+    let hit = |x: f32, y: f32| bvh.intersect(&verts, cam.position, ray(x, y), f32::INFINITY);
+    let (mut covered, mut off) = (Vec::new(), Vec::new());
+    for y in 0..h {
+        for x in 0..w {
+            let corners = [(0., 0.), (1., 0.), (0., 1.), (1., 1.)]
+                .map(|(dx, dy)| hit(x as f32 + dx, y as f32 + dy).is_some());
+            let index = (y * w + x) as usize;
+            if corners.iter().all(|&c| c) {
+                let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
+                let (_, tri) = hit(cx, cy).expect("the centre of a covered pixel hits");
+                let normal = scene.triangles[tri as usize]
+                    .cross()
+                    .try_normalize()
+                    .unwrap();
+                covered.push(CoveredPixel {
+                    index,
+                    normal,
+                    ray: ray(cx, cy),
+                });
+            } else if corners.iter().all(|&c| !c) {
+                off.push(index);
+            }
+        }
+    }
+    (covered, off)
+}
+
 pub fn camera(position: Vec3, yfov: f32) -> Camera {
     Camera {
         name: "test".into(),
