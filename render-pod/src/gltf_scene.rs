@@ -3,13 +3,15 @@
 //! Parsing and decoding happen once ([`GltfAsset::parse`]); [`GltfAsset::scene_at`] then walks
 //! the node hierarchy at a point in time (glTF animations of translation, rotation, scale and
 //! morph target weights are sampled there; skins and morph targets deform meshes, [`deform`])
-//! and flattens every triangle into world space. External URIs are fetched through a resolver, so they work for any store.
+//! and flattens every triangle into world space. External URIs are fetched through a
+//! resolver, so they work for any store.
 //!
 //! Supported: triangles, triangle strips and fans, indexed or not; `TEXCOORD_0` and
 //! `TEXCOORD_1`; `COLOR_0`; perspective cameras; metallic-roughness materials with base-colour,
 //! metallic-roughness, emissive and normal textures; KHR_texture_transform;
-//! KHR_materials_emissive_strength; KHR_materials_specular (factors); KHR_lights_punctual;
-//! `alphaMode` MASK (cut-outs) and BLEND (stochastic). What is left out is refused or warned about (`gltf_support`).
+//! KHR_materials_emissive_strength; KHR_materials_specular (factors); KHR_materials_ior,
+//! _transmission and _volume; KHR_lights_punctual; `alphaMode` MASK (cut-outs) and BLEND (stochastic); skins (`JOINTS_n`/`WEIGHTS_n`) and morph
+//! targets. What is left out is refused or warned about (`gltf_support`).
 
 use base64::Engine;
 use gltf::animation::util::ReadOutputs;
