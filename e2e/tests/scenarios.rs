@@ -735,6 +735,10 @@ fn invalid_manifests_are_refused(env: &mut Env) -> Pin<Box<dyn Future<Output = O
                 "spec.environment.rotationDegrees",
             ),
             (json!({"aovs": ["Depth", "Cryptomatte"]}), "spec.aovs[1]"),
+            (
+                json!({"motionBlur": {"shutter": 2.0}}),
+                "spec.motionBlur.shutter",
+            ),
         ];
         let count = cases.len();
         for (change, expected) in cases {
@@ -1679,6 +1683,7 @@ fn a_skinned_morphing_scene_renders_every_frame_as_a_local_render(
         // It has no lights: a white world lights it. Depth and object IDs for compositing.
         spec["background"] = json!([1.0, 1.0, 1.0]);
         spec["aovs"] = json!(["ObjectId", "Depth"]);
+        spec["motionBlur"] = json!({"shutter": 0.5});
         env.kubectl_apply(
             &json!({"apiVersion": "tessera.dev/v1alpha1", "kind": "RenderJob",
             "metadata": {"name": "walk", "namespace": "character"}, "spec": spec}),
@@ -1689,7 +1694,14 @@ fn a_skinned_morphing_scene_renders_every_frame_as_a_local_render(
             env,
             "1-10",
             &scene,
-            &["--background", "1,1,1", "--aovs", "depth,object-id"],
+            &[
+                "--background",
+                "1,1,1",
+                "--aovs",
+                "depth,object-id",
+                "--motion-blur",
+                "0.5",
+            ],
         )?;
         let mut frames = Vec::new();
         for frame in 1..=10u32 {
@@ -2554,7 +2566,7 @@ fn main() -> std::process::ExitCode {
                 an_environment_map_lights_the_render_pods_frames,
             ),
             (
-                "a skinned, morphing scene renders every frame, with depth and object IDs, as a local render does",
+                "a skinned, morphing scene renders every frame, motion-blurred with depth and object IDs, as a local render does",
                 a_skinned_morphing_scene_renders_every_frame_as_a_local_render,
             ),
             (

@@ -116,6 +116,7 @@ pub fn render_settings(
             aovs.dedup();
             aovs
         },
+        shutter: spec.motion_blur.map_or(0.0, |m| m.shutter),
         seed: spec.seed,
         limits: scene_limits(pool),
     }
@@ -491,6 +492,10 @@ mod tests {
         );
     }
 
+    fn job_spec(spec: Value) -> RenderJobSpec {
+        job("lighting", "shot010", spec).spec
+    }
+
     #[test]
     fn compositing_passes_reach_the_settings_once_each_in_a_fixed_order() {
         use tessera_shard::contract::Aov;
@@ -502,6 +507,17 @@ mod tests {
         let storage = confine(&job, &s3_pool()).unwrap();
         let settings = render_settings(&job.spec, &s3_pool(), storage.scene, None);
         assert_eq!(settings.aovs, [Aov::Depth, Aov::Normal, Aov::MaterialId]);
+        assert_eq!(settings.shutter, 0.0);
+        let blurred = job_spec(json!({"motionBlur": {}}));
+        assert_eq!(
+            render_settings(&blurred, &s3_pool(), String::new(), None).shutter,
+            0.5
+        );
+        let blurred = job_spec(json!({"motionBlur": {"shutter": 0.25}}));
+        assert_eq!(
+            render_settings(&blurred, &s3_pool(), String::new(), None).shutter,
+            0.25
+        );
     }
 
     #[test]

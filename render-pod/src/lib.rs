@@ -21,6 +21,7 @@ pub mod gpu;
 pub mod image_io;
 pub mod log_tail;
 pub mod math;
+pub mod motion;
 pub mod passes;
 pub mod sampling;
 pub mod scene;

@@ -124,6 +124,10 @@ struct LocalArgs {
         allow_negative_numbers = true
     )]
     environment_rotation: f32,
+    /// Motion blur: the shutter interval in frames (0 < S ≤ 1), centred on each frame; an
+    /// animated scene's samples then see it at times across the interval.
+    #[arg(long, default_value_t = 0.0)]
+    motion_blur: f32,
     /// Compositing passes written into each frame's EXR beside the beauty pass, comma
     /// separated: depth, normal, albedo, object-id, material-id.
     #[arg(long, value_delimiter = ',', value_parser = parse_aov)]
@@ -251,6 +255,7 @@ fn run(cli: Cli, log_destination: &mut Option<LogDestination>) -> Result<()> {
                         strength: args.environment_strength,
                         rotation_degrees: args.environment_rotation,
                     }),
+                    shutter: args.motion_blur,
                     aovs: {
                         let mut aovs = args.aovs.clone();
                         aovs.sort();

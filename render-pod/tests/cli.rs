@@ -212,6 +212,136 @@ fn local_writes_compositing_passes_merged_across_tiles_and_splits() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A white emissive quad, 1 × 2 units, sliding along x at one unit per frame (x = 0 at frame
+/// 4) before a camera that sees 8 × 2 units at 64 × 16 pixels: 8 pixels per unit.
+fn sliding_quad() -> serde_json::Value {
+    use base64::Engine;
+    let mut bin = Vec::new();
+    for v in [
+        -0.5f32, -1.0, 0.0, 0.5, -1.0, 0.0, 0.5, 1.0, 0.0, -0.5, 1.0, 0.0,
+    ] {
+        bin.extend(v.to_le_bytes());
+    }
+    for i in [0u16, 1, 2, 0, 2, 3] {
+        bin.extend(i.to_le_bytes());
+    }
+    for v in [0.0f32, 8.0 / 24.0, -4.0, 0.0, 0.0, 4.0, 0.0, 0.0] {
+        bin.extend(v.to_le_bytes());
+    }
+    let uri = format!(
+        "data:application/octet-stream;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&bin)
+    );
+    serde_json::json!({
+        "asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0, 1]}],
+        "nodes": [{"mesh": 0}, {"camera": 0, "translation": [0, 0, 2]}],
+        "cameras": [{"type": "perspective", "perspective": {"yfov": 2.0 * 0.5f32.atan(),
+            "znear": 0.01, "aspectRatio": 4.0}}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1, "material": 0}]}],
+        "materials": [{"emissiveFactor": [1, 1, 1], "doubleSided": true,
+            "pbrMetallicRoughness": {"baseColorFactor": [0, 0, 0, 1]}}],
+        "animations": [{"samplers": [{"input": 2, "output": 3}],
+            "channels": [{"sampler": 0, "target": {"node": 0, "path": "translation"}}]}],
+        "accessors": [
+            {"bufferView": 0, "componentType": 5126, "count": 4, "type": "VEC3",
+             "min": [-0.5, -1, 0], "max": [0.5, 1, 0]},
+            {"bufferView": 1, "componentType": 5123, "count": 6, "type": "SCALAR"},
+            {"bufferView": 2, "componentType": 5126, "count": 2, "type": "SCALAR",
+             "min": [0.0], "max": [8.0 / 24.0]},
+            {"bufferView": 3, "componentType": 5126, "count": 2, "type": "VEC3"}
+        ],
+        "bufferViews": [
+            {"buffer": 0, "byteOffset": 0, "byteLength": 48},
+            {"buffer": 0, "byteOffset": 48, "byteLength": 12},
+            {"buffer": 0, "byteOffset": 60, "byteLength": 8},
+            {"buffer": 0, "byteOffset": 68, "byteLength": 24}
+        ],
+        "buffers": [{"byteLength": 92, "uri": uri}]
+    })
+}
+
+/// `--motion-blur 1` (a shutter of one frame) smears the sliding quad's edges over the unit
+/// it travels (8 pixels) while keeping its light (the image mean); without it the edges stay
+/// within a pixel or two. The same frame in 2 × 2 tiles and 2 sample splits equals the
+/// whole-frame render bit for bit for tiles (each sample's time depends on its index alone).
+#[test]
+fn motion_blur_smears_a_moving_quad_over_its_path_and_keeps_tiles_bit_identical() {
+    let dir = temp_dir("motion-blur");
+    let scene = dir.join("sliding.gltf");
+    std::fs::write(&scene, serde_json::to_vec(&sliding_quad()).unwrap()).unwrap();
+    let render = |name: &str, more: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "local",
+            "--scene",
+            scene.to_str().unwrap(),
+            "--frames",
+            "4",
+            "--width",
+            "64",
+            "--height",
+            "16",
+            "--spp",
+            "64",
+            "--max-bounces",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(more);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(out.join("frame_0004.exr")).unwrap()
+    };
+    let image = |bytes: &[u8]| render_pod::image_io::decode_exr(bytes).unwrap();
+    let still = image(&render("still", &[]));
+    let blurred_bytes = render("blurred", &["--motion-blur", "1"]);
+    let blurred = image(&blurred_bytes);
+    // Partly covered pixels of the middle row: the edges' width.
+    let partial = |img: &render_pod::image_io::RgbImage| {
+        img.pixels[8 * 64..9 * 64]
+            .iter()
+            .filter(|p| p[0] > 0.05 && p[0] < 0.95)
+            .count()
+    };
+    let (mean_still, mean_blurred) = (still.mean()[0], blurred.mean()[0]);
+    eprintln!(
+        "means {mean_still:.4} / {mean_blurred:.4}, partial pixels {} / {}",
+        partial(&still),
+        partial(&blurred)
+    );
+    assert!((mean_still - 0.125).abs() < 0.01, "{mean_still}");
+    assert!(
+        (mean_blurred - mean_still).abs() < 0.01,
+        "{mean_blurred} vs {mean_still}"
+    );
+    assert!(
+        partial(&still) <= 4,
+        "still: {} partial pixels",
+        partial(&still)
+    );
+    assert!(
+        partial(&blurred) >= 12,
+        "blurred: {} partial pixels",
+        partial(&blurred)
+    );
+    let tiled = render("tiled", &["--motion-blur", "1", "--tiles", "2x2"]);
+    assert!(tiled == blurred_bytes, "tiles changed the blurred frame");
+    let split = image(&render(
+        "split",
+        &["--motion-blur", "1", "--sample-splits", "2"],
+    ));
+    for (a, b) in split.pixels.iter().zip(&blurred.pixels) {
+        for c in 0..3 {
+            assert!(
+                (a[c] - b[c]).abs() <= 1e-6 * b[c].max(1.0),
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A scene that requires an extension render-pod does not implement is refused, naming it;
 /// one that merely uses it renders, and every shard's manifest says what was left out.
 #[test]
@@ -277,6 +407,7 @@ fn settings() -> RenderSettings {
         background: [0.0; 3],
         environment: None,
         aovs: Vec::new(),
+        shutter: 0.0,
         seed: 3,
         limits: Default::default(),
     }

@@ -30,6 +30,7 @@ fn render(scene: &GpuScene, (w, h): (u32, u32), tile: TileRect, samples: SampleR
         background: [0.2; 3],
         environment: None,
         aovs: true,
+        sample_stride: 1,
         seed: SEED,
     };
     render_in_dispatches(ctx(), &params, DispatchSize::Fixed(97), &mut |_, _| {}).unwrap()

@@ -81,6 +81,7 @@ fn tiles_and_dispatch_layout_do_not_change_a_single_bit() {
         background: [0.0; 3],
         environment: None,
         aovs: false,
+        sample_stride: 1,
         seed: 7,
     };
     let banded = render_pod::gpu::tile::render_in_bands(

@@ -112,6 +112,10 @@ pub struct RenderSettings {
     /// Compositing passes written beside the beauty pass, in this order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aovs: Vec<Aov>,
+    /// Motion blur: the shutter interval in frames (0 < shutter ≤ 1), centred on each frame;
+    /// 0 for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shutter: f32,
     pub seed: u64,
     /// What the render pod will load (the pool's `spec.sceneLimits`, else the defaults).
     #[serde(default)]
@@ -130,6 +134,10 @@ pub struct EnvironmentSettings {
     /// Turn about the scene's up axis (+Y), counter-clockwise seen from above.
     #[serde(default)]
     pub rotation_degrees: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 fn unit_strength() -> f32 {

@@ -93,6 +93,11 @@ pub struct RenderJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<EnvironmentSpec>,
 
+    /// Motion blur: each sample sees the animation at a time within a shutter interval
+    /// centred on its frame (a still scene is unaffected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion_blur: Option<MotionBlur>,
+
     /// Compositing passes written into every frame's EXR beside the beauty pass (R, G, B),
     /// named as Blender Cycles names its layers: `Depth` (`Depth.Z`: distance along the
     /// camera ray, 1e10 where it leaves the scene), `Normal` (`Normal.X/Y/Z`, world space),
@@ -430,6 +435,20 @@ pub struct OutputSpec {
 
 fn default_formats() -> Vec<OutputFormat> {
     vec![OutputFormat::Exr, OutputFormat::Png]
+}
+
+/// Motion blur settings.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, JsonSchema)]
+pub struct MotionBlur {
+    /// The shutter interval in frames, at most 1 (Blender's default is 0.5). The frame's
+    /// samples are spread over up to 16 time steps across it.
+    #[serde(default = "half_frame")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub shutter: f32,
+}
+
+fn half_frame() -> f32 {
+    0.5
 }
 
 /// A compositing pass (`spec.aovs`).

@@ -15,12 +15,12 @@ use tessera_shard::contract::{
 use crate::commands::shard_frame_file;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::gltf_scene::{FRAMES_PER_SECOND, GltfAsset};
+use crate::gltf_scene::GltfAsset;
 use crate::gpu::tile::{TileParams, render_with_progress};
 use crate::gpu::{GpuContext, GpuEnvironment, GpuScene, layout};
 use crate::image_io::{RgbImage, encode_exr_with};
-use crate::passes;
 use crate::storage::{Storage, sha256_hex};
+use crate::{motion, passes};
 
 /// Seconds between progress log lines while a shard renders.
 const PROGRESS_LOG_SECONDS: f64 = 10.0;
@@ -75,6 +75,12 @@ pub fn validate(spec: &ShardSpec) -> Result<()> {
             s.background
         ));
     }
+    if !(s.shutter.is_finite() && (0.0..=1.0).contains(&s.shutter)) {
+        return bad(format!(
+            "shutter {} must be between 0 and 1 frame",
+            s.shutter
+        ));
+    }
     if let Some(e) = &s.environment
         && !(e.strength.is_finite() && e.strength >= 0.0 && e.rotation_degrees.is_finite())
     {
@@ -94,7 +100,8 @@ pub struct ShardRenderer<'a> {
     pub asset: &'a GltfAsset,
     /// The job's environment map, uploaded before the first shard renders.
     pub environment: Option<&'a Environment>,
-    cached: Option<(Option<i64>, Option<String>, GpuScene)>,
+    /// The uploaded scene, by the animation time it was built at (`None`: not animated).
+    cached: Option<(Option<u64>, Option<String>, GpuScene)>,
     gpu_environment: Option<Rc<GpuEnvironment>>,
 }
 
@@ -115,15 +122,14 @@ impl<'a> ShardRenderer<'a> {
         }
     }
 
-    fn scene_for(&mut self, frame: i64, camera: Option<&str>) -> Result<&GpuScene> {
-        let key_frame = self.asset.is_animated().then_some(frame);
+    /// The scene at `time` seconds (the time of `frame`, or of one of its motion-blur steps).
+    fn scene_for(&mut self, frame: i64, time: f64, camera: Option<&str>) -> Result<&GpuScene> {
+        let key_time = self.asset.is_animated().then_some(time.to_bits());
         let key_camera = camera.map(str::to_string);
-        let hit = matches!(&self.cached, Some((f, c, _)) if *f == key_frame && *c == key_camera);
+        let hit = matches!(&self.cached, Some((t, c, _)) if *t == key_time && *c == key_camera);
         if !hit {
             let started = Instant::now();
-            let scene = self
-                .asset
-                .scene_at(frame as f64 / FRAMES_PER_SECOND, camera)?;
+            let scene = self.asset.scene_at(time, camera)?;
             let packed = layout::pack(&scene);
             let gpu = GpuScene::upload(self.ctx, &packed, scene.camera.clone())?;
             tracing::info!(
@@ -136,7 +142,7 @@ impl<'a> ShardRenderer<'a> {
                 seconds = started.elapsed().as_secs_f64(),
                 "scene built (BVH + upload)"
             );
-            self.cached = Some((key_frame, key_camera, gpu));
+            self.cached = Some((key_time, key_camera, gpu));
         }
         match &self.cached {
             Some((_, _, gpu)) => Ok(gpu),
@@ -168,45 +174,63 @@ impl<'a> ShardRenderer<'a> {
         }
         // Shared, not borrowed: `scene_for` borrows the renderer mutably.
         let gpu_environment = self.gpu_environment.clone();
+        let steps = motion::steps(s.shutter, s.samples_per_pixel, self.asset.is_animated());
         for (k, &frame) in spec.frames.iter().enumerate() {
             let ctx = self.ctx;
-            let scene = self.scene_for(frame, s.camera.as_deref())?;
             let environment = gpu_environment.as_deref();
-            let params = TileParams {
-                scene,
-                frame,
-                image_width: s.width,
-                image_height: s.height,
-                tile: spec.tile,
-                samples: spec.samples,
-                max_bounces: s.max_bounces,
-                background: s.background,
-                environment,
-                aovs: !s.aovs.is_empty(),
-                seed: s.seed,
-            };
             let t0 = Instant::now();
-            let base = per_frame * k as u64;
-            let tile = render_with_progress(ctx, &params, &mut |done, _| {
-                let paths = base + done;
-                // A heartbeat for `kubectl logs`: at most one line per PROGRESS_LOG_SECONDS.
-                if last_log.elapsed().as_secs_f64() >= PROGRESS_LOG_SECONDS {
-                    last_log = Instant::now();
-                    let elapsed = started.elapsed().as_secs_f64();
-                    let fraction = paths as f64 / total.max(1) as f64;
-                    let eta = if fraction > 0.0 {
-                        elapsed * (1.0 - fraction) / fraction
-                    } else {
-                        0.0
-                    };
-                    tracing::info!(
-                        percent = format!("{:.1}", 100.0 * fraction),
-                        eta_seconds = eta.round(),
-                        "rendering"
-                    );
-                }
-                progress(paths, total)
-            })?;
+            let mut base = per_frame * k as u64;
+            // Each motion-blur time step renders its share of the samples (all of them, and
+            // the frame's own time, without blur).
+            let mut parts = Vec::new();
+            for step in 0..steps {
+                let Some(samples) = motion::share(spec.samples, step, steps) else {
+                    continue;
+                };
+                let time = motion::step_time(frame, s.shutter, step, steps);
+                let scene = self.scene_for(frame, time, s.camera.as_deref())?;
+                let params = TileParams {
+                    scene,
+                    frame,
+                    image_width: s.width,
+                    image_height: s.height,
+                    tile: spec.tile,
+                    samples,
+                    max_bounces: s.max_bounces,
+                    background: s.background,
+                    environment,
+                    aovs: !s.aovs.is_empty(),
+                    sample_stride: steps,
+                    seed: s.seed,
+                };
+                let tile = render_with_progress(ctx, &params, &mut |done, _| {
+                    let paths = base + done;
+                    // A heartbeat for `kubectl logs`: at most one line per PROGRESS_LOG_SECONDS.
+                    if last_log.elapsed().as_secs_f64() >= PROGRESS_LOG_SECONDS {
+                        last_log = Instant::now();
+                        let elapsed = started.elapsed().as_secs_f64();
+                        let fraction = paths as f64 / total.max(1) as f64;
+                        let eta = if fraction > 0.0 {
+                            elapsed * (1.0 - fraction) / fraction
+                        } else {
+                            0.0
+                        };
+                        tracing::info!(
+                            percent = format!("{:.1}", 100.0 * fraction),
+                            eta_seconds = eta.round(),
+                            "rendering"
+                        );
+                    }
+                    progress(paths, total)
+                })?;
+                base += spec.tile.pixel_count() * u64::from(samples.count);
+                parts.push((samples, tile));
+            }
+            let tile = match parts.len() {
+                1 => parts.remove(0).1,
+                _ => motion::combine(&parts)
+                    .ok_or_else(|| Error::BadSpec("a shard with no samples".into()))?,
+            };
             render_seconds += t0.elapsed().as_secs_f64();
             let image = RgbImage {
                 width: tile.rect.width,

@@ -30,6 +30,9 @@ pub struct TileParams<'a> {
     pub environment: Option<&'a GpuEnvironment>,
     /// Whether to gather the compositing passes ([`Tile::aovs`]).
     pub aovs: bool,
+    /// The samples are `samples.start`, then every `sample_stride`-th after it, `samples.count`
+    /// of them (motion blur renders each time step's share of a range this way); 1: all.
+    pub sample_stride: u32,
     pub seed: u64,
 }
 
@@ -149,7 +152,8 @@ fn validate(p: &TileParams) -> Result<()> {
             t.width, t.height, t.x, t.y, p.image_width, p.image_height
         )));
     }
-    if p.samples.count == 0 || p.samples.start.checked_add(p.samples.count).is_none() {
+    let last = (p.samples.count.max(1) - 1).checked_mul(p.sample_stride.max(1));
+    if p.samples.count == 0 || last.and_then(|l| p.samples.start.checked_add(l)).is_none() {
         return Err(Error::BadSpec(format!(
             "bad sample range {}+{}",
             p.samples.start, p.samples.count
@@ -346,7 +350,12 @@ fn render_band(
             params.frame as u32,
             (params.frame >> 32) as u32,
         ],
-        counts: [params.scene.light_count, params.scene.triangle_count, 0, 0],
+        counts: [
+            params.scene.light_count,
+            params.scene.triangle_count,
+            0,
+            params.sample_stride.max(1),
+        ],
     };
     let total: u64 = rect.pixel_count() * u64::from(params.samples.count);
     let max_samples = match ctx.software {
@@ -361,8 +370,9 @@ fn render_band(
             DispatchSize::Fixed(paths) => paths.max(1),
             DispatchSize::Adaptive => ctx.paths_per_dispatch.load(Ordering::Relaxed).max(1),
         };
+        // Planned over sample positions 0..count; position i is sample start + i · stride.
         let remaining = SampleRange {
-            start: params.samples.start + samples_done,
+            start: samples_done,
             count: params.samples.count - samples_done,
         };
         // The first sample chunk of a plan over the remaining samples.
@@ -378,7 +388,7 @@ fn render_band(
             let mut p = base;
             p.tile[2] = d.row_start;
             p.tile[3] = d.rows;
-            p.samples[0] = d.sample_start;
+            p.samples[0] = params.samples.start + d.sample_start * params.sample_stride.max(1);
             p.samples[1] = d.sample_count;
             p.counts[2] = u32::from(samples_done > 0);
             ctx.queue

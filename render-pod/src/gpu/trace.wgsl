@@ -22,7 +22,7 @@ struct Params {
     tile: vec4u,         // tile width, tile height, first row of this dispatch, rows in it
     samples: vec4u,      // first sample, samples in this dispatch, max bounces, accumulator row stride
     seed: vec4u,         // seed lo, seed hi, frame lo, frame hi
-    counts: vec4u,       // lights, triangles, accumulate (0: overwrite), unused
+    counts: vec4u,       // lights, triangles, accumulate (0: overwrite), sample stride
 }
 
 struct Node {
@@ -1232,9 +1232,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     if (params.counts.z != 0u) {
         sum = accum[slot].xyz;
     }
+    // Samples first, first + stride, … (a motion-blur time step's share of a range).
+    let stride = params.counts.w;
     if (!SCENE_AOVS) {
         for (var k = 0u; k < params.samples.y; k++) {
-            sum += trace_path(px, py, params.samples.x + k);
+            sum += trace_path(px, py, params.samples.x + k * stride);
         }
         accum[slot] = vec4f(sum, 1.0);
         return;
@@ -1250,7 +1252,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
         material = aov[slot * 3u + 2u];
     }
     for (var k = 0u; k < params.samples.y; k++) {
-        let sample = params.samples.x + k;
+        let sample = params.samples.x + k * stride;
         sum += trace_path(px, py, sample);
         normal = vec4f(normal.xyz + first_normal.xyz, normal.w);
         albedo = vec4f(albedo.xyz + first_albedo.xyz, albedo.w);

@@ -67,6 +67,7 @@ impl Job<'_> {
             background: self.background,
             environment: self.environment,
             aovs: false,
+            sample_stride: 1,
             seed: self.seed,
         };
         render_in_dispatches(
