@@ -200,6 +200,10 @@ def main():
     parser.add_argument("--environment-strength", type=float, default=1.0)
     parser.add_argument("--environment-rotation", type=float, default=0.0,
                         help="degrees counter-clockwise about the up axis, seen from above")
+    parser.add_argument("--frame", type=int, help="render this frame of the scene's animation "
+                        "(glTF time = frame / 24 s, as the importer keys it)")
+    parser.add_argument("--motion-blur", type=float, default=0.0,
+                        help="shutter in frames, centred on the frame (0: none)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--exr", required=True)
     parser.add_argument("--json", required=True)
@@ -210,6 +214,14 @@ def main():
         environment = (args.environment, args.environment_strength, args.environment_rotation)
     scene = setup_scene(args.scene, args.width, args.height, args.spp, args.bounces, background,
                         args.seed, environment=environment)
+    if args.frame is not None:
+        scene.frame_set(args.frame)
+    if args.motion_blur > 0:
+        scene.render.use_motion_blur = True
+        scene.render.motion_blur_shutter = args.motion_blur
+        scene.render.motion_blur_position = "CENTER"
+        for obj in scene.objects:
+            obj.cycles.motion_steps = 4  # 2^(4-1) = 8 steps of deformation, when any
     seconds, pixels = render(scene, args.exr)
     mean = pixels.reshape(-1, 3).mean(axis=0)
     result = {
@@ -224,6 +236,8 @@ def main():
                             "strength": args.environment_strength,
                             "rotationDegrees": args.environment_rotation}}
            if args.environment else {}),
+        **({"frame": args.frame} if args.frame is not None else {}),
+        **({"motionBlur": args.motion_blur} if args.motion_blur > 0 else {}),
         "seed": args.seed,
         "mean": [float(v) for v in mean],
         "renderSeconds": seconds,

@@ -502,6 +502,21 @@ impl Env {
     }
 
     /// The job as the API server has it.
+    /// Deletes every RenderJob left in the cluster, so a scenario that failed half way does not
+    /// hold the pools' slots (a hanging shard, say) through the scenarios after it.
+    async fn delete_all_jobs(&self) {
+        let api = Api::<RenderJob>::all(self.client.clone());
+        let Ok(jobs) = api.list(&ListParams::default()).await else {
+            return;
+        };
+        for job in jobs {
+            let namespace = job.namespace().unwrap_or_default();
+            let _ = Api::<RenderJob>::namespaced(self.client.clone(), &namespace)
+                .delete(&job.name_any(), &DeleteParams::background())
+                .await;
+        }
+    }
+
     async fn render_job(&self, namespace: &str, name: &str) -> Result<RenderJob, String> {
         Api::<RenderJob>::namespaced(self.client.clone(), namespace)
             .get(name)
@@ -2710,9 +2725,12 @@ fn main() -> std::process::ExitCode {
         let mut report = Report::default();
         for (name, scenario) in selected {
             let label = format!("scenario {name}");
-            report
+            let passed = report
                 .run(&label, &mut env, scenario, Env::reset_operators)
                 .await;
+            if !passed {
+                env.delete_all_jobs().await;
+            }
         }
         let dir = env.dir.clone();
         env.shutdown().await;

@@ -233,7 +233,8 @@ pub fn frame_by_frame_dependencies_follow_the_frames(
             json!({"dependsOn": [{"name": "plate", "frameByFrame": true}]}),
         )
         .await?;
-        // Frames 1-3 of comp render while plate's frame 4 hangs; comp's frame 4 waits.
+        // Frames 1-3 of comp render while plate's frame 4 hangs; comp's frame 4 waits. The
+        // status may trail the pods by a pass (writes are batched): wait for it to say so.
         let waiting = eventually("comp's frames 1-3", Duration::from_secs(60), || async {
             let status = status_of(env, "frames", "comp").await?;
             let ready = status
@@ -241,13 +242,17 @@ pub fn frame_by_frame_dependencies_follow_the_frames(
                 .iter()
                 .find(|c| c.type_ == "DependenciesReady")?;
             let rendered: Vec<u32> = env.renders("comp").iter().map(|r| r.0).collect();
-            (rendered == [0, 1, 2] && ready.reason == "WaitingForFrames")
-                .then(|| ready.message.clone())
+            (rendered == [0, 1, 2]
+                && ready.reason == "WaitingForFrames"
+                && ready.message.contains("plate (frames merged: 1-3)"))
+            .then(|| ready.message.clone())
         })
         .await?;
+        // Frame 4 never started while plate's frame 4 hung.
+        let rendered: Vec<u32> = env.renders("comp").iter().map(|r| r.0).collect();
         ensure!(
-            waiting.contains("plate (frames merged: 1-3)"),
-            "DependenciesReady: {waiting}"
+            rendered == [0, 1, 2],
+            "comp rendered {rendered:?}: {waiting}"
         );
         let plate = status_of(env, "frames", "plate").await.unwrap_or_default();
         ensure!(

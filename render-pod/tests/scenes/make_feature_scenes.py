@@ -26,6 +26,10 @@ skin_morph_animated.gltf — the same with the pose animated: the joint turns 0 
 the weight goes 0 -> 1.2 over 0.5 s (linear), so at t = 0.25 s (frame 6) it is skin_morph.gltf's
 pose; used by the operator's end-to-end scenario over frames 1-10.
 
+motion_blur.gltf — an orange sphere sliding along x at 0.4 units a frame (linear, frames 0-12) beside
+a still blue one, on a grey ground under a white background; rendered at frame 6 with a
+shutter of one frame (reference motion_blur_160x120.*, Cycles' motion blur at the centre).
+
 alpha_blend.gltf — two Lambertian quads with alphaMode BLEND before a checker backdrop under a
 white background: a red one of alpha 0.3 (factor), a green one whose texture's alpha runs
 0 -> 1 from left to right (reference alpha_blend_160x120.*).
@@ -438,6 +442,65 @@ def skin_morph_scene(animated, rings=13, segments=16, sphere_rings=16, sphere_se
     return document
 
 
+def motion_blur_scene():
+    """motion_blur.gltf: see the header."""
+    blob = Blob()
+    add = blob.add
+    r = 0.35
+    positions, normals, triangles = uv_sphere(r)
+    sphere = {
+        "POSITION": add(pack("3f", positions), {"componentType": 5126, "count": len(positions),
+                        "type": "VEC3", "min": [-r, -r, -r], "max": [r, r, r]}),
+        "NORMAL": add(pack("3f", normals), {"componentType": 5126, "count": len(normals),
+                      "type": "VEC3"}),
+    }
+    data, fields = indices(triangles, len(positions))
+    sphere_indices = add(data, {**fields, "count": 3 * len(triangles), "type": "SCALAR"})
+    corners = [(-3.0, 0.0, 3.0), (3.0, 0.0, 3.0), (3.0, 0.0, -3.0), (-3.0, 0.0, -3.0)]
+    ground = {"POSITION": add(pack("3f", corners), {"componentType": 5126, "count": 4,
+              "type": "VEC3", "min": [-3.0, 0.0, -3.0], "max": [3.0, 0.0, 3.0]})}
+    quad = add(bytes([0, 1, 2, 0, 2, 3]), {"componentType": 5121, "count": 6, "type": "SCALAR"})
+    times = add(pack("f", [(0.0,), (0.5,)]), {"componentType": 5126, "count": 2,
+                "type": "SCALAR", "min": [0.0], "max": [0.5]})
+    # 0.4 units a frame: from x = -2.6 at frame 0 to 2.2 at frame 12; x = -0.2 at frame 6.
+    slide = add(pack("3f", [(-2.6, r, 0.0), (2.2, r, 0.0)]),
+                {"componentType": 5126, "count": 2, "type": "VEC3"})
+
+    def lambertian(name, colour):
+        return {"name": name, "pbrMetallicRoughness": {"baseColorFactor": colour + [1],
+                "metallicFactor": 0.0, "roughnessFactor": 1.0}}
+
+    return {
+        "asset": {"version": "2.0", "generator": "render-pod/tests/scenes/make_feature_scenes.py"},
+        "scene": 0,
+        "scenes": [{"nodes": [0, 1, 2, 3]}],
+        "nodes": [
+            {"name": "sliding", "mesh": 0, "translation": [-0.2, r, 0.0]},
+            {"name": "still", "mesh": 1, "translation": [0.9, r, -0.6]},
+            {"name": "ground", "mesh": 2},
+            {"name": "camera", "camera": 0, "translation": [0.0, 1.0, 3.6],
+             "rotation": [math.sin(math.radians(-10) / 2), 0.0, 0.0,
+                          math.cos(math.radians(-10) / 2)]},
+        ],
+        "cameras": [{"name": "camera", "type": "perspective",
+                     "perspective": {"yfov": 0.6, "znear": 0.05, "aspectRatio": 160 / 120}}],
+        "meshes": [
+            {"name": "sliding", "primitives": [{"attributes": sphere, "indices": sphere_indices,
+                                                "material": 0}]},
+            {"name": "still", "primitives": [{"attributes": sphere, "indices": sphere_indices,
+                                              "material": 1}]},
+            {"name": "ground", "primitives": [{"attributes": ground, "indices": quad,
+                                               "material": 2}]},
+        ],
+        "materials": [lambertian("orange", [0.9, 0.45, 0.1]), lambertian("blue", [0.2, 0.45, 0.9]),
+                      lambertian("ground", [0.5, 0.5, 0.5])],
+        "animations": [{"name": "slide", "samplers": [{"input": times, "output": slide}],
+                        "channels": [{"sampler": 0, "target": {"node": 0,
+                                                               "path": "translation"}}]}],
+        **blob.fields(),
+    }
+
+
 def alpha_blend_scene():
     """alpha_blend.gltf: see the header."""
     blob = Blob()
@@ -516,7 +579,8 @@ def main():
                         ("environment.gltf", environment_scene()),
                         ("skin_morph.gltf", skin_morph_scene(False)),
                         ("skin_morph_animated.gltf", skin_morph_scene(True)),
-                        ("alpha_blend.gltf", alpha_blend_scene())]:
+                        ("alpha_blend.gltf", alpha_blend_scene()),
+                        ("motion_blur.gltf", motion_blur_scene())]:
         path = os.path.join(HERE, name)
         with open(path, "w") as f:
             json.dump(scene, f, indent=1)
