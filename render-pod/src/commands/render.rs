@@ -178,7 +178,6 @@ impl<'a> ShardRenderer<'a> {
         for (k, &frame) in spec.frames.iter().enumerate() {
             let ctx = self.ctx;
             let environment = gpu_environment.as_deref();
-            let t0 = Instant::now();
             let mut base = per_frame * k as u64;
             // Each motion-blur time step renders its share of the samples (all of them, and
             // the frame's own time, without blur).
@@ -203,6 +202,8 @@ impl<'a> ShardRenderer<'a> {
                     sample_stride: steps,
                     seed: s.seed,
                 };
+                // GPU time only: scene builds are not rendering (samples/s leave them out).
+                let t0 = Instant::now();
                 let tile = render_with_progress(ctx, &params, &mut |done, _| {
                     let paths = base + done;
                     // A heartbeat for `kubectl logs`: at most one line per PROGRESS_LOG_SECONDS.
@@ -223,6 +224,7 @@ impl<'a> ShardRenderer<'a> {
                     }
                     progress(paths, total)
                 })?;
+                render_seconds += t0.elapsed().as_secs_f64();
                 base += spec.tile.pixel_count() * u64::from(samples.count);
                 parts.push((samples, tile));
             }
@@ -231,7 +233,6 @@ impl<'a> ShardRenderer<'a> {
                 _ => motion::combine(&parts)
                     .ok_or_else(|| Error::BadSpec("a shard with no samples".into()))?,
             };
-            render_seconds += t0.elapsed().as_secs_f64();
             let image = RgbImage {
                 width: tile.rect.width,
                 height: tile.rect.height,
