@@ -44,6 +44,9 @@ step "cargo test (unit, mocked-API, end-to-end scenarios)"
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
+step "traversal benchmark, small (every BVH's hits against Embree's, the same figures twice)"
+bench/render/traversal/run.sh --quick >/dev/null
+
 step "generated files up to date (crds/, the chart CRD template and dashboard)"
 scripts/generate.sh --check
 

@@ -37,8 +37,7 @@ cp "$BIN" "$BUNDLE/render-pod"
 strip "$BUNDLE/render-pod" 2>/dev/null || true
 cp render-pod/tests/scenes/cbox.gltf "$BUNDLE/scenes/cbox.gltf"
 
-# The heavy scene: compare_cycles.py's own heavy_scene(), lifted out of the module with ast so
-# that bpy (imported at the module's top) is not needed.
+# The heavy scene: bench/render/heavy_scene.py (numpy only).
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
   if python3 -c "import numpy" 2>/dev/null; then
@@ -51,21 +50,14 @@ if [ -z "$PY" ]; then
   fi
 fi
 "$PY" - "$ROOT" "$BUNDLE/scenes" <<'EOF'
-import ast, json, os, sys
-import numpy as np
+import json, os, sys
 root, out = sys.argv[1], sys.argv[2]
-src_path = os.path.join(root, "bench", "render", "compare_cycles.py")
-tree = ast.parse(open(src_path).read(), src_path)
-fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "heavy_scene")
-grid = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "add_argument"
-            and n.args and getattr(n.args[0], "value", None) == "--grid")
-grid = next(k.value.value for k in grid.keywords if k.arg == "default")
-ns = {"np": np, "json": json, "os": os, "CBOX": os.path.join(root, "render-pod", "tests", "scenes", "cbox.gltf")}
-exec(compile(ast.Module(body=[fn], type_ignores=[]), src_path, "exec"), ns)
-path, triangles = ns["heavy_scene"](out, grid)
-json.dump({"heavy": {"grid": grid, "triangles": triangles}, "cbox": {"triangles": 36}},
+sys.path.insert(0, os.path.join(root, "bench", "render"))
+from heavy_scene import GRID, heavy_scene
+path, triangles = heavy_scene(out, GRID)
+json.dump({"heavy": {"grid": GRID, "triangles": triangles}, "cbox": {"triangles": 36}},
           open(os.path.join(out, "scenes.json"), "w"))
-print(f"heavy scene: grid {grid}, {triangles} triangles -> {path}")
+print(f"heavy scene: grid {GRID}, {triangles} triangles -> {path}")
 EOF
 
 {

@@ -281,7 +281,21 @@ pub fn intersect_triangle(
     (dist > tmin && dist < tmax).then_some(dist)
 }
 
-fn hit_box(n: &BvhNode, origin: Vec3, inv_dir: Vec3, tmax: f32) -> Option<f32> {
+/// The shader's `safe_inverse`: a zero direction component becomes ±1e30, not infinity.
+pub fn safe_inverse(d: Vec3) -> Vec3 {
+    let inv = |c: f32| {
+        if c.abs() < 1e-30 {
+            if c >= 0.0 { 1e30 } else { -1e30 }
+        } else {
+            1.0 / c
+        }
+    };
+    vec3(inv(d.x), inv(d.y), inv(d.z))
+}
+
+/// The shader's `box_entry`: the entry distance into the node's box, or `None` when the ray
+/// misses it before `tmax`.
+fn box_entry(n: &BvhNode, origin: Vec3, inv_dir: Vec3, tmax: f32) -> Option<f32> {
     let mut t0 = 0.0f32;
     let mut t1 = tmax;
     for axis in 0..3 {
@@ -293,8 +307,29 @@ fn hit_box(n: &BvhNode, origin: Vec3, inv_dir: Vec3, tmax: f32) -> Option<f32> {
     (t0 <= t1).then_some(t0)
 }
 
+/// Bytes of one node and of one triangle's positions (`TriPos`: v0, e1, e2 as vec4) as the GPU
+/// reads them; the traversal benchmark counts memory traffic with them.
+pub const NODE_BYTES: u32 = 32;
+pub const TRIANGLE_BYTES: u32 = 48;
+
+/// What a traversal does, step by step: the traversal benchmark (bench/render/traversal)
+/// counts it; `()` counts nothing.
+pub trait Observer {
+    /// A node visited: `bytes` read for it and the child boxes it tests, `boxes` of them.
+    fn node(&mut self, _bytes: u32, _boxes: u32) {}
+    /// One ray–triangle test (it reads [`TRIANGLE_BYTES`]).
+    fn triangle(&mut self) {}
+    /// The traversal stack after a push: `entries` deep.
+    fn stack(&mut self, _entries: u32) {}
+}
+
+impl Observer for () {}
+
+/// Entries of the shader's traversal stack.
+pub const STACK_SIZE: u32 = 32;
+
 impl Bvh {
-    /// Nearest hit `(t, original triangle index)`: the CPU mirror of the GPU traversal, for tests.
+    /// Nearest hit `(t, original triangle index)` closer than `tmax`.
     pub fn intersect(
         &self,
         tris: &[[Vec3; 3]],
@@ -302,51 +337,87 @@ impl Bvh {
         dir: Vec3,
         tmax: f32,
     ) -> Option<(f32, u32)> {
-        let inv = vec3(1.0 / dir.x, 1.0 / dir.y, 1.0 / dir.z);
+        self.trace(tris, origin, dir, tmax, false, &mut ())
+    }
+
+    /// The CPU mirror of `trace()` in `trace.wgsl`, step for step: nearest child first, the
+    /// farther one pushed with its entry distance, popped nodes farther than the current hit
+    /// skipped; `any_hit` stops at the first hit (shadow rays). Returns `(t, original index)`.
+    pub fn trace(
+        &self,
+        tris: &[[Vec3; 3]],
+        origin: Vec3,
+        dir: Vec3,
+        tmax: f32,
+        any_hit: bool,
+        observer: &mut impl Observer,
+    ) -> Option<(f32, u32)> {
+        let inv = safe_inverse(dir);
         let mut best: Option<(f32, u32)> = None;
         let mut closest = tmax;
-        let mut stack = Vec::with_capacity(32);
-        if hit_box(&self.nodes[0], origin, inv, closest).is_some() {
-            stack.push(0u32);
-        }
-        while let Some(i) = stack.pop() {
-            let node = &self.nodes[i as usize];
-            if node.count > 0 {
-                for k in node.left_or_first..node.left_or_first + node.count {
+        let mut stack: Vec<(u32, f32)> = Vec::with_capacity(STACK_SIZE as usize);
+        box_entry(&self.nodes[0], origin, inv, closest)?;
+        let mut node = 0u32;
+        loop {
+            let n = &self.nodes[node as usize];
+            if n.count > 0 {
+                observer.node(NODE_BYTES, 0);
+                for k in n.left_or_first..n.left_or_first + n.count {
+                    observer.triangle();
                     let tri = self.order[k as usize];
                     if let Some(t) =
                         intersect_triangle(&tris[tri as usize], origin, dir, 0.0, closest)
                     {
                         closest = t;
                         best = Some((t, tri));
+                        if any_hit {
+                            return best;
+                        }
                     }
                 }
-                continue;
-            }
-            let (l, r) = (node.left_or_first, node.left_or_first + 1);
-            let hl = hit_box(&self.nodes[l as usize], origin, inv, closest);
-            let hr = hit_box(&self.nodes[r as usize], origin, inv, closest);
-            match (hl, hr) {
-                (Some(a), Some(b)) => {
-                    let (near, far) = if a <= b { (l, r) } else { (r, l) };
-                    stack.push(far);
-                    stack.push(near);
+            } else {
+                observer.node(3 * NODE_BYTES, 2);
+                let (l, r) = (n.left_or_first, n.left_or_first + 1);
+                let hl = box_entry(&self.nodes[l as usize], origin, inv, closest);
+                let hr = box_entry(&self.nodes[r as usize], origin, inv, closest);
+                let (near, far) = match (hl, hr) {
+                    (Some(a), Some(b)) if b < a => ((r, b), Some((l, a))),
+                    (Some(a), b) => ((l, a), b.map(|b| (r, b))),
+                    (None, Some(b)) => ((r, b), None),
+                    (None, None) => ((u32::MAX, 0.0), None),
+                };
+                if near.0 != u32::MAX {
+                    if let Some(far) = far
+                        && (stack.len() as u32) < STACK_SIZE
+                    {
+                        stack.push(far);
+                        observer.stack(stack.len() as u32);
+                    }
+                    node = near.0;
+                    continue;
                 }
-                (Some(_), None) => stack.push(l),
-                (None, Some(_)) => stack.push(r),
-                (None, None) => {}
+            }
+            // Pop the next node still closer than the current hit.
+            loop {
+                match stack.pop() {
+                    Some((next, entry)) if entry < closest => {
+                        node = next;
+                        break;
+                    }
+                    Some(_) => {}
+                    None => return best,
+                }
             }
         }
-        best
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sampling::Pcg;
 
-    fn random_soup(rng: &mut Pcg, n: usize) -> Vec<[Vec3; 3]> {
+    pub(crate) fn random_soup(rng: &mut Pcg, n: usize) -> Vec<[Vec3; 3]> {
         (0..n)
             .map(|_| {
                 let c = vec3(rng.next_f32(), rng.next_f32(), rng.next_f32()) * 10.0;
@@ -362,7 +433,7 @@ mod tests {
             .collect()
     }
 
-    fn brute(tris: &[[Vec3; 3]], o: Vec3, d: Vec3) -> Option<(f32, u32)> {
+    pub(crate) fn brute(tris: &[[Vec3; 3]], o: Vec3, d: Vec3) -> Option<(f32, u32)> {
         let mut best = None;
         let mut closest = f32::INFINITY;
         for (i, t) in tris.iter().enumerate() {

@@ -3,7 +3,7 @@
 //!
 //! Modules, one job each: [`math`], [`scene`] (renderer scene), [`gltf_scene`] (glTF loading), [`gltf_check`] (limits and structure, before loading),
 //! [`gltf_support`] (which extensions and features render; refusals and warnings),
-//! [`bvh`] (binned-SAH BVH), [`sampling`] and [`bsdf`] (pure math mirrored by the shader),
+//! [`bvh`] (binned-SAH BVH), [`wide_bvh`] (compressed 8-wide BVH), [`sampling`] and [`bsdf`] (pure math mirrored by the shader),
 //! [`gpu`] (device context, scene upload, tile rendering), [`image_io`] (EXR/PNG),
 //! [`storage`] (object_store), [`scene_source`], [`commands`] (render, merge, local).
 //! See docs/renderer.md.
@@ -27,5 +27,6 @@ pub mod sampling;
 pub mod scene;
 pub mod scene_source;
 pub mod storage;
+pub mod wide_bvh;
 
 pub use error::{Error, Result};
