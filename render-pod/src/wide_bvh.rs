@@ -8,10 +8,65 @@
 //! node format as the GPU reads it and the CPU traversal, step for step what a shader does,
 //! with an [`Observer`] so the traversal benchmark (bench/render/traversal) can count it.
 
-use std::time::Duration;
+use obvhs::aabb::Aabb;
+use obvhs::bvh2::{Bvh2, node::Bvh2Node};
 
-use crate::bvh::{Observer, intersect_triangle, safe_inverse};
+use crate::bvh::{Bvh, Observer, STACK_SIZE, intersect_triangle, safe_inverse};
 use crate::math::Vec3;
+
+fn glam_vec(p: Vec3) -> glam::Vec3A {
+    glam::Vec3A::new(p.x, p.y, p.z)
+}
+
+/// Writes binary node `from` as obvhs node `to` (already allocated), leaves split to one
+/// triangle each.
+fn expand(binary: &Bvh, tris: &[[Vec3; 3]], from: u32, to: usize, out: &mut Vec<Bvh2Node>) {
+    let n = binary.nodes[from as usize];
+    if n.count == 0 {
+        let first = out.len();
+        out.extend([Bvh2Node::default(); 2]);
+        let bounds = Aabb::new(
+            glam::Vec3A::from_array(n.min),
+            glam::Vec3A::from_array(n.max),
+        );
+        out[to] = Bvh2Node::new(bounds, 0, first as u32);
+        expand(binary, tris, n.left_or_first, first, out);
+        expand(binary, tris, n.left_or_first + 1, first + 1, out);
+    } else {
+        split_leaf(binary, tris, (n.left_or_first, n.count), to, out);
+    }
+}
+
+fn split_leaf(
+    binary: &Bvh,
+    tris: &[[Vec3; 3]],
+    (first, count): (u32, u32),
+    to: usize,
+    out: &mut Vec<Bvh2Node>,
+) {
+    let mut bounds = Aabb::empty();
+    for k in first..first + count {
+        for p in tris[binary.order[k as usize] as usize] {
+            bounds.extend(glam_vec(p));
+        }
+    }
+    if count <= 1 {
+        out[to] = Bvh2Node::new(bounds, count, first);
+        return;
+    }
+    let children = out.len();
+    out.extend([Bvh2Node::default(); 2]);
+    out[to] = Bvh2Node::new(bounds, 0, children as u32);
+    let half = count / 2;
+    split_leaf(binary, tris, (first, half), children, out);
+    split_leaf(
+        binary,
+        tris,
+        (first + half, count - half),
+        children + 1,
+        out,
+    );
+}
 
 /// One node, 80 bytes, in the paper's layout.
 #[repr(C)]
@@ -39,6 +94,10 @@ pub struct WideNode {
 }
 
 pub const WIDE_NODE_BYTES: u32 = 80;
+
+/// Largest coordinate magnitude [`WideBvh::build`] takes: a box of this size has a surface
+/// area of 6·10²⁴, which times millions of triangles and a tree's levels stays finite in f32.
+pub const MAX_EXTENT: f32 = 1e12;
 
 const _: () = assert!(std::mem::size_of::<WideNode>() == WIDE_NODE_BYTES as usize);
 
@@ -124,24 +183,86 @@ impl WideNode {
 }
 
 impl WideBvh {
-    /// Builds with obvhs (its "medium" preset: PLOC search radius 14, 5 % reinsertion).
-    pub fn build(triangles: &[[Vec3; 3]]) -> WideBvh {
+    /// Builds with obvhs: PLOC (its "medium" preset: search radius 14, 5 % reinsertion), then
+    /// the SAH-optimal collapse. Coincident triangles can make PLOC chain them into a tree
+    /// deeper than the traversal stack (100 copies of one triangle did); such a scene gets
+    /// our binned tree (depth ≤ 31, split by count where centroids coincide) collapsed instead.
+    ///
+    /// `None` for a scene beyond [`MAX_EXTENT`] (or with non-finite coordinates): obvhs's f32
+    /// surface-area costs overflow there (its collapse then fails); such a scene is traversed
+    /// as a binary tree (`gpu::layout::pack`).
+    pub fn build(triangles: &[[Vec3; 3]]) -> Option<WideBvh> {
         if triangles.is_empty() {
-            return WideBvh::default();
+            return Some(WideBvh::default());
+        }
+        let within =
+            |p: &Vec3| p.is_finite() && p.x.abs().max(p.y.abs()).max(p.z.abs()) <= MAX_EXTENT;
+        if !triangles.iter().flatten().all(within) {
+            return None;
         }
         let tris: Vec<obvhs::triangle::Triangle> = triangles
             .iter()
             .map(|t| {
-                let [v0, v1, v2] = t.map(|p| glam::Vec3A::new(p.x, p.y, p.z));
+                let [v0, v1, v2] = t.map(glam_vec);
                 obvhs::triangle::Triangle { v0, v1, v2 }
             })
             .collect();
-        let built = obvhs::cwbvh::builder::build_cwbvh_from_tris(
+        let params = obvhs::BvhBuildParams::medium_build();
+        let mut bvh2 = obvhs::ploc::PlocBuilder::with_capacity(tris.len()).build(
+            params.ploc_search_distance,
             &tris,
-            obvhs::BvhBuildParams::medium_build(),
-            &mut Duration::default(),
+            (0..tris.len() as u32).collect(),
+            params.sort_precision,
+            params.search_depth_threshold,
         );
-        WideBvh::from_obvhs(&built)
+        obvhs::bvh2::reinsertion::ReinsertionOptimizer::default().run(
+            &mut bvh2,
+            params.reinsertion_batch_ratio,
+            None,
+        );
+        let wide = WideBvh::collapse(&bvh2);
+        if wide.depth() < STACK_SIZE {
+            return Some(wide);
+        }
+        Some(WideBvh::from_binary(
+            &crate::bvh::build(triangles),
+            triangles,
+        ))
+    }
+
+    /// obvhs's SAH-optimal collapse (≤ 3 triangles a leaf) of a tree of one-triangle leaves.
+    fn collapse(bvh2: &Bvh2) -> WideBvh {
+        WideBvh::from_obvhs(&obvhs::cwbvh::bvh2_to_cwbvh::bvh2_to_cwbvh(
+            bvh2, 3, true, false,
+        ))
+    }
+
+    /// A binary tree of [`crate::bvh`] collapsed to 8-wide: each leaf of `k` triangles first
+    /// becomes a balanced subtree of one-triangle leaves (what the collapse wants).
+    pub fn from_binary(binary: &Bvh, triangles: &[[Vec3; 3]]) -> WideBvh {
+        let mut nodes = vec![Bvh2Node::default()];
+        expand(binary, triangles, 0, 0, &mut nodes);
+        let bvh2 = Bvh2 {
+            nodes,
+            primitive_indices: binary.order.clone(),
+            ..Default::default()
+        };
+        WideBvh::collapse(&bvh2)
+    }
+
+    /// Levels of nodes below the root (a root alone: 0); the traversal stack holds at most one
+    /// entry a level.
+    pub fn depth(&self) -> u32 {
+        let mut deepest = 0;
+        let mut todo = vec![(0u32, 0u32)];
+        while let Some((i, depth)) = todo.pop() {
+            deepest = deepest.max(depth);
+            let node = &self.nodes[i as usize];
+            for k in 0..node.inner_mask.count_ones() {
+                todo.push((node.child_base + k, depth + 1));
+            }
+        }
+        deepest
     }
 
     /// The same tree in this module's layout (obvhs keeps the planes in another order).
@@ -209,7 +330,7 @@ impl WideBvh {
             let hits = group[1];
             let bit = 31 - hits.leading_zeros();
             group[1] &= !(1 << bit);
-            if group[1] & 0xff00_0000 != 0 {
+            if group[1] & 0xff00_0000 != 0 && stack.len() < STACK_SIZE as usize {
                 stack.push(group);
                 observer.stack(stack.len() as u32);
             }
@@ -258,7 +379,7 @@ mod tests {
     fn wide_bvh_matches_brute_force_on_random_rays() {
         let mut rng = Pcg::new(42);
         let tris = random_soup(&mut rng, 3000);
-        let bvh = WideBvh::build(&tris);
+        let bvh = WideBvh::build(&tris).unwrap();
         assert!(
             bvh.nodes.len() < tris.len() / 2,
             "{} nodes",
@@ -296,7 +417,7 @@ mod tests {
     fn child_boxes_contain_their_triangles() {
         let mut rng = Pcg::new(7);
         let tris = random_soup(&mut rng, 1000);
-        let bvh = WideBvh::build(&tris);
+        let bvh = WideBvh::build(&tris).unwrap();
         let mut seen = vec![0u32; tris.len()];
         for node in &bvh.nodes {
             for slot in 0..8 {
@@ -324,9 +445,63 @@ mod tests {
     }
 
     #[test]
+    fn degenerate_and_extreme_input_builds_and_traverses() {
+        let same = [vec3(1.0, 1.0, 1.0); 3];
+        let flat = [
+            vec3(0.0, 0.0, 0.0),
+            vec3(1.0, 0.0, 0.0),
+            vec3(2.0, 0.0, 0.0),
+        ];
+        let huge = [
+            vec3(-1e30, -1e30, 5.0),
+            vec3(1e30, -1e30, 5.0),
+            vec3(0.0, 1e30, 5.0),
+        ];
+        let big = [
+            vec3(-1e11, -1e11, 5.0),
+            vec3(1e11, -1e11, 5.0),
+            vec3(0.0, 1e11, 5.0),
+        ];
+        let tiny = [
+            vec3(0.0, 0.0, 1.0),
+            vec3(1e-30, 0.0, 1.0),
+            vec3(0.0, 1e-30, 1.0),
+        ];
+        for tris in [
+            vec![same; 100],
+            vec![flat; 50],
+            vec![huge, tiny, flat],
+            vec![big, tiny, flat],
+            vec![huge; 9],
+        ] {
+            let Some(bvh) = WideBvh::build(&tris) else {
+                assert!(
+                    tris.contains(&huge),
+                    "only the huge triangle is beyond MAX_EXTENT"
+                );
+                continue;
+            };
+            let mut seen = bvh.order.clone();
+            seen.sort();
+            assert_eq!(seen, (0..tris.len() as u32).collect::<Vec<_>>());
+            let hit = bvh.intersect(
+                &tris,
+                vec3(0.1, 0.1, 0.0),
+                vec3(0.0, 0.0, 1.0),
+                f32::INFINITY,
+            );
+            assert_eq!(
+                hit.map(|h| h.0),
+                brute(&tris, vec3(0.1, 0.1, 0.0), vec3(0.0, 0.0, 1.0)).map(|h| h.0)
+            );
+        }
+    }
+
+    #[test]
     fn tiny_and_empty_scenes() {
         assert!(
             WideBvh::build(&[])
+                .unwrap()
                 .intersect(&[], Vec3::ZERO, vec3(0.0, 0.0, 1.0), 1e30)
                 .is_none()
         );
@@ -335,7 +510,7 @@ mod tests {
             vec3(1.0, -1.0, 2.0),
             vec3(0.0, 1.0, 2.0),
         ]];
-        let bvh = WideBvh::build(&one);
+        let bvh = WideBvh::build(&one).unwrap();
         let hit = bvh.intersect(&one, Vec3::ZERO, vec3(0.0, 0.0, 1.0), 1e30);
         assert_eq!(hit.map(|(_, i)| i), Some(0));
     }

@@ -130,13 +130,14 @@ impl<'a> ShardRenderer<'a> {
         if !hit {
             let started = Instant::now();
             let scene = self.asset.scene_at(time, camera)?;
-            let packed = layout::pack(&scene);
+            let packed = layout::pack(&scene, self.ctx.bvh_layout);
             let gpu = GpuScene::upload(self.ctx, &packed, scene.camera.clone())?;
             tracing::info!(
                 frame,
                 triangles = packed.triangle_count,
                 lights = packed.light_count,
-                bvh_nodes = packed.nodes.len(),
+                bvh_layout = ?packed.layout,
+                bvh_nodes = packed.nodes.len().max(packed.wide_nodes.len()),
                 bvh_depth = packed.bvh_depth,
                 camera = %scene.camera.name,
                 seconds = started.elapsed().as_secs_f64(),

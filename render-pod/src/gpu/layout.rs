@@ -4,11 +4,12 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::bsdf;
-use crate::bvh::{self, Bvh, BvhNode};
+use crate::bvh::{self, BvhNode};
 use crate::math::Vec3;
 use crate::scene::{
     Alpha, Material, PunctualLight, Scene, Texture, TextureRef, Triangle, UvTransform,
 };
+use crate::wide_bvh::{WideBvh, WideNode};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -95,10 +96,23 @@ const LIGHT_POINT: u32 = 1;
 const LIGHT_SPOT: u32 = 2;
 const LIGHT_DIRECTIONAL: u32 = 3;
 
+/// Which BVH the shader walks: the binary tree of [`crate::bvh`] or the compressed 8-wide one
+/// of [`crate::wide_bvh`] (the default; `GpuContext::bvh_layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BvhLayout {
+    Binary,
+    #[default]
+    Wide,
+}
+
 /// Everything uploaded once per scene (per frame when animated).
 #[derive(Debug, Clone)]
 pub struct PackedScene {
+    pub layout: BvhLayout,
+    /// Binary nodes; one zeroed placeholder when the layout is wide.
     pub nodes: Vec<BvhNode>,
+    /// Wide nodes; one zeroed placeholder when the layout is binary (or the scene is empty).
+    pub wide_nodes: Vec<WideNode>,
     pub tri_pos: Vec<GpuTriPos>,
     pub tri_attr: Vec<GpuTriAttr>,
     pub tri_extra: Vec<GpuTriExtra>,
@@ -251,11 +265,57 @@ fn pack_textures(textures: &[Texture], mapped: &[(u32, u32, u32)]) -> Vec<u32> {
     out
 }
 
-/// Packs the scene: builds the BVH, reorders triangles into leaf order and sets up the light
-/// selection distribution (emissive triangles by power, punctual lights by intensity).
-pub fn pack(scene: &Scene) -> PackedScene {
+/// The BVH as packed: the layout it has, its nodes (the other layout's nodes are one
+/// placeholder: a binding may not be empty) and its leaf order.
+struct PackedTree {
+    layout: BvhLayout,
+    nodes: Vec<BvhNode>,
+    wide_nodes: Vec<WideNode>,
+    order: Vec<u32>,
+    depth: u32,
+    sah_cost: f32,
+}
+
+/// The tree of `layout` over `verts`; the binary one where the wide one cannot be built
+/// ([`WideBvh::build`]).
+fn build_tree(verts: &[[Vec3; 3]], layout: BvhLayout) -> PackedTree {
+    if layout == BvhLayout::Wide {
+        if let Some(wide) = WideBvh::build(verts) {
+            let mut wide_nodes = wide.nodes;
+            if wide_nodes.is_empty() {
+                wide_nodes.push(WideNode::default());
+            }
+            return PackedTree {
+                layout,
+                nodes: vec![BvhNode::zeroed()],
+                wide_nodes,
+                order: wide.order,
+                depth: 0,
+                sah_cost: 0.0,
+            };
+        }
+        tracing::info!(
+            "the scene reaches beyond {:e} units: a binary BVH instead of the wide one",
+            crate::wide_bvh::MAX_EXTENT
+        );
+    }
+    let bvh = bvh::build(verts);
+    PackedTree {
+        layout: BvhLayout::Binary,
+        nodes: bvh.nodes,
+        wide_nodes: vec![WideNode::default()],
+        order: bvh.order,
+        depth: bvh.depth,
+        sah_cost: bvh.sah_cost,
+    }
+}
+
+/// Packs the scene: builds the BVH of `layout`, reorders triangles into leaf order and sets
+/// up the light selection distribution (emissive triangles by power, punctual lights by
+/// intensity).
+pub fn pack(scene: &Scene, layout: BvhLayout) -> PackedScene {
     let verts: Vec<[Vec3; 3]> = scene.triangles.iter().map(|t| t.positions).collect();
-    let bvh: Bvh = bvh::build(&verts);
+    let tree = build_tree(&verts, layout);
     let mut headers = TextureHeaders::new();
     let texture_count = scene.textures.len();
     let materials: Vec<GpuMaterial> = scene
@@ -311,6 +371,7 @@ pub fn pack(scene: &Scene) -> PackedScene {
     let mut tri_extra_records = Vec::new();
     // (light kind, index, weight) before normalisation.
     let mut weights: Vec<(GpuLight, f32)> = Vec::new();
+    let mut triangle_lights: Vec<(u32, GpuLight, f32)> = Vec::new();
     let scene_radius = {
         let mut lo = Vec3::splat(f32::INFINITY);
         let mut hi = Vec3::splat(f32::NEG_INFINITY);
@@ -326,7 +387,7 @@ pub fn pack(scene: &Scene) -> PackedScene {
             ((hi - lo).length() * 0.5).max(1e-3)
         }
     };
-    for (slot, &original) in bvh.order.iter().enumerate() {
+    for (slot, &original) in tree.order.iter().enumerate() {
         let t = &scene.triangles[original as usize];
         let [p0, p1, p2] = t.positions;
         let masked = scene.materials[t.material as usize].alpha != Alpha::Opaque;
@@ -357,7 +418,8 @@ pub fn pack(scene: &Scene) -> PackedScene {
             let sides = if material.double_sided { 2.0 } else { 1.0 };
             let w = t.area() * luminance(material.emissive) * sides;
             if w > 0.0 && w.is_finite() {
-                weights.push((
+                triangle_lights.push((
+                    original,
                     GpuLight {
                         kind: LIGHT_TRIANGLE,
                         index: slot as u32,
@@ -368,6 +430,10 @@ pub fn pack(scene: &Scene) -> PackedScene {
             }
         }
     }
+    // Emitters in the scene's triangle order, not the tree's: the light a random number picks
+    // (so every image) does not depend on the BVH (binary or wide, or how it was built).
+    triangle_lights.sort_by_key(|(original, _, _)| *original);
+    weights.extend(triangle_lights.into_iter().map(|(_, light, w)| (light, w)));
     for light in &scene.lights {
         let (gpu, w) = match *light {
             PunctualLight::Point {
@@ -456,7 +522,9 @@ pub fn pack(scene: &Scene) -> PackedScene {
         tri_extra_records.push(GpuTriExtra::zeroed());
     }
     PackedScene {
-        nodes: bvh.nodes,
+        layout: tree.layout,
+        nodes: tree.nodes,
+        wide_nodes: tree.wide_nodes,
         tri_pos,
         tri_attr,
         tri_extra: tri_extra_records,
@@ -466,8 +534,8 @@ pub fn pack(scene: &Scene) -> PackedScene {
         textures,
         triangle_count,
         light_count,
-        bvh_depth: bvh.depth,
-        bvh_sah_cost: bvh.sah_cost,
+        bvh_depth: tree.depth,
+        bvh_sah_cost: tree.sah_cost,
     }
 }
 
@@ -492,7 +560,7 @@ impl PackedScene {
     }
 
     /// (name, bytes) of every storage buffer, for the device-limit check.
-    pub fn buffer_sizes(&self) -> [(&'static str, u64); 8] {
+    pub fn buffer_sizes(&self) -> [(&'static str, u64); 9] {
         let size = |bytes: usize| bytes as u64;
         [
             (
@@ -526,6 +594,10 @@ impl PackedScene {
             (
                 "triangle extras",
                 size(std::mem::size_of_val(self.tri_extra.as_slice())),
+            ),
+            (
+                "wide BVH nodes",
+                size(std::mem::size_of_val(self.wide_nodes.as_slice())),
             ),
         ]
     }
@@ -758,7 +830,7 @@ pub(crate) mod tests {
             nearest: false,
         }];
         scene.materials[0].base_color_texture = Some(TextureRef::plain(0));
-        let plain = pack(&scene);
+        let plain = pack(&scene, BvhLayout::Binary);
         assert_eq!(plain.tri_extra.len(), 1, "one dummy record");
         assert_eq!(plain.uv_maps.len(), 1, "one dummy record");
         assert!(plain.tri_attr.iter().all(|a| a.flags & 2 == 0));
@@ -773,7 +845,7 @@ pub(crate) mod tests {
         moved.transform = UvTransform::new([0.5, 0.0], 0.0, [1.0, 1.0]);
         scene.materials[1].emissive_texture = Some(second_set);
         scene.materials[1].normal_texture = Some(moved);
-        let packed = pack(&scene);
+        let packed = pack(&scene, BvhLayout::Binary);
         let extras: Vec<&GpuTriAttr> = packed
             .tri_attr
             .iter()
@@ -800,8 +872,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_wide_layout_falls_back_to_binary_beyond_its_extent() {
+        let mut scene = quad_scene();
+        let wide = pack(&scene, BvhLayout::Wide);
+        assert_eq!(wide.layout, BvhLayout::Wide);
+        assert!(wide.wide_nodes[0].children() > 0 && wide.nodes == vec![BvhNode::zeroed()]);
+        scene.triangles[0].positions[0] = vec3(1e20, 0.0, 0.0);
+        let far = pack(&scene, BvhLayout::Wide);
+        assert_eq!(far.layout, BvhLayout::Binary);
+        assert!(far.nodes.len() > 1 && far.wide_nodes == vec![WideNode::default()]);
+        // The lights do not depend on the tree: same records up to the triangles' places.
+        let binary = pack(&quad_scene(), BvhLayout::Binary);
+        let pdfs = |p: &PackedScene| p.lights.iter().map(|l| l.select_pdf).collect::<Vec<_>>();
+        assert_eq!(pdfs(&wide), pdfs(&binary));
+    }
+
+    #[test]
     fn emitters_are_selected_by_power() {
-        let packed = pack(&quad_scene());
+        let packed = pack(&quad_scene(), BvhLayout::Binary);
         // Two emissive triangles with areas 2 and 0.5; the black point light is dropped.
         assert_eq!(packed.light_count, 2);
         let pdfs: Vec<f32> = packed.lights.iter().map(|l| l.select_pdf).collect();

@@ -12,7 +12,7 @@ use wgpu::util::DeviceExt;
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::gpu::layout::PackedScene;
+use crate::gpu::layout::{BvhLayout, PackedScene};
 use crate::scene::Camera;
 
 /// The WGSL source, for CPU-side validation in tests.
@@ -53,7 +53,7 @@ pub struct GpuContext {
     module: wgpu::ShaderModule,
     pipeline_layout: wgpu::PipelineLayout,
     /// One per [`ShaderVariant`], compiled when a scene first needs it.
-    pipelines: [OnceLock<wgpu::ComputePipeline>; 16],
+    pipelines: [OnceLock<wgpu::ComputePipeline>; 32],
     scene_layout: wgpu::BindGroupLayout,
     tile_layout: wgpu::BindGroupLayout,
     environment_layout: wgpu::BindGroupLayout,
@@ -66,6 +66,8 @@ pub struct GpuContext {
     /// A software adapter (lavapipe): dispatches take few samples
     /// ([`cpu_samples_per_dispatch`]).
     pub software: bool,
+    /// The BVH scenes are packed with ([`bvh_layout_from`]).
+    pub bvh_layout: BvhLayout,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -83,6 +85,8 @@ pub struct ShaderVariant {
     pub environment: bool,
     /// `SCENE_AOVS`: compositing passes are written.
     pub aovs: bool,
+    /// `BVH_WIDE`: the scene's BVH is the compressed 8-wide one.
+    pub wide_bvh: bool,
 }
 
 impl ShaderVariant {
@@ -91,6 +95,21 @@ impl ShaderVariant {
             | (usize::from(self.transmission) << 1)
             | (usize::from(self.environment) << 2)
             | (usize::from(self.aovs) << 3)
+            | (usize::from(self.wide_bvh) << 4)
+    }
+}
+
+/// The BVH layout: `TESSERA_BVH_LAYOUT` (`binary` or `wide`) when set, else the compressed
+/// 8-wide tree everywhere: it reads a third of the binary tree's bytes per ray
+/// (bench/render/traversal) and renders 1.4–1.5× the binary tree's samples/s on lavapipe too
+/// (docs/renderer.md, "BVH layouts"). The binary tree stays for comparison and tests.
+pub fn bvh_layout_from(setting: Option<&str>) -> Result<BvhLayout> {
+    match setting {
+        None | Some("wide") => Ok(BvhLayout::Wide),
+        Some("binary") => Ok(BvhLayout::Binary),
+        Some(other) => Err(Error::Gpu(format!(
+            "TESSERA_BVH_LAYOUT={other:?}: expected \"binary\" or \"wide\""
+        ))),
     }
 }
 
@@ -168,7 +187,7 @@ impl GpuContext {
         let module = device.create_shader_module(wgpu::include_wgsl!("trace.wgsl"));
         let scene_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("scene"),
-            entries: &(0..8).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
+            entries: &(0..9).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
         });
         let tile_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("tile"),
@@ -212,6 +231,8 @@ impl GpuContext {
                 GPU_DISPATCH_SECONDS
             });
         let software = info.device_type == wgpu::DeviceType::Cpu;
+        let bvh_layout = bvh_layout_from(std::env::var("TESSERA_BVH_LAYOUT").ok().as_deref())?;
+        tracing::info!(?bvh_layout, "BVH layout");
         Ok(GpuContext {
             device,
             queue,
@@ -227,6 +248,7 @@ impl GpuContext {
             paths_per_dispatch: AtomicU64::new(INITIAL_PATHS_PER_DISPATCH),
             dispatch_seconds,
             software,
+            bvh_layout,
             lost,
         })
     }
@@ -260,6 +282,7 @@ impl GpuContext {
                         ("SCENE_TRANSMISSION", flag(variant.transmission)),
                         ("SCENE_ENVIRONMENT", flag(variant.environment)),
                         ("SCENE_AOVS", flag(variant.aovs)),
+                        ("BVH_WIDE", flag(variant.wide_bvh)),
                     ],
                     ..Default::default()
                 },
@@ -366,6 +389,7 @@ impl GpuScene {
             transmission: packed.uses_transmission(),
             environment: false,
             aovs: false,
+            wide_bvh: packed.layout == BvhLayout::Wide,
         };
         let limit = ctx.max_storage_bytes();
         for (what, bytes) in packed.buffer_sizes() {
@@ -393,6 +417,7 @@ impl GpuScene {
             make("textures", bytemuck::cast_slice(&packed.textures)),
             make("uv maps", bytemuck::cast_slice(&packed.uv_maps)),
             make("triangle extras", bytemuck::cast_slice(&packed.tri_extra)),
+            make("wide bvh nodes", bytemuck::cast_slice(&packed.wide_nodes)),
         ];
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
@@ -411,7 +436,8 @@ impl GpuScene {
         tracing::debug!(
             triangles = packed.triangle_count,
             lights = packed.light_count,
-            bvh_nodes = packed.nodes.len(),
+            bvh_layout = ?packed.layout,
+            bvh_nodes = packed.nodes.len().max(packed.wide_nodes.len()),
             bvh_depth = packed.bvh_depth,
             bvh_sah = packed.bvh_sah_cost,
             bytes,
@@ -430,6 +456,20 @@ impl GpuScene {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bvh_layout_is_wide_unless_set_otherwise() {
+        assert_eq!(bvh_layout_from(None).unwrap(), BvhLayout::Wide);
+        assert_eq!(bvh_layout_from(Some("wide")).unwrap(), BvhLayout::Wide);
+        assert_eq!(bvh_layout_from(Some("binary")).unwrap(), BvhLayout::Binary);
+        let e = bvh_layout_from(Some("quad")).unwrap_err().to_string();
+        assert!(
+            e.contains("TESSERA_BVH_LAYOUT") && e.contains("quad"),
+            "{e}"
+        );
+    }
+
     /// The shader is parsed and validated on the CPU with naga (the version wgpu uses).
     #[test]
     fn wgsl_validates_with_naga() {

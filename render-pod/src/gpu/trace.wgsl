@@ -103,6 +103,13 @@ override SCENE_TRANSMISSION: bool = true;
 
 @group(0) @binding(6) var<storage, read> uv_maps: array<UvMap>;
 @group(0) @binding(7) var<storage, read> tri_extra: array<TriExtra>;
+// The compressed 8-wide BVH (src/wide_bvh.rs WideNode), 5 vec4u a node: origin.xyz and
+// (exponents, inner mask) bytes; child base, triangle base, meta bytes; then the quantised
+// child planes lo_x, lo_y, lo_z, hi_x, hi_y, hi_z (8 bytes each). One placeholder node when
+// the scene uses the binary tree (`nodes`).
+@group(0) @binding(8) var<storage, read> wide_nodes: array<vec4u>;
+// Which tree the scene has (src/gpu/mod.rs bvh_layout_from).
+override BVH_WIDE: bool = false;
 // A storage buffer, not a uniform: lavapipe (Mesa 22.3) inlines uniform and push-constant
 // values into a freshly compiled shader variant on every pipeline bind, i.e. per dispatch
 // (≈ 14 ms and ≈ 2.3 MB kept each; docs/renderer.md, Profile); storage loads are not inlined.
@@ -368,6 +375,9 @@ fn trace(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
     if (params.counts.y == 0u) {
         return hit;
     }
+    if (BVH_WIDE) {
+        return trace_wide(o, d, tmax, any_hit);
+    }
     let inv = safe_inverse(d);
     var stack: array<u32, 32>;
     var dist: array<f32, 32>;
@@ -419,6 +429,99 @@ fn trace(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
         }
         if (!found) {
             break;
+        }
+    }
+    return hit;
+}
+
+// Byte `slot` (0-7) of the 8 bytes held by two words.
+fn byte8(lo: u32, hi: u32, slot: u32) -> u32 {
+    return (select(lo, hi, slot >= 4u) >> ((slot & 3u) * 8u)) & 0xffu;
+}
+
+// Child `slot`'s contribution to the hit mask of a wide node (n1-n4: its words 1-4; the ray
+// in the node's grid: t = q * scale + shift); mirrors src/wide_bvh.rs WideNode::intersect:
+// inner children set bit 24 + slot XOR the ray's octant (nearest highest), leaf children
+// their triangles' bits 0-23.
+fn wide_child(slot: u32, n1: vec4u, n2: vec4u, n3: vec4u, n4: vec4u, scale: vec3f, shift: vec3f,
+              oct_inv4: u32, tmax: f32) -> u32 {
+    let info = byte8(n1.z, n1.w, slot);
+    let lo = vec3f(f32(byte8(n2.x, n2.y, slot)), f32(byte8(n2.z, n2.w, slot)), f32(byte8(n3.x, n3.y, slot)));
+    let hi = vec3f(f32(byte8(n3.z, n3.w, slot)), f32(byte8(n4.x, n4.y, slot)), f32(byte8(n4.z, n4.w, slot)));
+    let t_lo = lo * scale + shift;
+    let t_hi = hi * scale + shift;
+    let near = max(max3(min(t_lo, t_hi)), 0.0);
+    let t_far = max(t_lo, t_hi);
+    let far = min(min(t_far.x, t_far.y), min(t_far.z, tmax));
+    // An empty slot (info 0) sets no bit.
+    let inner = (info & 0x18u) == 0x18u;
+    let index = select(info & 31u, (info ^ (oct_inv4 & 7u)) & 31u, inner);
+    return select(0u, (info >> 5u) << index, near <= far);
+}
+
+// The hit mask of the ray against wide node `i`'s eight children. Written out slot by slot,
+// not as a loop: llvmpipe counts every loop iteration of an invocation against one budget
+// (src/gpu/mod.rs cpu_samples_per_dispatch), and a loop of 8 per node would spend it 8 times
+// as fast as the binary traversal's steps.
+fn wide_hits(i: u32, o: vec3f, inv: vec3f, oct_inv4: u32, tmax: f32) -> u32 {
+    let n0 = wide_nodes[i * 5u];
+    let n1 = wide_nodes[i * 5u + 1u];
+    let n2 = wide_nodes[i * 5u + 2u];
+    let n3 = wide_nodes[i * 5u + 3u];
+    let n4 = wide_nodes[i * 5u + 4u];
+    let exponent = vec3u(n0.w & 0xffu, (n0.w >> 8u) & 0xffu, (n0.w >> 16u) & 0xffu);
+    let scale = bitcast<vec3f>(exponent << vec3u(23u)) * inv;
+    let shift = (bitcast<vec3f>(n0.xyz) - o) * inv;
+    return wide_child(0u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax)
+        | wide_child(1u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax)
+        | wide_child(2u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax)
+        | wide_child(3u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax)
+        | wide_child(4u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax)
+        | wide_child(5u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax)
+        | wide_child(6u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax)
+        | wide_child(7u, n1, n2, n3, n4, scale, shift, oct_inv4, tmax);
+}
+
+// trace() on the wide tree; mirrors src/wide_bvh.rs WideBvh::trace (Ylitie et al. 2017): a
+// node group is (first inner child, hit bits 24-31 | the parent's inner mask); the nearest
+// hit child of the current group is visited, the rest of the group pushed, then the
+// triangles its leaf children hit are tested (the inner loop), until no group is left.
+fn trace_wide(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
+    var hit = Hit(tmax, NO_HIT, 0.0, 0.0);
+    let inv = safe_inverse(d);
+    let oct_inv4 = select(0u, 0x04040404u, d.x >= 0.0) | select(0u, 0x02020202u, d.y >= 0.0)
+        | select(0u, 0x01010101u, d.z >= 0.0);
+    var stack: array<vec2u, 32>;
+    var sp = 0u;
+    // The root, as the only inner child (slot 7) of a virtual parent.
+    var group = vec2u(0u, 0x80000000u);
+    loop {
+        let hits = group.y;
+        let bit = firstLeadingBit(hits);
+        group.y &= ~(1u << bit);
+        if ((group.y & 0xff000000u) != 0u && sp < STACK_SIZE) {
+            stack[sp] = group;
+            sp += 1u;
+        }
+        let slot = (bit - 24u) ^ (oct_inv4 & 0xffu);
+        let node = group.x + countOneBits(hits & 0xffu & ~(0xffffffffu << slot));
+        let mask = wide_hits(node, o, inv, oct_inv4, hit.t);
+        let first = wide_nodes[node * 5u + 1u].xy;
+        group = vec2u(first.x, (mask & 0xff000000u) | (wide_nodes[node * 5u].w >> 24u));
+        var triangles = mask & 0x00ffffffu;
+        while (triangles != 0u) {
+            let b = firstLeadingBit(triangles);
+            triangles &= ~(1u << b);
+            if (hit_triangle(first.y + b, o, d, hit.t, &hit) && any_hit) {
+                return hit;
+            }
+        }
+        if ((group.y & 0xff000000u) == 0u) {
+            if (sp == 0u) {
+                break;
+            }
+            sp -= 1u;
+            group = stack[sp];
         }
     }
     return hit;

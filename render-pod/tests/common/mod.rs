@@ -38,8 +38,13 @@ pub fn cbox() -> Scene {
     asset.scene_at(0.0, None).expect("cbox flattens")
 }
 
+/// `scene` on the device, with the BVH layout the context picks for its adapter.
 pub fn upload(scene: &Scene) -> GpuScene {
-    let packed = layout::pack(scene);
+    upload_with(scene, ctx().bvh_layout)
+}
+
+pub fn upload_with(scene: &Scene, bvh: layout::BvhLayout) -> GpuScene {
+    let packed = layout::pack(scene, bvh);
     GpuScene::upload(ctx(), &packed, scene.camera.clone()).expect("upload")
 }
 

@@ -5,8 +5,6 @@
 use std::time::{Duration, Instant};
 
 use glam::Vec3A;
-use obvhs::aabb::Aabb as ObAabb;
-use obvhs::bvh2::{Bvh2, node::Bvh2Node};
 use render_pod::bvh::{self, Bvh, BvhNode};
 use render_pod::math::Vec3;
 use render_pod::wide_bvh::{WideBvh, WideNode};
@@ -40,12 +38,12 @@ fn tree(name: &str, (layout, build_time): (Layout, Duration)) -> Tree {
 /// Every builder × layout, in a fixed order.
 pub fn build_all(tris: &[[Vec3; 3]]) -> Vec<Tree> {
     let ours = timed(|| bvh::build(tris));
-    let ours_collapsed = timed(|| collapse(&ours.0, tris));
+    let ours_collapsed = timed(|| WideBvh::from_binary(&ours.0, tris));
     let tiny = timed(|| tinybvh_binary(tris));
-    let tiny_collapsed = timed(|| collapse(&tiny.0, tris));
+    let tiny_collapsed = timed(|| WideBvh::from_binary(&tiny.0, tris));
     let tiny_wide = timed(|| tinybvh_cwbvh(tris));
     let ob_binary = timed(|| obvhs_binary(tris));
-    let ob_wide = timed(|| WideBvh::build(tris));
+    let ob_wide = timed(|| WideBvh::build(tris).expect("bench scenes are within MAX_EXTENT"));
     // A collapse is timed on top of the binary build it starts from.
     let plus = |(w, t): (WideBvh, Duration), base: Duration| (Layout::Wide(w), t + base);
     let (ours_time, tiny_time) = (ours.1, tiny.1);
@@ -158,63 +156,4 @@ fn obvhs_triangles(tris: &[[Vec3; 3]]) -> Vec<obvhs::triangle::Triangle> {
             obvhs::triangle::Triangle { v0, v1, v2 }
         })
         .collect()
-}
-
-/// A binary tree collapsed into CWBVH by obvhs's SAH-optimal collapse, which wants one
-/// triangle a leaf: each leaf of `k` triangles becomes a balanced subtree first.
-fn collapse(binary: &Bvh, tris: &[[Vec3; 3]]) -> WideBvh {
-    let mut nodes = vec![Bvh2Node::default()];
-    expand(binary, tris, 0, 0, &mut nodes);
-    let bvh2 = Bvh2 {
-        nodes,
-        primitive_indices: binary.order.clone(),
-        ..Default::default()
-    };
-    WideBvh::from_obvhs(&obvhs::cwbvh::bvh2_to_cwbvh::bvh2_to_cwbvh(
-        &bvh2, 3, true, false,
-    ))
-}
-
-fn ob_box(min: [f32; 3], max: [f32; 3]) -> ObAabb {
-    ObAabb::new(Vec3A::from_array(min), Vec3A::from_array(max))
-}
-
-/// Writes binary node `from` as obvhs node `to` (already allocated).
-fn expand(binary: &Bvh, tris: &[[Vec3; 3]], from: u32, to: usize, out: &mut Vec<Bvh2Node>) {
-    let n = binary.nodes[from as usize];
-    if n.count == 0 {
-        let first = out.len();
-        out.extend([Bvh2Node::default(); 2]);
-        out[to] = Bvh2Node::new(ob_box(n.min, n.max), 0, first as u32);
-        expand(binary, tris, n.left_or_first, first, out);
-        expand(binary, tris, n.left_or_first + 1, first + 1, out);
-    } else {
-        split_leaf(binary, tris, n.left_or_first, n.count, to, out);
-    }
-}
-
-fn split_leaf(
-    binary: &Bvh,
-    tris: &[[Vec3; 3]],
-    first: u32,
-    count: u32,
-    to: usize,
-    out: &mut Vec<Bvh2Node>,
-) {
-    let mut bounds = ObAabb::empty();
-    for k in first..first + count {
-        for p in tris[binary.order[k as usize] as usize] {
-            bounds.extend(Vec3A::new(p.x, p.y, p.z));
-        }
-    }
-    if count <= 1 {
-        out[to] = Bvh2Node::new(bounds, count, first);
-        return;
-    }
-    let children = out.len();
-    out.extend([Bvh2Node::default(); 2]);
-    out[to] = Bvh2Node::new(bounds, 0, children as u32);
-    let half = count / 2;
-    split_leaf(binary, tris, first, half, children, out);
-    split_leaf(binary, tris, first + half, count - half, children + 1, out);
 }
