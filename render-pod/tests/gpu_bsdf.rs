@@ -1,6 +1,6 @@
-//! The shader's BSDF and sampling functions, run on the GPU (lavapipe in CI) through a probe
-//! kernel appended to trace.wgsl itself, against their CPU mirrors (src/bsdf.rs,
-//! src/sampling.rs) on the same random inputs. A change on either side — a dropped term, a
+//! The shader's BSDF and sampling functions (the Sobol sampler included), run on the GPU
+//! (lavapipe in CI) through a probe kernel appended to trace.wgsl itself, against their CPU
+//! mirrors (src/bsdf.rs, src/sampling.rs) on the same random inputs. A change on either side — a dropped term, a
 //! different constant — fails here, even where an image test's noise would hide it.
 
 use render_pod::bsdf::{self, BsdfParams, transmissive};
@@ -50,7 +50,16 @@ fn probe(@builtin(global_invocation_id) gid: vec3u) {
     probe_out[o + 4u] = vec4f(m[0], 0.0);
     probe_out[o + 5u] = vec4f(m[1], 0.0);
     let h = pcg_hash(bitcast<u32>(c.w));
-    probe_out[o + 6u] = vec4f(bitcast<f32>(h), 0.0, 0.0, 0.0);
+    // The Sobol sampler at key h, sample (input & 0xffff), after (input >> 24) & 7 draws.
+    sobol_key = h;
+    sobol_index = bitcast<u32>(c.w) & 0xffffu;
+    sobol_dimension = 0u;
+    for (var d = 0u; d < ((bitcast<u32>(c.w) >> 24u) & 7u); d++) {
+        let skipped = sample1();
+    }
+    let s1 = sample1();
+    let s2 = sample2();
+    probe_out[o + 6u] = vec4f(bitcast<f32>(h), s1, s2.x, s2.y);
     probe_out[o + 7u] = vec4f(0.0);
     if (s.transmission > 0.0) {
         probe_out[o + 7u] = vec4f(glass_sample(s, wo, u0, b.z, b.w), 0.0);
@@ -277,6 +286,19 @@ fn wgsl_bsdf_and_sampling_match_their_cpu_mirrors() {
         let hash = o[6][0].to_bits();
         if hash != sampling::pcg_hash(c.hash_input) {
             mismatches.push(format!("case {i} pcg_hash: GPU {hash:#x}"));
+        }
+        let mut sobol =
+            sampling::Sobol::new(sampling::pcg_hash(c.hash_input), c.hash_input & 0xffff);
+        for _ in 0..(c.hash_input >> 24) & 7 {
+            sobol.next_1d();
+        }
+        let (s1, s2) = (sobol.next_1d(), sobol.next_2d());
+        if [o[6][1], o[6][2], o[6][3]].map(f32::to_bits) != [s1, s2.0, s2.1].map(f32::to_bits) {
+            mismatches.push(format!(
+                "case {i} Sobol: GPU {:?} CPU {:?}",
+                [o[6][1], o[6][2], o[6][3]],
+                (s1, s2)
+            ));
         }
         if p.transmission > 0.0 {
             let gpu = vec3(o[7][0], o[7][1], o[7][2]);

@@ -68,6 +68,8 @@ pub struct GpuContext {
     pub software: bool,
     /// The BVH scenes are packed with ([`bvh_layout_from`]).
     pub bvh_layout: BvhLayout,
+    /// Where paths' random numbers come from ([`sampler_from`]).
+    pub sampler: Sampler,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -96,6 +98,28 @@ impl ShaderVariant {
             | (usize::from(self.environment) << 2)
             | (usize::from(self.aovs) << 3)
             | (usize::from(self.wide_bvh) << 4)
+    }
+}
+
+/// Where a path's random numbers come from (`SAMPLER_SOBOL` in trace.wgsl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sampler {
+    /// Owen-scrambled Sobol (src/sampling.rs `Sobol`): a pixel's samples stratified in every
+    /// draw; less error for the same samples (docs/renderer.md, "Samples").
+    #[default]
+    Sobol,
+    /// One PCG stream per path, numbers drawn in a fixed order: for comparison.
+    Pcg,
+}
+
+/// `TESSERA_SAMPLER` (`sobol`, the default, or `pcg`).
+pub fn sampler_from(setting: Option<&str>) -> Result<Sampler> {
+    match setting {
+        None | Some("sobol") => Ok(Sampler::Sobol),
+        Some("pcg") => Ok(Sampler::Pcg),
+        Some(other) => Err(Error::Gpu(format!(
+            "TESSERA_SAMPLER={other:?}: expected \"sobol\" or \"pcg\""
+        ))),
     }
 }
 
@@ -130,13 +154,20 @@ impl GpuContext {
     /// Opens the first high-performance Vulkan adapter and builds the pipeline.
     /// `Error::NoAdapter` when none exists.
     pub fn new() -> Result<Self> {
-        let ctx = pollster::block_on(Self::new_async())?;
+        let sampler = sampler_from(std::env::var("TESSERA_SAMPLER").ok().as_deref())?;
+        Self::with_sampler(sampler)
+    }
+
+    /// [`Self::new`] with the given sampler whatever `TESSERA_SAMPLER` says (tests and
+    /// benchmarks compare the two).
+    pub fn with_sampler(sampler: Sampler) -> Result<Self> {
+        let ctx = pollster::block_on(Self::new_async(sampler))?;
         // The plain variant at once: a shader that does not compile fails here.
         ctx.prepare(ShaderVariant::default())?;
         Ok(ctx)
     }
 
-    async fn new_async() -> Result<Self> {
+    async fn new_async(sampler: Sampler) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: wgpu::Backends::VULKAN,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -232,7 +263,7 @@ impl GpuContext {
             });
         let software = info.device_type == wgpu::DeviceType::Cpu;
         let bvh_layout = bvh_layout_from(std::env::var("TESSERA_BVH_LAYOUT").ok().as_deref())?;
-        tracing::info!(?bvh_layout, "BVH layout");
+        tracing::info!(?bvh_layout, ?sampler, "BVH layout and sampler");
         Ok(GpuContext {
             device,
             queue,
@@ -249,6 +280,7 @@ impl GpuContext {
             dispatch_seconds,
             software,
             bvh_layout,
+            sampler,
             lost,
         })
     }
@@ -283,6 +315,7 @@ impl GpuContext {
                         ("SCENE_ENVIRONMENT", flag(variant.environment)),
                         ("SCENE_AOVS", flag(variant.aovs)),
                         ("BVH_WIDE", flag(variant.wide_bvh)),
+                        ("SAMPLER_SOBOL", flag(self.sampler == Sampler::Sobol)),
                     ],
                     ..Default::default()
                 },
@@ -459,10 +492,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bvh_layout_is_wide_unless_set_otherwise() {
+    fn the_bvh_layout_and_sampler_are_wide_and_sobol_unless_set_otherwise() {
         assert_eq!(bvh_layout_from(None).unwrap(), BvhLayout::Wide);
         assert_eq!(bvh_layout_from(Some("wide")).unwrap(), BvhLayout::Wide);
         assert_eq!(bvh_layout_from(Some("binary")).unwrap(), BvhLayout::Binary);
+        assert_eq!(sampler_from(None).unwrap(), Sampler::Sobol);
+        assert_eq!(sampler_from(Some("pcg")).unwrap(), Sampler::Pcg);
+        assert!(sampler_from(Some("halton")).is_err());
         let e = bvh_layout_from(Some("quad")).unwrap_err().to_string();
         assert!(
             e.contains("TESSERA_BVH_LAYOUT") && e.contains("quad"),

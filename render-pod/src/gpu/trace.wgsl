@@ -141,17 +141,86 @@ fn pcg_hash(v: u32) -> u32 {
     return (word >> 22u) ^ word;
 }
 
-fn path_seed(x: u32, y: u32, s: u32) -> u32 {
+// The hash of a pixel's samples (src/sampling.rs pixel_key).
+fn pixel_key(x: u32, y: u32) -> u32 {
     var h = pcg_hash(params.seed.x);
     h = pcg_hash(h ^ params.seed.y);
     h = pcg_hash(h ^ params.seed.z);
     h = pcg_hash(h ^ params.seed.w);
     h = pcg_hash(h ^ x);
-    h = pcg_hash(h ^ y);
-    return pcg_hash(h ^ s);
+    return pcg_hash(h ^ y);
+}
+
+fn path_seed(x: u32, y: u32, s: u32) -> u32 {
+    return pcg_hash(pixel_key(x, y) ^ s);
 }
 
 var<private> rng_state: u32;
+
+// The path's samples come from Owen-scrambled Sobol (true; src/sampling.rs Sobol, which this
+// mirrors bit for bit) or from its PCG stream (false: `rand()` in a fixed order).
+override SAMPLER_SOBOL: bool = true;
+var<private> sobol_key: u32;
+var<private> sobol_index: u32;
+var<private> sobol_dimension: u32;
+
+// Laine–Karras hash as tuned by Burley (JCGT 2020): output bits depend only on the same and
+// lower input bits, so on bit-reversed values it is an Owen scramble.
+fn lk_hash(x_in: u32, seed: u32) -> u32 {
+    var x = x_in + seed;
+    x ^= x * 0x6c50b47cu;
+    x ^= x * 0xb82f1e52u;
+    x ^= x * 0xc7afe638u;
+    x ^= x * 0x8d22f6e6u;
+    return x;
+}
+
+fn owen_scramble(x: u32, seed: u32) -> u32 {
+    return reverseBits(lk_hash(reverseBits(x), seed));
+}
+
+// Sobol's second dimension without a loop (src/sampling.rs sobol_second).
+fn sobol_second(index: u32) -> u32 {
+    var a = index;
+    a ^= (a >> 1u) & 0x55555555u;
+    a ^= (a >> 2u) & 0x33333333u;
+    a ^= (a >> 4u) & 0x0f0f0f0fu;
+    a ^= (a >> 8u) & 0x00ff00ffu;
+    a ^= (a >> 16u) & 0x0000ffffu;
+    return reverseBits(a);
+}
+
+fn unit_float(x: u32) -> f32 {
+    return f32(x >> 8u) * (1.0 / 16777216.0);
+}
+
+// The next draw's (seed, shuffled sample index).
+fn sobol_next() -> vec2u {
+    let seed = pcg_hash(sobol_key ^ pcg_hash(sobol_dimension));
+    sobol_dimension += 1u;
+    return vec2u(seed, owen_scramble(sobol_index, seed));
+}
+
+// One number of the path's next dimension.
+fn sample1() -> f32 {
+    if (SAMPLER_SOBOL) {
+        let n = sobol_next();
+        return unit_float(owen_scramble(reverseBits(n.y), pcg_hash(n.x ^ 0x9e3779b9u)));
+    }
+    return rand();
+}
+
+// Two numbers of the path's next dimension, stratified together.
+fn sample2() -> vec2f {
+    if (SAMPLER_SOBOL) {
+        let n = sobol_next();
+        return vec2f(unit_float(owen_scramble(reverseBits(n.y), pcg_hash(n.x ^ 0x9e3779b9u))),
+                     unit_float(owen_scramble(sobol_second(n.y), pcg_hash(n.x ^ 0x85ebca6bu))));
+    }
+    let a = rand();
+    let b = rand();
+    return vec2f(a, b);
+}
 
 fn rand() -> f32 {
     rng_state = rng_state * 747796405u + 2891336453u;
@@ -946,9 +1015,10 @@ fn pick_light(u: f32) -> u32 {
 
 // Next-event estimation at a shading point: one light, MIS against the BSDF for area lights.
 fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f {
-    let u_pick = rand();
-    let u1 = rand();
-    let u2 = rand();
+    let u_pick = sample1();
+    let u12 = sample2();
+    let u1 = u12.x;
+    let u2 = u12.y;
     let env_share = environment_share();
     if (u_pick < env_share) {
         return sample_environment(sp, s, wo, frame, u1, u2, env_share);
@@ -1203,11 +1273,13 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
         first_material = 0.0;
     }
     rng_state = path_seed(px, py, sample);
+    sobol_key = pixel_key(px, py);
+    sobol_index = sample;
+    sobol_dimension = 0u;
     let width = f32(params.image.x);
     let height = f32(params.image.y);
-    let jx = rand();
-    let jy = rand();
-    let ndc = vec2f((f32(px) + jx) / width * 2.0 - 1.0, 1.0 - (f32(py) + jy) / height * 2.0);
+    let jitter = sample2();
+    let ndc = vec2f((f32(px) + jitter.x) / width * 2.0 - 1.0, 1.0 - (f32(py) + jitter.y) / height * 2.0);
     let tan_half = params.cam_pos.w;
     let aspect = params.cam_right.w;
     var d = normalize(params.cam_fwd.xyz
@@ -1263,9 +1335,10 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
         radiance += throughput * sample_light(sp, s, wo, frame);
 
         // BSDF sampling (always draws three numbers so streams stay aligned).
-        let u0 = rand();
-        let u1 = rand();
-        let u2 = rand();
+        let u0 = sample1();
+        let u12 = sample2();
+        let u1 = u12.x;
+        let u2 = u12.y;
         var wi_local: vec3f;
         if (SCENE_TRANSMISSION && s.transmission > 0.0) {
             wi_local = glass_sample(s, wo, u0, u1, u2);
@@ -1303,7 +1376,7 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
         vertex += 1u;
         if (vertex >= RR_START) {
             let q = min(max3(throughput), 0.95);
-            if (rand() >= q) {
+            if (sample1() >= q) {
                 break;
             }
             throughput /= q;
