@@ -5,6 +5,7 @@
 #   bench/render/gpu-bundle.sh
 # Writes (both ignored through .git/info/exclude):
 #   .gpu-bundle/render-pod          release binary (this checkout's render-pod)
+#   .gpu-bundle/traversal           release binary of bench/render/traversal (needs libstdc++)
 #   .gpu-bundle/scenes/cbox.gltf    render-pod/tests/scenes/cbox.gltf
 #   .gpu-bundle/scenes/heavy.{gltf,bin}  compare_cycles.py's heavy_scene() (538,722 + 36 triangles)
 #   .gpu-bundle/BUILD-INFO.txt      commit, rustc, glibc the binary needs
@@ -26,7 +27,7 @@ for p in /.gl/ /.gpu-bundle/; do
 done
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-  cargo build --release -p render-pod
+  cargo build --release -p render-pod -p tessera-traversal-bench
 fi
 BIN=$CARGO_TARGET_DIR/release/render-pod
 [ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
@@ -35,6 +36,8 @@ rm -rf "$BUNDLE"
 mkdir -p "$BUNDLE/scenes"
 cp "$BIN" "$BUNDLE/render-pod"
 strip "$BUNDLE/render-pod" 2>/dev/null || true
+cp "$CARGO_TARGET_DIR/release/traversal" "$BUNDLE/traversal"
+strip "$BUNDLE/traversal" 2>/dev/null || true
 cp render-pod/tests/scenes/cbox.gltf "$BUNDLE/scenes/cbox.gltf"
 
 # The heavy scene: bench/render/heavy_scene.py (numpy only).

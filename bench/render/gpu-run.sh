@@ -5,6 +5,8 @@
 # Run from the repository root:
 #   bash bench/render/gpu-run.sh
 # Writes $OUT/gpu-results.json (also printed) and $OUT/gpu-run.log; OUT defaults to /tmp/gpu-run-out.
+# Then the traversal benchmark's GPU casts: $OUT/gpu-traversal.json (rays/s per ray set and
+# tree, bench/render/traversal/README.md), $OUT/traversal.json (its CPU figures).
 #
 # Per scene (cbox, heavy) and setting SIZE:N it renders N and 2N spp at SIZE×SIZE, 4 bounces,
 # seed 7, `render-pod local`, REPEAT interleaved repeats, and reports
@@ -21,6 +23,7 @@
 #   GPU_RUN_TIMEOUT_S per-render timeout (default 120); worst case ~ BUDGET + TIMEOUT + start-up
 #   GPU_RUN_QUICK=1   tiny settings (32:2, 1 repeat) and a software adapter allowed: a smoke test
 #   GPU_RUN_ALLOW_SOFTWARE=1  do not set TESSERA_REQUIRE_HARDWARE_GPU=1 (needed on lavapipe)
+#   GPU_RUN_TRAVERSAL_TIMEOUT_S  limit of the traversal run (default 300)
 #   GPU_BUNDLE        bundle folder (default .gpu-bundle)
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-run-out}
@@ -284,6 +287,39 @@ for e in result["results"]:
 sys.exit(0 if probe and result["results"] else 4)
 EOF
 rc=$?
+
+# Traversal alone (bench/render/traversal): every BVH builder × layout on the ray sets of cbox,
+# heavy and the boxes, cast on the GPU by the render pod's own traversal code; rays/s per set,
+# hits checked against the CPU traversal. Its CPU part (trees, rays) takes most of the time.
+TRAVERSAL=$GPU_RUN_BUNDLE/traversal
+if [ -x "$TRAVERSAL" ]; then
+  echo "== traversal (rays/s per ray set on the GPU)"
+  if [ "${GPU_RUN_QUICK:-}" = 1 ]; then t_args=(--boxes 2000 --rays 4096); else t_args=(--rays 262144); fi
+  [ "${GPU_RUN_QUICK:-}" = 1 ] || [ "${GPU_RUN_ALLOW_SOFTWARE:-}" = 1 ] || export TESSERA_REQUIRE_HARDWARE_GPU=1
+  if timeout "${GPU_RUN_TRAVERSAL_TIMEOUT_S:-300}" "$TRAVERSAL" \
+      --scene "cbox=$GPU_RUN_BUNDLE/scenes/cbox.gltf" --scene "heavy=$GPU_RUN_BUNDLE/scenes/heavy.gltf" \
+      "${t_args[@]}" --gpu "$OUT/gpu-traversal.json" >"$OUT/traversal.json" 2>"$OUT/traversal.log"; then
+    python3 - "$OUT/gpu-traversal.json" <<'PYEOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+print(f"adapter: {doc['adapter']}; {doc['rays_per_set']} rays a set; G rays/s (agreement with the CPU)")
+rows = {}
+for c in doc["casts"]:
+    rows.setdefault((c["scene"], c["tree"]), {})[c["set"]] = c["figures"]
+sets = ["camera", "diffuse", "shadow", "later", "random"]
+print("| scene | tree | " + " | ".join(sets) + " |")
+print("|---|---|" + "---:|" * len(sets))
+for (scene, tree), f in rows.items():
+    cells = [f"{f[s]['rays_per_second'] / 1e9:.3f} ({f[s]['agree_with_cpu']:.4f})" if s in f else "" for s in sets]
+    print(f"| {scene} | {tree} | " + " | ".join(cells) + " |")
+PYEOF
+  else
+    echo "traversal failed (rc $?); its log:"; tail -20 "$OUT/traversal.log"
+    [ $rc -eq 0 ] && rc=5
+  fi
+else
+  echo "== no $TRAVERSAL in the bundle: traversal skipped"
+fi
 echo "== gpu-run.sh done (rc $rc)"
 # Close our end of the pipe and wait for tee to write the rest of the log.
 exec >&- 2>&-

@@ -88,12 +88,31 @@ def print_tables(doc):
                       f"{f.get('agree_with_embree', float('nan')):.5f} |")
 
 
+def print_gpu(path):
+    """The GPU casts: rays/s per scene, tree and set; fails below 99.9 % agreement with the CPU."""
+    doc = json.load(open(path))
+    print(f"\n## GPU casts: {doc['adapter']}\n")
+    sets = ["camera", "diffuse", "shadow", "later", "random"]
+    rows, failures = {}, []
+    for c in doc["casts"]:
+        rows.setdefault((c["scene"], c["tree"]), {})[c["set"]] = c["figures"]
+        if c["figures"]["agree_with_cpu"] < AGREEMENT:
+            failures.append(f"{c['scene']}/{c['set']}/{c['tree']}: {c['figures']['agree_with_cpu']:.5f}")
+    print("M rays/s | " + " | ".join(sets) + " |")
+    print("|---|" + "---:|" * len(sets))
+    for (scene, tree), f in rows.items():
+        cells = [f"{f[s]['rays_per_second'] / 1e6:.2f}" if s in f else "" for s in sets]
+        print(f"| {scene} {tree} | " + " | ".join(cells) + " |")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--hits", required=True)
     parser.add_argument("--out")
+    parser.add_argument("--gpu", help="the binary's --gpu output: print it, check its hits")
     args = parser.parse_args()
     doc = json.load(open(args.json))
     times = build_times(args.log)
@@ -102,12 +121,15 @@ def main():
             t["build_ms"] = times.get(scene["scene"], {}).get(t["tree"])
     failures = check_embree(doc, args.hits)
     print_tables(doc)
+    if args.gpu:
+        failures += [f"GPU {f}" for f in print_gpu(args.gpu)]
     if args.out:
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
     if failures:
-        print("\nhits that disagree with Embree on more than 0.1 % of rays:", *failures, sep="\n  ",
+        print("\nhits that disagree (with Embree, or the GPU's with the CPU's) on more than 0.1 % of rays:",
+              *failures, sep="\n  ",
               file=sys.stderr)
         sys.exit(1)
     print(f"\nevery tree agrees with Embree on ≥ {AGREEMENT:.1%} of every set's rays; "

@@ -8,16 +8,19 @@
 #   bench/render/traversal/run.sh --quick               # CI's smoke test: debug build, 4,096 rays,
 #                                                       # cbox and 2,000 boxes (no heavy scene)
 #   bench/render/traversal/run.sh --out FILE.json       # also keep the results (default: none)
+#   bench/render/traversal/run.sh --gpu FILE.json       # and cast every set on the render pod's
+#                                                       # GPU adapter (rays/s; hits vs the CPU's)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$ROOT"
-RAYS=262144 BOXES=20000 OUT= QUICK=
+RAYS=262144 BOXES=20000 OUT= QUICK= GPU=
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) RAYS=4096 BOXES=2000 QUICK=1 ;;
     --rays) RAYS=$2; shift ;;
     --boxes) BOXES=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --gpu) GPU=$2; shift ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -45,7 +48,7 @@ if [ -z "$QUICK" ]; then
   "$PY" bench/render/heavy_scene.py "$WORK/scenes" >/dev/null
   args+=(--scene "heavy=$WORK/scenes/heavy.gltf")
 fi
-"$BIN" "${args[@]}" --hits "$WORK/hits" >"$WORK/first.json" 2>"$WORK/first.log"
+"$BIN" "${args[@]}" --hits "$WORK/hits" ${GPU:+--gpu "$GPU"} >"$WORK/first.json" 2>"$WORK/first.log"
 "$BIN" "${args[@]}" >"$WORK/second.json" 2>"$WORK/second.log"
 if ! cmp -s "$WORK/first.json" "$WORK/second.json"; then
   echo "run.sh: the two runs' JSON differ (the benchmark must be deterministic):" >&2
@@ -53,4 +56,4 @@ if ! cmp -s "$WORK/first.json" "$WORK/second.json"; then
   exit 1
 fi
 "$PY" bench/render/traversal/report.py --json "$WORK/first.json" --log "$WORK/first.log" \
-  --hits "$WORK/hits" ${OUT:+--out "$OUT"}
+  --hits "$WORK/hits" ${OUT:+--out "$OUT"} ${GPU:+--gpu "$GPU"}

@@ -436,17 +436,23 @@ fn hit_triangle(i: u32, o: vec3f, d: vec3f, tmax: f32, hit: ptr<function, Hit>) 
     return true;
 }
 
-// Nearest hit (any_hit = false) or any hit (shadow rays) closer than tmax. Stack traversal,
-// nearest child first; popped nodes farther than the current hit are skipped.
+// Nearest hit (any_hit = false) or any hit (shadow rays) closer than tmax, in the scene's
+// tree (BVH_WIDE: trace_wide, else trace_binary).
 fn trace(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
-    var hit = Hit(tmax, NO_HIT, 0.0, 0.0);
     alpha_seed = pcg_hash(rng_state ^ 0x6a09e667u);
     if (params.counts.y == 0u) {
-        return hit;
+        return Hit(tmax, NO_HIT, 0.0, 0.0);
     }
     if (BVH_WIDE) {
         return trace_wide(o, d, tmax, any_hit);
     }
+    return trace_binary(o, d, tmax, any_hit);
+}
+
+// trace() on the binary tree; mirrors src/bvh.rs Bvh::trace: nearest child first, the far one
+// pushed with its entry distance; popped nodes farther than the current hit are skipped.
+fn trace_binary(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
+    var hit = Hit(tmax, NO_HIT, 0.0, 0.0);
     let inv = safe_inverse(d);
     var stack: array<u32, 32>;
     var dist: array<f32, 32>;

@@ -4,6 +4,7 @@
 //! on the same machine — and build times, which vary, on stderr. `--hits DIR` also writes the
 //! triangles, the rays and every tree's hits for the driver's check against Embree.
 
+mod gpu;
 mod measure;
 mod rays;
 mod scenes;
@@ -31,6 +32,11 @@ struct Args {
     /// Write triangles, rays and every tree's hits here, for the Embree check.
     #[arg(long)]
     hits: Option<PathBuf>,
+    /// Also cast every set through every tree on the GPU (the render pod's adapter) and write
+    /// rays per second and the agreement with the CPU's hits to this JSON file (timings vary
+    /// from run to run: not on stdout).
+    #[arg(long)]
+    gpu: Option<PathBuf>,
 }
 
 fn parse_scene(s: &str) -> Result<(String, String), String> {
@@ -58,6 +64,13 @@ fn main() {
     if args.boxes > 0 {
         scenes.push(scenes::boxes(args.boxes, 2017));
     }
+    let caster = args.gpu.as_ref().map(|_| {
+        gpu::GpuCaster::new().unwrap_or_else(|e| {
+            eprintln!("traversal: no GPU adapter: {e}");
+            std::process::exit(2);
+        })
+    });
+    let mut gpu_report = Vec::new();
     let mut report = Vec::new();
     for scene in &scenes {
         let tris = &scene.triangles;
@@ -110,6 +123,16 @@ fn main() {
                     std::fs::write(dir.join(file), hits).expect("hits file");
                 }
             }
+            if let Some(caster) = &caster {
+                for (tree, result) in trees.iter().zip(&results) {
+                    let cpu: Vec<i64> = result.iter().map(|r| r.0).collect();
+                    let figures = caster.measure(tree, tris, set, &cpu);
+                    eprintln!("  gpu {} {}: {figures}", set.name, tree.name);
+                    gpu_report.push(json!({
+                        "scene": scene.name, "set": set.name, "tree": tree.name, "figures": figures,
+                    }));
+                }
+            }
             let by_tree: Vec<Value> = trees
                 .iter()
                 .zip(&results)
@@ -135,4 +158,10 @@ fn main() {
         "scenes": report,
     });
     println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    if let (Some(path), Some(caster)) = (&args.gpu, &caster) {
+        let gpu =
+            json!({ "adapter": caster.adapter(), "rays_per_set": args.rays, "casts": gpu_report });
+        let text = serde_json::to_string_pretty(&gpu).expect("json");
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
 }
