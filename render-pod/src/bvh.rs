@@ -328,9 +328,23 @@ impl Observer for () {}
 /// Entries of the shader's traversal stack.
 pub const STACK_SIZE: u32 = 32;
 
-impl Bvh {
-    /// Nearest hit `(t, original triangle index)` closer than `tmax`.
-    pub fn intersect(
+/// A tree the CPU can walk as the shader does: the binary [`Bvh`] and the wide
+/// [`crate::wide_bvh::WideBvh`]. Hits are `(t, original triangle index)`.
+pub trait Traverse {
+    /// The hit closer than `tmax` (the nearest, or with `any_hit` the first found), every step
+    /// reported to `observer`.
+    fn trace(
+        &self,
+        tris: &[[Vec3; 3]],
+        origin: Vec3,
+        dir: Vec3,
+        tmax: f32,
+        any_hit: bool,
+        observer: &mut impl Observer,
+    ) -> Option<(f32, u32)>;
+
+    /// The nearest hit closer than `tmax`.
+    fn intersect(
         &self,
         tris: &[[Vec3; 3]],
         origin: Vec3,
@@ -339,11 +353,13 @@ impl Bvh {
     ) -> Option<(f32, u32)> {
         self.trace(tris, origin, dir, tmax, false, &mut ())
     }
+}
 
-    /// The CPU mirror of `trace()` in `trace.wgsl`, step for step: nearest child first, the
-    /// farther one pushed with its entry distance, popped nodes farther than the current hit
-    /// skipped; `any_hit` stops at the first hit (shadow rays). Returns `(t, original index)`.
-    pub fn trace(
+impl Traverse for Bvh {
+    /// The CPU mirror of `trace_binary()` in `trace.wgsl`, step for step: nearest child first,
+    /// the farther one pushed with its entry distance, popped nodes farther than the current
+    /// hit skipped; `any_hit` stops at the first hit (shadow rays).
+    fn trace(
         &self,
         tris: &[[Vec3; 3]],
         origin: Vec3,

@@ -11,7 +11,7 @@
 use obvhs::aabb::Aabb;
 use obvhs::bvh2::{Bvh2, node::Bvh2Node};
 
-use crate::bvh::{Bvh, Observer, STACK_SIZE, intersect_triangle, safe_inverse};
+use crate::bvh::{Bvh, Observer, STACK_SIZE, Traverse, intersect_triangle, safe_inverse};
 use crate::math::Vec3;
 
 fn glam_vec(p: Vec3) -> glam::Vec3A {
@@ -290,24 +290,16 @@ impl WideBvh {
             order: bvh.primitive_indices.clone(),
         }
     }
+}
 
-    /// Nearest hit `(t, original triangle index)` closer than `tmax`.
-    pub fn intersect(
-        &self,
-        tris: &[[Vec3; 3]],
-        origin: Vec3,
-        dir: Vec3,
-        tmax: f32,
-    ) -> Option<(f32, u32)> {
-        self.trace(tris, origin, dir, tmax, false, &mut ())
-    }
-
+impl Traverse for WideBvh {
     /// Stack traversal by groups (the paper's Algorithm 1): a node group is (first inner
     /// child, hit bits 24–31 | the parent's inner mask), a triangle group (first triangle,
     /// hit bits 0–23). The nearest inner child of the current group is visited next, the
     /// rest of the group pushed; its leaf children's triangles are tested right after.
-    /// `any_hit` stops at the first hit (shadow rays).
-    pub fn trace(
+    /// `any_hit` stops at the first hit (shadow rays). The CPU mirror of `trace_wide()` in
+    /// `trace.wgsl`.
+    fn trace(
         &self,
         tris: &[[Vec3; 3]],
         origin: Vec3,

@@ -6,11 +6,12 @@
 mod common;
 
 use common::*;
+use render_pod::bvh::Traverse;
 use render_pod::gpu::GpuScene;
 use render_pod::gpu::tile::{AovPixel, DispatchSize, Tile, TileParams, render_in_dispatches};
 use render_pod::math::Vec3;
 use render_pod::passes::{PassSum, channels};
-use render_pod::sampling::{Pcg, path_seed};
+use render_pod::sampling::{Sobol, pixel_key};
 use render_pod::scene::Scene;
 use tessera_shard::contract::Aov;
 use tessera_shard::plan::{SampleRange, TileRect};
@@ -45,10 +46,11 @@ fn whole(w: u32, h: u32) -> TileRect {
     }
 }
 
-/// Sample 0's camera ray through pixel (x, y), as `trace.wgsl` draws it.
+/// Sample 0's camera ray through pixel (x, y), as `trace.wgsl` draws it: the path's first
+/// draw of the (default) Sobol sampler.
 fn sample_0_ray(scene: &Scene, (w, h): (u32, u32), x: u32, y: u32) -> (Vec3, Vec3) {
-    let mut rng = Pcg::new(path_seed(SEED, FRAME, x, y, 0));
-    let (jx, jy) = (rng.next_f32(), rng.next_f32());
+    assert_eq!(ctx().sampler, render_pod::gpu::Sampler::Sobol);
+    let (jx, jy) = Sobol::new(pixel_key(SEED, FRAME, x, y), 0).next_2d();
     let ndc_x = (x as f32 + jx) / w as f32 * 2.0 - 1.0;
     let ndc_y = 1.0 - (y as f32 + jy) / h as f32 * 2.0;
     let cam = &scene.camera;

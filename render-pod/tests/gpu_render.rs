@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use render_pod::bvh::Traverse;
 use render_pod::math::vec3;
 use render_pod::scene::{Material, Scene};
 use tessera_shard::plan::{SampleRange, TileRect, split_evenly};

@@ -137,7 +137,8 @@ pub fn bvh_layout_from(setting: Option<&str>) -> Result<BvhLayout> {
     }
 }
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+/// A compute-stage storage-buffer binding (the only kind the renderer's shader has).
+pub fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,

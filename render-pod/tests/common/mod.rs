@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 use tessera_shard::SceneLimits;
 
+use render_pod::bvh::Traverse;
 use render_pod::gltf_scene::GltfAsset;
 use render_pod::gpu::tile::{DispatchSize, Tile, TileParams, render_in_dispatches};
 use render_pod::gpu::{GpuContext, GpuEnvironment, GpuScene, layout};

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use render_pod::gpu::layout::GpuTriPos;
-use render_pod::gpu::{GpuContext, TRACE_WGSL};
+use render_pod::gpu::{GpuContext, TRACE_WGSL, storage_entry};
 use render_pod::math::Vec3;
 use serde_json::{Value, json};
 use wgpu::util::DeviceExt;
@@ -51,19 +51,6 @@ pub struct GpuCaster {
     empty: wgpu::BindGroup,
 }
 
-fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     scene: wgpu::BindGroup,
@@ -90,10 +77,10 @@ impl GpuCaster {
         };
         let scene_layout = layout(
             "scene",
-            &(0..9).map(|b| storage(b, true)).collect::<Vec<_>>(),
+            &(0..9).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
         );
         let empty_layout = layout("empty", &[]);
-        let io_layout = layout("rays", &[storage(0, true), storage(1, false)]);
+        let io_layout = layout("rays", &[storage_entry(0, true), storage_entry(1, false)]);
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("cast"),
             bind_group_layouts: &[

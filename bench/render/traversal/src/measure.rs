@@ -1,7 +1,7 @@
 //! What each tree costs: its structure, and per ray set what its traversal does per ray
 //! (counted by `render_pod::bvh::Observer` inside the renderer's own CPU traversals).
 
-use render_pod::bvh::{NODE_BYTES, Observer, TRIANGLE_BYTES};
+use render_pod::bvh::{NODE_BYTES, Observer, TRIANGLE_BYTES, Traverse};
 use render_pod::math::Vec3;
 use render_pod::wide_bvh::WIDE_NODE_BYTES;
 use serde_json::{Value, json};

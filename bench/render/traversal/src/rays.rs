@@ -2,7 +2,7 @@
 //! meet them: camera rays by 8×4 pixel blocks (one block a group), secondary rays in the order
 //! of the pixels they come from (a wavefront queue, misses compacted away).
 
-use render_pod::bvh::Bvh;
+use render_pod::bvh::{Bvh, Traverse};
 use render_pod::math::{Vec3, vec3};
 use render_pod::sampling::{Pcg, basis, cosine_hemisphere, pcg_hash, uniform_triangle};
 
