@@ -9,7 +9,8 @@
 //   (power heuristic) against NEE; the constant background is found by BSDF rays only. An
 //   environment map is a light like the others: sampled by NEE (src/environment.rs) and MIS
 //   weighted when a BSDF ray escapes to it.
-// - Randomness depends only on (seed, frame, pixel, sample): see path_seed / src/sampling.rs.
+// - Randomness depends only on (seed, frame, pixel, sample, dimension): Owen-scrambled Sobol
+//   (sample1 / sample2) or PCG streams; see pixel_key / src/sampling.rs.
 // - No atomics: each invocation owns its pixel, so sums do not depend on scheduling.
 
 struct Params {
