@@ -10,6 +10,7 @@
 use render_pod::gltf_scene::GltfAsset;
 use render_pod::gpu::tile::{DispatchSize, TileParams, render_in_dispatches};
 use render_pod::gpu::{GpuContext, GpuScene, Sampler, layout};
+use render_pod::image_io::rmse;
 use render_pod::scene::Scene;
 use tessera_shard::SceneLimits;
 use tessera_shard::plan::{SampleRange, TileRect};
@@ -54,15 +55,6 @@ fn render(ctx: &GpuContext, scene: &Scene, seed: u64, count: u32) -> Vec<[f32; 3
     render_in_dispatches(ctx, &params, DispatchSize::Adaptive, &mut |_, _| {})
         .expect("render")
         .pixels
-}
-
-fn rmse(image: &[[f32; 3]], reference: &[[f32; 3]]) -> f64 {
-    let sum: f64 = image
-        .iter()
-        .zip(reference)
-        .flat_map(|(a, b)| (0..3).map(move |c| f64::from(a[c] - b[c]).powi(2)))
-        .sum();
-    (sum / (image.len() * 3) as f64).sqrt()
 }
 
 fn main() {

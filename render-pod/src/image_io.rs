@@ -40,6 +40,17 @@ impl RgbImage {
     }
 }
 
+/// Root-mean-square difference of two images' pixels over every channel (how far a render is
+/// from a reference; `render-pod/benches/sampler_error.rs`).
+pub fn rmse(image: &[[f32; 3]], reference: &[[f32; 3]]) -> f64 {
+    let sum: f64 = image
+        .iter()
+        .zip(reference)
+        .flat_map(|(a, b)| (0..3).map(move |c| f64::from(a[c] - b[c]).powi(2)))
+        .sum();
+    (sum / (image.len().max(1) * 3) as f64).sqrt()
+}
+
 pub fn encode_exr(image: &RgbImage) -> Result<Vec<u8>> {
     let width = image.width as usize;
     let channels = SpecificChannels::rgb(|Vec2(x, y): Vec2<usize>| {
@@ -197,6 +208,14 @@ pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rmse_is_the_root_mean_square_channel_difference() {
+        let a = [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]];
+        let b = [[1.0, 2.0, 1.0], [0.0, 2.0, 0.0]];
+        assert_eq!(rmse(&a, &a), 0.0);
+        assert!((rmse(&a, &b) - (8.0f64 / 6.0).sqrt()).abs() < 1e-12);
+    }
 
     fn gradient() -> RgbImage {
         let mut img = RgbImage::new(7, 5);

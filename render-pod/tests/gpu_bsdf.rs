@@ -4,6 +4,7 @@
 //! different constant — fails here, even where an image test's noise would hide it.
 
 use render_pod::bsdf::{self, BsdfParams, transmissive};
+use render_pod::gpu::tile::read_bytes;
 use render_pod::gpu::{GpuContext, TRACE_WGSL};
 use render_pod::math::{Vec3, vec3};
 use render_pod::sampling::{self, Pcg};
@@ -203,15 +204,8 @@ fn run_probe(ctx: &GpuContext, cases: &[Case]) -> Vec<[f32; 4]> {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(cases.len().div_ceil(64) as u32, 1, 1);
     }
-    encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, out_bytes);
     ctx.queue.submit([encoder.finish()]);
-    readback
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .expect("poll");
-    let data = readback.slice(..).get_mapped_range().expect("mapped");
+    let data = read_bytes(ctx, &output, &readback, out_bytes).expect("probe output");
     bytemuck::cast_slice::<u8, [f32; 4]>(&data).to_vec()
 }
 

@@ -181,17 +181,9 @@ fn sobol_samples_leave_less_error_than_pcg_streams() {
             .pixels
     };
     let reference = render(&pcg, 1000, 1024);
-    let rmse = |image: &[[f32; 3]]| {
-        let sum: f64 = image
-            .iter()
-            .zip(&reference)
-            .flat_map(|(a, b)| (0..3).map(move |c| f64::from(a[c] - b[c]).powi(2)))
-            .sum();
-        (sum / (image.len() * 3) as f64).sqrt()
-    };
     let error = |ctx: &GpuContext| {
         (1..=4)
-            .map(|seed| rmse(&render(ctx, seed, 64)))
+            .map(|seed| render_pod::image_io::rmse(&render(ctx, seed, 64), &reference))
             .sum::<f64>()
             / 4.0
     };

@@ -488,6 +488,17 @@ fn read_back(
     staging: &wgpu::Buffer,
     bytes: u64,
 ) -> Result<Vec<[f32; 4]>> {
+    Ok(bytemuck::cast_slice::<u8, [f32; 4]>(&read_bytes(ctx, buffer, staging, bytes)?).to_vec())
+}
+
+/// The first `bytes` of `buffer`, copied through `staging` (`MAP_READ | COPY_DST`, at least
+/// `bytes` long) once the work submitted before has finished.
+pub fn read_bytes(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    staging: &wgpu::Buffer,
+    bytes: u64,
+) -> Result<Vec<u8>> {
     let mut encoder = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -495,7 +506,7 @@ fn read_back(
         });
     encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, bytes);
     ctx.queue.submit([encoder.finish()]);
-    let slice = staging.slice(..);
+    let slice = staging.slice(..bytes);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
@@ -504,12 +515,10 @@ fn read_back(
     rx.recv()
         .map_err(|_| Error::Gpu("readback callback dropped".into()))?
         .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
-    let data = {
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
-        bytemuck::cast_slice::<u8, [f32; 4]>(&view).to_vec()
-    };
+    let data = slice
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?
+        .to_vec();
     staging.unmap();
     Ok(data)
 }

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use render_pod::gpu::layout::GpuTriPos;
+use render_pod::gpu::tile::read_bytes;
 use render_pod::gpu::{GpuContext, TRACE_WGSL, storage_entry};
 use render_pod::math::Vec3;
 use serde_json::{Value, json};
@@ -239,21 +240,14 @@ impl GpuCaster {
             pass.set_bind_group(3, &io, &[]);
             pass.dispatch_workgroups(groups.min(65_535), groups.div_ceil(65_535), 1);
         }
-        encoder.copy_buffer_to_buffer(&hits, 0, &readback, 0, (count * 4) as u64);
         let started = Instant::now();
         self.ctx.queue.submit([encoder.finish()]);
         device
             .poll(wgpu::PollType::wait_indefinitely())
             .expect("poll");
         let seconds = started.elapsed().as_secs_f64();
-        readback
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .expect("poll");
-        let view = readback.slice(..).get_mapped_range().expect("mapped hits");
-        let slots: Vec<u32> = bytemuck::cast_slice(&view).to_vec();
+        let bytes = read_bytes(&self.ctx, &hits, &readback, (count * 4) as u64).expect("hits");
+        let slots: &[u32] = bytemuck::cast_slice(&bytes);
         let found = slots
             .iter()
             .map(|&slot| match slot {
