@@ -17,6 +17,7 @@
 # Env:
 #   GPU_RUN_SETTINGS  comma list of SIZE:N (default 256:16,256:128,1024:128)
 #   GPU_RUN_SCENES    default cbox,heavy
+#   GPU_RUN_INTEGRATORS  TESSERA_INTEGRATOR values, each run side by side (default wavefront,megakernel)
 #   GPU_RUN_REPEAT    default 3
 #   GPU_RUN_BUDGET_S  no render starts that would (by its last run) end past this many seconds of
 #                     the measuring loop (default 240)
@@ -84,6 +85,7 @@ scenes_dir = os.path.abspath(os.path.join(bundle, "scenes"))
 settings_env = os.environ.get("GPU_RUN_SETTINGS") or ("32:2" if quick else "256:16,256:128,1024:128")
 settings = [tuple(int(v) for v in s.split(":")) for s in settings_env.split(",") if s]
 scene_names = (os.environ.get("GPU_RUN_SCENES") or "cbox,heavy").split(",")
+integrators = (os.environ.get("GPU_RUN_INTEGRATORS") or "wavefront,megakernel").split(",")
 repeat = int(os.environ.get("GPU_RUN_REPEAT") or (1 if quick else 3))
 budget = float(os.environ.get("GPU_RUN_BUDGET_S") or 240)
 timeout = float(os.environ.get("GPU_RUN_TIMEOUT_S") or 120)
@@ -106,14 +108,15 @@ SUMMARY = re.compile(r"([\d.]+) s total, ([\d.]+) s rendering, ([\d.]+) Msamples
 ADAPTER = re.compile(r"GPU adapter adapter=(.*) backend=(\S+) device_type=(\S+) driver=(.*) driver_info=(.*)$")
 
 
-def render(scene, size, spp, tag):
+def render(scene, size, spp, tag, integrator=None):
     """One `render-pod local` process; returns a dict (or raises on failure/timeout)."""
     out = os.path.join(work, tag)
+    run_env = dict(env, TESSERA_INTEGRATOR=integrator) if integrator else env
     shutil.rmtree(out, ignore_errors=True)
     cmd = [binary, "local", "--scene", os.path.join(scenes_dir, scene + ".gltf"), "--width", str(size),
            "--height", str(size), "--spp", str(spp), "--max-bounces", str(BOUNCES), "--seed", str(SEED), "--out", out]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout, stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"render-pod exit {proc.returncode} ({scene} {size}² {spp} spp):\n{proc.stderr[-3000:]}")
@@ -185,46 +188,46 @@ result = {
     "vkDriverFilesFallback": fallback_used,
     "requireHardwareGpu": not allow_software,
     "quick": quick,
-    "maxBounces": BOUNCES, "seed": SEED, "repeats": repeat, "budgetSeconds": budget, "perRenderTimeoutSeconds": timeout,
+    "integrators": integrators, "maxBounces": BOUNCES, "seed": SEED, "repeats": repeat, "budgetSeconds": budget, "perRenderTimeoutSeconds": timeout,
     "loadAverageStart": os.getloadavg(),
     "results": [], "errors": errors,
 }
 if probe:
     print(f"== render-pod adapter: {probe['label']}  ({probe['adapter']})", flush=True)
     # One untimed small run per scene: scene files into the page cache, pipeline cached.
-    for name in scene_names:
+    for name, integ in ((n, i) for n in scene_names for i in integrators):
         try:
-            w = render(name, 16, 1, f"warm_{name}")
+            w = render(name, 16, 1, f"warm_{name}", integ)
             print(f"warm-up {name}: {w['wall']:.2f} s wall, {w['total']:.2f} s total", flush=True)
         except Exception as e:  # noqa: BLE001
             errors.append(f"warm-up {name}: {e}"[:2000])
             print(f"warm-up {name} failed: {e}", flush=True)
 
-    runs = {}  # (scene, size, n, spp) -> [run]
+    runs = {}  # (integrator, scene, size, n, spp) -> [run]
     last = {}  # same key -> last wall seconds, to skip what would not fit the budget
     dead = set()  # (scene, size, n) that failed or timed out
     truncated = False
     loop_start = time.perf_counter()
     for rep in range(repeat):
         for name in scene_names:
-            for size, n in settings:
+            for (size, n), integ in ((s, i) for s in settings for i in integrators):
                 for spp in (n, 2 * n):
-                    key = (name, size, n, spp)
-                    if (name, size, n) in dead:
+                    key = (integ, name, size, n, spp)
+                    if (integ, name, size, n) in dead:
                         continue
                     elapsed = time.perf_counter() - loop_start
                     if elapsed + last.get(key, 0.0) > budget:
                         truncated = True
                         continue
                     try:
-                        r = render(name, size, spp, f"{name}_{size}_{spp}")
+                        r = render(name, size, spp, f"{name}_{size}_{spp}", integ)
                     except subprocess.TimeoutExpired:
-                        dead.add((name, size, n))
+                        dead.add((integ, name, size, n))
                         errors.append(f"{name} {size}² {spp} spp: timed out after {timeout} s")
                         print(errors[-1], flush=True)
                         continue
                     except Exception as e:  # noqa: BLE001
-                        dead.add((name, size, n))
+                        dead.add((integ, name, size, n))
                         errors.append(str(e)[:2000])
                         print(errors[-1], flush=True)
                         continue
@@ -233,7 +236,7 @@ if probe:
                     r.pop("adapter"); r.pop("label")
                     last[key] = r["wall"]
                     runs.setdefault(key, []).append(r)
-                    print(f"rep {rep + 1} {name:5s} {size:4d}² {spp:4d} spp: {r['wall']:7.2f} s wall, "
+                    print(f"rep {rep + 1} {integ:10s} {name:5s} {size:4d}² {spp:4d} spp: {r['wall']:7.2f} s wall, "
                           f"{r['render']:7.3f} s rendering, {r['msps']:9.3f} Msamples/s (render-pod)", flush=True)
     result["truncated"] = truncated
     result["measureSeconds"] = round(time.perf_counter() - loop_start, 2)
@@ -241,24 +244,23 @@ if probe:
     def med(rs, k):
         return statistics.median(r[k] for r in rs) if rs else None
 
-    for name in scene_names:
-        for size, n in settings:
-            a, b = runs.get((name, size, n, n), []), runs.get((name, size, n, 2 * n), [])
-            pixels = size * size
-            entry = {"scene": name, "triangles": scene_info.get(name, {}).get("triangles"), "size": size,
-                     "spp": [n, 2 * n], "repeatsDone": [len(a), len(b)],
-                     "medianWallSeconds": {str(n): med(a, "wall"), str(2 * n): med(b, "wall")},
-                     "medianRenderSeconds": {str(n): med(a, "render"), str(2 * n): med(b, "render")},
-                     "reportedSamplesPerSecond": {str(n): med(a, "msps") and med(a, "msps") * 1e6,
-                                                  str(2 * n): med(b, "msps") and med(b, "msps") * 1e6},
-                     "marginalSamplesPerSecondWall": None, "marginalSamplesPerSecondRender": None,
-                     "imageMean2N": next((r["imageMean"] for r in b if r["imageMean"]), None),
-                     "runs": {str(n): a, str(2 * n): b}}
-            if a and b:
-                for key, field in (("wall", "marginalSamplesPerSecondWall"), ("render", "marginalSamplesPerSecondRender")):
-                    d = med(b, key) - med(a, key)
-                    entry[field] = pixels * n / d if d > 0 else None
-            result["results"].append(entry)
+    for integ, name, (size, n) in ((i, s, t) for s in scene_names for t in settings for i in integrators):
+        a, b = runs.get((integ, name, size, n, n), []), runs.get((integ, name, size, n, 2 * n), [])
+        pixels = size * size
+        entry = {"integrator": integ, "scene": name, "triangles": scene_info.get(name, {}).get("triangles"), "size": size,
+                 "spp": [n, 2 * n], "repeatsDone": [len(a), len(b)],
+                 "medianWallSeconds": {str(n): med(a, "wall"), str(2 * n): med(b, "wall")},
+                 "medianRenderSeconds": {str(n): med(a, "render"), str(2 * n): med(b, "render")},
+                 "reportedSamplesPerSecond": {str(n): med(a, "msps") and med(a, "msps") * 1e6,
+                                              str(2 * n): med(b, "msps") and med(b, "msps") * 1e6},
+                 "marginalSamplesPerSecondWall": None, "marginalSamplesPerSecondRender": None,
+                 "imageMean2N": next((r["imageMean"] for r in b if r["imageMean"]), None),
+                 "runs": {str(n): a, str(2 * n): b}}
+        if a and b:
+            for key, field in (("wall", "marginalSamplesPerSecondWall"), ("render", "marginalSamplesPerSecondRender")):
+                d = med(b, key) - med(a, key)
+                entry[field] = pixels * n / d if d > 0 else None
+        result["results"].append(entry)
     result["nvidiaSmiAfter"] = smi("clocks.sm,clocks.mem,temperature.gpu,power.draw,pstate")
 
 result["loadAverageEnd"] = os.getloadavg()
@@ -276,12 +278,12 @@ def fmt(v, scale=1e6):
 
 
 print(f"\n== summary: {result['adapterLabel']}; {BOUNCES} bounces; Msamples/s")
-print("| scene | size | spp N/2N | render-pod (2N) | marginal (render s) | marginal (wall) | 2N wall s | repeats |")
-print("|---|---|---|---|---|---|---|---|")
+print("| integrator | scene | size | spp N/2N | render-pod (2N) | marginal (render s) | marginal (wall) | 2N wall s | repeats |")
+print("|---|---|---|---|---|---|---|---|---|")
 for e in result["results"]:
     n, n2 = (str(v) for v in e["spp"])
     w = e["medianWallSeconds"][n2]
-    print(f"| {e['scene']} | {e['size']}² | {n}/{n2} | {fmt(e['reportedSamplesPerSecond'][n2])} "
+    print(f"| {e['integrator']} | {e['scene']} | {e['size']}² | {n}/{n2} | {fmt(e['reportedSamplesPerSecond'][n2])} "
           f"| {fmt(e['marginalSamplesPerSecondRender'])} | {fmt(e['marginalSamplesPerSecondWall'])} "
           f"| {'n/a' if w is None else f'{w:.2f}'} | {e['repeatsDone'][0]}/{e['repeatsDone'][1]} |")
 sys.exit(0 if probe and result["results"] else 4)

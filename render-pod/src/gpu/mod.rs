@@ -4,6 +4,7 @@
 
 pub mod layout;
 pub mod tile;
+pub mod wavefront;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,6 +18,13 @@ use crate::scene::Camera;
 
 /// The WGSL source, for CPU-side validation in tests.
 pub const TRACE_WGSL: &str = include_str!("trace.wgsl");
+/// The wavefront integrator's kernels, appended to [`TRACE_WGSL`].
+pub const WAVEFRONT_WGSL: &str = include_str!("wavefront.wgsl");
+
+/// The renderer's shader module: the megakernel and the wavefront kernels.
+pub fn integrator_wgsl() -> String {
+    format!("{TRACE_WGSL}\n{WAVEFRONT_WGSL}")
+}
 
 /// Paths (samples × pixels) in the first dispatch of a context; later dispatches are sized
 /// from the measured rate to take about [`GpuContext::dispatch_seconds`].
@@ -54,8 +62,13 @@ pub struct GpuContext {
     pipeline_layout: wgpu::PipelineLayout,
     /// One per [`ShaderVariant`], compiled when a scene first needs it.
     pipelines: [OnceLock<wgpu::ComputePipeline>; 32],
+    /// The wavefront kernels: group 3 holds the paths between them.
+    wave_layout: wgpu::PipelineLayout,
+    pub(crate) wave_state_layout: wgpu::BindGroupLayout,
+    wave_pipelines: [OnceLock<wavefront::WavePipelines>; 32],
+    settle: OnceLock<wavefront::Settle>,
     scene_layout: wgpu::BindGroupLayout,
-    tile_layout: wgpu::BindGroupLayout,
+    pub(crate) tile_layout: wgpu::BindGroupLayout,
     environment_layout: wgpu::BindGroupLayout,
     /// Bound where a render has no environment map (the shader's code for one compiled out).
     pub(crate) no_environment: wgpu::BindGroup,
@@ -70,6 +83,8 @@ pub struct GpuContext {
     pub bvh_layout: BvhLayout,
     /// Where paths' random numbers come from ([`sampler_from`]).
     pub sampler: Sampler,
+    /// How paths are traced ([`integrator_from`]).
+    pub integrator: Integrator,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -98,6 +113,43 @@ impl ShaderVariant {
             | (usize::from(self.environment) << 2)
             | (usize::from(self.aovs) << 3)
             | (usize::from(self.wide_bvh) << 4)
+    }
+
+    /// The shader's override constants for this variant.
+    fn constants(self, sampler: Sampler) -> [(&'static str, f64); 6] {
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
+        [
+            ("SCENE_EXTRAS", flag(self.extras)),
+            ("SCENE_TRANSMISSION", flag(self.transmission)),
+            ("SCENE_ENVIRONMENT", flag(self.environment)),
+            ("SCENE_AOVS", flag(self.aovs)),
+            ("BVH_WIDE", flag(self.wide_bvh)),
+            ("SAMPLER_SOBOL", flag(sampler == Sampler::Sobol)),
+        ]
+    }
+}
+
+/// How paths are traced. Both give the same pixels (tests hold it); they differ in how the
+/// work meets the hardware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integrator {
+    /// One invocation a pixel walks each of its samples' paths to the end (trace.wgsl `main`).
+    Megakernel,
+    /// One invocation a path, each step a kernel over compacted queues (wavefront.wgsl): the
+    /// design GPU path tracers use (Cycles among them); a small tile still fills the device.
+    Wavefront,
+}
+
+/// `TESSERA_INTEGRATOR` (`wavefront` or `megakernel`) when set, else the wavefront integrator
+/// everywhere: it is the design GPUs favour, and on lavapipe it renders 1.3–1.4× the
+/// megakernel's samples/s too (docs/renderer.md, "Integrators").
+pub fn integrator_from(setting: Option<&str>) -> Result<Integrator> {
+    match setting {
+        None | Some("wavefront") => Ok(Integrator::Wavefront),
+        Some("megakernel") => Ok(Integrator::Megakernel),
+        Some(other) => Err(Error::Gpu(format!(
+            "TESSERA_INTEGRATOR={other:?}: expected \"wavefront\" or \"megakernel\""
+        ))),
     }
 }
 
@@ -162,13 +214,23 @@ impl GpuContext {
     /// [`Self::new`] with the given sampler whatever `TESSERA_SAMPLER` says (tests and
     /// benchmarks compare the two).
     pub fn with_sampler(sampler: Sampler) -> Result<Self> {
-        let ctx = pollster::block_on(Self::new_async(sampler))?;
+        Self::with(sampler, None)
+    }
+
+    /// [`Self::new`] with the given integrator whatever `TESSERA_INTEGRATOR` says.
+    pub fn with_integrator(integrator: Integrator) -> Result<Self> {
+        let sampler = sampler_from(std::env::var("TESSERA_SAMPLER").ok().as_deref())?;
+        Self::with(sampler, Some(integrator))
+    }
+
+    fn with(sampler: Sampler, integrator: Option<Integrator>) -> Result<Self> {
+        let ctx = pollster::block_on(Self::new_async(sampler, integrator))?;
         // The plain variant at once: a shader that does not compile fails here.
         ctx.prepare(ShaderVariant::default())?;
         Ok(ctx)
     }
 
-    async fn new_async(sampler: Sampler) -> Result<Self> {
+    async fn new_async(sampler: Sampler, integrator: Option<Integrator>) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: wgpu::Backends::VULKAN,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -216,7 +278,10 @@ impl GpuContext {
         });
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::include_wgsl!("trace.wgsl"));
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("trace.wgsl + wavefront.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(integrator_wgsl().into()),
+        });
         let scene_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("scene"),
             entries: &(0..9).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
@@ -245,6 +310,17 @@ impl GpuContext {
             ],
             immediate_size: 0,
         });
+        let wave_state_layout = wavefront::state_layout(&device);
+        let wave_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("wavefront"),
+            bind_group_layouts: &[
+                Some(&scene_layout),
+                Some(&tile_layout),
+                Some(&environment_layout),
+                Some(&wave_state_layout),
+            ],
+            immediate_size: 0,
+        });
         let no_environment = environment_bind_group(
             &device,
             &environment_layout,
@@ -264,7 +340,16 @@ impl GpuContext {
             });
         let software = info.device_type == wgpu::DeviceType::Cpu;
         let bvh_layout = bvh_layout_from(std::env::var("TESSERA_BVH_LAYOUT").ok().as_deref())?;
-        tracing::info!(?bvh_layout, ?sampler, "BVH layout and sampler");
+        let integrator = match integrator {
+            Some(integrator) => integrator,
+            None => integrator_from(std::env::var("TESSERA_INTEGRATOR").ok().as_deref())?,
+        };
+        tracing::info!(
+            ?bvh_layout,
+            ?sampler,
+            ?integrator,
+            "BVH layout, sampler and integrator"
+        );
         Ok(GpuContext {
             device,
             queue,
@@ -273,6 +358,10 @@ impl GpuContext {
             module,
             pipeline_layout,
             pipelines: Default::default(),
+            wave_layout,
+            wave_state_layout,
+            wave_pipelines: Default::default(),
+            settle: OnceLock::new(),
             scene_layout,
             tile_layout,
             environment_layout,
@@ -282,6 +371,7 @@ impl GpuContext {
             software,
             bvh_layout,
             sampler,
+            integrator,
             lost,
         })
     }
@@ -294,39 +384,70 @@ impl GpuContext {
         )
     }
 
-    /// Compiles the pipeline of `variant` unless it was.
+    /// Compiles the pipelines `variant` needs with this context's integrator unless it was.
+    /// A pipeline that fails validation is not kept.
     pub(crate) fn prepare(&self, variant: ShaderVariant) -> Result<()> {
-        let slot = &self.pipelines[variant.slot()];
+        let constants = variant.constants(self.sampler);
+        match self.integrator {
+            Integrator::Megakernel => self.compile(&self.pipelines[variant.slot()], || {
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&format!("trace {variant:?}")),
+                        layout: Some(&self.pipeline_layout),
+                        module: &self.module,
+                        entry_point: Some("main"),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &constants,
+                            ..Default::default()
+                        },
+                        cache: None,
+                    })
+            }),
+            Integrator::Wavefront => {
+                self.compile(&self.settle, || wavefront::Settle::new(&self.device))?;
+                self.compile(&self.wave_pipelines[variant.slot()], || {
+                    wavefront::WavePipelines::new(
+                        &self.device,
+                        &self.module,
+                        &self.wave_layout,
+                        variant,
+                        &constants,
+                    )
+                })
+            }
+        }
+    }
+
+    /// Fills `slot` with what `make` creates unless it is full, keeping it only when the
+    /// device reported no validation error.
+    fn compile<T>(&self, slot: &OnceLock<T>, make: impl FnOnce() -> T) -> Result<()> {
         if slot.get().is_some() {
             return Ok(());
         }
-        let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&format!("trace {variant:?}")),
-                layout: Some(&self.pipeline_layout),
-                module: &self.module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &[
-                        ("SCENE_EXTRAS", flag(variant.extras)),
-                        ("SCENE_TRANSMISSION", flag(variant.transmission)),
-                        ("SCENE_ENVIRONMENT", flag(variant.environment)),
-                        ("SCENE_AOVS", flag(variant.aovs)),
-                        ("BVH_WIDE", flag(variant.wide_bvh)),
-                        ("SAMPLER_SOBOL", flag(self.sampler == Sampler::Sobol)),
-                    ],
-                    ..Default::default()
-                },
-                cache: None,
-            });
+        let made = make();
         if let Some(error) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("pipeline creation failed: {error}")));
         }
-        let _ = slot.set(pipeline);
+        let _ = slot.set(made);
         Ok(())
+    }
+
+    /// The wavefront kernels of `variant` (compiled by [`Self::prepare`]).
+    pub(crate) fn wave_pipelines(
+        &self,
+        variant: ShaderVariant,
+    ) -> Result<&wavefront::WavePipelines> {
+        self.wave_pipelines[variant.slot()]
+            .get()
+            .ok_or_else(|| Error::Gpu(format!("no wavefront pipelines for {variant:?}")))
+    }
+
+    /// The wavefront integrator's bookkeeping kernels (compiled by [`Self::prepare`]).
+    pub(crate) fn settle(&self) -> Result<&wavefront::Settle> {
+        self.settle
+            .get()
+            .ok_or_else(|| Error::Gpu("no wavefront settle pipelines".into()))
     }
 
     /// The pipeline of `variant` (compiled by [`Self::prepare`]).
@@ -493,13 +614,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bvh_layout_and_sampler_are_wide_and_sobol_unless_set_otherwise() {
+    fn the_bvh_layout_sampler_and_integrator_are_wide_sobol_and_wavefront_unless_set_otherwise() {
         assert_eq!(bvh_layout_from(None).unwrap(), BvhLayout::Wide);
         assert_eq!(bvh_layout_from(Some("wide")).unwrap(), BvhLayout::Wide);
         assert_eq!(bvh_layout_from(Some("binary")).unwrap(), BvhLayout::Binary);
         assert_eq!(sampler_from(None).unwrap(), Sampler::Sobol);
         assert_eq!(sampler_from(Some("pcg")).unwrap(), Sampler::Pcg);
         assert!(sampler_from(Some("halton")).is_err());
+        assert_eq!(integrator_from(None).unwrap(), Integrator::Wavefront);
+        assert_eq!(
+            integrator_from(Some("megakernel")).unwrap(),
+            Integrator::Megakernel
+        );
+        assert!(integrator_from(Some("mega")).is_err());
         let e = bvh_layout_from(Some("quad")).unwrap_err().to_string();
         assert!(
             e.contains("TESSERA_BVH_LAYOUT") && e.contains("quad"),

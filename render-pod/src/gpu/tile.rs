@@ -13,7 +13,10 @@ use bytemuck::{Pod, Zeroable};
 use tessera_shard::plan::{SampleRange, TileRect};
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuEnvironment, GpuScene, ShaderVariant, cpu_samples_per_dispatch};
+use crate::gpu::wavefront::{self, WaveBindings, WaveBuffers};
+use crate::gpu::{
+    GpuContext, GpuEnvironment, GpuScene, Integrator, ShaderVariant, cpu_samples_per_dispatch,
+};
 
 /// What to render: a tile of a frame, a range of sample indexes.
 #[derive(Debug, Clone, Copy)]
@@ -358,18 +361,27 @@ fn render_band(
         ],
     };
     let total: u64 = rect.pixel_count() * u64::from(params.samples.count);
-    let max_samples = match ctx.software {
-        true => cpu_samples_per_dispatch(params.max_bounces),
-        false => u32::MAX,
+    let max_samples = match (ctx.integrator, ctx.software) {
+        (Integrator::Wavefront, _) => wavefront::MAX_WAVE_SAMPLES,
+        (Integrator::Megakernel, true) => cpu_samples_per_dispatch(params.max_bounces),
+        (Integrator::Megakernel, false) => u32::MAX,
     };
+    // The wavefront integrator's largest wave (a dispatch), and its path buffers, grown as
+    // the adaptive dispatch size grows.
+    let max_wave = (ctx.integrator == Integrator::Wavefront)
+        .then(|| wavefront::wave_capacity(ctx, rect.width, total, params.aovs));
+    let mut waves: Option<WaveBuffers> = None;
     let mut done = 0u64;
     let mut samples_done = 0u32;
     let mut dispatches = 0u32;
     while samples_done < params.samples.count {
-        let budget = match size {
+        let mut budget = match size {
             DispatchSize::Fixed(paths) => paths.max(1),
             DispatchSize::Adaptive => ctx.paths_per_dispatch.load(Ordering::Relaxed).max(1),
         };
+        if let Some(max_wave) = max_wave {
+            budget = budget.min(max_wave);
+        }
         // Planned over sample positions 0..count; position i is sample start + i · stride.
         let remaining = SampleRange {
             start: samples_done,
@@ -393,25 +405,38 @@ fn render_band(
             p.counts[2] = u32::from(samples_done > 0);
             ctx.queue
                 .write_buffer(&params_buffer, 0, bytemuck::bytes_of(&p));
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("trace"),
-            });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            let pixels = u64::from(d.rows) * u64::from(rect.width);
+            let paths = pixels * u64::from(d.sample_count);
+            if let Some(max_wave) = max_wave {
+                let waves = WaveBuffers::at_least(ctx, &mut waves, paths, max_wave, params.aovs)?;
+                let bindings = WaveBindings {
+                    scene: &params.scene.bind_group,
+                    tile: &bind_group,
+                    environment,
+                };
+                let bounces = params.max_bounces;
+                wavefront::run_wave(ctx, variant, waves, &bindings, pixels, paths, bounces)?;
+            } else {
+                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("trace"),
-                    timestamp_writes: None,
                 });
-                pass.set_pipeline(ctx.pipeline(variant)?);
-                pass.set_bind_group(0, &params.scene.bind_group, &[]);
-                pass.set_bind_group(1, &bind_group, &[]);
-                pass.set_bind_group(2, environment, &[]);
-                pass.dispatch_workgroups(rect.width.div_ceil(8), d.rows.div_ceil(8), 1);
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("trace"),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(ctx.pipeline(variant)?);
+                    pass.set_bind_group(0, &params.scene.bind_group, &[]);
+                    pass.set_bind_group(1, &bind_group, &[]);
+                    pass.set_bind_group(2, environment, &[]);
+                    pass.dispatch_workgroups(rect.width.div_ceil(8), d.rows.div_ceil(8), 1);
+                }
+                ctx.queue.submit([encoder.finish()]);
+                // One bounded submit at a time: no watchdog trips, and progress is real.
+                ctx.wait()?;
             }
-            ctx.queue.submit([encoder.finish()]);
-            // One bounded submit at a time: no watchdog trips, and progress is real.
-            ctx.wait()?;
             dispatches += 1;
-            done += u64::from(d.rows) * u64::from(rect.width) * u64::from(d.sample_count);
+            done += paths;
             progress(done, total);
         }
         samples_done += chunk_samples;

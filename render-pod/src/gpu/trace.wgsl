@@ -440,7 +440,17 @@ fn hit_triangle(i: u32, o: vec3f, d: vec3f, tmax: f32, hit: ptr<function, Hit>) 
 // Nearest hit (any_hit = false) or any hit (shadow rays) closer than tmax, in the scene's
 // tree (BVH_WIDE: trace_wide, else trace_binary).
 fn trace(o: vec3f, d: vec3f, tmax: f32, any_hit: bool) -> Hit {
-    alpha_seed = pcg_hash(rng_state ^ 0x6a09e667u);
+    return trace_seeded(o, d, tmax, any_hit, ray_alpha_seed());
+}
+
+// The seed of a ray's BLEND decisions: from the path's random state when the ray is made.
+fn ray_alpha_seed() -> u32 {
+    return pcg_hash(rng_state ^ 0x6a09e667u);
+}
+
+// trace() with the BLEND seed given (a shadow ray traced after its path moved on).
+fn trace_seeded(o: vec3f, d: vec3f, tmax: f32, any_hit: bool, seed: u32) -> Hit {
+    alpha_seed = seed;
     if (params.counts.y == 0u) {
         return Hit(tmax, NO_HIT, 0.0, 0.0);
     }
@@ -1020,8 +1030,23 @@ fn pick_light(u: f32) -> u32 {
     return lo;
 }
 
+// A shadow ray of next-event estimation: what its light adds (times the path's throughput
+// once path_vertex has it) unless something lies within tmax. valid = false: no ray.
+struct ShadowRay {
+    o: vec3f,
+    tmax: f32,
+    d: vec3f,
+    seed: u32,
+    c: vec3f,
+    valid: bool,
+}
+
+fn no_shadow() -> ShadowRay {
+    return ShadowRay(vec3f(0.0), 0.0, vec3f(0.0), 0u, vec3f(0.0), false);
+}
+
 // Next-event estimation at a shading point: one light, MIS against the BSDF for area lights.
-fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f {
+fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> ShadowRay {
     let u_pick = sample1();
     let u12 = sample2();
     let u1 = u12.x;
@@ -1031,7 +1056,7 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
         return sample_environment(sp, s, wo, frame, u1, u2, env_share);
     }
     if (params.counts.x == 0u) {
-        return vec3f(0.0);
+        return no_shadow();
     }
     // The rest of the samples pick among the scene's lights.
     let scene_share = 1.0 - env_share;
@@ -1056,18 +1081,18 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
         let to_light = q - origin;
         let dist2 = dot(to_light, to_light);
         if (dist2 <= 0.0 || area <= 0.0) {
-            return vec3f(0.0);
+            return no_shadow();
         }
         dist = sqrt(dist2);
         wi = to_light / dist;
         let cos_l = dot(nl, -wi);
         let m = materials[at.material];
         if (cos_l <= 0.0 && m.emissive.w == 0.0) {
-            return vec3f(0.0); // one-sided emitter seen from behind
+            return no_shadow(); // one-sided emitter seen from behind
         }
         let cos_abs = abs(cos_l);
         if (cos_abs <= 1e-7) {
-            return vec3f(0.0);
+            return no_shadow();
         }
         radiance = emission_of(m, vertex_data(at, b0, b1, b2));
         light_pdf = light.select_pdf * scene_share * dist2 / (area * cos_abs);
@@ -1082,7 +1107,7 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
         let to_light = light.position.xyz - origin;
         let dist2 = dot(to_light, to_light);
         if (dist2 <= 0.0) {
-            return vec3f(0.0);
+            return no_shadow();
         }
         dist = sqrt(dist2);
         wi = to_light / dist;
@@ -1098,21 +1123,18 @@ fn sample_light(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f) -> vec3f 
         light_pdf = light.select_pdf * scene_share;
     }
     if (dot(wi, sp.ng) <= 0.0 || max3(radiance) <= 0.0) {
-        return vec3f(0.0);
+        return no_shadow();
     }
     let wi_local = wi * frame;
     let f = bsdf_eval(s, wo, wi_local) * wi_local.z;
     if (max3(f) <= 0.0) {
-        return vec3f(0.0);
-    }
-    if (trace(origin, wi, dist, true).tri != NO_HIT) {
-        return vec3f(0.0);
+        return no_shadow();
     }
     var weight = 1.0;
     if (!is_delta) {
         weight = power_heuristic(light_pdf, bsdf_pdf(s, wo, wi_local));
     }
-    return f * radiance * (weight / light_pdf);
+    return ShadowRay(origin, dist, wi, ray_alpha_seed(), f * radiance * (weight / light_pdf), true);
 }
 
 // ---------------------------------------------------------------- environment (mirror of src/environment.rs)
@@ -1233,24 +1255,22 @@ fn env_sample(u1: f32, u2: f32) -> vec4f {
 
 // Next-event estimation toward the environment, MIS against the BSDF.
 fn sample_environment(sp: ShadePoint, s: Surface, wo: vec3f, frame: mat3x3f, u1: f32, u2: f32,
-                      share: f32) -> vec3f {
+                      share: f32) -> ShadowRay {
     let e = env_sample(u1, u2);
     let wi = e.xyz;
     if (e.w <= 0.0 || dot(wi, sp.ng) <= 0.0) {
-        return vec3f(0.0);
+        return no_shadow();
     }
     let wi_local = wi * frame;
     let f = bsdf_eval(s, wo, wi_local) * wi_local.z;
     if (max3(f) <= 0.0) {
-        return vec3f(0.0);
+        return no_shadow();
     }
     let origin = offset_point(sp.p, sp.ng);
-    if (trace(origin, wi, INF, true).tri != NO_HIT) {
-        return vec3f(0.0);
-    }
     let light_pdf = e.w * share;
     let weight = power_heuristic(light_pdf, bsdf_pdf(s, wo, wi_local));
-    return f * env_radiance(wi) * (weight / light_pdf);
+    return ShadowRay(origin, INF, wi, ray_alpha_seed(), f * env_radiance(wi) * (weight / light_pdf),
+                     true);
 }
 
 // What a ray that leaves the scene along d finds; bsdf_pdf: the density its direction was
@@ -1273,7 +1293,25 @@ var<private> first_normal: vec4f;
 var<private> first_albedo: vec4f;
 var<private> first_material: f32;
 
-fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
+// A path between two vertices: the ray it follows next and what it carries. The megakernel
+// keeps it in registers for a whole path; the wavefront kernels (wavefront.wgsl) load it from
+// and store it to their path buffers around each step. Either way every step is the same code,
+// in the same order, with the same random numbers.
+struct PathState {
+    o: vec3f,
+    d: vec3f,
+    throughput: vec3f,
+    radiance: vec3f,
+    prev_pdf: f32,   // 0: camera ray or transmitted (emission counted in full)
+    medium: vec3f,   // absorption per unit length where the ray travels
+    vertex: u32,
+    alive: bool,     // false: the path has ended
+}
+
+var<private> path: PathState;
+
+// Starts the path of sample `sample` of pixel (px, py): its random numbers and camera ray.
+fn start_path(px: u32, py: u32, sample: u32) {
     if (SCENE_AOVS) {
         first_normal = vec4f(0.0, 0.0, 0.0, 1e10);
         first_albedo = vec4f(0.0);
@@ -1289,114 +1327,142 @@ fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
     let ndc = vec2f((f32(px) + jitter.x) / width * 2.0 - 1.0, 1.0 - (f32(py) + jitter.y) / height * 2.0);
     let tan_half = params.cam_pos.w;
     let aspect = params.cam_right.w;
-    var d = normalize(params.cam_fwd.xyz
+    path.d = normalize(params.cam_fwd.xyz
         + params.cam_right.xyz * (ndc.x * tan_half * aspect)
         + params.cam_up.xyz * (ndc.y * tan_half));
-    var o = params.cam_pos.xyz;
-    var throughput = vec3f(1.0);
-    var radiance = vec3f(0.0);
-    var prev_pdf = 0.0;      // 0: camera ray or transmitted (emission counted in full)
-    var medium = vec3f(0.0); // absorption per unit length where the ray travels
-    let max_bounces = params.samples.z;
-    var vertex = 0u;
-    loop {
-        let hit = trace(o, d, INF, false);
-        if (SCENE_TRANSMISSION && max3(medium) > 0.0) {
-            throughput *= exp(-medium * hit.t); // Beer–Lambert; nothing escapes an absorbing medium
-        }
-        if (hit.tri == NO_HIT) {
-            radiance += throughput * escaped(d, prev_pdf);
-            break;
-        }
-        let sp = shade_point(o, d, hit);
-        let m = materials[sp.material];
-        if (sp.front || m.emissive.w != 0.0) {
-            let le = emission_of(m, sp.vertex);
-            if (max3(le) > 0.0) {
-                var weight = 1.0;
-                if (prev_pdf > 0.0) {
-                    let tp = tri_pos[hit.tri];
-                    let c = cross(tp.e1.xyz, tp.e2.xyz);
-                    let area = 0.5 * length(c);
-                    let cos_l = abs(dot(normalize(c), d));
-                    let select_pdf = tri_attr[hit.tri].v.w * (1.0 - environment_share());
-                    if (cos_l > 1e-7 && area > 0.0 && select_pdf > 0.0) {
-                        let light_pdf = select_pdf * hit.t * hit.t / (area * cos_l);
-                        weight = power_heuristic(prev_pdf, light_pdf);
-                    }
-                }
-                radiance += throughput * le * weight;
-            }
-        }
-        if (vertex > max_bounces) {
-            break;
-        }
-        let s = surface_of(m, sp.vertex, sp.front);
-        if (SCENE_AOVS && vertex == 0u) {
-            first_normal = vec4f(sp.ns, hit.t);
-            first_albedo = vec4f(s.base, f32(tri_attr[hit.tri].object));
-            first_material = f32(sp.material + 1u);
-        }
-        let frame = basis(sp.ns);
-        let wo = -d * frame;
-        radiance += throughput * sample_light(sp, s, wo, frame);
+    path.o = params.cam_pos.xyz;
+    path.throughput = vec3f(1.0);
+    path.radiance = vec3f(0.0);
+    path.prev_pdf = 0.0;
+    path.medium = vec3f(0.0);
+    path.vertex = 0u;
+    path.alive = true;
+}
 
-        // BSDF sampling (always draws three numbers so streams stay aligned).
-        let u0 = sample1();
-        let u12 = sample2();
-        let u1 = u12.x;
-        let u2 = u12.y;
-        var wi_local: vec3f;
-        if (SCENE_TRANSMISSION && s.transmission > 0.0) {
-            wi_local = glass_sample(s, wo, u0, u1, u2);
-            if (wi_local.z > 1.5) {
-                break;
+// One step of the path: what its ray found at `hit` (emission, or the background on a miss),
+// then, unless the path ends there, the shadow ray of next-event estimation (already weighted
+// by the throughput) and the next ray, sampled from the BSDF. Sets path.alive.
+fn path_vertex(hit: Hit) -> ShadowRay {
+    var shadow = no_shadow();
+    path.alive = false;
+    if (SCENE_TRANSMISSION && max3(path.medium) > 0.0) {
+        path.throughput *= exp(-path.medium * hit.t); // Beer–Lambert; nothing escapes an absorbing medium
+    }
+    if (hit.tri == NO_HIT) {
+        path.radiance += path.throughput * escaped(path.d, path.prev_pdf);
+        return shadow;
+    }
+    let sp = shade_point(path.o, path.d, hit);
+    let m = materials[sp.material];
+    if (sp.front || m.emissive.w != 0.0) {
+        let le = emission_of(m, sp.vertex);
+        if (max3(le) > 0.0) {
+            var weight = 1.0;
+            if (path.prev_pdf > 0.0) {
+                let tp = tri_pos[hit.tri];
+                let c = cross(tp.e1.xyz, tp.e2.xyz);
+                let area = 0.5 * length(c);
+                let cos_l = abs(dot(normalize(c), path.d));
+                let select_pdf = tri_attr[hit.tri].v.w * (1.0 - environment_share());
+                if (cos_l > 1e-7 && area > 0.0 && select_pdf > 0.0) {
+                    let light_pdf = select_pdf * hit.t * hit.t / (area * cos_l);
+                    weight = power_heuristic(path.prev_pdf, light_pdf);
+                }
             }
-        } else {
-            let ps = specular_probability(s, wo.z);
-            if (u0 < ps) {
-                let h = sample_vndf(wo, ggx_alpha(s.roughness), u1, u2);
-                wi_local = h * (2.0 * dot(wo, h)) - wo;
-            } else {
-                wi_local = cosine_hemisphere(u1, u2);
-            }
-            if (wi_local.z <= 0.0) {
-                break;
-            }
-        }
-        let transmitted = wi_local.z < 0.0;
-        let pdf = bsdf_pdf(s, wo, wi_local);
-        let wi = frame * wi_local;
-        let side = select(sp.ng, -sp.ng, transmitted);
-        if (pdf <= 0.0 || dot(wi, side) <= 0.0) {
-            break;
-        }
-        throughput *= bsdf_eval(s, wo, wi_local) * (abs(wi_local.z) / pdf);
-        // Light sampling never looks through a surface: what a transmitted ray finds counts
-        // in full.
-        prev_pdf = select(pdf, 0.0, transmitted);
-        o = offset_point(sp.p, side);
-        d = wi;
-        if (SCENE_TRANSMISSION && transmitted && !s.thin) {
-            medium = select(vec3f(0.0), m.absorption.xyz, sp.front);
-        }
-        vertex += 1u;
-        if (vertex >= RR_START) {
-            let q = min(max3(throughput), 0.95);
-            if (sample1() >= q) {
-                break;
-            }
-            throughput /= q;
-        }
-        if (max3(throughput) <= 0.0) {
-            break;
+            path.radiance += path.throughput * le * weight;
         }
     }
-    // A NaN or Inf sample would poison the pixel's sum; drop it (counted as black).
+    if (path.vertex > params.samples.z) {
+        return shadow;
+    }
+    let s = surface_of(m, sp.vertex, sp.front);
+    if (SCENE_AOVS && path.vertex == 0u) {
+        first_normal = vec4f(sp.ns, hit.t);
+        first_albedo = vec4f(s.base, f32(tri_attr[hit.tri].object));
+        first_material = f32(sp.material + 1u);
+    }
+    let frame = basis(sp.ns);
+    let wo = -path.d * frame;
+    shadow = sample_light(sp, s, wo, frame);
+    shadow.c = path.throughput * shadow.c;
+
+    // BSDF sampling (always draws three numbers so streams stay aligned).
+    let u0 = sample1();
+    let u12 = sample2();
+    let u1 = u12.x;
+    let u2 = u12.y;
+    var wi_local: vec3f;
+    if (SCENE_TRANSMISSION && s.transmission > 0.0) {
+        wi_local = glass_sample(s, wo, u0, u1, u2);
+        if (wi_local.z > 1.5) {
+            return shadow;
+        }
+    } else {
+        let ps = specular_probability(s, wo.z);
+        if (u0 < ps) {
+            let h = sample_vndf(wo, ggx_alpha(s.roughness), u1, u2);
+            wi_local = h * (2.0 * dot(wo, h)) - wo;
+        } else {
+            wi_local = cosine_hemisphere(u1, u2);
+        }
+        if (wi_local.z <= 0.0) {
+            return shadow;
+        }
+    }
+    let transmitted = wi_local.z < 0.0;
+    let pdf = bsdf_pdf(s, wo, wi_local);
+    let wi = frame * wi_local;
+    let side = select(sp.ng, -sp.ng, transmitted);
+    if (pdf <= 0.0 || dot(wi, side) <= 0.0) {
+        return shadow;
+    }
+    path.throughput *= bsdf_eval(s, wo, wi_local) * (abs(wi_local.z) / pdf);
+    // Light sampling never looks through a surface: what a transmitted ray finds counts
+    // in full.
+    path.prev_pdf = select(pdf, 0.0, transmitted);
+    path.o = offset_point(sp.p, side);
+    path.d = wi;
+    if (SCENE_TRANSMISSION && transmitted && !s.thin) {
+        path.medium = select(vec3f(0.0), m.absorption.xyz, sp.front);
+    }
+    path.vertex += 1u;
+    if (path.vertex >= RR_START) {
+        let q = min(max3(path.throughput), 0.95);
+        if (sample1() >= q) {
+            return shadow;
+        }
+        path.throughput /= q;
+    }
+    path.alive = max3(path.throughput) > 0.0;
+    return shadow;
+}
+
+// Whether a shadow ray reaches its light.
+fn unoccluded(ray: ShadowRay) -> bool {
+    return trace_seeded(ray.o, ray.d, ray.tmax, true, ray.seed).tri == NO_HIT;
+}
+
+// A NaN or Inf sample would poison the pixel's sum; drop it (counted as black).
+fn finite_or_black(radiance: vec3f) -> vec3f {
     if (any(radiance != radiance) || any(abs(radiance) > vec3f(1e30))) {
         return vec3f(0.0);
     }
     return radiance;
+}
+
+// The megakernel's path: every step in one invocation.
+fn trace_path(px: u32, py: u32, sample: u32) -> vec3f {
+    start_path(px, py, sample);
+    loop {
+        let shadow = path_vertex(trace(path.o, path.d, INF, false));
+        if (shadow.valid && unoccluded(shadow)) {
+            path.radiance += shadow.c;
+        }
+        if (!path.alive) {
+            break;
+        }
+    }
+    return finite_or_black(path.radiance);
 }
 
 // 8×8 workgroups: square blocks keep neighbouring (coherent) camera rays together and 64
