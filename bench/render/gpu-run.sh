@@ -75,7 +75,7 @@ fi
 echo "== $ver"
 
 PYTHONUNBUFFERED=1 python3 - <<'EOF'
-import datetime, json, os, platform, re, shutil, statistics, subprocess, sys, tempfile, time
+import datetime, hashlib, json, os, platform, re, shutil, statistics, subprocess, sys, tempfile, time
 
 quick = os.environ.get("GPU_RUN_QUICK") == "1"
 bundle = os.environ["GPU_RUN_BUNDLE"]
@@ -108,10 +108,11 @@ SUMMARY = re.compile(r"([\d.]+) s total, ([\d.]+) s rendering, ([\d.]+) Msamples
 ADAPTER = re.compile(r"GPU adapter adapter=(.*) backend=(\S+) device_type=(\S+) driver=(.*) driver_info=(.*)$")
 
 
-def render(scene, size, spp, tag, integrator=None):
+def render(scene, size, spp, tag, integrator=None, extra_env=None):
     """One `render-pod local` process; returns a dict (or raises on failure/timeout)."""
     out = os.path.join(work, tag)
-    run_env = dict(env, TESSERA_INTEGRATOR=integrator) if integrator else env
+    run_env = dict(env, TESSERA_INTEGRATOR=integrator) if integrator else dict(env)
+    run_env.update(extra_env or {})
     shutil.rmtree(out, ignore_errors=True)
     cmd = [binary, "local", "--scene", os.path.join(scenes_dir, scene + ".gltf"), "--width", str(size),
            "--height", str(size), "--spp", str(spp), "--max-bounces", str(BOUNCES), "--seed", str(SEED), "--out", out]
@@ -261,6 +262,27 @@ if probe:
                 d = med(b, key) - med(a, key)
                 entry[field] = pixels * n / d if d > 0 else None
         result["results"].append(entry)
+    # Shader settings of hardware adapters against the alternatives, same images expected byte
+    # for byte: trusted modules (default) vs runtime checks on; storage-buffer parameters
+    # (default) vs immediates (opt-in until this shows them right).
+    settings_runs = []
+    s_size, s_spp = (32, 2) if quick else (512, 32)
+    for label, extra in (("default", {}), ("checks on", {"TESSERA_SHADER_CHECKS": "on"}),
+                         ("immediates", {"TESSERA_PARAMS": "immediate"})):
+        for name in scene_names:
+            try:
+                r = render(name, s_size, s_spp, f"settings_{name}", None, extra)
+                digest = hashlib.sha256(open(os.path.join(r["out"], "frame_0001.exr"), "rb").read()).hexdigest()
+                shutil.rmtree(r["out"], ignore_errors=True)
+                settings_runs.append({"setting": label, "env": extra, "scene": name, "msps": r["msps"],
+                                      "render": r["render"], "exrSha256": digest})
+            except Exception as e:  # noqa: BLE001
+                settings_runs.append({"setting": label, "env": extra, "scene": name, "error": str(e)[:2000]})
+            print(f"setting {label:10s} {name:5s} {s_size}² {s_spp} spp: {settings_runs[-1]}", flush=True)
+    for r in settings_runs:
+        base = next((d for d in settings_runs if d["setting"] == "default" and d["scene"] == r["scene"]), {})
+        r["sameImageAsDefault"] = r.get("exrSha256") is not None and r.get("exrSha256") == base.get("exrSha256")
+    result["shaderSettings"] = settings_runs
     result["nvidiaSmiAfter"] = smi("clocks.sm,clocks.mem,temperature.gpu,power.draw,pstate")
 
 result["loadAverageEnd"] = os.getloadavg()

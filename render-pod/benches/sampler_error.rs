@@ -9,7 +9,7 @@
 
 use render_pod::gltf_scene::GltfAsset;
 use render_pod::gpu::tile::{DispatchSize, TileParams, render_in_dispatches};
-use render_pod::gpu::{GpuContext, GpuScene, Sampler, layout};
+use render_pod::gpu::{GpuContext, GpuOptions, GpuScene, Sampler, layout};
 use render_pod::image_io::rmse;
 use render_pod::scene::Scene;
 use tessera_shard::SceneLimits;
@@ -59,8 +59,16 @@ fn render(ctx: &GpuContext, scene: &Scene, seed: u64, count: u32) -> Vec<[f32; 3
 
 fn main() {
     let scene = cbox();
-    let sobol = GpuContext::with_sampler(Sampler::Sobol).expect("GPU context");
-    let pcg = GpuContext::with_sampler(Sampler::Pcg).expect("GPU context");
+    let sobol = GpuContext::with(GpuOptions {
+        sampler: Some(Sampler::Sobol),
+        ..GpuOptions::default()
+    })
+    .expect("GPU context");
+    let pcg = GpuContext::with(GpuOptions {
+        sampler: Some(Sampler::Pcg),
+        ..GpuOptions::default()
+    })
+    .expect("GPU context");
     println!("adapter: {}", sobol.adapter_label());
     let reference = render(&pcg, &scene, 1_000_000, 4096);
     println!("Cornell box {SIZE}², 3 bounces; RMSE against 4,096 spp, mean of {SEEDS} seeds");

@@ -150,8 +150,12 @@ fn wide_and_binary_bvh_render_the_same_image() {
 #[test]
 fn sobol_samples_leave_less_error_than_pcg_streams() {
     use render_pod::gpu::tile::{DispatchSize, TileParams, render_in_dispatches};
-    use render_pod::gpu::{GpuContext, GpuScene, Sampler, layout};
-    let pcg = GpuContext::with_sampler(Sampler::Pcg).expect("a second context, with PCG");
+    use render_pod::gpu::{GpuContext, GpuOptions, GpuScene, Sampler, layout};
+    let pcg = GpuContext::with(GpuOptions {
+        sampler: Some(Sampler::Pcg),
+        ..GpuOptions::default()
+    })
+    .expect("a second context, with PCG");
     assert_eq!(ctx().sampler, Sampler::Sobol);
     let scene = cbox();
     let render = |ctx: &GpuContext, seed: u64, count: u32| {

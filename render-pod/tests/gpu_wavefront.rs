@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use render_pod::gpu::tile::{DispatchSize, Tile, TileParams, render_in_dispatches};
-use render_pod::gpu::{GpuContext, GpuScene, Integrator, layout};
+use render_pod::gpu::{GpuContext, GpuOptions, GpuScene, Integrator, layout};
 use render_pod::math::vec3;
 use render_pod::scene::{Alpha, Material, Scene};
 use tessera_shard::plan::{SampleRange, TileRect, split_evenly};
@@ -16,10 +16,12 @@ use tessera_shard::plan::{SampleRange, TileRect, split_evenly};
 const WIDTH: u32 = 40;
 const HEIGHT: u32 = 32;
 
-fn contexts() -> (GpuContext, GpuContext) {
-    let mega = GpuContext::with_integrator(Integrator::Megakernel).expect("megakernel context");
-    let wave = GpuContext::with_integrator(Integrator::Wavefront).expect("wavefront context");
-    (mega, wave)
+fn context(integrator: Integrator) -> GpuContext {
+    GpuContext::with(GpuOptions {
+        integrator: Some(integrator),
+        ..GpuOptions::default()
+    })
+    .expect("a GPU context")
 }
 
 /// The Cornell box with a glass sphere (a volume inside) and a half-transparent BLEND sphere:
@@ -113,7 +115,10 @@ fn bits(tile: &Tile) -> Vec<u32> {
 /// compositing passes included, with long paths (8 bounces, Russian roulette from the third).
 #[test]
 fn wavefront_and_megakernel_render_the_same_pixels() {
-    let (mega, wave) = contexts();
+    let (mega, wave) = (
+        context(Integrator::Megakernel),
+        context(Integrator::Wavefront),
+    );
     for (name, scene, aovs) in [
         ("cbox", cbox(), false),
         ("busy box", busy_box(), false),
@@ -147,7 +152,7 @@ fn wavefront_and_megakernel_render_the_same_pixels() {
 /// (queue order is whatever the atomics make it).
 #[test]
 fn wavefront_pixels_do_not_depend_on_waves_or_tiles() {
-    let wave = GpuContext::with_integrator(Integrator::Wavefront).expect("wavefront context");
+    let wave = context(Integrator::Wavefront);
     let scene = upload_to(&wave, &busy_box());
     let job = Render {
         ctx: &wave,
@@ -188,4 +193,42 @@ fn wavefront_pixels_do_not_depend_on_waves_or_tiles() {
         }
     }
     assert_eq!(bits(&stitched), bits(&whole), "3×2 tiles");
+}
+
+/// The setting of hardware adapters, forced on lavapipe: a trusted shader module (no runtime
+/// bounds checks, no loop counters) gives the wavefront integrator the same bits as the
+/// checked module. The megakernel is never given one (it rendered other pixels under it here:
+/// docs/renderer.md, "Trusted shader modules"). Immediates need 160 bytes of them; lavapipe
+/// has 128: gpu-run.sh checks them on a GPU.
+#[test]
+fn trusted_modules_render_the_same_pixels() {
+    let scene = busy_box();
+    let render = |trusted: bool| {
+        let ctx = GpuContext::with(GpuOptions {
+            integrator: Some(Integrator::Wavefront),
+            trusted_shaders: Some(trusted),
+            ..GpuOptions::default()
+        })
+        .expect("a GPU context");
+        assert_eq!(ctx.trusted_shaders, trusted);
+        let gpu = upload_to(&ctx, &scene);
+        let job = Render {
+            ctx: &ctx,
+            scene: &gpu,
+            aovs: true,
+            max_bounces: 6,
+        };
+        bits(&job.whole(SampleRange { start: 0, count: 4 }, DispatchSize::Fixed(500)))
+    };
+    assert_eq!(render(true), render(false));
+    let megakernel = GpuContext::with(GpuOptions {
+        integrator: Some(Integrator::Megakernel),
+        trusted_shaders: Some(true),
+        ..GpuOptions::default()
+    })
+    .expect("a GPU context");
+    assert!(
+        !megakernel.trusted_shaders,
+        "the megakernel's module keeps its checks"
+    );
 }

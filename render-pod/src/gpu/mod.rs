@@ -21,9 +21,31 @@ pub const TRACE_WGSL: &str = include_str!("trace.wgsl");
 /// The wavefront integrator's kernels, appended to [`TRACE_WGSL`].
 pub const WAVEFRONT_WGSL: &str = include_str!("wavefront.wgsl");
 
-/// The renderer's shader module: the megakernel and the wavefront kernels.
-pub fn integrator_wgsl() -> String {
-    format!("{TRACE_WGSL}\n{WAVEFRONT_WGSL}")
+/// How trace.wgsl declares the kernels' parameters: a read-only storage buffer.
+const PARAMS_IN_STORAGE: &str = "@group(1) @binding(0) var<storage, read> params: Params;";
+
+/// The renderer's shader module: the megakernel and the wavefront kernels, their parameters
+/// read from immediates (push constants) instead of the storage buffer when `immediates`.
+pub fn integrator_wgsl(immediates: bool) -> String {
+    let trace = if immediates {
+        TRACE_WGSL.replace(PARAMS_IN_STORAGE, "var<immediate> params: Params;")
+    } else {
+        TRACE_WGSL.to_string()
+    };
+    format!("{trace}\n{WAVEFRONT_WGSL}")
+}
+
+/// What a context is built with; each `None` comes from the environment (`TESSERA_SAMPLER`,
+/// `TESSERA_INTEGRATOR`, `TESSERA_SHADER_CHECKS`, `TESSERA_PARAMS`), else the adapter's
+/// default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GpuOptions {
+    pub sampler: Option<Sampler>,
+    pub integrator: Option<Integrator>,
+    /// Shader modules without wgpu's runtime checks (see [`trusted_shaders_from`]).
+    pub trusted_shaders: Option<bool>,
+    /// Kernel parameters as immediates (push constants; see [`immediates_from`]).
+    pub immediates: Option<bool>,
 }
 
 /// Paths (samples × pixels) in the first dispatch of a context; later dispatches are sized
@@ -85,6 +107,10 @@ pub struct GpuContext {
     pub sampler: Sampler,
     /// How paths are traced ([`integrator_from`]).
     pub integrator: Integrator,
+    /// The shader module was created without runtime checks ([`trusted_shaders_from`]).
+    pub trusted_shaders: bool,
+    /// The kernels read their parameters from immediates ([`immediates_from`]).
+    pub immediates: bool,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -189,6 +215,46 @@ pub fn bvh_layout_from(setting: Option<&str>) -> Result<BvhLayout> {
     }
 }
 
+/// `TESSERA_SHADER_CHECKS` (`on` or `off`) when set, else off on hardware adapters and on
+/// for a software one; always on for the megakernel (under a trusted module it rendered other
+/// pixels on lavapipe, the wavefront kernels the same). Off, the module is created trusted: naga adds no clamp to array and
+/// buffer indexes and no counter to loops. What the checks would guard is proven by the code
+/// (docs/renderer.md, "Trusted shader modules"): the traversal stacks are indexed below
+/// `STACK_SIZE` by explicit tests, every loop ends (trees built by the packer, children after
+/// their parents; counted loops; paths end after `max_bounces`), and buffer accesses stay
+/// bounded by the driver's robust buffer access, which wgpu enables where the device has it.
+pub fn trusted_shaders_from(setting: Option<&str>, software: bool) -> Result<bool> {
+    match setting {
+        None => Ok(!software),
+        Some("off") => Ok(true),
+        Some("on") => Ok(false),
+        Some(other) => Err(Error::Gpu(format!(
+            "TESSERA_SHADER_CHECKS={other:?}: expected \"on\" or \"off\""
+        ))),
+    }
+}
+
+/// `TESSERA_PARAMS` (`immediate` or `storage`, the default). Immediates need an adapter with
+/// 160 bytes of them (`available`: NVIDIA and AMD have 256, lavapipe 128), so no test here
+/// can run them: they stay opt-in until a GPU run (bench/render/gpu-run.sh renders both and
+/// compares the images byte for byte) has shown them right and faster. On lavapipe they would
+/// be slower anyway: it compiles a new shader variant for every new push-constant value
+/// (docs/renderer.md, "Profile").
+pub fn immediates_from(setting: Option<&str>, available: bool) -> Result<bool> {
+    match setting {
+        None => Ok(false),
+        Some("immediate") if available => Ok(true),
+        Some("immediate") => Err(Error::Gpu(
+            "TESSERA_PARAMS=immediate: the adapter has no immediates (push constants) of 160 bytes"
+                .into(),
+        )),
+        Some("storage") => Ok(false),
+        Some(other) => Err(Error::Gpu(format!(
+            "TESSERA_PARAMS={other:?}: expected \"immediate\" or \"storage\""
+        ))),
+    }
+}
+
 /// A compute-stage storage-buffer binding (the only kind the renderer's shader has).
 pub fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
@@ -207,30 +273,24 @@ impl GpuContext {
     /// Opens the first high-performance Vulkan adapter and builds the pipeline.
     /// `Error::NoAdapter` when none exists.
     pub fn new() -> Result<Self> {
-        let sampler = sampler_from(std::env::var("TESSERA_SAMPLER").ok().as_deref())?;
-        Self::with_sampler(sampler)
+        Self::with(GpuOptions::default())
     }
 
-    /// [`Self::new`] with the given sampler whatever `TESSERA_SAMPLER` says (tests and
-    /// benchmarks compare the two).
-    pub fn with_sampler(sampler: Sampler) -> Result<Self> {
-        Self::with(sampler, None)
-    }
-
-    /// [`Self::new`] with the given integrator whatever `TESSERA_INTEGRATOR` says.
-    pub fn with_integrator(integrator: Integrator) -> Result<Self> {
-        let sampler = sampler_from(std::env::var("TESSERA_SAMPLER").ok().as_deref())?;
-        Self::with(sampler, Some(integrator))
-    }
-
-    fn with(sampler: Sampler, integrator: Option<Integrator>) -> Result<Self> {
-        let ctx = pollster::block_on(Self::new_async(sampler, integrator))?;
+    /// [`Self::new`] with what `options` sets, whatever the environment says (tests and
+    /// benchmarks compare samplers, integrators and shader settings).
+    pub fn with(options: GpuOptions) -> Result<Self> {
+        let ctx = pollster::block_on(Self::new_async(options))?;
         // The plain variant at once: a shader that does not compile fails here.
         ctx.prepare(ShaderVariant::default())?;
         Ok(ctx)
     }
 
-    async fn new_async(sampler: Sampler, integrator: Option<Integrator>) -> Result<Self> {
+    async fn new_async(options: GpuOptions) -> Result<Self> {
+        let env = |name: &str| std::env::var(name).ok();
+        let sampler = match options.sampler {
+            Some(sampler) => sampler,
+            None => sampler_from(env("TESSERA_SAMPLER").as_deref())?,
+        };
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: wgpu::Backends::VULKAN,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -261,9 +321,31 @@ impl GpuContext {
             )));
         }
         let limits = adapter.limits();
+        let software = info.device_type == wgpu::DeviceType::Cpu;
+        let integrator = match options.integrator {
+            Some(integrator) => integrator,
+            None => integrator_from(env("TESSERA_INTEGRATOR").as_deref())?,
+        };
+        let trusted_shaders = integrator == Integrator::Wavefront
+            && match options.trusted_shaders {
+                Some(trusted) => trusted,
+                None => trusted_shaders_from(env("TESSERA_SHADER_CHECKS").as_deref(), software)?,
+            };
+        let has_immediates = adapter.features().contains(wgpu::Features::IMMEDIATES)
+            && limits.max_immediate_size >= tile::PARAMS_BYTES;
+        let immediates = match options.immediates {
+            Some(true) if !has_immediates => immediates_from(Some("immediate"), false)?,
+            Some(immediates) => immediates,
+            None => immediates_from(env("TESSERA_PARAMS").as_deref(), has_immediates)?,
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("render-pod"),
+                required_features: if immediates {
+                    wgpu::Features::IMMEDIATES
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -278,10 +360,22 @@ impl GpuContext {
         });
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let source = wgpu::ShaderModuleDescriptor {
             label: Some("trace.wgsl + wavefront.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(integrator_wgsl().into()),
-        });
+            source: wgpu::ShaderSource::Wgsl(integrator_wgsl(immediates).into()),
+        };
+        let module = if trusted_shaders {
+            // SAFETY: the checks left out guard out-of-range indexes into private arrays and
+            // buffers and loops that never end; see `trusted_shaders_from` for why the shader
+            // has none (the traversal stacks are indexed under explicit `sp < STACK_SIZE` /
+            // `sp > 0` tests; buffer accesses stay under the driver's robust buffer access).
+            unsafe {
+                device.create_shader_module_trusted(source, wgpu::ShaderRuntimeChecks::unchecked())
+            }
+        } else {
+            device.create_shader_module(source)
+        };
+        let immediate_size = if immediates { tile::PARAMS_BYTES } else { 0 };
         let scene_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("scene"),
             entries: &(0..9).map(|b| storage_entry(b, true)).collect::<Vec<_>>(),
@@ -308,7 +402,7 @@ impl GpuContext {
                 Some(&tile_layout),
                 Some(&environment_layout),
             ],
-            immediate_size: 0,
+            immediate_size,
         });
         let wave_state_layout = wavefront::state_layout(&device);
         let wave_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -319,7 +413,7 @@ impl GpuContext {
                 Some(&environment_layout),
                 Some(&wave_state_layout),
             ],
-            immediate_size: 0,
+            immediate_size,
         });
         let no_environment = environment_bind_group(
             &device,
@@ -338,17 +432,14 @@ impl GpuContext {
             } else {
                 GPU_DISPATCH_SECONDS
             });
-        let software = info.device_type == wgpu::DeviceType::Cpu;
         let bvh_layout = bvh_layout_from(std::env::var("TESSERA_BVH_LAYOUT").ok().as_deref())?;
-        let integrator = match integrator {
-            Some(integrator) => integrator,
-            None => integrator_from(std::env::var("TESSERA_INTEGRATOR").ok().as_deref())?,
-        };
         tracing::info!(
             ?bvh_layout,
             ?sampler,
             ?integrator,
-            "BVH layout, sampler and integrator"
+            trusted_shaders,
+            immediates,
+            "renderer settings"
         );
         Ok(GpuContext {
             device,
@@ -372,6 +463,8 @@ impl GpuContext {
             bvh_layout,
             sampler,
             integrator,
+            trusted_shaders,
+            immediates,
             lost,
         })
     }
@@ -627,6 +720,13 @@ mod tests {
             Integrator::Megakernel
         );
         assert!(integrator_from(Some("mega")).is_err());
+        // Hardware adapters get trusted modules; immediates are asked for.
+        assert!(trusted_shaders_from(None, false).unwrap());
+        assert!(!trusted_shaders_from(None, true).unwrap());
+        assert!(!trusted_shaders_from(Some("on"), false).unwrap());
+        assert!(!immediates_from(None, true).unwrap());
+        assert!(immediates_from(Some("immediate"), true).unwrap());
+        assert!(immediates_from(Some("immediate"), false).is_err());
         let e = bvh_layout_from(Some("quad")).unwrap_err().to_string();
         assert!(
             e.contains("TESSERA_BVH_LAYOUT") && e.contains("quad"),
@@ -638,6 +738,7 @@ mod tests {
     #[test]
     fn wgsl_validates_with_naga() {
         use wgpu::naga;
+        assert!(super::TRACE_WGSL.contains(super::PARAMS_IN_STORAGE));
         let module = naga::front::wgsl::parse_str(super::TRACE_WGSL).unwrap_or_else(|e| {
             panic!("WGSL parse error:\n{}", e.emit_to_string(super::TRACE_WGSL))
         });

@@ -134,6 +134,9 @@ struct GpuParams {
     counts: [u32; 4],
 }
 
+/// Bytes of the kernels' parameters (trace.wgsl `Params`): a storage buffer, or immediates.
+pub const PARAMS_BYTES: u32 = std::mem::size_of::<GpuParams>() as u32;
+
 /// Accumulator row stride in pixels (16 bytes each), padded to 256 bytes.
 pub fn padded_row_pixels(width: u32) -> u32 {
     let align = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT / 16;
@@ -403,8 +406,11 @@ fn render_band(
             p.samples[0] = params.samples.start + d.sample_start * params.sample_stride.max(1);
             p.samples[1] = d.sample_count;
             p.counts[2] = u32::from(samples_done > 0);
-            ctx.queue
-                .write_buffer(&params_buffer, 0, bytemuck::bytes_of(&p));
+            let immediates = ctx.immediates.then_some(bytemuck::bytes_of(&p));
+            if immediates.is_none() {
+                ctx.queue
+                    .write_buffer(&params_buffer, 0, bytemuck::bytes_of(&p));
+            }
             let pixels = u64::from(d.rows) * u64::from(rect.width);
             let paths = pixels * u64::from(d.sample_count);
             if let Some(max_wave) = max_wave {
@@ -413,6 +419,7 @@ fn render_band(
                     scene: &params.scene.bind_group,
                     tile: &bind_group,
                     environment,
+                    immediates,
                 };
                 let bounces = params.max_bounces;
                 wavefront::run_wave(ctx, variant, waves, &bindings, pixels, paths, bounces)?;
@@ -429,6 +436,9 @@ fn render_band(
                     pass.set_bind_group(0, &params.scene.bind_group, &[]);
                     pass.set_bind_group(1, &bind_group, &[]);
                     pass.set_bind_group(2, environment, &[]);
+                    if let Some(data) = immediates {
+                        pass.set_immediates(0, data);
+                    }
                     pass.dispatch_workgroups(rect.width.div_ceil(8), d.rows.div_ceil(8), 1);
                 }
                 ctx.queue.submit([encoder.finish()]);

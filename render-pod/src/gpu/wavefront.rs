@@ -221,6 +221,8 @@ pub struct WaveBindings<'a> {
     pub scene: &'a wgpu::BindGroup,
     pub tile: &'a wgpu::BindGroup,
     pub environment: &'a wgpu::BindGroup,
+    /// The tile parameters when the kernels read them from immediates.
+    pub immediates: Option<&'a [u8]>,
 }
 
 fn groups(n: u64) -> u32 {
@@ -261,6 +263,9 @@ pub fn run_wave(
         pass.set_bind_group(1, bindings.tile, &[]);
         pass.set_bind_group(2, bindings.environment, &[]);
         pass.set_bind_group(3, &buffers.state, &[]);
+        if let Some(data) = bindings.immediates {
+            pass.set_immediates(0, data);
+        }
     };
     let mut round = 0u32;
     loop {
@@ -339,14 +344,15 @@ mod tests {
     fn wavefront_and_settle_kernels_validate_with_naga() {
         use wgpu::naga;
         for (name, source) in [
-            ("wavefront", crate::gpu::integrator_wgsl()),
+            ("wavefront", crate::gpu::integrator_wgsl(false)),
+            ("wavefront, immediates", crate::gpu::integrator_wgsl(true)),
             ("settle", include_str!("settle.wgsl").to_string()),
         ] {
             let module = naga::front::wgsl::parse_str(&source)
                 .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
             naga::valid::Validator::new(
                 naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::empty(),
+                naga::valid::Capabilities::IMMEDIATES,
             )
             .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
