@@ -1,8 +1,10 @@
 //! Rendering one tile: `render(&ctx, &TileParams) -> Tile`.
 //!
 //! The tile is cut into short dispatches (a band of rows × a few samples, see
-//! [`plan_dispatches`]); each invocation adds its pixel's samples, in sample order, to its own
-//! accumulator slot, so the sum does not depend on how the work was cut. The accumulator rows
+//! [`plan_dispatches`]); a pixel's samples are added, in sample order, to its own accumulator
+//! slot (by the megakernel's invocation of that pixel, or the wavefront's accumulate kernel
+//! once a wave's paths have ended), so the sum does not depend on how the work was cut. The
+//! accumulator rows
 //! are padded to 256 bytes (wgpu's `COPY_BYTES_PER_ROW_ALIGNMENT`) so the same readback path
 //! would serve a texture copy; readback goes through a staging buffer.
 
