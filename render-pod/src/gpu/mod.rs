@@ -90,7 +90,7 @@ pub struct GpuContext {
     wave_pipelines: [OnceLock<wavefront::WavePipelines>; 32],
     settle: OnceLock<wavefront::Settle>,
     scene_layout: wgpu::BindGroupLayout,
-    pub(crate) tile_layout: wgpu::BindGroupLayout,
+    tile_layout: wgpu::BindGroupLayout,
     environment_layout: wgpu::BindGroupLayout,
     /// Bound where a render has no environment map (the shader's code for one compiled out).
     pub(crate) no_environment: wgpu::BindGroup,
@@ -217,8 +217,8 @@ pub fn bvh_layout_from(setting: Option<&str>) -> Result<BvhLayout> {
 
 /// `TESSERA_SHADER_CHECKS` (`on` or `off`) when set, else off on hardware adapters and on
 /// for a software one; always on for the megakernel (under a trusted module it rendered other
-/// pixels on lavapipe, the wavefront kernels the same). Off, the module is created trusted: naga adds no clamp to array and
-/// buffer indexes and no counter to loops. What the checks would guard is proven by the code
+/// pixels on lavapipe, the wavefront kernels the same). Off, the module is created trusted:
+/// naga adds no clamp to array and buffer indexes and no counter to loops. What the checks would guard is proven by the code
 /// (docs/renderer.md, "Trusted shader modules"): the traversal stacks are indexed below
 /// `STACK_SIZE` by explicit tests, every loop ends (trees built by the packer, children after
 /// their parents; counted loops; paths end after `max_bounces`), and buffer accesses stay
