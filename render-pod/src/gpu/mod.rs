@@ -167,7 +167,7 @@ pub enum Integrator {
 }
 
 /// `TESSERA_INTEGRATOR` (`wavefront` or `megakernel`) when set, else the wavefront integrator
-/// everywhere: it is the design GPUs favour, and on lavapipe it renders 1.3–1.4× the
+/// everywhere: it is the design GPUs favour, and on lavapipe it renders 1.2–1.7× the
 /// megakernel's samples/s too (docs/renderer.md, "Integrators").
 pub fn integrator_from(setting: Option<&str>) -> Result<Integrator> {
     match setting {
@@ -253,6 +253,28 @@ pub fn immediates_from(setting: Option<&str>, available: bool) -> Result<bool> {
             "TESSERA_PARAMS={other:?}: expected \"immediate\" or \"storage\""
         ))),
     }
+}
+
+/// A bind group of whole `buffers` at bindings 0, 1, … of `layout`.
+pub(crate) fn bind_buffers(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
 }
 
 /// A compute-stage storage-buffer binding (the only kind the renderer's shader has).
@@ -667,19 +689,12 @@ impl GpuScene {
             make("triangle extras", bytemuck::cast_slice(&packed.tri_extra)),
             make("wide bvh nodes", bytemuck::cast_slice(&packed.wide_nodes)),
         ];
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("scene"),
-            layout: &ctx.scene_layout,
-            entries: &entries,
-        });
+        let bind_group = bind_buffers(
+            &ctx.device,
+            &ctx.scene_layout,
+            "scene",
+            &buffers.iter().collect::<Vec<_>>(),
+        );
         let bytes = packed.buffer_sizes().iter().map(|(_, b)| b).sum();
         tracing::debug!(
             triangles = packed.triangle_count,

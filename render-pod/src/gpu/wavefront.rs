@@ -167,27 +167,14 @@ impl WaveBuffers {
             32,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let bind = |layout: &wgpu::BindGroupLayout, label: &str, buffers: &[&wgpu::Buffer]| {
-            let entries: Vec<wgpu::BindGroupEntry> = buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout,
-                entries: &entries,
-            })
-        };
-        let state = bind(
+        let state = super::bind_buffers(
+            device,
             &ctx.wave_state_layout,
             "wave paths",
             &[&paths, &counts, &items],
         );
-        let settle = bind(&ctx.settle()?.layout, "settle", &[&counts, &args]);
+        let settle =
+            super::bind_buffers(device, &ctx.settle()?.layout, "settle", &[&counts, &args]);
         Ok(WaveBuffers {
             capacity,
             counts,
