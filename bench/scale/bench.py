@@ -512,9 +512,19 @@ class Bench:
         a = self.args
         subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "apply", "--server-side",
                         "-f", os.path.join(a.repo, "crds")], check=True, stdout=subprocess.DEVNULL, timeout=60)
-        subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "wait", "--for=condition=Established",
-                        "crd/renderjobs.tessera.dev", "crd/renderpools.tessera.dev", "--timeout=60s"],
-                       check=True, stdout=subprocess.DEVNULL, timeout=70)
+        # kubectl wait fails at once ("accessor error: <nil>") while a new CRD has no
+        # status.conditions yet, instead of waiting: ask again until the deadline.
+        deadline = time.monotonic() + 60
+        while True:
+            wait = subprocess.run([a.kubectl, "--kubeconfig", self.admin_kubeconfig, "wait",
+                                   "--for=condition=Established", "crd/renderjobs.tessera.dev",
+                                   "crd/renderpools.tessera.dev", "--timeout=10s"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=20)
+            if wait.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CRDs not Established within 60 s: {wait.stderr.strip()}")
+            time.sleep(0.2)
 
     def identities(self, names):
         """A ServiceAccount bound to cluster-admin and a kubeconfig with its token, per name."""
