@@ -471,7 +471,11 @@ fn admit_and_decide(
         demand,
         capacity,
         &holders,
-        &|key| caches.index.contains(key),
+        // A pass sees the pods the index lists *and* the cache holds (`pass`); while a watch
+        // relists, the index has new pods at once and the cache only at the relist's end.
+        // Until a pass can see its pod, the create is still expected: ending it earlier made
+        // the pass create the pod again, answered 409.
+        &|key| caches.index.contains(key) && caches.pods.get(key).is_some(),
         &alive,
     );
     tracing::debug!(pool = %pool_name, capacity, grant, "admission");
@@ -956,6 +960,12 @@ async fn finish(
         && status::may_wait(&old, &decision.status)
         && let Some(wait) = ctx.status_writes.wait(&uid, settled.len())
     {
+        let done: Vec<&EventNote> = decision
+            .events
+            .iter()
+            .filter(|e| !e.restated_by_next_write())
+            .collect();
+        publish_events(job, done, ctx).await;
         return Ok(Action::requeue(wait));
     }
     let written = match update_status(job, namespace, &decision, ctx).await {
@@ -971,7 +981,7 @@ async fn finish(
         ctx.status_writes.written(&uid);
         record_settled(job, settled, &decision, namespace, ctx);
     }
-    publish_events(job, &decision, ctx).await;
+    publish_events(job, &decision.events, ctx).await;
     if decision.delete_job {
         info!("ttlSecondsAfterFinished passed; deleting the RenderJob");
         Api::<RenderJob>::namespaced(ctx.client.clone(), namespace)
@@ -1055,9 +1065,13 @@ async fn update_status(
     Ok(true)
 }
 
-async fn publish_events(job: &RenderJob, decision: &Decision, ctx: &Context) {
+async fn publish_events(
+    job: &RenderJob,
+    events: impl IntoIterator<Item = &EventNote>,
+    ctx: &Context,
+) {
     let reference = job.object_ref(&());
-    for event in &decision.events {
+    for event in events {
         if let Err(error) = ctx.events.publish(event, &reference).await {
             warn!(%error, reason = %event.reason, "could not publish event");
         }

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{ActiveShard, RenderJobStatus};
 use crate::observe::Attempt;
+use tessera_shard::IndexSet;
 
 /// Most active shards listed in status; the count covers the rest. Keeps a 10,000-shard
 /// job's object small whatever the pool's size.
@@ -67,7 +68,14 @@ pub fn active_list<'a>(active: impl Iterator<Item = (u32, &'a Attempt)>) -> Vec<
 /// by someone else is remembered until then (`PodIndex::departed_of`). Written at once: the
 /// phase, a condition's status or reason, the last failure (only the pass that sees a failed
 /// attempt as its shard's latest names it), a speculative race (the recorded current attempt
-/// pins its winner), merged chunks, previews, re-renders, missing frames, start and completion.
+/// pins its winner), re-renders, missing frames, start and completion.
+///
+/// Merged chunks and previews that only grow may wait too: a finished merge pod is deleted
+/// only once the recorded ledger holds it (`decide/merges.rs`), so the next pass reads the same
+/// merges, and the `FramesMerged` event, published with the write, names all the frames
+/// merged since the last one. Written at once, with twenty jobs merging every few seconds,
+/// they were a third of the status writes. A merged set that shrinks (a re-render) does not
+/// wait.
 pub fn may_wait(old: &RenderJobStatus, new: &RenderJobStatus) -> bool {
     let mut same = new.clone();
     same.shards = old.shards.clone();
@@ -84,6 +92,13 @@ pub fn may_wait(old: &RenderJobStatus, new: &RenderJobStatus) -> bool {
     same.node_failures = old.node_failures.clone();
     same.progress = old.progress.clone();
     same.estimated_completion_time = old.estimated_completion_time.clone();
+    if grows(&old.merged_chunks, &new.merged_chunks)
+        && grows(&old.previewed_shards, &new.previewed_shards)
+    {
+        same.merged_chunks = old.merged_chunks.clone();
+        same.previewed_shards = old.previewed_shards.clone();
+        same.frames_done = old.frames_done.clone();
+    }
     for condition in &mut same.conditions {
         let before = old.conditions.iter().find(|c| {
             c.type_ == condition.type_
@@ -97,6 +112,11 @@ pub fn may_wait(old: &RenderJobStatus, new: &RenderJobStatus) -> bool {
     same == *old
 }
 
+/// `new` holds everything `old` does.
+fn grows(old: &IndexSet, new: &IndexSet) -> bool {
+    old.difference(new).is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,7 +124,7 @@ mod tests {
     use tessera_shard::{AttemptMap, IndexSet};
 
     #[test]
-    fn figures_and_plain_settlements_may_wait_races_merges_and_conditions_may_not() {
+    fn figures_plain_settlements_and_new_merges_may_wait_races_rerenders_and_conditions_may_not() {
         let status = |reason: &str, message: &str, settled: &str| -> RenderJobStatus {
             serde_json::from_value(serde_json::json!({
                 "phase": "Rendering", "settledAttempts": settled, "succeededShards": "0-3",
@@ -133,9 +153,14 @@ mod tests {
         let mut raced = settled.clone();
         raced.speculative_races = vec![SpeculativeRace { shard: 4, loser: 0 }];
         assert!(!may_wait(&old, &raced));
+        // Merges that only add chunks wait; a merged set that shrinks (a re-render) does not.
         let mut merged = settled;
         merged.merged_chunks = IndexSet::parse("0").unwrap();
-        assert!(!may_wait(&old, &merged));
+        merged.frames_done = Some("1".into());
+        assert!(may_wait(&old, &merged));
+        let mut rerendered = merged.clone();
+        rerendered.merged_chunks = IndexSet::default();
+        assert!(!may_wait(&merged, &rerendered));
     }
 
     #[test]

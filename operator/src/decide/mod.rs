@@ -87,6 +87,19 @@ pub struct EventNote {
     pub note: String,
 }
 
+impl EventNote {
+    /// Whether the event tells a difference between the recorded status and the pass's
+    /// (frames merged, attempts failed, nodes excluded since the last write): a pass whose
+    /// status write waits drops it, and the pass that writes states it again, covering both.
+    /// Events of what a pass did (a speculative attempt started) are published at once.
+    pub fn restated_by_next_write(&self) -> bool {
+        matches!(
+            self.reason.as_str(),
+            "FramesMerged" | "ShardAttemptFailed" | "NodeExcluded"
+        )
+    }
+}
+
 /// Why a job failed, as a type; its reason is the Failed condition's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobFailure {
