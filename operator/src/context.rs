@@ -35,12 +35,16 @@ pub struct Context {
     /// Pod writes issued a moment ago, not issued again before the watch shows them.
     pub issued: crate::issued::Issued,
     pub status_writes: StatusWrites,
+    /// Set when the operator is asked to stop: a pass in the middle of thousands of creates
+    /// stops issuing them (the next leader creates what is missing), so that shutdown takes
+    /// seconds, not the minute such a pass takes at the API server's pace.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 /// A job's status write that may wait (`status::may_wait`: figures, attempts that ended
 /// plainly) is held until [`STATUS_BATCH_WINDOW`] after the job's last write, or only until
 /// this long after it once it carries [`SETTLED_BATCH`] settled attempts; a phase, condition,
-/// race or merge is written at once.
+/// race or re-render is written at once.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Settled attempts that make a waiting status write due at [`PROGRESS_INTERVAL`]: a job

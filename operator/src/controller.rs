@@ -600,11 +600,22 @@ async fn apply(
     let mut pending: &[Pod] = &creates;
     let mut batch = 1;
     let mut failure = None;
-    while !pending.is_empty() && outcome.refused.is_none() && failure.is_none() {
+    let stopping = || ctx.stopping.load(std::sync::atomic::Ordering::Relaxed);
+    while !pending.is_empty() && outcome.refused.is_none() && failure.is_none() && !stopping() {
         let (now, later) = pending.split_at(batch.min(pending.len()));
         pending = later;
+        // The pass decided on the pods it saw when it began; a create of the previous pass
+        // that the watch delivered since (a pass of hundreds of creates lasts seconds, and
+        // the watch lags them) is not made again: it could only be answered 409.
+        let now: Vec<&Pod> = now
+            .iter()
+            .filter(|pod| {
+                let key = ObjectRef::new(&pod.name_any()).within(namespace);
+                ctx.pods.get(&key).is_none()
+            })
+            .collect();
         // Owned futures: the controller's future must not borrow across these awaits.
-        let creates = now.iter().map(|pod| {
+        let creates = now.iter().map(|&pod| {
             let (api, pod) = (api.clone(), pod.clone());
             async move { api.create(&PostParams::default(), &pod).await }
         });
@@ -1281,6 +1292,7 @@ pub async fn run(
         kueue,
         issued: Default::default(),
         status_writes: Default::default(),
+        stopping: Default::default(),
     });
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -1334,9 +1346,11 @@ pub async fn run(
     let orphans = tokio::spawn(release_orphans(ctx.clone(), jobs_listed));
     let flavors = tokio::spawn(flavor_events.for_each(|_| futures::future::ready(())));
     tokio::spawn({
-        let tx = shutdown_tx.clone();
+        let (tx, ctx) = (shutdown_tx.clone(), ctx.clone());
         async move {
             shutdown.await;
+            ctx.stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = tx.send(());
         }
     });

@@ -98,6 +98,7 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
         kueue: tessera_operator::kueue::KueueCache::unavailable(),
         issued: Default::default(),
         status_writes: Default::default(),
+        stopping: Default::default(),
     })
 }
 
