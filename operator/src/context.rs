@@ -57,7 +57,7 @@ pub const SETTLED_BATCH: usize = 32;
 /// every 10 s is a tenth of a write per shard.
 pub const STATUS_BATCH_WINDOW: Duration = Duration::from_secs(10);
 
-/// When each job's status was last written, by job UID.
+/// When each job's (and pool's) status was last written, by UID.
 #[derive(Default)]
 pub struct StatusWrites {
     jobs: Mutex<HashMap<String, Instant>>,

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use crate::api::{RenderJob, RenderPool};
 use crate::context::{Context, FIELD_MANAGER};
 use crate::pool::policy::policy_for;
-use crate::pool::status::{jobs_of_pool, pool_status, shards_by_namespace};
+use crate::pool::status::{jobs_of_pool, may_wait, pool_status, shards_by_namespace};
 use crate::pool::usage::{JobUsage, Pricing, usage};
 use crate::{Error, Result, labels};
 
@@ -88,7 +88,14 @@ pub async fn reconcile_pool(pool: Arc<RenderPool>, ctx: Arc<Context>) -> Result<
         .set_pool_shards(&name, &shards_by_namespace(&jobs));
     ctx.metrics.set_pool_capacity(&name, &status);
     if status != old {
+        let uid = pool.metadata.uid.clone().unwrap_or_default();
+        if may_wait(&old, &status)
+            && let Some(wait) = ctx.status_writes.wait(&uid, 0)
+        {
+            return Ok(Action::requeue(wait));
+        }
         write_status(&ctx.client, &pool, &status).await?;
+        ctx.status_writes.written(&uid);
     }
     Ok(Action::requeue(Duration::from_secs(15)))
 }

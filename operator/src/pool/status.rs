@@ -70,6 +70,19 @@ pub fn pool_status(
     }
 }
 
+/// Whether `new` may wait for the pool's next status write: it differs from `old` only in
+/// figures that change with every pod (running shards, queued jobs, the GPU-hour ledger). A
+/// thousand nodes' status updates reconcile the pool every few seconds, and each write
+/// wakes every watcher of the pool. Nodes, capacity, suspects and conditions are written at
+/// once; the ledger that budgets read waits at most [`crate::context::STATUS_BATCH_WINDOW`].
+pub fn may_wait(old: &RenderPoolStatus, new: &RenderPoolStatus) -> bool {
+    let mut same = new.clone();
+    same.running_shards = old.running_shards;
+    same.queued_jobs = old.queued_jobs;
+    same.usage = old.usage.clone();
+    same == *old
+}
+
 /// The shard counts of unfinished jobs, summed per namespace.
 pub fn shards_by_namespace(jobs: &[&RenderJob]) -> BTreeMap<String, ShardCounts> {
     let mut totals: BTreeMap<String, ShardCounts> = BTreeMap::new();
@@ -99,6 +112,35 @@ pub fn suspects_of(pool: &RenderPool) -> BTreeSet<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pod_figures_may_wait_nodes_and_conditions_may_not() {
+        let status = |value: serde_json::Value| -> RenderPoolStatus {
+            serde_json::from_value(value).unwrap()
+        };
+        let old = status(
+            json!({"readyNodes": 10, "shardCapacity": 80, "runningShards": 3,
+            "usage": [{"namespace": "a", "gpuSeconds": 10.0, "shards": 1}]}),
+        );
+        assert!(may_wait(
+            &old,
+            &status(json!({"readyNodes": 10, "shardCapacity": 80,
+            "runningShards": 7, "queuedJobs": 2,
+            "usage": [{"namespace": "a", "gpuSeconds": 30.0, "shards": 3}]}))
+        ));
+        assert!(!may_wait(
+            &old,
+            &status(json!({"readyNodes": 9, "shardCapacity": 72,
+            "runningShards": 3, "usage": [{"namespace": "a", "gpuSeconds": 10.0, "shards": 1}]}))
+        ));
+        let mut suspect = old.clone();
+        suspect.suspect_nodes.push(SuspectNode {
+            node: "n1".into(),
+            failed_jobs: 2,
+            failed_shards: 2,
+        });
+        assert!(!may_wait(&old, &suspect));
+    }
 
     #[test]
     fn nodes_failing_two_jobs_are_suspects() {
