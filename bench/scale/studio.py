@@ -396,7 +396,8 @@ class Studio(b.Bench):
         log(f"{case}: {'makespan ' + format(makespan, '.1f') if makespan else 'stopped at ' + format(end_t - t0, '.0f')} s"
             f"{'' if projected is None else ', projected makespan ' + format(projected, '.0f') + ' s'}; "
             f"{succeeded} pods succeeded, {len(st['failed'])} failed")
-        self.clean_up(case, jobs, is_rj)
+        # The caller keeps the figures before the clean-up, which may fail.
+        self.pending_clean_up = (case, jobs, is_rj)
         return w
 
     def object_sizes(self, jobs, is_rj):
@@ -420,8 +421,18 @@ class Studio(b.Bench):
                     raise
         namespaces = sorted({j[0] for j in jobs})
         for ns in namespaces:
-            # Thousands of pods in one request: it takes minutes.
-            self.api.call("DELETE", f"/api/v1/namespaces/{ns}/pods", {"gracePeriodSeconds": 0}, timeout=900)
+            # Thousands of pods in one request: it takes minutes, and the API server ends a
+            # request after its 60 s timeout (the deletion stops there): ask again until done.
+            end = time.monotonic() + 900
+            while True:
+                try:
+                    self.api.call("DELETE", f"/api/v1/namespaces/{ns}/pods", {"gracePeriodSeconds": 0},
+                                  timeout=900)
+                    break
+                except (ApiError, http.client.HTTPException, OSError) as error:
+                    if time.monotonic() > end:
+                        raise
+                    log(f"{case}: deleting the pods of {ns}: {str(error)[:200]}; asking again")
         # Finalizers nobody will remove now (the Job controller's tracking finalizer once its
         # controller-manager is stopped) are dropped by the bench, 8 pods at a time.
         end = time.monotonic() + 900
@@ -666,6 +677,7 @@ def main():
             results[case] = studio.run_case(case)
             # After every case: a long run stopped part way keeps the cases it finished.
             write_json(results)
+            studio.clean_up(*studio.pending_clean_up)
         text = report(studio, results)
         print(text, flush=True)
 
