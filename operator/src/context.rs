@@ -39,6 +39,8 @@ pub struct Context {
     /// stops issuing them (the next leader creates what is missing), so that shutdown takes
     /// seconds, not the minute such a pass takes at the API server's pace.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Jobs whose succeeded pods are being collected in the background (`controller.rs`).
+    pub collecting: crate::issued::InFlight,
 }
 
 /// A job's status write that may wait (`status::may_wait`: figures, attempts that ended

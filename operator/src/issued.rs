@@ -7,7 +7,7 @@
 //! ([`Issued::forget_shown`]): a pod of the same name may be wanted again once that one is gone
 //! (a re-rendered frame's merge).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,26 @@ impl Issued {
     }
 }
 
+/// Jobs (by UID) with a background write in flight: at most one each.
+#[derive(Default)]
+pub struct InFlight {
+    jobs: Mutex<HashSet<String>>,
+}
+
+impl InFlight {
+    /// Claims `uid` for a write; `false` while an earlier one is still in flight.
+    pub fn claim(&self, uid: &str) -> bool {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.insert(uid.to_string())
+    }
+
+    /// The write of `uid` ended.
+    pub fn release(&self, uid: &str) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.remove(uid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +178,16 @@ mod tests {
             issued.fresh_at(Write::Collect, "uid", &blocks, 9, later),
             blocks
         );
+    }
+
+    #[test]
+    fn one_background_write_per_job_at_a_time() {
+        let in_flight = InFlight::default();
+        assert!(in_flight.claim("u1"));
+        assert!(!in_flight.claim("u1"));
+        assert!(in_flight.claim("u2"));
+        in_flight.release("u1");
+        assert!(in_flight.claim("u1"));
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn context(client: Client, job: &RenderJob, pods: Vec<Pod>, nodes: Vec<Node>) ->
         issued: Default::default(),
         status_writes: Default::default(),
         stopping: Default::default(),
+        collecting: Default::default(),
     })
 }
 
