@@ -328,7 +328,8 @@ class Studio(b.Bench):
             path = (f"/apis/tessera.dev/v1alpha1/namespaces/{ns}/renderjobs" if is_rj
                     else f"/apis/batch/v1/namespaces/{ns}/jobs")
             self.api.create(path, body)
-        windows = [a.ij_default_window if case.endswith("default") else None, a.stop_after]
+        windows = [a.ij_default_window if case.endswith("default") else None,
+                   a.ij_raised_window if case.endswith("raised") else None, a.stop_after]
         window = min((w for w in windows if w is not None), default=None)
         deadline = t0 + a.run_timeout
         last_log = t0
@@ -607,6 +608,7 @@ def report(studio, results):
     p(f"kube-controller-manager for the Job controller: defaults (client QPS 20, burst 30) or raised "
       f"(--kube-api-qps={a.raised_qps} --kube-api-burst={a.raised_burst}); Indexed Jobs at defaults stop after "
       f"{a.ij_default_window:g} s"
+      + (f", raised after {a.ij_raised_window:g} s" if a.ij_raised_window else "")
       + (f", every case after {a.stop_after:g} s" if a.stop_after else "")
       + "; a case stopped early is projected from completions/s and its per-shard figures count the shards it started")
     return "\n".join(out)
@@ -642,6 +644,8 @@ def main():
     ap.add_argument("--raised-qps", type=int, default=500)
     ap.add_argument("--raised-burst", type=int, default=1000)
     ap.add_argument("--ij-default-window", type=float, default=300)
+    ap.add_argument("--ij-raised-window", type=float, default=None,
+                    help="stop the Indexed Jobs with raised QPS after this many seconds (default: run to the end)")
     ap.add_argument("--stop-after", type=float, default=None,
                     help="stop every case after this many seconds and project its makespan (a 100,000-shard "
                          "run side by side in a few hours less)")

@@ -62,15 +62,15 @@ pub const STATUS_BATCH_WINDOW: Duration = Duration::from_secs(10);
 /// When each job's (and pool's) status was last written, by UID.
 #[derive(Default)]
 pub struct StatusWrites {
-    jobs: Mutex<HashMap<String, Instant>>,
+    last_write: Mutex<HashMap<String, Instant>>,
 }
 
 impl StatusWrites {
     /// How long a status write that may wait still waits, given how many attempts it
     /// settles, or `None`: write it now.
     pub fn wait(&self, uid: &str, settled: usize) -> Option<Duration> {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let last = jobs.get(uid)?;
+        let last_write = self.last_write.lock().unwrap_or_else(|e| e.into_inner());
+        let last = last_write.get(uid)?;
         let window = if settled >= SETTLED_BATCH {
             PROGRESS_INTERVAL
         } else {
@@ -80,10 +80,10 @@ impl StatusWrites {
     }
 
     pub fn written(&self, uid: &str) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        // Jobs not written for a while (finished, deleted) need no entry.
-        jobs.retain(|_, at| at.elapsed() < Duration::from_secs(600));
-        jobs.insert(uid.to_string(), Instant::now());
+        let mut last_write = self.last_write.lock().unwrap_or_else(|e| e.into_inner());
+        // Objects not written for a while (finished, deleted) need no entry.
+        last_write.retain(|_, at| at.elapsed() < Duration::from_secs(600));
+        last_write.insert(uid.to_string(), Instant::now());
     }
 }
 

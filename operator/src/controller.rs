@@ -732,10 +732,12 @@ const MAX_BLOCKS_PER_PASS: usize = 4 * MAX_BLOCKS_PER_REQUEST;
 /// 4,200). One collection per job is in flight at a time; a failed one is issued again by a
 /// later pass.
 async fn collect_in_background(ctx: Arc<Context>, api: Api<Pod>, uid: String, blocks: Vec<u32>) {
-    for chunk in blocks.chunks(MAX_BLOCKS_PER_REQUEST) {
+    for (i, chunk) in blocks.chunks(MAX_BLOCKS_PER_REQUEST).enumerate() {
         if let Err(error) = collect_blocks(&ctx.client, &api, &uid, chunk).await {
             warn!(%error, "could not delete the succeeded shard pods of blocks");
-            ctx.issued.failed(Write::Collect, &uid, &blocks);
+            // The blocks of earlier requests are collected; the rest are issued again.
+            ctx.issued
+                .failed(Write::Collect, &uid, &blocks[i * MAX_BLOCKS_PER_REQUEST..]);
             break;
         }
     }
