@@ -3,6 +3,11 @@
 //! - one reconcile pass of that job (index lookup, observe, settle, assess, admit, decide)
 //!   with its pods in the cache, alone and beside 100,000 other jobs' pods in the same pool:
 //!   the pool boundary keeps the second within a small factor of the first;
+//! - one pass late in the job, the pass a long job repeats most: half its shards recorded as
+//!   succeeded in status (their pods collected), 8,000 running on 1,000 Ready nodes, 80 nodes
+//!   excluded for failures
+//!   (`TESSERA_BENCH_PROFILE_LATE=N` runs only N × 10 of these, for a profiler such as
+//!   `perf record`);
 //! - the serialized RenderJob size (budget: under 64 KiB, docs/architecture.md).
 //!
 //! Prints figures and writes them to `bench/operator/results/scale.json`; asserts nothing
@@ -13,15 +18,17 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use serde_json::json;
-use tessera_operator::api::{RenderJob, RenderPool};
+use tessera_operator::api::{NodeFailures, RenderJob, RenderPool};
 use tessera_operator::context::Refusals;
 use tessera_operator::controller::{Caches, pass};
 use tessera_operator::job_plan;
+use tessera_operator::kueue::KueueCache;
 use tessera_operator::pool::index::PodIndex;
+use tessera_operator::pool::nodes::NodeViews;
 use tessera_operator::pool::scheduler::Scheduler;
 
 /// Shards of the job: `TESSERA_BENCH_SHARDS`, else 10,000.
@@ -141,6 +148,104 @@ fn caches_with(pods: &[Pod]) -> (Store<Pod>, PodIndex) {
     (store, index)
 }
 
+/// The caches a pass reads besides its pods: `nodes` Ready GPU nodes of 8 GPUs (the pods
+/// run on the first 200), no other jobs, namespaces or Kueue.
+struct Others {
+    nodes: Store<Node>,
+    jobs: Store<RenderJob>,
+    namespaces: Store<Namespace>,
+    scheduler: Scheduler,
+    refusals: Refusals,
+    node_views: NodeViews,
+    kueue: KueueCache,
+}
+
+impl Others {
+    fn with_nodes(count: u32) -> Self {
+        let (nodes, mut writer) = reflector::store();
+        for i in 0..count {
+            let node: Node = serde_json::from_value(json!({
+                "metadata": {"name": format!("gpu-node-{i}")},
+                "status": {"allocatable": {"nvidia.com/gpu": "8"},
+                           "conditions": [{"type": "Ready", "status": "True"}]},
+            }))
+            .expect("valid node");
+            writer.apply_watcher_event(&watcher::Event::Apply(node));
+        }
+        Others {
+            nodes,
+            jobs: reflector::store().0,
+            namespaces: reflector::store().0,
+            scheduler: Scheduler::default(),
+            refusals: Refusals::default(),
+            node_views: NodeViews::default(),
+            kueue: KueueCache::unavailable(),
+        }
+    }
+
+    fn caches<'a>(&'a self, pods: &'a Store<Pod>, index: &'a PodIndex) -> Caches<'a> {
+        Caches {
+            pods,
+            nodes: &self.nodes,
+            jobs: &self.jobs,
+            namespaces: &self.namespaces,
+            index,
+            scheduler: &self.scheduler,
+            node_views: &self.node_views,
+            refusals: &self.refusals,
+            kueue: &self.kueue,
+        }
+    }
+}
+
+/// One pass late in a long job, the pass that repeats most: half the shards recorded as
+/// succeeded in status (their pods collected), a pool's worth (8,000 on 1,000 nodes) running,
+/// 80 nodes excluded.
+/// The median of `rounds` × 10 passes (ms), and the running pods.
+fn late_pass_ms(
+    job: &RenderJob,
+    pool: &RenderPool,
+    others: &Others,
+    now: Timestamp,
+    rounds: u32,
+) -> (f64, usize) {
+    let (shard_count, half) = (shards(), shards() / 2);
+    let finished: Vec<Pod> = (0..half)
+        .map(|s| pod("lighting", "shot010", JOB_UID, s, 0, "Succeeded", Some(0)))
+        .collect();
+    let (finished_store, finished_index) = caches_with(&finished);
+    let mut recorded = pass(
+        job,
+        Some(pool),
+        &others.caches(&finished_store, &finished_index),
+        now,
+    )
+    .decision
+    .status;
+    // 1 % of attempts failing over 1,000 nodes puts about 8 % of them at the job's threshold
+    // of 3 failures by then: those are excluded, and every shard still to start avoids them.
+    recorded.node_failures = (900..980)
+        .map(|i| NodeFailures {
+            node: format!("gpu-node-{i}"),
+            failures: 3,
+        })
+        .collect();
+    let late_job = RenderJob {
+        status: Some(recorded),
+        ..job.clone()
+    };
+    let running: Vec<Pod> = (half..shard_count.min(half + 8_000))
+        .map(|s| pod("lighting", "shot010", JOB_UID, s, 0, "Running", None))
+        .collect();
+    let (store, index) = caches_with(&running);
+    let caches = others.caches(&store, &index);
+    let mut runs: Vec<f64> = (0..rounds)
+        .map(|_| time(10, || pass(&late_job, Some(pool), &caches, now).decision))
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    (runs[runs.len() / 2], running.len())
+}
+
 fn time<T>(runs: u32, mut f: impl FnMut() -> T) -> f64 {
     let start = Instant::now();
     for _ in 0..runs {
@@ -152,6 +257,21 @@ fn time<T>(runs: u32, mut f: impl FnMut() -> T) -> f64 {
 fn main() {
     let job = job();
     let pool = pool();
+    // `TESSERA_BENCH_PROFILE_LATE=N`: only N rounds of the late pass, for a profiler.
+    if let Some(rounds) = std::env::var("TESSERA_BENCH_PROFILE_LATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        let (ms, _) = late_pass_ms(
+            &job,
+            &pool,
+            &Others::with_nodes(1_000),
+            Timestamp::now(),
+            rounds,
+        );
+        println!("one pass late: {ms:.2} ms");
+        return;
+    }
 
     let plan_ms = time(20, || {
         let plan = job_plan::plan(&job.spec).expect("plannable");
@@ -162,29 +282,14 @@ fn main() {
     assert_eq!(plan.len(), shard_count);
 
     let own = pods(200);
-    let (nodes, _) = reflector::store::<Node>();
-    let (jobs, _) = reflector::store::<RenderJob>();
-    let (namespaces, _) = reflector::store::<k8s_openapi::api::core::v1::Namespace>();
-    let (scheduler, refusals) = (Scheduler::default(), Refusals::default());
-    let node_views = tessera_operator::pool::nodes::NodeViews::default();
-    let kueue = tessera_operator::kueue::KueueCache::unavailable();
+    let others = Others::with_nodes(0);
     let now = Timestamp::now();
     let (alone_store, alone_index) = caches_with(&own);
     let mut crowded = own.clone();
     crowded.extend(other_jobs_pods());
     let (crowded_store, crowded_index) = caches_with(&crowded);
     let reconcile_ms = |store: &Store<Pod>, index: &PodIndex| {
-        let caches = Caches {
-            pods: store,
-            nodes: &nodes,
-            jobs: &jobs,
-            namespaces: &namespaces,
-            index,
-            scheduler: &scheduler,
-            node_views: &node_views,
-            refusals: &refusals,
-            kueue: &kueue,
-        };
+        let caches = others.caches(store, index);
         time(10, || pass(&job, Some(&pool), &caches, now).decision)
     };
     // Interleaved rounds, medians: a shared machine's noise hits both cases alike.
@@ -200,21 +305,13 @@ fn main() {
     let (alone_ms, crowded_ms) = (median(&mut alone), median(&mut crowded_runs));
 
     let (store, index) = caches_with(&own);
-    let caches = Caches {
-        pods: &store,
-        nodes: &nodes,
-        jobs: &jobs,
-        namespaces: &namespaces,
-        index: &index,
-        scheduler: &scheduler,
-        node_views: &node_views,
-        refusals: &refusals,
-        kueue: &kueue,
-    };
+    let caches = others.caches(&store, &index);
     let decision = pass(&job, Some(&pool), &caches, now).decision;
     let mut stored = job.clone();
     stored.status = Some(decision.status.clone());
     let size = serde_json::to_vec(&stored).expect("serializes").len();
+
+    let (late_ms, late_running) = late_pass_ms(&job, &pool, &Others::with_nodes(1_000), now, 7);
 
     let results = json!({
         "bench": "operator/benches/scale.rs",
@@ -225,6 +322,7 @@ fn main() {
         "reconcile_alone_ms": alone_ms,
         "reconcile_crowded_ms": crowded_ms,
         "crowded_over_alone": crowded_ms / alone_ms,
+        "reconcile_late_ms": late_ms,
         "renderjob_bytes": size,
     });
     // The raw figures, committed so that docs can name where a number comes from.
@@ -248,6 +346,10 @@ fn main() {
     println!(
         "  one reconcile pass, +100,000 other pods     {crowded_ms:8.2} ms  ({:.2}x)",
         crowded_ms / alone_ms
+    );
+    println!(
+        "  one pass late: {} recorded succeeded, {late_running} running {late_ms:8.2} ms",
+        shard_count / 2
     );
     println!(
         "  RenderJob object with status                {:8.1} KiB (budget 64 KiB)",

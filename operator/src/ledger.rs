@@ -27,8 +27,16 @@ pub const MAX_NODES_LISTED: usize = 256;
 /// The accounted history of a job's shard attempts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
-    /// Per shard: attempts `0..n` are accounted for.
+    /// Per shard: attempts `0..n` are accounted for, where more than the recorded status
+    /// implies (see [`Ledger::settled_count`]).
     pub settled: AttemptMap,
+    /// Shards the recorded status held as succeeded or failed for good: each has settled its
+    /// recorded attempt (`finished_attempts`) and the ones before it. Kept as the status's
+    /// ranges, not expanded per shard: a pass reads the ledger several times, and expanding
+    /// 100,000 finished shards into a map was most of a late pass's time.
+    pub finished: IndexSet,
+    /// The recorded status's attempt per shard (`shardAttempts`).
+    pub finished_attempts: AttemptMap,
     /// Per shard: failed attempts that count against attemptsPerShard.
     pub failed: AttemptMap,
     /// Per node: failed attempts blamed on it.
@@ -74,19 +82,10 @@ impl Ledger {
     pub fn from_status(status: &RenderJobStatus) -> Self {
         // A shard that succeeded or failed for good has settled its current attempt: status
         // leaves those out (see `write_to`), which keeps a 100,000-shard job's ledger small.
-        let mut settled = status.settled_attempts.clone();
-        for shard in status
-            .succeeded_shards
-            .iter()
-            .chain(status.failed_shards.iter())
-        {
-            let implied = status.shard_attempts.get(shard).saturating_add(1);
-            if settled.get(shard) < implied {
-                settled.set(shard, implied);
-            }
-        }
         Self {
-            settled,
+            settled: status.settled_attempts.clone(),
+            finished: status.succeeded_shards.union(&status.failed_shards),
+            finished_attempts: status.shard_attempts.clone(),
             failed: status.failed_attempts.clone(),
             node_failures: status
                 .node_failures
@@ -100,6 +99,17 @@ impl Ledger {
         }
     }
 
+    /// Attempts `0..n` of `shard` are accounted for: what was settled explicitly, or what
+    /// the recorded status implies for a finished shard (its attempt + 1), whichever is more.
+    pub fn settled_count(&self, shard: u32) -> u32 {
+        let implied = if self.finished.contains(shard) {
+            self.finished_attempts.get(shard).saturating_add(1)
+        } else {
+            0
+        };
+        self.settled.get(shard).max(implied)
+    }
+
     /// Writes the ledger's fields into `status`. Per-node tallies keep the
     /// [`MAX_NODES_LISTED`] nodes with the most failures: on a farm of thousands of nodes a
     /// scatter of single failures would otherwise outgrow the object (a dropped node starts
@@ -108,12 +118,26 @@ impl Ledger {
     /// Call it after the status's `succeededShards`, `failedShards` and `shardAttempts` are
     /// set: a finished shard's settled count is implied by them and left out.
     pub fn write_to(&self, status: &mut RenderJobStatus) {
+        let finished_now = status.succeeded_shards.union(&status.failed_shards);
+        let implied_now = |shard: u32, count: u32| {
+            finished_now.contains(shard)
+                && count == status.shard_attempts.get(shard).saturating_add(1)
+        };
+        // A count the old status implied stays implied unless its shard is no longer finished
+        // or its attempt changed: only those shards and the explicit ones need a look.
+        let no_longer_finished = self.finished.difference(&finished_now);
+        let candidates = self
+            .settled
+            .iter()
+            .map(|(shard, _)| shard)
+            .chain(no_longer_finished.iter())
+            .chain(self.finished_attempts.iter().map(|(shard, _)| shard))
+            .chain(status.shard_attempts.iter().map(|(shard, _)| shard));
         let mut explicit = AttemptMap::new();
-        for (shard, settled) in self.settled.iter() {
-            let finished =
-                status.succeeded_shards.contains(shard) || status.failed_shards.contains(shard);
-            if !(finished && settled == status.shard_attempts.get(shard).saturating_add(1)) {
-                explicit.set(shard, settled);
+        for shard in candidates {
+            let count = self.settled_count(shard);
+            if count > 0 && !implied_now(shard, count) {
+                explicit.set(shard, count);
             }
         }
         status.settled_attempts = explicit;
@@ -137,7 +161,7 @@ impl Ledger {
 
     /// Whether attempt `attempt` of `shard` is accounted for.
     pub fn is_settled(&self, shard: u32, attempt: u32) -> bool {
-        attempt < self.settled.get(shard)
+        attempt < self.settled_count(shard)
     }
 
     /// Failed attempts of `shard` that count against it.
@@ -256,7 +280,7 @@ impl Ledger {
             attempt
                 .attempt
                 .saturating_add(1)
-                .max(self.settled.get(shard)),
+                .max(self.settled_count(shard)),
         );
         Some(Settled {
             shard,
@@ -365,6 +389,32 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(again, ledger);
+    }
+
+    #[test]
+    fn counts_the_recorded_status_implies_survive_a_status_that_no_longer_implies_them() {
+        let status: RenderJobStatus = serde_json::from_value(serde_json::json!({
+            "succeededShards": "0-4,6-9", "failedShards": "5", "shardAttempts": "3:2,5:1",
+        }))
+        .unwrap();
+        let ledger = Ledger::from_status(&status);
+        let counts = |ledger: &Ledger| (0..10).map(|s| ledger.settled_count(s)).collect::<Vec<_>>();
+        assert_eq!(counts(&ledger), [1, 1, 1, 3, 1, 2, 1, 1, 1, 1]);
+        let mut same = status.clone();
+        ledger.write_to(&mut same);
+        assert_eq!(same.settled_attempts.to_string(), "");
+        // Shard 7 is no longer succeeded (its output went missing) and shard 3 records a
+        // later attempt: what they settled must now be written out.
+        let mut next = status.clone();
+        next.succeeded_shards = IndexSet::parse("0-4,6,8-9").unwrap();
+        next.shard_attempts = AttemptMap::parse("3:4,5:1").unwrap();
+        ledger.write_to(&mut next);
+        assert_eq!(next.settled_attempts.to_string(), "3:3,7:1");
+        // Read back: shard 7 keeps its count; shard 3's new record implies attempts 0-4.
+        assert_eq!(
+            counts(&Ledger::from_status(&next)),
+            [1, 1, 1, 5, 1, 2, 1, 1, 1, 1]
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@ use super::valid::ValidJob;
 pub struct ReadyShard {
     pub shard: u32,
     pub attempt: u32,
-    pub avoid: Avoidance,
+    /// Shared by every shard that has not failed anywhere: a pass may list 90,000 ready
+    /// shards, and a copy of the pool's suspect nodes each was a tenth of a long job's passes.
+    pub avoid: Arc<Avoidance>,
 }
 
 /// What assess knows of the pool's nodes.
@@ -123,6 +125,7 @@ pub fn assess(
         .collect();
 
     let no_attempts: Vec<Attempt> = Vec::new();
+    let avoid_excluded = Arc::new(nodes.avoidance(assessment.excluded.clone()));
     for shard in 0..shard_count {
         let attempts = observed.shards.get(&shard).unwrap_or(&no_attempts);
         // Attempts at or after the recorded one: the ones that can still decide the shard.
@@ -218,7 +221,7 @@ pub fn assess(
                     assessment.ready.push(ReadyShard {
                         shard,
                         attempt: current.saturating_add(1),
-                        avoid: nodes.avoidance(avoid),
+                        avoid: Arc::new(nodes.avoidance(avoid)),
                     });
                 } else {
                     assessment.next_retry =
@@ -232,8 +235,8 @@ pub fn assess(
             // the ledger already accounted for never runs again under the same number.
             None => assessment.ready.push(ReadyShard {
                 shard,
-                attempt: current.max(ledger.settled.get(shard)),
-                avoid: nodes.avoidance(assessment.excluded.clone()),
+                attempt: current.max(ledger.settled_count(shard)),
+                avoid: avoid_excluded.clone(),
             }),
         }
     }
@@ -291,8 +294,8 @@ fn consider_speculation(
     avoid.extend(assessment.excluded.iter().cloned());
     assessment.speculative.push(ReadyShard {
         shard,
-        attempt: next.max(ledger.settled.get(shard)),
-        avoid: nodes.avoidance(avoid),
+        attempt: next.max(ledger.settled_count(shard)),
+        avoid: Arc::new(nodes.avoidance(avoid)),
     });
 }
 

@@ -243,9 +243,12 @@ impl View<'_> {
 
     /// The chunks a pod writes frames or previews of: while it runs, no other pod may.
     fn touches(&self, pod: &Attempt, chunk: u32) -> bool {
+        // Asked for every chunk against every merge pod in each pass: no list is built.
         match &pod.merge_step {
+            None | Some(MergeStep::All) => chunk < self.input.plan.frame_chunks(),
+            Some(MergeStep::Chunks(chunks)) => chunks.contains(chunk),
             Some(MergeStep::Preview { chunk: c, .. }) => *c == chunk,
-            _ => self.chunks_of(pod).contains(&chunk),
+            Some(MergeStep::Manifest) => false,
         }
     }
 

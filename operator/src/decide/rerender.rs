@@ -34,8 +34,7 @@ pub fn apply(
     for shard in shards.iter() {
         // The next attempt number: never one the ledger has accounted for.
         let attempt = ledger
-            .settled
-            .get(shard)
+            .settled_count(shard)
             .max(status.shard_attempts.get(shard).saturating_add(1));
         next.shard_attempts.set(shard, attempt);
         next.settled_attempts.set(shard, attempt);

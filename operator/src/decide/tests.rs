@@ -1,4 +1,5 @@
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::*;
 use crate::api::{RenderPool, RetryPolicy};
@@ -309,10 +310,10 @@ fn a_failed_attempt_retries_after_backoff_avoiding_its_node() {
         ReadyShard {
             shard: 0,
             attempt: 1,
-            avoid: Avoidance {
+            avoid: Arc::new(Avoidance {
                 required: BTreeSet::from(["gpu-node-1".to_string()]),
                 preferred: BTreeSet::new(),
-            }
+            })
         }
     );
     assert_eq!(names(&decision.create), ["shot010-0-1"]);
@@ -879,9 +880,10 @@ fn a_finished_pod_goes_only_after_the_status_that_records_it() {
     assert!(first.delete.is_empty() && first.release.is_empty());
     // Shard 0 succeeded: its settled count is implied; shard 1 retries: listed.
     assert_eq!(first.status.settled_attempts.to_string(), "1:1");
+    let recorded = Ledger::from_status(&first.status);
     assert_eq!(
-        Ledger::from_status(&first.status).settled.to_string(),
-        "0-1:1"
+        (recorded.settled_count(0), recorded.settled_count(1)),
+        (1, 1)
     );
     assert_eq!(first.status.failed_attempts.to_string(), "1:1");
     assert_eq!(first.status.gpu_seconds, 60.0);
