@@ -22,7 +22,7 @@ pub struct ReadyShard {
     pub shard: u32,
     pub attempt: u32,
     /// Shared by every shard that has not failed anywhere: a pass may list 90,000 ready
-    /// shards, and a copy of the pool's suspect nodes each was a tenth of a long job's passes.
+    /// shards, and a copy of the job's excluded nodes each cost a long job's passes dearly.
     pub avoid: Arc<Avoidance>,
 }
 
