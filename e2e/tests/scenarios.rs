@@ -1989,7 +1989,7 @@ fn s3_the_happy_path_against_the_s3_server(
 
 /// Attempts accounted per shard, listed or implied (`0-17:1`).
 fn settled(status: &tessera_operator::api::RenderJobStatus) -> String {
-    Ledger::from_status(status).settled.to_string()
+    Ledger::from_status(status).settled_counts().to_string()
 }
 
 /// The ledger's account of a job, for checking that it never goes back.
@@ -2006,7 +2006,7 @@ impl Account {
         let status = job.status.clone().unwrap_or_default();
         let sum = |map: &tessera_shard::AttemptMap| map.iter().map(|(_, n)| u64::from(n)).sum();
         Self {
-            settled: sum(&Ledger::from_status(&status).settled),
+            settled: sum(&Ledger::from_status(&status).settled_counts()),
             counted_failures: sum(&status.failed_attempts),
             node_failures: status
                 .node_failures

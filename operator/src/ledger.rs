@@ -110,6 +110,16 @@ impl Ledger {
         self.settled.get(shard).max(implied)
     }
 
+    /// Every shard's settled count, listed or implied: the whole account, for checks and
+    /// reports (a pass asks [`Ledger::settled_count`] per shard instead).
+    pub fn settled_counts(&self) -> AttemptMap {
+        let mut all = self.settled.clone();
+        for shard in self.finished.iter() {
+            all.set(shard, self.settled_count(shard));
+        }
+        all
+    }
+
     /// Writes the ledger's fields into `status`. Per-node tallies keep the
     /// [`MAX_NODES_LISTED`] nodes with the most failures: on a farm of thousands of nodes a
     /// scatter of single failures would otherwise outgrow the object (a dropped node starts
@@ -400,6 +410,10 @@ mod tests {
         let ledger = Ledger::from_status(&status);
         let counts = |ledger: &Ledger| (0..10).map(|s| ledger.settled_count(s)).collect::<Vec<_>>();
         assert_eq!(counts(&ledger), [1, 1, 1, 3, 1, 2, 1, 1, 1, 1]);
+        assert_eq!(
+            ledger.settled_counts().to_string(),
+            "0-2:1,3:3,4:1,5:2,6-9:1"
+        );
         let mut same = status.clone();
         ledger.write_to(&mut same);
         assert_eq!(same.settled_attempts.to_string(), "");

@@ -197,11 +197,11 @@ pub fn assess(
                     assessment.last_failure = Some(record);
                     continue;
                 }
-                if assessment
-                    .last_failure
-                    .as_ref()
-                    .is_none_or(|f| (f.shard, f.attempt) < (shard, current))
-                {
+                // The latest failure, except that a shard failed for good stays the job's
+                // reason: the pods the failing job deletes must not replace it.
+                if assessment.last_failure.as_ref().is_none_or(|f| {
+                    !assessment.failed.contains(f.shard) && (f.shard, f.attempt) < (shard, current)
+                }) {
                     assessment.last_failure = Some(record);
                 }
                 let delay = if failure.is_disruption() {

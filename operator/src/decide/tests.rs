@@ -945,6 +945,33 @@ fn a_settlement_left_unwritten_is_judged_the_same_by_the_next_pass() {
 }
 
 #[test]
+fn a_shard_failed_for_good_stays_the_reason_when_the_failing_job_deletes_pods() {
+    let mut deleted = pod(3, 0, "Pending", None, "gpu-node-2");
+    deleted.metadata.deletion_timestamp = Some(Time(now()));
+    let pods = [
+        pod(0, 0, "Running", None, "gpu-node-1"),
+        pod(1, 0, "Failed", Some(3), "gpu-node-1"),
+        deleted,
+    ];
+    // Both orders: the deleted pod seen in the pass that fails the job (its status write
+    // refused, say), and in the pass after it.
+    let (_, failing) = run(&job_from_yaml(), &pods, 8);
+    let (failed, _, _) = run_twice(&job_from_yaml(), &pods[..2], 8);
+    let (_, after) = run(&failed, &pods, 8);
+    for decision in [failing, after] {
+        let reason = decision.status.last_failure.clone().unwrap();
+        assert_eq!((reason.shard, reason.reason.as_str()), (1, "BadInput"));
+        assert_eq!(decision.status.phase, Some(JobPhase::Failed));
+        let failed = decision
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == FAILED);
+        assert!(failed.unwrap().message.starts_with("shard 1 failed"));
+    }
+}
+
+#[test]
 fn failure_budgets_survive_the_pods_that_counted_them() {
     let mut job = job_from_yaml();
     job.spec.retry.as_mut().unwrap().attempts_per_shard = 2;
