@@ -158,9 +158,18 @@ pub fn kueue_admits_borrows_and_preempts(
                 .filter(|p| p.namespace().as_deref() == Some("kq-a"))
                 .count();
             if !urgent_sent && wide_running == 4 {
-                // 4 at once: cq-a's 2 GPUs and 2 borrowed from idle cq-b.
-                borrowed = condition(&wide, "QueueAdmitted")
-                    .is_some_and(|c| c.0 == "True" && c.2.contains("up to 4 shard pods"));
+                // 4 at once: cq-a's 2 GPUs and 2 borrowed from idle cq-b. The pass that
+                // created the pods writes the condition after them: await it (nothing can
+                // change the admission before urgent is sent).
+                let admitted_4 =
+                    await_condition(jobs_a.clone(), "wide", |job: Option<&RenderJob>| {
+                        job.and_then(|j| condition(j, "QueueAdmitted"))
+                            .is_some_and(|c| c.0 == "True" && c.2.contains("up to 4 shard pods"))
+                    });
+                borrowed = matches!(
+                    tokio::time::timeout(Duration::from_secs(30), admitted_4).await,
+                    Ok(Ok(Some(_)))
+                );
                 queued_job(env, "kq-b", "urgent", "1-2", 100).await?;
                 urgent_sent = true;
             }
